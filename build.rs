@@ -1,0 +1,40 @@
+//! Generates include/greenhub.h from the Rust sources with cbindgen.
+//! The header is committed; CI fails when it drifts from the source.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
+    let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(format!(
+        r#"
+/** Version of this header; compare with gh_version() at run time. */
+#define GH_VERSION_MAJOR {major}
+#define GH_VERSION_MINOR {minor}
+#define GH_VERSION_PATCH {patch}
+#define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+
+/** A timeout that never expires. */
+#define GH_FOREVER (-1.0)
+
+/** gh_spawn recording the spawn site (__FILE__, __LINE__) for diagnostics. */
+#define GH_SPAWN(out, fn, arg) gh_spawn_at((out), (fn), (arg), NULL, __FILE__, __LINE__)
+/** gh_spawn_ex recording the spawn site (__FILE__, __LINE__) for diagnostics. */
+#define GH_SPAWN_EX(out, fn, arg, opts) gh_spawn_at((out), (fn), (arg), (opts), __FILE__, __LINE__)
+"#
+    ));
+    match cbindgen::Builder::new().with_crate(&dir).with_config(config).generate() {
+        Ok(b) => {
+            b.write_to_file(dir.join("include/greenhub.h"));
+        }
+        Err(e) => panic!("cbindgen failed: {e}"),
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Compile each benches/*.c against the static library (-O2) and run it, printing
+# its figures. Times are never judged here; a benchmark that crashes or exits
+# non-zero fails the script.
+# Usage: scripts/bench.sh [--compile-only] [BENCH...]
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+shopt -s nullglob
+
+run=1 benches=()
+for arg; do
+    case $arg in
+    --compile-only) run=0 ;;
+    -h | --help) sed -n '2,6p' "$0"; exit 0 ;;
+    -*) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
+    *) benches+=("benches/$(basename "${arg%.c}").c") ;;
+    esac
+done
+((${#benches[@]})) || benches=(benches/*.c)
+if ((${#benches[@]} == 0)); then
+    echo "bench.sh: no benches/*.c"
+    exit 0
+fi
+
+build_lib
+echo "== compile ${#benches[@]} benchmark(s) into $OUT/bench"
+compile_many "$OUT/bench" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -Werror \
+    -- "${benches[@]}"
+((run)) || exit 0
+failed=()
+for src in "${benches[@]}"; do
+    name=$(basename "${src%.c}")
+    echo "== $name"
+    "$OUT/bench/$name" </dev/null || failed+=("$name (exit $?)")
+done
+for f in "${failed[@]}"; do echo "FAILED: $f"; done
+((${#failed[@]} == 0))

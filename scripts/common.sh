@@ -1,0 +1,56 @@
+# common.sh — sourced by the other scripts: paths, compiler, and compile helpers.
+# Knobs: GH_CC (default cc), GH_CFLAGS (extra flags), CARGO_TARGET_DIR.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET_DIR/c
+CC=${GH_CC:-cc}
+read -r -a EXTRA_CFLAGS <<<"${GH_CFLAGS:-}"
+STATIC_LIB=$TARGET_DIR/release/libgreenhub.a
+LIBS=("$STATIC_LIB" -lpthread -ldl -lm)
+JOBS=$(nproc 2>/dev/null || echo 2)
+TEST_CFLAGS=(-Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -g -O1)
+
+build_lib() {
+    echo "== cargo build --release"
+    cargo build --release
+}
+
+# compile SRC BIN FLAGS...: one C program linked against the static library.
+# Compiler output goes to BIN.log; BIN exists afterwards only on success.
+compile() {
+    local src=$1 bin=$2
+    shift 2
+    rm -f "$bin"
+    "$CC" "$@" "${EXTRA_CFLAGS[@]}" -I"$ROOT/include" -I"$ROOT/c-tests" \
+        "$src" -o "$bin" "${LIBS[@]}" >"$bin.log" 2>&1
+}
+
+# compile_many DIR FLAGS... -- SRC...: compile each SRC into DIR/NAME, $JOBS at
+# a time; one line per file, the compiler's output in full on failure.
+# Returns 1 if any failed.
+compile_many() {
+    local dir=$1 flags=() src bin failed=0
+    shift
+    while [[ $1 != -- ]]; do flags+=("$1"); shift; done
+    shift
+    mkdir -p "$dir"
+    for src in "$@"; do
+        compile "$src" "$dir/$(basename "${src%.c}")" "${flags[@]}" &
+        while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+    done
+    wait
+    for src in "$@"; do
+        bin=$dir/$(basename "${src%.c}")
+        if [[ -x $bin ]]; then
+            echo "  cc      $src"
+            [[ -s $bin.log ]] && sed 's/^/          /' "$bin.log"
+        else
+            echo "  FAILED  $src"
+            sed 's/^/          /' "$bin.log"
+            failed=1
+        fi
+    done
+    return "$failed"
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The whole suite: Rust tests, header checks, every c-tests/test_*.c, and the
+# examples in examples-c/ (compiled; run when they carry a "// smoke: ARGS" line).
+#
+# Usage: scripts/test.sh [--c-only] [TEST...]
+#   --c-only  only the C test programs (no cargo test, header checks, examples)
+#   TEST      run only these C test programs (test_hub or c-tests/test_hub.c)
+# Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_CC, GH_CFLAGS,
+#      GH_CXX (default c++, for the C++ header check), GH_TEST_TIMEOUT (per case).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+shopt -s nullglob
+
+c_only=0 names=()
+for arg; do
+    case $arg in
+    --c-only) c_only=1 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
+    *) names+=("$(basename "${arg%.c}")") ;;
+    esac
+done
+
+passed=0 failed=0 bad=()
+record() { # record NAME RC [LOG]: count a test program's or example's result
+    local name=$1 rc=$2 log=${3:-} line p=0 f=0
+    if [[ -n $log ]]; then
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+        [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
+    elif ((rc == 0)); then
+        p=1
+    fi
+    ((rc != 0 && f == 0)) && f=1
+    passed=$((passed + p)) failed=$((failed + f))
+    ((rc == 0)) || bad+=("$name (exit $rc)")
+}
+
+build_lib
+if ((!c_only)); then
+    echo "== cargo test --release"
+    cargo test --release
+
+    echo "== header check: C99, C11, C17, C++17 with -Wall -Wextra -Werror -pedantic"
+    strict=(-Wall -Wextra -Werror -pedantic -fsyntax-only -Iinclude -Ic-tests)
+    harness_tu='#include "harness.h"
+TEST(t) { ASSERT_STREQ(gh_version_string(), gh_version_string()); }
+int main(int argc, char **argv) { TEST_INIT(argc, argv); RUN(t); return TEST_DONE(); }'
+    for std in c99 c11 c17; do
+        echo "  $CC -std=$std greenhub.h, harness.h"
+        echo '#include "greenhub.h"' | "$CC" -std=$std "${strict[@]}" -x c -
+        echo "$harness_tu" | "$CC" -std=$std "${strict[@]}" -x c -
+    done
+    CXX=${GH_CXX:-c++}
+    if command -v "$CXX" >/dev/null; then
+        echo "  $CXX -std=c++17 greenhub.h, harness.h"
+        echo '#include "greenhub.h"' | "$CXX" -std=c++17 "${strict[@]}" -x c++ -
+        echo "$harness_tu" | "$CXX" -std=c++17 "${strict[@]}" -x c++ -
+    else
+        echo "  skipped C++17: no $CXX"
+    fi
+fi
+
+# ---- C test programs
+tests=()
+if ((${#names[@]})); then
+    for n in "${names[@]}"; do tests+=("c-tests/$n.c"); done
+else
+    tests=(c-tests/test_*.c)
+fi
+runner=()
+if [[ ${GH_VALGRIND:-0} == 1 ]]; then
+    command -v valgrind >/dev/null || { echo "GH_VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
+    runner=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+        --track-fds=no -q --trace-children=yes --child-silent-after-fork=no)
+    export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-300}
+fi
+echo "== compile ${#tests[@]} C test program(s) into $OUT/tests"
+compile_many "$OUT/tests" "${TEST_CFLAGS[@]}" -- "${tests[@]}" || true
+for src in "${tests[@]}"; do
+    name=$(basename "${src%.c}") bin=$OUT/tests/$(basename "${src%.c}")
+    echo "== ${runner[*]:+valgrind }$name"
+    if [[ ! -x $bin ]]; then
+        echo "  not built"
+        record "$name" 1
+        continue
+    fi
+    rc=0
+    "${runner[@]}" "$bin" </dev/null 2>&1 | tee "$bin.out" || rc=${PIPESTATUS[0]}
+    record "$name" "$rc" "$bin.out"
+done
+
+# ---- examples: compiled; run with their "// smoke: ARGS" line if they have one
+examples=(examples-c/*.c)
+if ((!c_only && ${#examples[@]})); then
+    echo "== compile ${#examples[@]} example(s) into $OUT/examples"
+    compile_many "$OUT/examples" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
+        -- "${examples[@]}" || true
+    for src in "${examples[@]}"; do
+        name=$(basename "${src%.c}") bin=$OUT/examples/$(basename "${src%.c}")
+        smoke=$(grep -m 1 '^// smoke:' "$src" || true)
+        if [[ ! -x $bin ]]; then
+            record "example $name" 1
+        elif [[ -n $smoke ]]; then
+            read -r -a args <<<"${smoke#// smoke:}"
+            echo "== smoke: $name ${args[*]}"
+            rc=0
+            timeout 30 "$bin" "${args[@]}" </dev/null || rc=$?
+            ((rc != 124)) || echo "  timed out after 30 s"
+            record "example $name" "$rc"
+        fi
+    done
+fi
+
+echo
+echo "== summary"
+for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+echo "total: $passed passed, $failed failed"
+((${#bad[@]} == 0))

@@ -1,0 +1,132 @@
+//! Error codes: the one `Error` type of the core and its C codes.
+//!
+//! OS errors are negative errno values (libuv style); library errors live below
+//! -1000. Every code has a static name and a static sentence, unknown codes
+//! included, so `gh_strerror`/`gh_err_name` never allocate and never fail.
+
+use std::ffi::CStr;
+
+/// Library error codes (below -1000). Values are part of the ABI.
+pub(crate) const EBADHANDLE: i32 = -1001;
+pub(crate) const EWRONGTHREAD: i32 = -1002;
+pub(crate) const ELOOPEXIT: i32 = -1003;
+pub(crate) const EDEAD: i32 = -1004;
+pub(crate) const ENOSWITCH: i32 = -1005;
+pub(crate) const ECLOSED: i32 = -1006;
+pub(crate) const EINTERNAL: i32 = -1007;
+
+/// A failure of a core operation, carried as its C code (always negative).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Error(pub i32);
+
+impl Error {
+    pub const INVAL: Error = Error(-libc::EINVAL);
+    pub const NOMEM: Error = Error(-libc::ENOMEM);
+    pub const TIMEDOUT: Error = Error(-libc::ETIMEDOUT);
+    pub const CANCELED: Error = Error(-libc::ECANCELED);
+    pub const BUSY: Error = Error(-libc::EBUSY);
+    pub const PERM: Error = Error(-libc::EPERM);
+    pub const BADF: Error = Error(-libc::EBADF);
+    pub const DEADLK: Error = Error(-libc::EDEADLK);
+    pub const NOTSUP: Error = Error(-libc::ENOTSUP);
+    pub const BADHANDLE: Error = Error(EBADHANDLE);
+    pub const WRONGTHREAD: Error = Error(EWRONGTHREAD);
+    pub const LOOPEXIT: Error = Error(ELOOPEXIT);
+    pub const DEAD: Error = Error(EDEAD);
+    pub const INTERNAL: Error = Error(EINTERNAL);
+
+    /// The error of the last failed libc call (`errno`), as a code.
+    pub fn last_os() -> Error {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        Error(-e)
+    }
+
+    pub fn code(self) -> i32 {
+        self.0
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// (code, name, sentence) for every code greenhub documents or passes through.
+static TABLE: &[(i32, &CStr, &CStr)] = &[
+    (0, c"GH_OK", c"success"),
+    (-libc::EPERM, c"GH_EPERM", c"operation not permitted here (blocking inside a hub callback or from the hub, or from a greenlet that may not do it)"),
+    (-libc::ENOENT, c"GH_ENOENT", c"no such file or directory"),
+    (-libc::ESRCH, c"GH_ESRCH", c"no such process"),
+    (-libc::EINTR, c"GH_EINTR", c"interrupted system call"),
+    (-libc::EIO, c"GH_EIO", c"input/output error"),
+    (-libc::ECHILD, c"GH_ECHILD", c"no child processes"),
+    (-libc::EAGAIN, c"GH_EAGAIN", c"resource temporarily unavailable"),
+    (-libc::ENOMEM, c"GH_ENOMEM", c"out of memory or out of stack mappings"),
+    (-libc::EACCES, c"GH_EACCES", c"permission denied"),
+    (-libc::EFAULT, c"GH_EFAULT", c"bad address"),
+    (-libc::EBUSY, c"GH_EBUSY", c"resource busy (watcher already started, hub already configured, or another greenlet already waits on this)"),
+    (-libc::EEXIST, c"GH_EEXIST", c"file exists"),
+    (-libc::ENOTDIR, c"GH_ENOTDIR", c"not a directory"),
+    (-libc::EISDIR, c"GH_EISDIR", c"is a directory"),
+    (-libc::EINVAL, c"GH_EINVAL", c"invalid argument (NULL pointer, bad size, bad flag or NaN time)"),
+    (-libc::EBADF, c"GH_EBADF", c"bad file descriptor"),
+    (-libc::ENFILE, c"GH_ENFILE", c"too many open files in system"),
+    (-libc::EMFILE, c"GH_EMFILE", c"too many open files"),
+    (-libc::ENOSPC, c"GH_ENOSPC", c"no space left on device"),
+    (-libc::EPIPE, c"GH_EPIPE", c"broken pipe"),
+    (-libc::ERANGE, c"GH_ERANGE", c"result out of range"),
+    (-libc::EDEADLK, c"GH_EDEADLK", c"deadlock: a greenlet would wait for itself (join of self or a join cycle)"),
+    (-libc::ENAMETOOLONG, c"GH_ENAMETOOLONG", c"name too long"),
+    (-libc::ENOSYS, c"GH_ENOSYS", c"function not implemented"),
+    (-libc::ENOTSUP, c"GH_ENOTSUP", c"operation not supported by this build or backend"),
+    (-libc::ENOTSOCK, c"GH_ENOTSOCK", c"not a socket"),
+    (-libc::EADDRINUSE, c"GH_EADDRINUSE", c"address already in use"),
+    (-libc::EADDRNOTAVAIL, c"GH_EADDRNOTAVAIL", c"address not available"),
+    (-libc::ENETUNREACH, c"GH_ENETUNREACH", c"network unreachable"),
+    (-libc::ECONNABORTED, c"GH_ECONNABORTED", c"connection aborted"),
+    (-libc::ECONNRESET, c"GH_ECONNRESET", c"connection reset by peer"),
+    (-libc::ENOTCONN, c"GH_ENOTCONN", c"socket is not connected"),
+    (-libc::ETIMEDOUT, c"GH_ETIMEDOUT", c"timed out"),
+    (-libc::ECONNREFUSED, c"GH_ECONNREFUSED", c"connection refused"),
+    (-libc::EHOSTUNREACH, c"GH_EHOSTUNREACH", c"host unreachable"),
+    (-libc::EALREADY, c"GH_EALREADY", c"operation already in progress"),
+    (-libc::EINPROGRESS, c"GH_EINPROGRESS", c"operation in progress"),
+    (-libc::ECANCELED, c"GH_ECANCELED", c"the calling greenlet was killed (GreenletExit): clean up and return"),
+    (EBADHANDLE, c"GH_EBADHANDLE", c"bad handle: zero, stale (closed, released or of a destroyed hub) or forged"),
+    (EWRONGTHREAD, c"GH_EWRONGTHREAD", c"the handle belongs to another thread's hub"),
+    (ELOOPEXIT, c"GH_ELOOPEXIT", c"this operation would block forever: nothing left in the loop can wake it (LoopExit)"),
+    (EDEAD, c"GH_EDEAD", c"the greenlet is dead"),
+    (ENOSWITCH, c"GH_ENOSWITCH", c"the code did not switch (or blocked the hub too long)"),
+    (ECLOSED, c"GH_ECLOSED", c"the object was closed while this call waited on it"),
+    (EINTERNAL, c"GH_EINTERNAL", c"internal error in greenhub (a bug; details on stderr)"),
+];
+
+fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {
+    TABLE.iter().find(|e| e.0 == code)
+}
+
+/// The static name of a code (`"GH_ETIMEDOUT"`), `"GH_UNKNOWN"` for unknown codes.
+pub fn name(code: i32) -> &'static CStr {
+    lookup(code).map_or(c"GH_UNKNOWN", |e| e.1)
+}
+
+/// The static sentence for a code, `"unknown error code"` for unknown codes.
+pub fn message(code: i32) -> &'static CStr {
+    lookup(code).map_or(c"unknown error code", |e| e.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_unique_name_and_message() {
+        for (i, a) in TABLE.iter().enumerate() {
+            for b in &TABLE[i + 1..] {
+                assert_ne!(a.0, b.0);
+                assert_ne!(a.1, b.1);
+            }
+            assert!(a.1.to_bytes().starts_with(b"GH_"));
+        }
+        assert_eq!(name(-libc::ETIMEDOUT), c"GH_ETIMEDOUT");
+        assert_eq!(name(12345), c"GH_UNKNOWN");
+        assert_eq!(message(i32::MIN), c"unknown error code");
+    }
+}

@@ -1,0 +1,81 @@
+//! The event loop's parts: the backend seam, timers, the fd registry and watchers.
+//!
+//! # The backend contract
+//!
+//! A backend watches fds for readiness, level-triggered, keyed by a `u64` token the
+//! loop chooses. `add`/`modify`/`delete` return the raw errno on failure so the loop
+//! can apply libev's recovery rules (`EEXIST`, `ENOENT`, `EPERM` for regular files).
+//! `poll` waits at most `timeout_ms` (-1 = forever, 0 = don't wait), appends what is
+//! ready to `out`, and treats `EINTR` as "nothing ready". A backend never allocates in
+//! `poll` once `out` has grown to its working size. The hub's wake-up fd is an ordinary
+//! registration with the token `WAKE_TOKEN`.
+
+pub mod epoll;
+pub mod fds;
+pub mod timers;
+pub mod watcher;
+
+/// Readiness bits, as in the C API.
+pub(crate) const READ: u8 = 1;
+pub(crate) const WRITE: u8 = 2;
+
+/// Token of the hub's wake-up eventfd.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
+
+/// One ready registration.
+#[derive(Copy, Clone, Debug)]
+pub struct Ready {
+    pub token: u64,
+    /// READ | WRITE; errors and hang-ups are reported as both.
+    pub events: u8,
+}
+
+/// The seam between the loop and the OS readiness API (mio's `sys`).
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    /// The fd a host loop can poll to learn that this backend has events.
+    fn fd(&self) -> i32;
+    fn add(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
+    fn modify(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
+    fn delete(&mut self, fd: i32) -> Result<(), i32>;
+    fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32>;
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A duration in seconds as the API defines it: negative or +inf = forever,
+/// NaN = invalid. Returns None for forever; huge values saturate far in the future.
+pub fn duration_ns(seconds: f64) -> Result<Option<u64>, crate::error::Error> {
+    if seconds.is_nan() {
+        return Err(crate::error::Error::INVAL);
+    }
+    if seconds < 0.0 || seconds.is_infinite() {
+        return Ok(None);
+    }
+    // ~146 years: never overflows when added to a monotonic clock reading.
+    const CAP: f64 = (1u64 << 62) as f64;
+    let ns = seconds * 1e9;
+    Ok(Some(if ns >= CAP { 1u64 << 62 } else { ns.ceil() as u64 }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ns(0.0).unwrap(), Some(0));
+        assert_eq!(duration_ns(1.5).unwrap(), Some(1_500_000_000));
+        assert_eq!(duration_ns(-1.0).unwrap(), None);
+        assert_eq!(duration_ns(f64::INFINITY).unwrap(), None);
+        assert!(duration_ns(f64::NAN).is_err());
+        let huge = duration_ns(1e300).unwrap().unwrap();
+        assert!(now_ns().checked_add(huge).is_some());
+    }
+}

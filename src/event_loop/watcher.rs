@@ -1,0 +1,82 @@
+//! Watchers: what the loop watches, and what it does when that happens.
+//!
+//! A watcher is a record in the hub's watcher table. It is either started (active)
+//! or not; only active watchers are linked into the fd registry, the timer heap or
+//! the prepare/check/idle/async lists. What happens when it fires is its `Action`:
+//! a user's C callback, or resuming the greenlet that `hub_wait`s on it.
+
+use std::ffi::c_void;
+
+/// A watcher handle as passed to C callbacks (same layout as the C `gh_watcher`).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RawHandle {
+    pub id: u64,
+}
+
+/// A C watcher callback: `void cb(gh_watcher w, int revents, void *arg)`.
+pub type UserFn = unsafe extern "C" fn(RawHandle, i32, *mut c_void);
+
+/// Bits of `revents` for watchers that are not io (io uses READ/WRITE).
+pub(crate) const EV_TIMER: i32 = 0x100;
+pub(crate) const EV_PREPARE: i32 = 0x200;
+pub(crate) const EV_CHECK: i32 = 0x400;
+pub(crate) const EV_IDLE: i32 = 0x800;
+pub(crate) const EV_ASYNC: i32 = 0x1000;
+
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum WatchKind {
+    Io { fd: i32, events: u8 },
+    Timer { after: u64, repeat: u64 },
+    Prepare,
+    Check,
+    Idle,
+    Async,
+}
+
+impl WatchKind {
+    pub fn revents_bit(&self) -> i32 {
+        match self {
+            WatchKind::Io { .. } => 0,
+            WatchKind::Timer { .. } => EV_TIMER,
+            WatchKind::Prepare => EV_PREPARE,
+            WatchKind::Check => EV_CHECK,
+            WatchKind::Idle => EV_IDLE,
+            WatchKind::Async => EV_ASYNC,
+        }
+    }
+}
+
+/// What firing does.
+#[derive(Copy, Clone, Debug)]
+pub enum Action {
+    None,
+    /// Call a C callback in the hub.
+    User { f: UserFn, arg: *mut c_void },
+    /// Wake greenlet `slot` if it is still in the wait numbered `seq`; the wait's
+    /// result is `code`, or the revents when `code` is 0.
+    Resume { slot: u32, gen: u32, seq: u32, code: i32 },
+    /// Start greenlet (slot, gen) (`gh_spawn_later`).
+    Start { slot: u32, gen: u32 },
+}
+
+pub struct Watcher {
+    pub kind: WatchKind,
+    pub active: bool,
+    /// Keeps the loop alive while active (`gh_watcher_ref`).
+    pub referenced: bool,
+    /// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
+    pub internal: bool,
+    pub action: Action,
+}
+
+impl Watcher {
+    pub fn new(kind: WatchKind, internal: bool) -> Watcher {
+        Watcher { kind, active: false, referenced: true, internal, action: Action::None }
+    }
+
+    /// Counts toward keeping the loop alive.
+    pub fn keeps_alive(&self) -> bool {
+        self.active && self.referenced
+    }
+}

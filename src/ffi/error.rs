@@ -1,0 +1,109 @@
+//! Errors and version (header section "Conventions" and "Version").
+
+use crate::error;
+use std::ffi::{c_char, c_int, c_uint};
+
+/// Success.
+pub const GH_OK: c_int = 0;
+/// Operation not permitted here: blocking inside a hub callback or from the hub, or a call only the main greenlet may make (-EPERM).
+pub const GH_EPERM: c_int = -1;
+/// Interrupted system call (-EINTR).
+pub const GH_EINTR: c_int = -4;
+/// Bad file descriptor: negative, closed or not open (-EBADF).
+pub const GH_EBADF: c_int = -9;
+/// Resource temporarily unavailable (-EAGAIN).
+pub const GH_EAGAIN: c_int = -11;
+/// Out of memory, or out of stack mappings (-ENOMEM).
+pub const GH_ENOMEM: c_int = -12;
+/// Busy: watcher already started, hub already configured, target greenlet not switchable (-EBUSY).
+pub const GH_EBUSY: c_int = -16;
+/// Invalid argument: NULL pointer, bad size, bad flag, NaN time (-EINVAL).
+pub const GH_EINVAL: c_int = -22;
+/// Deadlock: join of self, or a join cycle (-EDEADLK).
+pub const GH_EDEADLK: c_int = -35;
+/// Not supported by this build or backend (-ENOTSUP).
+pub const GH_ENOTSUP: c_int = -95;
+/// The timeout expired (-ETIMEDOUT).
+pub const GH_ETIMEDOUT: c_int = -110;
+/// The calling greenlet was killed (gevent's GreenletExit): clean up and return (-ECANCELED).
+pub const GH_ECANCELED: c_int = -125;
+/// Zero, stale (closed, released, destroyed hub) or forged handle.
+pub const GH_EBADHANDLE: c_int = -1001;
+/// The handle belongs to another thread's hub.
+pub const GH_EWRONGTHREAD: c_int = -1002;
+/// This wait can never end: nothing left in the loop could wake it (gevent's LoopExit).
+pub const GH_ELOOPEXIT: c_int = -1003;
+/// Switch or throw to a dead greenlet.
+pub const GH_EDEAD: c_int = -1004;
+/// gh_assert_switches_end: the code did not switch (or blocked too long).
+pub const GH_ENOSWITCH: c_int = -1005;
+/// The fd, queue or object was closed while this call waited on it.
+pub const GH_ECLOSED: c_int = -1006;
+/// A bug in greenhub (a caught panic); the message went to stderr.
+pub const GH_EINTERNAL: c_int = -1007;
+
+/// A sentence describing `code`.
+///
+/// *Ownership*: the string is static; do not free it.
+/// *Threads*: any thread. *Blocking*: never.
+/// *Errors*: none; unknown codes give "unknown error code".
+#[no_mangle]
+pub extern "C" fn gh_strerror(code: c_int) -> *const c_char {
+    error::message(code).as_ptr()
+}
+
+/// The name of `code`, e.g. "GH_ETIMEDOUT".
+///
+/// *Ownership*: the string is static; do not free it.
+/// *Threads*: any thread. *Blocking*: never.
+/// *Errors*: none; unknown codes give "GH_UNKNOWN".
+#[no_mangle]
+pub extern "C" fn gh_err_name(code: c_int) -> *const c_char {
+    error::name(code).as_ptr()
+}
+
+/// The library's version as GH_VERSION_HEX: (major << 16) | (minor << 8) | patch.
+/// Compare it with the GH_VERSION_HEX macro to detect a header/library mismatch.
+///
+/// *Threads*: any thread. *Errors*: none.
+#[no_mangle]
+pub extern "C" fn gh_version() -> c_uint {
+    let p = |s: &str| s.parse::<c_uint>().unwrap_or(0);
+    (p(env!("CARGO_PKG_VERSION_MAJOR")) << 16) | (p(env!("CARGO_PKG_VERSION_MINOR")) << 8) | p(env!("CARGO_PKG_VERSION_PATCH"))
+}
+
+/// The library's version as a string, e.g. "0.1.0".
+///
+/// *Ownership*: static; do not free. *Threads*: any thread. *Errors*: none.
+#[no_mangle]
+pub extern "C" fn gh_version_string() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn c_constants_match_core() {
+        assert_eq!(GH_EPERM, Error::PERM.0);
+        assert_eq!(GH_EINTR, -libc::EINTR);
+        assert_eq!(GH_EBADF, Error::BADF.0);
+        assert_eq!(GH_EAGAIN, -libc::EAGAIN);
+        assert_eq!(GH_ENOMEM, Error::NOMEM.0);
+        assert_eq!(GH_EBUSY, Error::BUSY.0);
+        assert_eq!(GH_EINVAL, Error::INVAL.0);
+        assert_eq!(GH_EDEADLK, Error::DEADLK.0);
+        assert_eq!(GH_ENOTSUP, Error::NOTSUP.0);
+        assert_eq!(GH_ETIMEDOUT, Error::TIMEDOUT.0);
+        assert_eq!(GH_ECANCELED, Error::CANCELED.0);
+        assert_eq!(GH_EBADHANDLE, crate::error::EBADHANDLE);
+        assert_eq!(GH_EWRONGTHREAD, crate::error::EWRONGTHREAD);
+        assert_eq!(GH_ELOOPEXIT, crate::error::ELOOPEXIT);
+        assert_eq!(GH_EDEAD, crate::error::EDEAD);
+        assert_eq!(GH_ENOSWITCH, crate::error::ENOSWITCH);
+        assert_eq!(GH_ECLOSED, crate::error::ECLOSED);
+        assert_eq!(GH_EINTERNAL, crate::error::EINTERNAL);
+    }
+}

@@ -1,0 +1,154 @@
+//! Header section "Hub".
+
+use super::{guard, need, gh_hub_ref, gh_watcher};
+use crate::error::Error;
+use crate::handle::Kind;
+use crate::hub::{self, Config};
+use std::ffi::{c_char, c_int, CStr};
+
+/// Settings of a thread's hub, applied by gh_hub_configure before the hub's first use.
+/// Fill it with gh_hub_config_init first, then change what you need.
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct gh_hub_config {
+    /// "epoll" (the Linux default), "polling" or "poll"; NULL = GREENHUB_BACKEND or the default.
+    /// Only "epoll" is built so far: the others give GH_ENOTSUP, unknown names GH_EINVAL.
+    pub backend: *const c_char,
+    /// Default greenlet stack size in bytes; 0 = GREENHUB_STACK_SIZE or 256 KiB.
+    /// Rounded up to whole pages, at least 16 KiB; above 1 GiB is GH_EINVAL.
+    pub stack_size: usize,
+    /// 1 = start the blocking monitor for this hub (not built yet: GH_ENOTSUP).
+    pub monitor: c_int,
+    /// Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
+    pub max_blocking_time: f64,
+}
+
+/// Fills `cfg` with the defaults (all "use the environment or the built-in default").
+///
+/// *Ownership*: writes into the caller's struct. *Threads*: any thread.
+/// *Blocking*: never. *Errors*: none (NULL is ignored).
+///
+/// # Safety
+/// `cfg` must be NULL or point to a writable gh_hub_config.
+#[no_mangle]
+pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
+    let d = gh_hub_config { backend: std::ptr::null(), stack_size: 0, monitor: 0, max_blocking_time: 0.0 };
+    // SAFETY: cfg is NULL or writable per the contract.
+    unsafe { super::put(cfg, d) };
+}
+
+/// Creates this thread's hub with `cfg` (fields left at their gh_hub_config_init
+/// values fall back to the environment, then to the defaults).
+///
+/// *Ownership*: `cfg` and its strings are read during the call only.
+/// *Threads*: configures the calling thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
+/// stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
+/// GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
+/// GH_ENOTSUP (backend "polling"/"poll" or monitor = 1: not built yet),
+/// GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+///
+/// # Safety
+/// `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn gh_hub_configure(cfg: *const gh_hub_config) -> c_int {
+    guard(|| {
+        need(cfg)?;
+        // SAFETY: non-null and readable per the contract.
+        let c = unsafe { *cfg };
+        if hub::existing().is_some() {
+            return Err(Error::BUSY);
+        }
+        let mut conf = Config::from_env()?;
+        if !c.backend.is_null() {
+            // SAFETY: NUL-terminated per the contract.
+            let b = unsafe { CStr::from_ptr(c.backend) };
+            conf.backend = Some(b.to_string_lossy().into_owned());
+        }
+        if c.stack_size != 0 {
+            conf.stack_size = c.stack_size;
+        }
+        if c.monitor != 0 {
+            conf.monitor = true;
+        }
+        if c.max_blocking_time.is_nan() || c.max_blocking_time < 0.0 {
+            return Err(Error::INVAL);
+        }
+        if c.max_blocking_time > 0.0 {
+            conf.max_blocking_time = c.max_blocking_time;
+        }
+        hub::configure(conf).map(|_| 0)
+    })
+}
+
+/// Runs this thread's loop until nothing referenced is left: no active referenced
+/// watcher, no queued callback, no runnable greenlet (gevent's hub.join()/gevent.wait()).
+///
+/// *Threads*: this thread's hub. *Blocking*: yes — the main greenlet only.
+/// *Errors*: GH_EPERM (called from a spawned greenlet or a hub callback),
+/// GH_ECANCELED (main was killed), errors creating the hub.
+#[no_mangle]
+pub extern "C" fn gh_hub_run() -> c_int {
+    guard(|| hub::current()?.run().map(|_| 0))
+}
+
+/// Tears down this thread's hub: live greenlets are discarded without running more
+/// of their code (their C frames are abandoned, not unwound: memory they malloc'd and
+/// did not free is lost — kill and join them first to let them clean up), watchers
+/// are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
+/// stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
+/// A thread that exits without calling this has its hub destroyed the same way.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EPERM (not called from the main greenlet, e.g. from a spawned greenlet
+/// or a hub callback). Returns GH_OK when the thread has no hub.
+#[no_mangle]
+pub extern "C" fn gh_hub_destroy() -> c_int {
+    guard(|| hub::destroy().map(|_| 0))
+}
+
+/// THE primitive (gevent's Hub.wait): starts `w` with a callback that switches back
+/// to the current greenlet, switches to the hub, and stops `w` when switched back.
+///
+/// *Ownership*: `w` stays the caller's; it is stopped on return whatever happened.
+/// *Threads*: `w` must belong to this thread's hub.
+/// *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_OK when `w` fired; GH_EBUSY (`w` already started), GH_EBADHANDLE,
+/// GH_EWRONGTHREAD, GH_EPERM (inside a hub callback), GH_ECANCELED (the caller was
+/// killed), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
+/// `w`, e.g. it is unreferenced and nothing else is active), GH_EBADF (an io watcher's fd
+/// was closed), GH_ECLOSED (`w` was closed by another greenlet meanwhile).
+#[no_mangle]
+pub extern "C" fn gh_hub_wait(w: gh_watcher) -> c_int {
+    guard(|| {
+        let hub = hub::for_handle(w.id)?;
+        let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+        hub.hub_wait(slot, gen).map(|_| 0)
+    })
+}
+
+/// This thread's hub (created if needed). `{0}` if it cannot be created.
+///
+/// *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
+#[no_mangle]
+pub extern "C" fn gh_hub_current() -> gh_hub_ref {
+    match std::panic::catch_unwind(|| hub::current().map(|h| h.handle(Kind::HubRef, 0, 1))) {
+        Ok(Ok(raw)) => gh_hub_ref { id: raw },
+        _ => gh_hub_ref { id: 0 },
+    }
+}
+
+/// The name of this thread's hub backend ("epoll"), creating the hub if needed;
+/// NULL if the hub cannot be created.
+///
+/// *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+#[no_mangle]
+pub extern "C" fn gh_hub_backend() -> *const c_char {
+    match std::panic::catch_unwind(|| hub::current().map(|h| h.backend_name())) {
+        Ok(Ok("epoll")) => c"epoll".as_ptr(),
+        Ok(Ok("polling")) => c"polling".as_ptr(),
+        Ok(Ok("poll")) => c"poll".as_ptr(),
+        _ => std::ptr::null(),
+    }
+}

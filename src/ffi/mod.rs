@@ -1,0 +1,70 @@
+//! The C ABI: `extern "C"` functions only. Each body has the same three steps
+//! (rustls-ffi's shape): enter the panic boundary, turn raw arguments into checked
+//! Rust values (or return a code), call the core and map the result. No logic here.
+//!
+//! Files mirror the sections of `include/greenhub.h`, in the same order.
+
+#![allow(non_camel_case_types)]
+
+pub mod error;
+pub mod hub;
+pub mod greenlet;
+pub mod watcher;
+pub mod io;
+
+use crate::error::{Error, Result, EINTERNAL};
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// A greenlet handle (a value; the id encodes hub, slot and generation).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct gh_greenlet {
+    pub id: u64,
+}
+
+/// A watcher handle (a value; the id encodes hub, slot and generation).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct gh_watcher {
+    pub id: u64,
+}
+
+/// A reference to a thread's hub (a value).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct gh_hub_ref {
+    pub id: u64,
+}
+
+/// The panic boundary for functions returning `int`.
+#[inline(always)]
+pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => e.code(),
+        Err(_) => EINTERNAL,
+    }
+}
+
+/// Writes `v` through an out-pointer that may be NULL only if `optional`.
+///
+/// # Safety
+/// `out` must be NULL or valid for writes of `T`.
+#[inline(always)]
+pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
+    if !out.is_null() {
+        // SAFETY: non-null and valid for writes per this function's contract.
+        unsafe { out.write(v) };
+    }
+}
+
+/// `EINVAL` for a NULL required pointer.
+#[inline(always)]
+pub(crate) fn need<T>(p: *const T) -> Result<()> {
+    if p.is_null() {
+        Err(Error::INVAL)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Header section "Watchers".
+
+use super::{guard, gh_watcher, need, put};
+use crate::error::{Error, Result};
+use crate::event_loop::watcher::{Action, UserFn, WatchKind};
+use crate::event_loop::duration_ns;
+use crate::handle::{self, HubShared, Id, Kind};
+use crate::hub::{self, Hub};
+use std::ffi::{c_int, c_void};
+
+/// io readiness: readable (also reported on hang-up and error).
+pub const GH_READ: c_int = 1;
+/// io readiness: writable (also reported on hang-up and error).
+pub const GH_WRITE: c_int = 2;
+/// `revents` of a timer watcher's callback.
+pub const GH_TIMER: c_int = 0x100;
+/// `revents` of a prepare watcher's callback.
+pub const GH_PREPARE: c_int = 0x200;
+/// `revents` of a check watcher's callback.
+pub const GH_CHECK: c_int = 0x400;
+/// `revents` of an idle watcher's callback.
+pub const GH_IDLE: c_int = 0x800;
+/// `revents` of an async watcher's callback.
+pub const GH_ASYNC: c_int = 0x1000;
+
+/// A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
+/// blocking calls return GH_EPERM there — but it may spawn, start/stop/close watchers
+/// (itself included) and queue callbacks. `revents`: GH_READ/GH_WRITE for io watchers,
+/// GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE or GH_ASYNC for the others.
+/// It must not unwind (C++ exceptions, longjmp) out of itself.
+pub type gh_watcher_cb = Option<unsafe extern "C" fn(w: gh_watcher, revents: c_int, arg: *mut c_void)>;
+
+/// A function queued with gh_run_callback.
+pub type gh_callback_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
+
+fn new_watcher(out: *mut gh_watcher, kind: WatchKind) -> Result<c_int> {
+    need(out)?;
+    let hub = hub::current()?;
+    let (slot, gen) = hub.st.borrow_mut().new_watcher(kind, false)?;
+    // SAFETY: out is non-null; callers promise it is writable.
+    unsafe { put(out, gh_watcher { id: hub.handle(Kind::Watcher, slot, gen) }) };
+    Ok(0)
+}
+
+/// A user watcher of this thread: (hub, slot, gen). Internal watchers are not reachable.
+fn lookup(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
+    let hub = hub::for_handle(w.id)?;
+    let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+    match hub.st.borrow().watchers.get(slot, gen) {
+        Some(x) if !x.internal => Ok((hub, slot, gen)),
+        _ => Err(Error::BADHANDLE),
+    }
+}
+
+/// Creates an io watcher for `fd` and `events` (GH_READ, GH_WRITE or both), stopped.
+/// Several watchers (and greenlets) may watch one fd: the loop multiplexes them.
+///
+/// *Ownership*: `*out` is the caller's: gh_watcher_close it. The fd stays the caller's;
+/// stop or close its watchers before closing the fd.
+/// *Threads*: this thread's hub (created if needed). *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL, `events` 0 or with unknown bits), GH_EBADF (`fd`
+/// negative or not open), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_int) -> c_int {
+    guard(|| {
+        need(out)?;
+        if events == 0 || events & !(GH_READ | GH_WRITE) != 0 {
+            return Err(Error::INVAL);
+        }
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::BADF);
+        }
+        new_watcher(out, WatchKind::Io { fd, events: events as u8 })
+    })
+}
+
+/// Creates a timer watcher, stopped: once started it fires `after` seconds later, then
+/// every `repeat` seconds if `repeat` > 0 (a one-shot timer stops itself before its
+/// callback runs; restart it from there if you like). Timers use CLOCK_MONOTONIC:
+/// wall-clock jumps do not move them. Equal deadlines fire in start order.
+///
+/// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL; `after` negative or NaN; `repeat` negative, NaN or
+/// infinite). `after` = +inf makes a timer that never fires.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_timer_new(out: *mut gh_watcher, after: f64, repeat: f64) -> c_int {
+    guard(|| {
+        if !(after >= 0.0) || !(repeat >= 0.0) || repeat.is_infinite() {
+            return Err(Error::INVAL);
+        }
+        let after = duration_ns(after)?.unwrap_or(u64::MAX / 4);
+        let repeat = duration_ns(repeat)?.unwrap_or(0);
+        new_watcher(out, WatchKind::Timer { after, repeat })
+    })
+}
+
+/// Creates a prepare watcher (fires in every loop iteration, before the loop polls for IO).
+///
+/// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_prepare_new(out: *mut gh_watcher) -> c_int {
+    guard(|| new_watcher(out, WatchKind::Prepare))
+}
+
+/// Creates a check watcher (fires in every loop iteration, after the loop polled for IO).
+///
+/// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_check_new(out: *mut gh_watcher) -> c_int {
+    guard(|| new_watcher(out, WatchKind::Check))
+}
+
+/// Creates an idle watcher: fires in iterations where nothing else happened (no IO,
+/// timer or queued callback); while one is active the loop never sleeps in its poll.
+///
+/// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_idle_new(out: *mut gh_watcher) -> c_int {
+    guard(|| new_watcher(out, WatchKind::Idle))
+}
+
+/// Creates an async watcher: any thread may gh_async_send it; its callback then runs
+/// in this hub's thread. Sends coalesce: several sends before the callback runs give one
+/// callback. A send while it is stopped is delivered when it is started.
+///
+/// *Ownership*: as gh_io_new. *Threads*: created for this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_async_new(out: *mut gh_watcher) -> c_int {
+    guard(|| new_watcher(out, WatchKind::Async))
+}
+
+/// Starts `w`: from now on `cb(w, revents, arg)` runs in the hub whenever it fires.
+/// An active watcher keeps the loop alive unless gh_watcher_ref(w, 0) was called.
+///
+/// *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
+/// *Blocking*: never; allowed from callbacks (a watcher may restart itself).
+/// *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
+/// fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
+/// GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c_void) -> c_int {
+    guard(|| {
+        let cb = cb.ok_or(Error::INVAL)?;
+        let (hub, slot, _) = lookup(w)?;
+        // SAFETY: gh_watcher and RawHandle are both #[repr(C)] structs of one u64, so the
+        // two function pointer types have the same ABI.
+        let f: UserFn = unsafe { std::mem::transmute::<unsafe extern "C" fn(gh_watcher, c_int, *mut c_void), UserFn>(cb) };
+        hub.st.borrow_mut().start_watcher(slot, Action::User { f, arg }).map(|_| 0)
+    })
+}
+
+/// Stops `w` (no-op if it is not active). Its callback will not run again until it is
+/// restarted, even if it was already due in the current iteration.
+///
+/// *Threads*: `w` of this thread's hub. *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_watcher_stop(w: gh_watcher) -> c_int {
+    guard(|| {
+        let (hub, slot, _) = lookup(w)?;
+        hub.st.borrow_mut().stop_watcher(slot);
+        Ok(0)
+    })
+}
+
+/// Stops and frees `w`; the handle becomes stale. A greenlet in gh_hub_wait(w) wakes
+/// with GH_ECLOSED.
+///
+/// *Threads*: `w` of this thread's hub. *Blocking*: never; allowed from callbacks,
+/// including `w`'s own. *Errors*: GH_EBADHANDLE (also on a second close), GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_watcher_close(w: gh_watcher) -> c_int {
+    guard(|| {
+        let (hub, slot, gen) = lookup(w)?;
+        hub.close_user_watcher(slot, gen);
+        Ok(0)
+    })
+}
+
+/// `ref` 0: `w` no longer keeps the loop alive (gh_hub_run returns and the main
+/// greenlet's waits end with GH_ELOOPEXIT even while it is active); non-zero: it does again.
+///
+/// *Threads*: `w` of this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_watcher_ref(w: gh_watcher, r#ref: c_int) -> c_int {
+    guard(|| {
+        let (hub, slot, _) = lookup(w)?;
+        hub.st.borrow_mut().set_ref(slot, r#ref != 0);
+        Ok(0)
+    })
+}
+
+/// 1 if `w` is started, 0 if not, or a negative code.
+///
+/// *Threads*: `w` of this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_watcher_active(w: gh_watcher) -> c_int {
+    guard(|| {
+        let (hub, slot, gen) = lookup(w)?;
+        Ok(hub.st.borrow().watchers.get(slot, gen).is_some_and(|x| x.active) as c_int)
+    })
+}
+
+/// Wakes async watcher `w` from any thread: its callback runs once in its hub's next
+/// iteration, however many sends arrive before then (coalescing).
+///
+/// *Threads*: thread-safe (the one watcher function that is); safe to race with the
+/// watcher's close or its hub's destruction (then GH_EBADHANDLE).
+/// *Blocking*: never (one eventfd write at most per iteration of the target hub).
+/// *Errors*: GH_EBADHANDLE (not a live async watcher).
+#[no_mangle]
+pub extern "C" fn gh_async_send(w: gh_watcher) -> c_int {
+    guard(|| {
+        let id = Id::decode(w.id);
+        if id.kind != Kind::Watcher as u8 {
+            return Err(Error::BADHANDLE);
+        }
+        let shared = handle::lookup_hub(id.hub).ok_or(Error::BADHANDLE)?;
+        let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+        match r.asyncs.get_mut(&id.slot) {
+            Some(a) if a.0 == id.gen => a.1 = true,
+            _ => return Err(Error::BADHANDLE),
+        }
+        HubShared::wake_locked(&mut r);
+        Ok(0)
+    })
+}
+
+/// Queues `cb(arg)` to run in the hub in its next iteration, in FIFO order with other
+/// queued work (gevent's loop.run_callback). The callback runs in the hub: it must not block.
+///
+/// *Ownership*: `arg` is passed through untouched. *Threads*: this thread's hub.
+/// *Blocking*: never; allowed from greenlets, main and callbacks.
+/// *Errors*: GH_EINVAL (`cb` NULL), errors creating the hub.
+#[no_mangle]
+pub extern "C" fn gh_run_callback(cb: gh_callback_fn, arg: *mut c_void) -> c_int {
+    guard(|| {
+        let f = cb.ok_or(Error::INVAL)?;
+        hub::current()?.run_callback(f, arg);
+        Ok(0)
+    })
+}

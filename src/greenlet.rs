@@ -1,0 +1,164 @@
+//! Greenlets: a coroutine on its own stack, plus the small record the hub keeps about it.
+//!
+//! The record (state, result, name, spawn site, wait bookkeeping) lives in the hub's
+//! greenlet table; the coroutine owns only its stack. Nothing Rust-owned lives on a
+//! greenlet's stack across a switch: the coroutine closure captures only its slot
+//! number, so a suspended greenlet can be discarded (`force_reset` + `into_stack`)
+//! without running or unwinding any of its frames.
+//!
+//! Invariants:
+//! * `co` is `Some` for NEW/READY/WAITING tasks, `None` while the task runs (the hub
+//!   took it out to resume it), for the main and hub greenlets, and once DEAD.
+//! * `blocked` is true exactly while the greenlet is parked in wait number `seq`;
+//!   a wake-up carries the `seq` it was meant for, so a late wake-up is ignored.
+
+use crate::stack::GhStack;
+use corosensei::Coroutine;
+use std::ffi::{c_char, c_void, CString};
+
+/// A greenlet's C entry point: `void *fn(void *arg)`.
+pub type Entry = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+
+/// What a switch into a greenlet carries: a code (>= 0: revents / success,
+/// < 0: an error the blocking call returns) and a value (`gh_switch`).
+#[derive(Copy, Clone, Debug)]
+pub struct Msg {
+    pub code: i32,
+    pub value: *mut c_void,
+}
+
+impl Msg {
+    pub const OK: Msg = Msg { code: 0, value: std::ptr::null_mut() };
+
+    pub fn code(code: i32) -> Msg {
+        Msg { code, value: std::ptr::null_mut() }
+    }
+}
+
+pub type Co = Coroutine<Msg, (), *mut c_void, GhStack>;
+pub type TaskYielder = corosensei::Yielder<Msg, ()>;
+
+/// The C API's GH_STATE_* values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    New = 0,
+    Ready = 1,
+    Running = 2,
+    Waiting = 3,
+    Dead = 4,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Main,
+    Hub,
+    Task,
+}
+
+/// What a parked greenlet waits on (diagnostics and switch rules).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WaitOn {
+    Nothing,
+    Yield,
+    Watcher(u32),
+    Join(u32),
+    Switch,
+}
+
+/// A greenlet waiting for another one to die: (slot, generation, wait seq).
+pub type Joiner = (u32, u32, u32);
+
+pub struct Greenlet {
+    pub role: Role,
+    pub state: State,
+    pub co: Option<Co>,
+    pub yielder: *const TaskYielder,
+    pub entry: Option<Entry>,
+    pub arg: *mut c_void,
+    pub result: *mut c_void,
+    pub name: Option<CString>,
+    pub spawn_file: *const c_char,
+    pub spawn_line: i32,
+    pub stack_size: usize,
+    pub seq: u32,
+    pub blocked: bool,
+    pub waiting_on: WaitOn,
+    /// gh_kill was called: every blocking call returns GH_ECANCELED from now on.
+    pub killed: bool,
+    /// gh_throw's code, delivered once by the current or next blocking call.
+    pub throw: i32,
+    /// The handle was given up; the record goes when the greenlet dies.
+    pub released: bool,
+    pub joiners: Joiners,
+    /// The greenlet this one is joining (join-cycle detection).
+    pub joining: Option<u32>,
+    /// spawn_later's start timer (watcher slot).
+    pub start_timer: Option<u32>,
+}
+
+impl Greenlet {
+    pub fn new(role: Role) -> Greenlet {
+        Greenlet {
+            role,
+            state: if role == Role::Task { State::New } else { State::Running },
+            co: None,
+            yielder: std::ptr::null(),
+            entry: None,
+            arg: std::ptr::null_mut(),
+            result: std::ptr::null_mut(),
+            name: None,
+            spawn_file: std::ptr::null(),
+            spawn_line: 0,
+            stack_size: 0,
+            seq: 0,
+            blocked: false,
+            waiting_on: WaitOn::Nothing,
+            killed: false,
+            throw: 0,
+            released: false,
+            joiners: Joiners::default(),
+            joining: None,
+            start_timer: None,
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.state == State::Dead
+    }
+}
+
+/// The greenlets joining one greenlet: the first inline (the common case, no
+/// allocation on the spawn+join path), the rest in a vector.
+#[derive(Default)]
+pub struct Joiners {
+    first: Option<Joiner>,
+    rest: Vec<Joiner>,
+}
+
+impl Joiners {
+    pub fn push(&mut self, j: Joiner) {
+        if self.first.is_none() {
+            self.first = Some(j);
+        } else {
+            self.rest.push(j);
+        }
+    }
+
+    /// Removes every entry of greenlet `slot`.
+    pub fn remove(&mut self, slot: u32) {
+        if self.first.is_some_and(|j| j.0 == slot) {
+            self.first = self.rest.pop();
+        }
+        self.rest.retain(|j| j.0 != slot);
+    }
+
+    /// Takes every entry out (oldest first), leaving the list empty.
+    pub fn take_all(&mut self, out: &mut Vec<Joiner>) {
+        out.extend(self.first.take());
+        out.append(&mut self.rest);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}

@@ -1,0 +1,266 @@
+//! Generation-checked handles and the process-wide registry of live hubs.
+//!
+//! A handle is a 64-bit value:
+//!
+//! ```text
+//!  63        48 47  44 43            24 23             0
+//! +------------+------+----------------+----------------+
+//! |  hub id    | kind |   generation   |     slot       |
+//! +------------+------+----------------+----------------+
+//!     16 bits   4 bits     20 bits          24 bits
+//! ```
+//!
+//! * hub id: never 0 and never 0xFFFF, so zeroed and all-ones handles are never valid;
+//!   ids of destroyed hubs are not reused while 65,000 other hubs are created.
+//! * kind: a greenlet handle passed where a watcher is expected is rejected.
+//! * generation: bumped every time a slot is freed, so a stale handle (released,
+//!   closed) never matches the object that reuses its slot (2^20 reuses per slot).
+//!
+//! `Table<T>` is a slab whose slots carry generations. Lookups answer
+//! `EBADHANDLE` or `EWRONGTHREAD`, never UB.
+
+use crate::error::{Error, Result};
+use slab::Slab;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub(crate) const SLOT_BITS: u32 = 24;
+pub(crate) const GEN_BITS: u32 = 20;
+pub(crate) const MAX_SLOTS: usize = 1 << SLOT_BITS;
+const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+
+/// What a handle refers to; stored in the handle so kinds cannot be confused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Greenlet = 1,
+    Watcher = 2,
+    HubRef = 3,
+}
+
+/// A decoded handle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Id {
+    pub hub: u16,
+    pub kind: u8,
+    pub gen: u32,
+    pub slot: u32,
+}
+
+impl Id {
+    pub fn encode(hub: u16, kind: Kind, gen: u32, slot: u32) -> u64 {
+        ((hub as u64) << 48)
+            | ((kind as u64) << 44)
+            | (((gen & GEN_MASK) as u64) << SLOT_BITS)
+            | (slot as u64 & (MAX_SLOTS as u64 - 1))
+    }
+
+    pub fn decode(raw: u64) -> Id {
+        Id {
+            hub: (raw >> 48) as u16,
+            kind: ((raw >> 44) & 0xF) as u8,
+            gen: ((raw >> SLOT_BITS) as u32) & GEN_MASK,
+            slot: (raw as u32) & (MAX_SLOTS as u32 - 1),
+        }
+    }
+}
+
+/// A slab whose slots carry a generation, for handle checking.
+pub struct Table<T> {
+    slab: Slab<T>,
+    gens: Vec<u32>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { slab: Slab::new(), gens: Vec::new() }
+    }
+}
+
+impl<T> Table<T> {
+    /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 live objects.
+    pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
+        let slot = self.slab.vacant_key();
+        if slot >= MAX_SLOTS {
+            return Err(Error::NOMEM);
+        }
+        self.slab.insert(value);
+        if slot >= self.gens.len() {
+            self.gens.resize(slot + 1, 1);
+        }
+        Ok((slot as u32, self.gens[slot]))
+    }
+
+    /// Frees a slot and bumps its generation so old handles go stale.
+    pub fn remove(&mut self, slot: u32) -> Option<T> {
+        let v = self.slab.try_remove(slot as usize)?;
+        let g = &mut self.gens[slot as usize];
+        *g = (*g + 1) & GEN_MASK;
+        if *g == 0 {
+            *g = 1;
+        }
+        Some(v)
+    }
+
+    pub fn gen(&self, slot: u32) -> u32 {
+        self.gens.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    /// The object at `slot` if its generation is `gen`.
+    pub fn get(&self, slot: u32, gen: u32) -> Option<&T> {
+        if self.gen(slot) != gen {
+            return None;
+        }
+        self.slab.get(slot as usize)
+    }
+
+    pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut T> {
+        if self.gen(slot) != gen {
+            return None;
+        }
+        self.slab.get_mut(slot as usize)
+    }
+
+    /// The live object at `slot`, whatever its generation (internal references).
+    pub fn at(&self, slot: u32) -> Option<&T> {
+        self.slab.get(slot as usize)
+    }
+
+    pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.slab.get_mut(slot as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slab.iter().map(|(k, v)| (k as u32, v))
+    }
+
+    pub fn slots(&self) -> Vec<u32> {
+        self.slab.iter().map(|(k, _)| k as u32).collect()
+    }
+
+    /// Removes every object (hub teardown).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.slab.drain().collect()
+    }
+}
+
+/// What other threads may touch of a hub: its wake-up fd and async flags.
+/// Owned by the registry and the hub through `Arc`, so a thread that races
+/// `gh_hub_destroy` never touches freed memory.
+pub struct HubShared {
+    pub id: u16,
+    pub remote: Mutex<Remote>,
+}
+
+/// State behind `HubShared::remote`'s lock.
+pub struct Remote {
+    /// eventfd written to wake the hub's poll; -1 once the hub is destroyed.
+    pub wake_fd: i32,
+    /// A wake-up has been written and not consumed yet (coalescing).
+    pub woken: bool,
+    /// Async watchers: slot -> (generation, pending).
+    pub asyncs: HashMap<u32, (u32, bool)>,
+}
+
+impl HubShared {
+    /// Sets the wake flag and writes the eventfd if no wake-up is pending.
+    /// Call with the lock held.
+    pub fn wake_locked(r: &mut Remote) {
+        if !r.woken && r.wake_fd >= 0 {
+            r.woken = true;
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to an fd we own (checked >= 0 under the lock
+            // that destroy takes before closing it).
+            unsafe { libc::write(r.wake_fd, &one as *const u64 as *const libc::c_void, 8) };
+        }
+    }
+}
+
+static NEXT_HUB: AtomicU32 = AtomicU32::new(1);
+
+fn registry() -> &'static Mutex<HashMap<u16, Arc<HubShared>>> {
+    static REG: std::sync::OnceLock<Mutex<HashMap<u16, Arc<HubShared>>>> = std::sync::OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock_registry() -> std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>>> {
+    registry().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Allocates a hub id not in use by any live hub, and registers its shared part.
+pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
+    let mut reg = lock_registry();
+    if reg.len() >= 0xFFF0 {
+        return Err(Error::NOMEM);
+    }
+    let id = loop {
+        let n = NEXT_HUB.fetch_add(1, Ordering::Relaxed) as u16;
+        if n != 0 && n != 0xFFFF && !reg.contains_key(&n) {
+            break n;
+        }
+    };
+    let shared = Arc::new(HubShared {
+        id,
+        remote: Mutex::new(Remote { wake_fd, woken: false, asyncs: HashMap::new() }),
+    });
+    reg.insert(id, shared.clone());
+    Ok(shared)
+}
+
+pub fn unregister_hub(id: u16) {
+    lock_registry().remove(&id);
+}
+
+/// The shared part of a live hub (any thread).
+pub fn lookup_hub(id: u16) -> Option<Arc<HubShared>> {
+    lock_registry().get(&id).cloned()
+}
+
+/// The error for a handle that is not of this thread's hub.
+pub fn foreign(id: u16) -> Error {
+    if id != 0 && lock_registry().contains_key(&id) {
+        Error::WRONGTHREAD
+    } else {
+        Error::BADHANDLE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_roundtrip() {
+        let raw = Id::encode(0x1234, Kind::Watcher, 0xABCDE, 0x123456);
+        let id = Id::decode(raw);
+        assert_eq!(id, Id { hub: 0x1234, kind: 2, gen: 0xABCDE, slot: 0x123456 });
+    }
+
+    #[test]
+    fn table_generations_go_stale() {
+        let mut t: Table<u32> = Table::default();
+        let (s, g) = t.insert(7).unwrap();
+        assert_eq!(t.get(s, g), Some(&7));
+        t.remove(s);
+        assert!(t.get(s, g).is_none());
+        let (s2, g2) = t.insert(8).unwrap();
+        assert_eq!(s2, s);
+        assert_ne!(g2, g);
+        assert!(t.get(s, g).is_none());
+        // ABA: a million reuses of one slot never revive the first handle.
+        for _ in 0..1_000_000 {
+            t.remove(s);
+            t.insert(9).unwrap();
+        }
+        assert!(t.get(s, g).is_none());
+    }
+}

@@ -1,0 +1,383 @@
+//! The hub: one per thread, created lazily; it owns the loop and every greenlet and
+//! watcher of its thread.
+//!
+//! Switching (asymmetric coroutines mapped onto greenlet semantics):
+//! * The hub's loop runs on the main greenlet's stack: when main blocks, it calls
+//!   into the loop (`run::run_for_main`), which returns when main is woken. Main ⇄
+//!   hub is therefore a function call, not a stack switch.
+//! * Tasks are corosensei coroutines resumed by the loop; a task "switching to the
+//!   hub" is a `suspend`. A task ⇄ task switch (`gh_switch`) goes through the hub.
+//! * Watcher callbacks run in the loop with the hub as the current greenlet, so a
+//!   blocking call from a callback is `GH_EPERM`.
+//!
+//! All mutable state sits in one `RefCell<HubState>`; borrows are short and never
+//! held across a switch or a call into C.
+
+pub mod greenlets;
+pub mod run;
+pub mod wait;
+pub mod watchers;
+
+use crate::error::{Error, Result};
+use crate::event_loop::epoll::Epoll;
+use crate::event_loop::fds::Fds;
+use crate::event_loop::timers::Timers;
+use crate::event_loop::watcher::Watcher;
+use crate::event_loop::{Backend, Ready, WAKE_TOKEN};
+use crate::greenlet::{Greenlet, Msg, Role};
+use crate::handle::{self, HubShared, Id, Kind, Table};
+use crate::stack::{self, StackPool};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::Arc;
+
+/// Work queued for the hub's next iteration (gevent's `loop.run_callback`).
+#[derive(Copy, Clone, Debug)]
+pub enum Callback {
+    /// First run of a spawned greenlet.
+    Start { slot: u32, gen: u32 },
+    /// Wake a parked greenlet if it is still in wait `seq`.
+    Wake { slot: u32, gen: u32, seq: u32, msg: Msg },
+    /// `gh_run_callback`.
+    User { f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void },
+}
+
+/// A pending `gh_switch` to a task, performed by the hub after the switcher parks.
+#[derive(Copy, Clone, Debug)]
+pub struct SwitchTo {
+    pub slot: u32,
+    pub gen: u32,
+    pub msg: Msg,
+}
+
+/// Hub settings (`gh_hub_config` and the environment).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub backend: Option<String>,
+    pub stack_size: usize,
+    pub monitor: bool,
+    pub max_blocking_time: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { backend: None, stack_size: 0, monitor: false, max_blocking_time: 0.1 }
+    }
+}
+
+impl Config {
+    /// Defaults overridden by GREENHUB_* environment variables.
+    pub fn from_env() -> Result<Config> {
+        let mut c = Config::default();
+        if let Ok(b) = std::env::var("GREENHUB_BACKEND") {
+            if !b.is_empty() {
+                c.backend = Some(b);
+            }
+        }
+        if let Ok(s) = std::env::var("GREENHUB_STACK_SIZE") {
+            c.stack_size = parse_size(&s).ok_or_else(|| {
+                eprintln!("greenhub: GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)");
+                Error::INVAL
+            })?;
+        }
+        if let Ok(s) = std::env::var("GREENHUB_MAX_BLOCKING_TIME") {
+            c.max_blocking_time = s.trim().parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()).ok_or_else(|| {
+                eprintln!("greenhub: GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds");
+                Error::INVAL
+            })?;
+        }
+        if let Ok(s) = std::env::var("GREENHUB_MONITOR_THREAD_ENABLE") {
+            c.monitor = matches!(s.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on");
+        }
+        Ok(c)
+    }
+}
+
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, mul) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1024),
+        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim().parse::<usize>().ok()?.checked_mul(mul)
+}
+
+/// Everything of a hub that changes; behind one RefCell.
+pub struct HubState {
+    pub greenlets: Table<Greenlet>,
+    pub watchers: Table<Watcher>,
+    pub queue: VecDeque<Callback>,
+    pub timers: Timers,
+    pub fds: Fds,
+    pub backend: Box<dyn Backend>,
+    pub ready: Vec<Ready>,
+    pub failed: Vec<i32>,
+    pub prepare: Vec<u32>,
+    pub check: Vec<u32>,
+    pub idle: Vec<u32>,
+    pub asyncs: Vec<u32>,
+    pub async_recheck: bool,
+    /// Cached monotonic time of this iteration (ns).
+    pub now: u64,
+    /// Active, referenced watchers (what keeps the loop alive besides the queue).
+    pub alive: usize,
+    pub stacks: StackPool,
+    pub default_stack: usize,
+    /// Set when the main greenlet was woken; the loop returns it to main.
+    pub main_wake: Option<Msg>,
+    pub switch_to: Option<SwitchTo>,
+    /// Callbacks run since the loop last polled (yield storms must not starve IO).
+    pub since_poll: u32,
+    /// Loop iterations that polled (tests and diagnostics).
+    pub polls: u64,
+    pub shared: Arc<HubShared>,
+    /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
+    pub scratch_io: Vec<(u32, u32, i32)>,
+    pub scratch_joiners: Vec<crate::greenlet::Joiner>,
+}
+
+pub struct Hub {
+    pub id: u16,
+    pub shared: Arc<HubShared>,
+    pub st: RefCell<HubState>,
+    /// Slot of the running greenlet (main, hub or a task).
+    pub current: Cell<u32>,
+    pub main_slot: u32,
+    pub main_gen: u32,
+    pub hub_slot: u32,
+    pub hub_gen: u32,
+    pub wake_fd: i32,
+}
+
+thread_local! {
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    static GUARD: ThreadGuard = const { ThreadGuard };
+}
+
+/// Destroys the thread's hub when the thread exits (no C code runs from here).
+struct ThreadGuard;
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        let p = HUB.with(|h| h.replace(ptr::null()));
+        if !p.is_null() {
+            // SAFETY: p came from Box::into_raw in `create` and was just unpublished.
+            drop(unsafe { Box::from_raw(p as *mut Hub) });
+        }
+    }
+}
+
+/// This thread's hub if it exists.
+#[inline]
+pub fn existing() -> Option<&'static Hub> {
+    let p = HUB.with(|h| h.get());
+    // SAFETY: a published hub stays alive until `destroy` or thread exit, which
+    // unpublish it first; neither can run while a caller of this function is active
+    // on this thread's greenlets except through `destroy`, which only main may call.
+    unsafe { p.as_ref() }
+}
+
+/// This thread's hub, created with the environment's settings if needed.
+#[inline]
+pub fn current() -> Result<&'static Hub> {
+    match existing() {
+        Some(h) => Ok(h),
+        None => create(Config::from_env()?),
+    }
+}
+
+/// Creates this thread's hub with `cfg`; `EBUSY` if it exists.
+pub fn configure(cfg: Config) -> Result<&'static Hub> {
+    if existing().is_some() {
+        return Err(Error::BUSY);
+    }
+    create(cfg)
+}
+
+fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
+    match name.unwrap_or("epoll") {
+        "epoll" => Ok(Box::new(Epoll::new().map_err(|e| Error(-e))?)),
+        "polling" | "poll" => {
+            eprintln!("greenhub: backend {:?} is not available in this build (available: epoll)", name.unwrap_or(""));
+            Err(Error::NOTSUP)
+        }
+        other => {
+            eprintln!("greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll");
+            Err(Error::INVAL)
+        }
+    }
+}
+
+fn create(cfg: Config) -> Result<&'static Hub> {
+    if cfg.monitor {
+        eprintln!("greenhub: the blocking monitor is not available in this build yet");
+        return Err(Error::NOTSUP);
+    }
+    let default_stack = stack::normalize(cfg.stack_size, stack::DEFAULT_STACK).inspect_err(|_| {
+        eprintln!("greenhub: stack size {} is too large (max {} bytes)", cfg.stack_size, stack::MAX_STACK);
+    })?;
+    let mut backend = make_backend(cfg.backend.as_deref())?;
+    // SAFETY: plain syscall; result checked.
+    let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if wake_fd < 0 {
+        return Err(Error::last_os());
+    }
+    if let Err(e) = backend.add(wake_fd, WAKE_TOKEN, crate::event_loop::READ) {
+        // SAFETY: closes the eventfd we just created.
+        unsafe { libc::close(wake_fd) };
+        return Err(Error(-e));
+    }
+    let shared = match handle::register_hub(wake_fd) {
+        Ok(s) => s,
+        Err(e) => {
+            // SAFETY: closes the eventfd we just created.
+            unsafe { libc::close(wake_fd) };
+            return Err(e);
+        }
+    };
+    let mut greenlets = Table::default();
+    let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
+    let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
+    let hub = Box::new(Hub {
+        id: shared.id,
+        shared: shared.clone(),
+        st: RefCell::new(HubState {
+            greenlets,
+            watchers: Table::default(),
+            queue: VecDeque::with_capacity(64),
+            timers: Timers::default(),
+            fds: Fds::default(),
+            backend,
+            ready: Vec::with_capacity(256),
+            failed: Vec::new(),
+            prepare: Vec::new(),
+            check: Vec::new(),
+            idle: Vec::new(),
+            asyncs: Vec::new(),
+            async_recheck: false,
+            now: crate::event_loop::now_ns(),
+            alive: 0,
+            stacks: StackPool::default(),
+            default_stack,
+            main_wake: None,
+            switch_to: None,
+            since_poll: 0,
+            polls: 0,
+            shared,
+            scratch_io: Vec::with_capacity(64),
+            scratch_joiners: Vec::with_capacity(8),
+        }),
+        current: Cell::new(main_slot),
+        main_slot,
+        main_gen,
+        hub_slot,
+        hub_gen,
+        wake_fd,
+    });
+    let p = Box::into_raw(hub);
+    HUB.with(|h| h.set(p));
+    GUARD.with(|_| ());
+    // SAFETY: just published; see `existing`.
+    Ok(unsafe { &*p })
+}
+
+/// Tears down this thread's hub. Only from the main greenlet (`EPERM` otherwise).
+pub fn destroy() -> Result<()> {
+    let Some(hub) = existing() else { return Ok(()) };
+    if hub.current.get() != hub.main_slot {
+        return Err(Error::PERM);
+    }
+    let p = HUB.with(|h| h.replace(ptr::null()));
+    // SAFETY: p came from Box::into_raw in `create`, is unpublished now, and no task is
+    // running (main is), so nothing on any live stack will touch it again.
+    drop(unsafe { Box::from_raw(p as *mut Hub) });
+    Ok(())
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let st = self.st.get_mut();
+        // Discard every greenlet without running or unwinding its frames.
+        for mut g in st.greenlets.drain() {
+            if let Some(mut co) = g.co.take() {
+                // SAFETY: nothing Rust-owned lives on a greenlet's stack across a switch
+                // (module invariant of `greenlet`), so skipping its frames leaks nothing
+                // of ours; C frames are discarded as documented for gh_hub_destroy.
+                unsafe { co.force_reset() };
+                drop(co.into_stack());
+            }
+        }
+        {
+            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            r.wake_fd = -1;
+            r.asyncs.clear();
+            // SAFETY: closes our eventfd; senders check wake_fd under this lock.
+            unsafe { libc::close(self.wake_fd) };
+        }
+        handle::unregister_hub(self.id);
+    }
+}
+
+impl Hub {
+    /// Encodes a handle of this hub.
+    pub fn handle(&self, kind: Kind, slot: u32, gen: u32) -> u64 {
+        Id::encode(self.id, kind, gen, slot)
+    }
+
+    /// Decodes a handle of `kind` that must belong to this hub.
+    pub fn check(&self, raw: u64, kind: Kind) -> Result<(u32, u32)> {
+        let id = Id::decode(raw);
+        if id.hub != self.id {
+            return Err(handle::foreign(id.hub));
+        }
+        if id.kind != kind as u8 {
+            return Err(Error::BADHANDLE);
+        }
+        Ok((id.slot, id.gen))
+    }
+
+    pub fn in_hub(&self) -> bool {
+        self.current.get() == self.hub_slot
+    }
+
+    pub fn is_main(&self) -> bool {
+        self.current.get() == self.main_slot
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.st.borrow().backend.name()
+    }
+
+    /// Queues `gh_run_callback` work.
+    pub fn run_callback(&self, f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) {
+        self.st.borrow_mut().queue.push_back(Callback::User { f, arg });
+    }
+
+    /// Runs the loop until nothing referenced is left (`gh_hub_run`). Main only.
+    pub fn run(&self) -> Result<()> {
+        if !self.is_main() {
+            return Err(Error::PERM);
+        }
+        match self.wait_for(crate::greenlet::WaitOn::Nothing, None, |_, _| Ok(())) {
+            Err(Error::LOOPEXIT) => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Loop iterations that polled so far (tests).
+    pub fn polls(&self) -> u64 {
+        self.st.borrow().polls
+    }
+}
+
+/// Resolves a handle to this thread's hub without creating one.
+pub fn for_handle(raw: u64) -> Result<&'static Hub> {
+    match existing() {
+        Some(h) if Id::decode(raw).hub == h.id => Ok(h),
+        _ => Err(handle::foreign(Id::decode(raw).hub)),
+    }
+}

@@ -1,0 +1,426 @@
+//! The loop, read top to bottom in the order it runs (libuv's `uv_run`):
+//!
+//! ```text
+//! run_for_main:  loop {
+//!     pending gh_switch from main          -> resume that greenlet
+//!     main woken?                          -> return to main
+//!     run queued callbacks (FIFO; those queued meanwhile wait for the next pass)
+//!     more queued and budget left?         -> next pass without polling
+//!     nothing referenced left?             -> return GH_ELOOPEXIT to main
+//!     prepare watchers
+//!     apply fd interest changes, poll (timeout: 0 if work is pending, else next timer)
+//!     io watchers (and the wake-up eventfd -> async watchers)
+//!     due timers
+//!     check watchers
+//!     idle watchers (when nothing else happened)
+//! }
+//! ```
+//!
+//! The loop runs on main's stack, as the hub greenlet (`current == hub_slot`). It
+//! returns only at the top of an iteration, so no iteration state survives a return.
+//! Yield storms: up to `POLL_BUDGET` callbacks run between polls, then the loop polls
+//! (timeout 0) and runs due timers, so IO is never starved.
+
+use super::{Callback, Hub, SwitchTo};
+use crate::error::Error;
+use crate::event_loop::watcher::{Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_IDLE, EV_PREPARE, EV_TIMER};
+use crate::event_loop::{now_ns, WAKE_TOKEN};
+use crate::greenlet::{Co, Msg, State, WaitOn};
+use crate::handle::Kind;
+use corosensei::CoroutineResult;
+use std::ffi::c_void;
+
+/// Callbacks run between two polls at most, when callbacks keep coming.
+const POLL_BUDGET: u32 = 1024;
+
+#[derive(Copy, Clone)]
+enum List {
+    Prepare,
+    Check,
+    Idle,
+}
+
+impl Hub {
+    /// Runs the loop as the hub until the main greenlet is woken; returns main's message.
+    pub(crate) fn run_for_main(&self) -> Msg {
+        self.current.set(self.hub_slot);
+        let msg = self.run_loop();
+        self.current.set(self.main_slot);
+        msg
+    }
+
+    fn run_loop(&self) -> Msg {
+        loop {
+            let sw = self.st.borrow_mut().switch_to.take();
+            if let Some(sw) = sw {
+                self.resume_switch(sw);
+            }
+            if let Some(m) = self.st.borrow_mut().main_wake.take() {
+                return m;
+            }
+
+            self.run_callbacks();
+            {
+                let st = self.st.borrow();
+                let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
+                if more && st.since_poll < POLL_BUDGET {
+                    continue;
+                }
+                if !more && st.alive == 0 {
+                    return Msg::code(Error::LOOPEXIT.0);
+                }
+            }
+
+            self.fire_list(List::Prepare);
+            let mut busy = self.poll();
+            busy |= self.dispatch_io();
+            busy |= self.run_timers();
+            self.fire_list(List::Check);
+            if !busy && self.st.borrow().queue.is_empty() {
+                self.fire_list(List::Idle);
+            }
+        }
+    }
+
+    /// Runs the callbacks queued now, in order.
+    fn run_callbacks(&self) {
+        let n = self.st.borrow().queue.len();
+        for _ in 0..n {
+            let cb = {
+                let mut st = self.st.borrow_mut();
+                st.since_poll += 1;
+                match st.queue.pop_front() {
+                    Some(cb) => cb,
+                    None => break,
+                }
+            };
+            match cb {
+                Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
+                Callback::Wake { slot, gen, seq, msg } => self.wake(slot, gen, seq, msg, true),
+                // SAFETY: f and arg come from gh_run_callback's caller, who promised f is a
+                // valid function for arg; it runs in the hub like any watcher callback.
+                Callback::User { f, arg } => unsafe { f(arg) },
+            }
+        }
+    }
+
+    /// Applies interest changes and polls. Returns true if something was ready.
+    fn poll(&self) -> bool {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        st.failed.clear();
+        st.fds.reify(&mut *st.backend, &mut st.failed);
+        let immediate = !st.queue.is_empty()
+            || st.main_wake.is_some()
+            || st.switch_to.is_some()
+            || !st.idle.is_empty()
+            || st.async_recheck
+            || !st.failed.is_empty()
+            || st.fds.any_always_ready();
+        let timeout_ms = if immediate {
+            0
+        } else {
+            match st.timers.next() {
+                Some(at) => {
+                    let now = now_ns();
+                    if at <= now {
+                        0
+                    } else {
+                        (at - now).div_ceil(1_000_000).min(i32::MAX as u64) as i32
+                    }
+                }
+                None => -1,
+            }
+        };
+        st.ready.clear();
+        if let Err(e) = st.backend.poll(&mut st.ready, timeout_ms) {
+            eprintln!("greenhub: {} poll failed: errno {e}", st.backend.name());
+        }
+        st.now = now_ns();
+        st.since_poll = 0;
+        st.polls += 1;
+        !st.ready.is_empty()
+    }
+
+    /// Dispatches what the poll returned, always-ready fds and failed registrations.
+    fn dispatch_io(&self) -> bool {
+        let n = self.st.borrow().ready.len();
+        let mut busy = n > 0;
+        for i in 0..n {
+            let ev = self.st.borrow().ready[i];
+            if ev.token == WAKE_TOKEN {
+                self.on_wake(true);
+            } else {
+                self.dispatch_fd(ev.token as i32, ev.events, true);
+            }
+        }
+        let extra: Vec<i32> = {
+            let mut st = self.st.borrow_mut();
+            if st.failed.is_empty() && st.always_ready_none() {
+                Vec::new()
+            } else {
+                st.fds.prune_always_ready();
+                let mut v = std::mem::take(&mut st.failed);
+                v.extend(st.fds.always_ready.iter().copied());
+                v
+            }
+        };
+        for fd in extra {
+            busy = true;
+            self.dispatch_fd(fd, crate::event_loop::READ | crate::event_loop::WRITE, false);
+        }
+        if self.st.borrow().async_recheck {
+            busy = true;
+            self.on_wake(false);
+        }
+        busy
+    }
+
+    /// Fires the active io watchers of `fd` interested in `got`.
+    fn dispatch_fd(&self, fd: i32, got: u8, from_kernel: bool) {
+        let mut list = {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let mut list = std::mem::take(&mut st.scratch_io);
+            list.clear();
+            if let Some(e) = st.fds.get(fd) {
+                for &(slot, ev) in &e.watchers {
+                    if ev & got != 0 {
+                        list.push((slot, st.watchers.gen(slot), (ev & got) as i32));
+                    }
+                }
+            }
+            list
+        };
+        for &(slot, gen, revents) in &list {
+            self.fire(slot, gen, revents);
+        }
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        list.clear();
+        st.scratch_io = list;
+        if from_kernel {
+            st.fds.settle(&mut *st.backend, fd, got);
+        }
+    }
+
+    /// The wake-up eventfd fired (or an async watcher was started while pending).
+    fn on_wake(&self, drain: bool) {
+        let mut list = {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            st.async_recheck = false;
+            if drain {
+                let mut buf = 0u64;
+                // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
+                unsafe { libc::read(self.wake_fd, &mut buf as *mut u64 as *mut c_void, 8) };
+            }
+            let mut list = std::mem::take(&mut st.scratch_io);
+            list.clear();
+            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            if drain {
+                r.woken = false;
+            }
+            for &slot in &st.asyncs {
+                if let Some(a) = r.asyncs.get_mut(&slot) {
+                    if a.1 {
+                        a.1 = false;
+                        list.push((slot, a.0, EV_ASYNC));
+                    }
+                }
+            }
+            list
+        };
+        for &(slot, gen, revents) in &list {
+            self.fire(slot, gen, revents);
+        }
+        list.clear();
+        self.st.borrow_mut().scratch_io = list;
+    }
+
+    /// Fires due timers. Returns true if any fired.
+    fn run_timers(&self) -> bool {
+        let mut any = false;
+        loop {
+            let (slot, gen, action) = {
+                let mut st = self.st.borrow_mut();
+                let st = &mut *st;
+                let now = st.now;
+                let Some(slot) = st.timers.pop_due(now) else { break };
+                let gen = st.watchers.gen(slot);
+                let w = st.watchers.at_mut(slot).expect("timers hold active watchers");
+                let action = w.action;
+                match w.kind {
+                    WatchKind::Timer { repeat, .. } if repeat > 0 => {
+                        st.timers.insert(slot, now.saturating_add(repeat));
+                    }
+                    _ => {
+                        w.active = false;
+                        w.action = Action::None;
+                        if w.referenced {
+                            st.alive -= 1;
+                        }
+                    }
+                }
+                (slot, gen, action)
+            };
+            any = true;
+            self.run_action(slot, gen, action, EV_TIMER);
+        }
+        any
+    }
+
+    fn fire_list(&self, which: List) {
+        let mut list = {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let (src, bit) = match which {
+                List::Prepare => (&st.prepare, EV_PREPARE),
+                List::Check => (&st.check, EV_CHECK),
+                List::Idle => (&st.idle, EV_IDLE),
+            };
+            if src.is_empty() {
+                return;
+            }
+            let mut list = std::mem::take(&mut st.scratch_io);
+            list.clear();
+            list.extend(src.iter().map(|&s| (s, st.watchers.gen(s), bit)));
+            list
+        };
+        for &(slot, gen, revents) in &list {
+            self.fire(slot, gen, revents);
+        }
+        list.clear();
+        self.st.borrow_mut().scratch_io = list;
+    }
+
+    /// Fires watcher (slot, gen) if it is still active.
+    fn fire(&self, slot: u32, gen: u32, revents: i32) {
+        let action = match self.st.borrow().watchers.get(slot, gen) {
+            Some(w) if w.active => w.action,
+            _ => return,
+        };
+        self.run_action(slot, gen, action, revents);
+    }
+
+    fn run_action(&self, slot: u32, gen: u32, action: Action, revents: i32) {
+        match action {
+            Action::None => {}
+            Action::User { f, arg } => {
+                let h = RawHandle { id: self.handle(Kind::Watcher, slot, gen) };
+                // SAFETY: f/arg were given to gh_watcher_start by the user for this watcher.
+                unsafe { f(h, revents, arg) }
+            }
+            Action::Resume { slot, gen, seq, code } => {
+                let code = if code == 0 { revents } else { code };
+                self.wake(slot, gen, seq, Msg::code(code), true)
+            }
+            Action::Start { slot, gen } => self.start_greenlet(slot, gen),
+        }
+    }
+
+    /// First run of a spawned greenlet, unless it was killed or started meanwhile.
+    pub(crate) fn start_greenlet(&self, slot: u32, gen: u32) {
+        {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let Some(g) = st.greenlets.get_mut(slot, gen) else { return };
+            if g.state != State::New {
+                return;
+            }
+            if let Some(t) = g.start_timer.take() {
+                st.close_watcher(t);
+            }
+        }
+        self.resume(slot, Msg::OK);
+    }
+
+    /// Performs a `gh_switch` to a task if the target still accepts it.
+    fn resume_switch(&self, sw: SwitchTo) {
+        let ok = {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            match st.greenlets.get_mut(sw.slot, sw.gen) {
+                Some(g) if g.state == State::New => {
+                    if let Some(t) = g.start_timer.take() {
+                        st.close_watcher(t);
+                    }
+                    true
+                }
+                Some(g) if g.blocked && g.waiting_on == WaitOn::Switch => {
+                    g.blocked = false;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if ok {
+            self.resume(sw.slot, sw.msg);
+        }
+    }
+
+    /// Runs task `slot` until it parks or dies; then performs any `gh_switch` it asked
+    /// for. Hub context only.
+    pub(crate) fn resume(&self, slot: u32, msg: Msg) {
+        let co = {
+            let mut st = self.st.borrow_mut();
+            let g = st.greenlets.at_mut(slot).expect("resumed greenlet has a record");
+            g.state = State::Running;
+            g.co.take()
+        };
+        let Some(mut co) = co else { return };
+        self.current.set(slot);
+        let r = co.resume(msg);
+        self.current.set(self.hub_slot);
+        match r {
+            CoroutineResult::Yield(()) => {
+                self.st.borrow_mut().greenlets.at_mut(slot).expect("parked greenlet has a record").co = Some(co);
+            }
+            CoroutineResult::Return(result) => self.finish(slot, co, result),
+        }
+        let sw = self.st.borrow_mut().switch_to.take();
+        if let Some(sw) = sw {
+            self.resume_switch(sw);
+        }
+    }
+
+    /// A task returned: recycle its stack, keep its result, wake its joiners.
+    fn finish(&self, slot: u32, co: Co, result: *mut c_void) {
+        let stack = co.into_stack();
+        let mut st = self.st.borrow_mut();
+        st.stacks.give(stack);
+        let g = st.greenlets.at_mut(slot).expect("finished greenlet has a record");
+        g.result = result;
+        drop(st);
+        self.mark_dead(slot);
+    }
+
+    /// Marks `slot` dead, wakes its joiners (queued), frees the record if released.
+    pub(crate) fn mark_dead(&self, slot: u32) {
+        let mut joiners = {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let mut joiners = std::mem::take(&mut st.scratch_joiners);
+            let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
+            g.state = State::Dead;
+            g.blocked = false;
+            g.entry = None;
+            g.joiners.take_all(&mut joiners);
+            if g.released {
+                st.greenlets.remove(slot);
+            }
+            joiners
+        };
+        for &(j, jg, js) in &joiners {
+            self.wake(j, jg, js, Msg::OK, false);
+        }
+        joiners.clear();
+        self.st.borrow_mut().scratch_joiners = joiners;
+    }
+}
+
+impl super::HubState {
+    fn always_ready_none(&self) -> bool {
+        self.fds.always_ready.is_empty()
+    }
+}

@@ -1,0 +1,137 @@
+//! `Hub.wait` in one screen: park the current greenlet until something wakes it.
+//!
+//! Every blocking call is `wait_for`: arm what will wake us (a watcher whose action
+//! resumes this greenlet, a joiner entry, a queued yield), optionally a timeout timer,
+//! switch to the hub, and on return disarm the timeout and report why we woke.
+//! A wake-up names the wait (`seq`) it was meant for, so one that arrives after the
+//! wait ended (a timer racing an io event, a kill racing a wake) is ignored: no
+//! greenlet is ever resumed twice for one wait.
+
+use super::{Callback, Hub, HubState};
+use crate::error::{Error, Result};
+use crate::event_loop::watcher::{Action, WatchKind};
+use crate::greenlet::{Msg, State, WaitOn};
+
+/// Identifies one wait of one greenlet: (slot, generation, seq).
+#[derive(Copy, Clone, Debug)]
+pub struct WaitId {
+    pub slot: u32,
+    pub gen: u32,
+    pub seq: u32,
+}
+
+impl WaitId {
+    /// The watcher action that ends this wait with `code` (0 = pass the revents).
+    pub fn action(self, code: i32) -> Action {
+        Action::Resume { slot: self.slot, gen: self.gen, seq: self.seq, code }
+    }
+}
+
+impl Hub {
+    /// Fails with the pending kill or throw of the current greenlet, if any.
+    fn take_pending(st: &mut HubState, slot: u32) -> Result<()> {
+        let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+        if g.killed {
+            return Err(Error::CANCELED);
+        }
+        if g.throw != 0 {
+            return Err(Error(std::mem::take(&mut g.throw)));
+        }
+        Ok(())
+    }
+
+    /// Parks the current greenlet until woken. `setup` arms the wake-up source(s) for
+    /// the wait it is given; `timeout` (ns, `Some(0)` = don't wait) adds a timer that
+    /// ends the wait with `GH_ETIMEDOUT`. Returns the message the wait ended with
+    /// (code >= 0), or the error: `EPERM` in the hub, `ECANCELED` when killed, a thrown
+    /// code, `ETIMEDOUT`, `ELOOPEXIT` (main, nothing left to wake it).
+    pub fn wait_for(
+        &self,
+        on: WaitOn,
+        timeout: Option<u64>,
+        setup: impl FnOnce(&mut HubState, WaitId) -> Result<()>,
+    ) -> Result<Msg> {
+        let slot = self.current.get();
+        if slot == self.hub_slot {
+            return Err(Error::PERM);
+        }
+        let timer = {
+            let mut st = self.st.borrow_mut();
+            Self::take_pending(&mut st, slot)?;
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            let gen = st.greenlets.gen(slot);
+            let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+            g.seq = g.seq.wrapping_add(1);
+            let w = WaitId { slot, gen, seq: g.seq };
+            setup(&mut st, w)?;
+            let timer = match timeout {
+                Some(ns) => {
+                    let (t, _) = st.new_watcher(WatchKind::Timer { after: ns, repeat: 0 }, true)?;
+                    if let Err(e) = st.start_watcher(t, w.action(Error::TIMEDOUT.0)) {
+                        st.close_watcher(t);
+                        return Err(e);
+                    }
+                    Some(t)
+                }
+                None => None,
+            };
+            let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+            g.blocked = true;
+            g.state = State::Waiting;
+            g.waiting_on = on;
+            timer
+        };
+        let msg = self.switch_out();
+        let mut st = self.st.borrow_mut();
+        if let Some(t) = timer {
+            st.close_watcher(t);
+        }
+        let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+        g.blocked = false;
+        g.state = State::Running;
+        g.waiting_on = WaitOn::Nothing;
+        Self::take_pending(&mut st, slot)?;
+        if msg.code < 0 {
+            return Err(Error(msg.code));
+        }
+        Ok(msg)
+    }
+
+    /// Leaves the current greenlet for the hub; returns what it is resumed with.
+    #[inline]
+    fn switch_out(&self) -> Msg {
+        let slot = self.current.get();
+        if slot == self.main_slot {
+            return self.run_for_main();
+        }
+        let y = self.st.borrow().greenlets.at(slot).expect("current greenlet has a record").yielder;
+        // SAFETY: y points at the TaskYielder on this running task's own stack, recorded when
+        // it started; it stays valid while the coroutine lives, and we are inside it.
+        unsafe { (*y).suspend(()) }
+    }
+
+    /// Wakes greenlet (slot, gen) if it is still parked in wait `seq`. With `direct`
+    /// (only honoured in the hub) the greenlet runs now; otherwise the wake-up is queued
+    /// for the hub's next iteration.
+    pub fn wake(&self, slot: u32, gen: u32, seq: u32, msg: Msg, direct: bool) {
+        let mut st = self.st.borrow_mut();
+        let Some(g) = st.greenlets.get_mut(slot, gen) else { return };
+        if !g.blocked || g.seq != seq {
+            return;
+        }
+        if slot == self.main_slot {
+            g.blocked = false;
+            g.state = State::Ready;
+            st.main_wake = Some(msg);
+        } else if direct && self.in_hub() {
+            g.blocked = false;
+            drop(st);
+            self.resume(slot, msg);
+        } else {
+            g.state = State::Ready;
+            st.queue.push_back(Callback::Wake { slot, gen, seq, msg });
+        }
+    }
+}

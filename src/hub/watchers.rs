@@ -1,0 +1,125 @@
+//! Watcher lifecycle on the hub's tables: new, start, stop, close, ref.
+//!
+//! Invariant: a watcher is linked into exactly one structure (fd registry, timer
+//! heap, prepare/check/idle/async list) while `active`, and into none otherwise;
+//! `alive` counts the active referenced ones.
+
+use super::HubState;
+use crate::error::{Error, Result};
+use crate::event_loop::now_ns;
+use crate::event_loop::watcher::{Action, WatchKind, Watcher};
+
+impl HubState {
+    pub fn new_watcher(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
+        let (slot, gen) = self.watchers.insert(Watcher::new(kind, internal))?;
+        if kind == WatchKind::Async {
+            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            r.asyncs.insert(slot, (gen, false));
+        }
+        Ok((slot, gen))
+    }
+
+    pub fn start_watcher(&mut self, slot: u32, action: Action) -> Result<()> {
+        let w = self.watchers.at(slot).ok_or(Error::BADHANDLE)?;
+        if w.active {
+            return Err(Error::BUSY);
+        }
+        let kind = w.kind;
+        match kind {
+            WatchKind::Io { fd, events } => {
+                self.fds.attach(&mut *self.backend, fd, slot, events).map_err(|e| Error(-e))?;
+            }
+            WatchKind::Timer { after, .. } => {
+                self.timers.insert(slot, now_ns().saturating_add(after));
+            }
+            WatchKind::Prepare => self.prepare.push(slot),
+            WatchKind::Check => self.check.push(slot),
+            WatchKind::Idle => self.idle.push(slot),
+            WatchKind::Async => {
+                self.asyncs.push(slot);
+                let r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+                if r.asyncs.get(&slot).is_some_and(|a| a.1) {
+                    self.async_recheck = true;
+                }
+            }
+        }
+        let w = self.watchers.at_mut(slot).expect("checked above");
+        w.active = true;
+        w.action = action;
+        if w.referenced {
+            self.alive += 1;
+        }
+        Ok(())
+    }
+
+    /// Stops a watcher; stopping an inactive one is a no-op.
+    pub fn stop_watcher(&mut self, slot: u32) {
+        let Some(w) = self.watchers.at_mut(slot) else { return };
+        if !w.active {
+            return;
+        }
+        w.active = false;
+        w.action = Action::None;
+        let referenced = w.referenced;
+        match w.kind {
+            WatchKind::Io { fd, .. } => self.fds.detach(fd, slot),
+            WatchKind::Timer { .. } => {
+                self.timers.remove(slot);
+            }
+            WatchKind::Prepare => remove(&mut self.prepare, slot),
+            WatchKind::Check => remove(&mut self.check, slot),
+            WatchKind::Idle => remove(&mut self.idle, slot),
+            WatchKind::Async => remove(&mut self.asyncs, slot),
+        }
+        if referenced {
+            self.alive -= 1;
+        }
+    }
+
+    /// Stops and frees a watcher; its handle goes stale.
+    pub fn close_watcher(&mut self, slot: u32) {
+        self.stop_watcher(slot);
+        if let Some(w) = self.watchers.remove(slot) {
+            if w.kind == WatchKind::Async {
+                let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+                r.asyncs.remove(&slot);
+            }
+        }
+    }
+
+    pub fn set_ref(&mut self, slot: u32, referenced: bool) {
+        let Some(w) = self.watchers.at_mut(slot) else { return };
+        if w.referenced == referenced {
+            return;
+        }
+        w.referenced = referenced;
+        if w.active {
+            if referenced {
+                self.alive += 1;
+            } else {
+                self.alive -= 1;
+            }
+        }
+    }
+}
+
+fn remove(list: &mut Vec<u32>, slot: u32) {
+    if let Some(i) = list.iter().position(|&s| s == slot) {
+        list.remove(i);
+    }
+}
+
+impl super::Hub {
+    /// gh_watcher_close: a greenlet parked in gh_hub_wait on it wakes with `ECLOSED`.
+    pub fn close_user_watcher(&self, slot: u32, gen: u32) {
+        let action = {
+            let mut st = self.st.borrow_mut();
+            let action = st.watchers.get(slot, gen).map(|w| w.action);
+            st.close_watcher(slot);
+            action
+        };
+        if let Some(Action::Resume { slot, gen, seq, .. }) = action {
+            self.wake(slot, gen, seq, crate::greenlet::Msg::code(crate::error::ECLOSED), false);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! # greenhub — gevent's hub, for C
+//!
+//! The model in one page:
+//!
+//! * Each OS thread that uses greenhub gets one **hub**, created lazily on the first
+//!   call (gevent's `get_hub()`). The thread's own stack is the **main greenlet**.
+//! * A **greenlet** is a C function running on its own stack (a corosensei coroutine).
+//!   `gh_spawn` schedules it to start in the hub's next loop iteration; its parent is
+//!   the hub: when the function returns, control goes back to the hub.
+//! * The **hub** runs the event loop (epoll). A blocking call (`gh_sleep`,
+//!   `gh_wait_read`, `gh_join`, …) is gevent's `Hub.wait`: arm a watcher whose callback
+//!   switches back to the caller, switch to the hub, disarm on return
+//!   (`hub::wait::wait_for`). Watcher callbacks run in the hub and must not block.
+//! * When nothing referenced is left in the loop while main waits, main's wait ends
+//!   with `GH_ELOOPEXIT` (gevent's LoopExit) instead of hanging.
+//!
+//! Module map (one concept per module; the FFI is a thin shell):
+//!
+//! ```text
+//! ffi/          extern "C" functions, one file per header section; no logic
+//! error         Error <-> GH_E* codes, names and messages
+//! handle        generation-checked handles; registry of live hubs (cross-thread)
+//! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
+//!               greenlet operations (greenlets), watcher lifecycle (watchers)
+//! greenlet      the greenlet record and coroutine types
+//! stack         stacks with guard pages, and their pool
+//! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
+//! ```
+
+pub mod error;
+pub mod event_loop;
+pub mod ffi;
+pub mod greenlet;
+pub mod handle;
+pub mod hub;
+pub mod stack;
