@@ -31,7 +31,11 @@ fn main() {
 #define GH_SPAWN_EX(out, fn, arg, opts) gh_spawn_at((out), (fn), (arg), (opts), __FILE__, __LINE__)
 "#
     ));
-    match cbindgen::Builder::new().with_crate(&dir).with_config(config).generate() {
+    match cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+    {
         Ok(b) => {
             b.write_to_file(dir.join("include/greenhub.h"));
         }

@@ -192,6 +192,34 @@
 #define GH_ASYNC 4096
 
 /**
+ * A greenlet handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_greenlet {
+  uint64_t id;
+} gh_greenlet;
+
+/**
+ * A greenlet's function: `void *fn(void *arg)`; its return value is what gh_join reports.
+ */
+typedef void *(*gh_fn)(void *arg);
+
+/**
+ * Options for gh_spawn_ex. Zero-initialise it (`gh_spawn_options o = {0};`).
+ */
+typedef struct gh_spawn_options {
+  /**
+   * Stack size in bytes; 0 = the hub's default (256 KiB or GREENHUB_STACK_SIZE).
+   * Rounded up to whole pages and to at least 16 KiB; above 1 GiB is GH_EINVAL.
+   * Only the pages a greenlet touches cost memory.
+   */
+  size_t stack_size;
+  /**
+   * Name for diagnostics (copied); NULL = unnamed.
+   */
+  const char *name;
+} gh_spawn_options;
+
+/**
  * Settings of a thread's hub, applied by gh_hub_configure before the hub's first use.
  * Fill it with gh_hub_config_init first, then change what you need.
  */
@@ -229,34 +257,6 @@ typedef struct gh_watcher {
 typedef struct gh_hub_ref {
   uint64_t id;
 } gh_hub_ref;
-
-/**
- * A greenlet handle (a value; the id encodes hub, slot and generation).
- */
-typedef struct gh_greenlet {
-  uint64_t id;
-} gh_greenlet;
-
-/**
- * A greenlet's function: `void *fn(void *arg)`; its return value is what gh_join reports.
- */
-typedef void *(*gh_fn)(void *arg);
-
-/**
- * Options for gh_spawn_ex. Zero-initialise it (`gh_spawn_options o = {0};`).
- */
-typedef struct gh_spawn_options {
-  /**
-   * Stack size in bytes; 0 = the hub's default (256 KiB or GREENHUB_STACK_SIZE).
-   * Rounded up to whole pages and to at least 16 KiB; above 1 GiB is GH_EINVAL.
-   * Only the pages a greenlet touches cost memory.
-   */
-  size_t stack_size;
-  /**
-   * Name for diagnostics (copied); NULL = unnamed.
-   */
-  const char *name;
-} gh_spawn_options;
 
 /**
  * A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
@@ -336,89 +336,6 @@ unsigned int gh_version(void);
  * *Ownership*: static; do not free. *Threads*: any thread. *Errors*: none.
  */
 const char *gh_version_string(void);
-
-/**
- * Fills `cfg` with the defaults (all "use the environment or the built-in default").
- *
- * *Ownership*: writes into the caller's struct. *Threads*: any thread.
- * *Blocking*: never. *Errors*: none (NULL is ignored).
- *
- * # Safety
- * `cfg` must be NULL or point to a writable gh_hub_config.
- */
-void gh_hub_config_init(struct gh_hub_config *cfg);
-
-/**
- * Creates this thread's hub with `cfg` (fields left at their gh_hub_config_init
- * values fall back to the environment, then to the defaults).
- *
- * *Ownership*: `cfg` and its strings are read during the call only.
- * *Threads*: configures the calling thread's hub. *Blocking*: never.
- * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
- * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
- * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
- * GH_ENOTSUP (backend "polling"/"poll" or monitor = 1: not built yet),
- * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
- *
- * # Safety
- * `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
- * NUL-terminated string.
- */
-int gh_hub_configure(const struct gh_hub_config *cfg);
-
-/**
- * Runs this thread's loop until nothing referenced is left: no active referenced
- * watcher, no queued callback, no runnable greenlet (gevent's hub.join()/gevent.wait()).
- *
- * *Threads*: this thread's hub. *Blocking*: yes — the main greenlet only.
- * *Errors*: GH_EPERM (called from a spawned greenlet or a hub callback),
- * GH_ECANCELED (main was killed), errors creating the hub.
- */
-int gh_hub_run(void);
-
-/**
- * Tears down this thread's hub: live greenlets are discarded without running more
- * of their code (their C frames are abandoned, not unwound: memory they malloc'd and
- * did not free is lost — kill and join them first to let them clean up), watchers
- * are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
- * stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
- * A thread that exits without calling this has its hub destroyed the same way.
- *
- * *Threads*: this thread's hub. *Blocking*: never.
- * *Errors*: GH_EPERM (not called from the main greenlet, e.g. from a spawned greenlet
- * or a hub callback). Returns GH_OK when the thread has no hub.
- */
-int gh_hub_destroy(void);
-
-/**
- * THE primitive (gevent's Hub.wait): starts `w` with a callback that switches back
- * to the current greenlet, switches to the hub, and stops `w` when switched back.
- *
- * *Ownership*: `w` stays the caller's; it is stopped on return whatever happened.
- * *Threads*: `w` must belong to this thread's hub.
- * *Blocking*: yes; not from a hub callback.
- * *Errors*: GH_OK when `w` fired; GH_EBUSY (`w` already started), GH_EBADHANDLE,
- * GH_EWRONGTHREAD, GH_EPERM (inside a hub callback), GH_ECANCELED (the caller was
- * killed), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
- * `w`, e.g. it is unreferenced and nothing else is active), GH_EBADF (an io watcher's fd
- * was closed), GH_ECLOSED (`w` was closed by another greenlet meanwhile).
- */
-int gh_hub_wait(struct gh_watcher w);
-
-/**
- * This thread's hub (created if needed). `{0}` if it cannot be created.
- *
- * *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
- */
-struct gh_hub_ref gh_hub_current(void);
-
-/**
- * The name of this thread's hub backend ("epoll"), creating the hub if needed;
- * NULL if the hub cannot be created.
- *
- * *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
- */
-const char *gh_hub_backend(void);
 
 /**
  * Spawns a greenlet running `fn(arg)`, scheduled to start in the hub's next loop
@@ -620,6 +537,116 @@ int gh_greenlet_set_name(struct gh_greenlet g, const char *name);
 int gh_release(struct gh_greenlet g);
 
 /**
+ * Fills `cfg` with the defaults (all "use the environment or the built-in default").
+ *
+ * *Ownership*: writes into the caller's struct. *Threads*: any thread.
+ * *Blocking*: never. *Errors*: none (NULL is ignored).
+ *
+ * # Safety
+ * `cfg` must be NULL or point to a writable gh_hub_config.
+ */
+void gh_hub_config_init(struct gh_hub_config *cfg);
+
+/**
+ * Creates this thread's hub with `cfg` (fields left at their gh_hub_config_init
+ * values fall back to the environment, then to the defaults).
+ *
+ * *Ownership*: `cfg` and its strings are read during the call only.
+ * *Threads*: configures the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
+ * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
+ * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
+ * GH_ENOTSUP (backend "polling"/"poll" or monitor = 1: not built yet),
+ * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+ *
+ * # Safety
+ * `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
+ * NUL-terminated string.
+ */
+int gh_hub_configure(const struct gh_hub_config *cfg);
+
+/**
+ * Runs this thread's loop until nothing referenced is left: no active referenced
+ * watcher, no queued callback, no runnable greenlet (gevent's hub.join()/gevent.wait()).
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes — the main greenlet only.
+ * *Errors*: GH_EPERM (called from a spawned greenlet or a hub callback),
+ * GH_ECANCELED (main was killed), errors creating the hub.
+ */
+int gh_hub_run(void);
+
+/**
+ * Tears down this thread's hub: live greenlets are discarded without running more
+ * of their code (their C frames are abandoned, not unwound: memory they malloc'd and
+ * did not free is lost — kill and join them first to let them clean up), watchers
+ * are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
+ * stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
+ * A thread that exits without calling this has its hub destroyed the same way.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EPERM (not called from the main greenlet, e.g. from a spawned greenlet
+ * or a hub callback). Returns GH_OK when the thread has no hub.
+ */
+int gh_hub_destroy(void);
+
+/**
+ * THE primitive (gevent's Hub.wait): starts `w` with a callback that switches back
+ * to the current greenlet, switches to the hub, and stops `w` when switched back.
+ *
+ * *Ownership*: `w` stays the caller's; it is stopped on return whatever happened.
+ * *Threads*: `w` must belong to this thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_OK when `w` fired; GH_EBUSY (`w` already started), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD, GH_EPERM (inside a hub callback), GH_ECANCELED (the caller was
+ * killed), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
+ * `w`, e.g. it is unreferenced and nothing else is active), GH_EBADF (an io watcher's fd
+ * was closed), GH_ECLOSED (`w` was closed by another greenlet meanwhile).
+ */
+int gh_hub_wait(struct gh_watcher w);
+
+/**
+ * This thread's hub (created if needed). `{0}` if it cannot be created.
+ *
+ * *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
+ */
+struct gh_hub_ref gh_hub_current(void);
+
+/**
+ * The name of this thread's hub backend ("epoll"), creating the hub if needed;
+ * NULL if the hub cannot be created.
+ *
+ * *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+ */
+const char *gh_hub_backend(void);
+
+/**
+ * Waits until `fd` is ready for `events` (GH_READ, GH_WRITE or both) and returns the
+ * ready events (> 0). No wake-up is lost whether or not the fd is ready when the call
+ * starts. `timeout` 0 checks once without waiting.
+ *
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
+ * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
+ * code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
+ * real fd wait, which keeps the loop alive).
+ */
+int gh_wait_fd(int fd, int events, double timeout);
+
+/**
+ * gh_wait_fd(fd, GH_READ, timeout), returning GH_OK when readable.
+ *
+ * *Threads*, *Blocking*, *Errors*: as gh_wait_fd.
+ */
+int gh_wait_read(int fd, double timeout);
+
+/**
+ * gh_wait_fd(fd, GH_WRITE, timeout), returning GH_OK when writable.
+ *
+ * *Threads*, *Blocking*, *Errors*: as gh_wait_fd.
+ */
+int gh_wait_write(int fd, double timeout);
+
+/**
  * Creates an io watcher for `fd` and `events` (GH_READ, GH_WRITE or both), stopped.
  * Several watchers (and greenlets) may watch one fd: the loop multiplexes them.
  *
@@ -763,33 +790,6 @@ int gh_async_send(struct gh_watcher w);
  * *Errors*: GH_EINVAL (`cb` NULL), errors creating the hub.
  */
 int gh_run_callback(gh_callback_fn cb, void *arg);
-
-/**
- * Waits until `fd` is ready for `events` (GH_READ, GH_WRITE or both) and returns the
- * ready events (> 0). No wake-up is lost whether or not the fd is ready when the call
- * starts. `timeout` 0 checks once without waiting.
- *
- * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
- * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
- * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
- * code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
- * real fd wait, which keeps the loop alive).
- */
-int gh_wait_fd(int fd, int events, double timeout);
-
-/**
- * gh_wait_fd(fd, GH_READ, timeout), returning GH_OK when readable.
- *
- * *Threads*, *Blocking*, *Errors*: as gh_wait_fd.
- */
-int gh_wait_read(int fd, double timeout);
-
-/**
- * gh_wait_fd(fd, GH_WRITE, timeout), returning GH_OK when writable.
- *
- * *Threads*, *Blocking*, *Errors*: as gh_wait_fd.
- */
-int gh_wait_write(int fd, double timeout);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -37,7 +37,9 @@ impl Error {
 
     /// The error of the last failed libc call (`errno`), as a code.
     pub fn last_os() -> Error {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         Error(-e)
     }
 

@@ -28,10 +28,16 @@ pub struct Msg {
 }
 
 impl Msg {
-    pub const OK: Msg = Msg { code: 0, value: std::ptr::null_mut() };
+    pub const OK: Msg = Msg {
+        code: 0,
+        value: std::ptr::null_mut(),
+    };
 
     pub fn code(code: i32) -> Msg {
-        Msg { code, value: std::ptr::null_mut() }
+        Msg {
+            code,
+            value: std::ptr::null_mut(),
+        }
     }
 }
 
@@ -100,7 +106,11 @@ impl Greenlet {
     pub fn new(role: Role) -> Greenlet {
         Greenlet {
             role,
-            state: if role == Role::Task { State::New } else { State::Running },
+            state: if role == Role::Task {
+                State::New
+            } else {
+                State::Running
+            },
             co: None,
             yielder: std::ptr::null(),
             entry: None,

@@ -74,7 +74,10 @@ pub struct Table<T> {
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Table { slab: Slab::new(), gens: Vec::new() }
+        Table {
+            slab: Slab::new(),
+            gens: Vec::new(),
+        }
     }
 }
 
@@ -188,7 +191,8 @@ impl HubShared {
 static NEXT_HUB: AtomicU32 = AtomicU32::new(1);
 
 fn registry() -> &'static Mutex<HashMap<u16, Arc<HubShared>>> {
-    static REG: std::sync::OnceLock<Mutex<HashMap<u16, Arc<HubShared>>>> = std::sync::OnceLock::new();
+    static REG: std::sync::OnceLock<Mutex<HashMap<u16, Arc<HubShared>>>> =
+        std::sync::OnceLock::new();
     REG.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -210,7 +214,11 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     };
     let shared = Arc::new(HubShared {
         id,
-        remote: Mutex::new(Remote { wake_fd, woken: false, asyncs: HashMap::new() }),
+        remote: Mutex::new(Remote {
+            wake_fd,
+            woken: false,
+            asyncs: HashMap::new(),
+        }),
     });
     reg.insert(id, shared.clone());
     Ok(shared)
@@ -242,7 +250,15 @@ mod tests {
     fn encode_roundtrip() {
         let raw = Id::encode(0x1234, Kind::Watcher, 0xABCDE, 0x123456);
         let id = Id::decode(raw);
-        assert_eq!(id, Id { hub: 0x1234, kind: 2, gen: 0xABCDE, slot: 0x123456 });
+        assert_eq!(
+            id,
+            Id {
+                hub: 0x1234,
+                kind: 2,
+                gen: 0xABCDE,
+                slot: 0x123456
+            }
+        );
     }
 
     #[test]

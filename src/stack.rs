@@ -177,7 +177,10 @@ mod tests {
         let page = page_size();
         assert_eq!(normalize(0, DEFAULT_STACK).unwrap(), DEFAULT_STACK);
         assert_eq!(normalize(1, DEFAULT_STACK).unwrap(), MIN_STACK);
-        assert_eq!(normalize(MIN_STACK + 1, DEFAULT_STACK).unwrap(), MIN_STACK + page);
+        assert_eq!(
+            normalize(MIN_STACK + 1, DEFAULT_STACK).unwrap(),
+            MIN_STACK + page
+        );
         assert_eq!(normalize(usize::MAX, DEFAULT_STACK), Err(Error::INVAL));
     }
 

@@ -14,7 +14,10 @@ impl Epoll {
         if epfd < 0 {
             return Err(errno());
         }
-        Ok(Epoll { epfd, buf: vec![libc::epoll_event { events: 0, u64: 0 }; 256] })
+        Ok(Epoll {
+            epfd,
+            buf: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+        })
     }
 
     fn ctl(&mut self, op: i32, fd: i32, token: u64, events: u8) -> Result<(), i32> {
@@ -25,7 +28,10 @@ impl Epoll {
         if events & WRITE != 0 {
             flags |= libc::EPOLLOUT as u32;
         }
-        let mut ev = libc::epoll_event { events: flags, u64: token };
+        let mut ev = libc::epoll_event {
+            events: flags,
+            u64: token,
+        };
         // SAFETY: ev is a valid epoll_event for the duration of the call.
         if unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) } < 0 {
             return Err(errno());
@@ -35,7 +41,9 @@ impl Epoll {
 }
 
 pub fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 impl Backend for Epoll {
@@ -62,7 +70,12 @@ impl Backend for Epoll {
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
         // SAFETY: buf has buf.len() initialised epoll_event slots the kernel may overwrite.
         let n = unsafe {
-            libc::epoll_wait(self.epfd, self.buf.as_mut_ptr(), self.buf.len() as i32, timeout_ms)
+            libc::epoll_wait(
+                self.epfd,
+                self.buf.as_mut_ptr(),
+                self.buf.len() as i32,
+                timeout_ms,
+            )
         };
         if n < 0 {
             let e = errno();
@@ -80,11 +93,15 @@ impl Backend for Epoll {
             if f & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
                 events |= READ | WRITE;
             }
-            out.push(Ready { token: ev.u64, events });
+            out.push(Ready {
+                token: ev.u64,
+                events,
+            });
         }
         if n as usize == self.buf.len() && self.buf.len() < 4096 {
             let len = self.buf.len() * 2;
-            self.buf.resize(len, libc::epoll_event { events: 0, u64: 0 });
+            self.buf
+                .resize(len, libc::epoll_event { events: 0, u64: 0 });
         }
         Ok(())
     }

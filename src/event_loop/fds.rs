@@ -52,7 +52,13 @@ impl Fds {
     }
 
     /// Adds an active watcher. Errors are raw errno values (`EBADF`, `ENOMEM`, …).
-    pub fn attach(&mut self, be: &mut dyn Backend, fd: i32, slot: u32, events: u8) -> Result<(), i32> {
+    pub fn attach(
+        &mut self,
+        be: &mut dyn Backend,
+        fd: i32,
+        slot: u32,
+        events: u8,
+    ) -> Result<(), i32> {
         let e = self.entry(fd);
         e.watchers.push((slot, events));
         e.wanted |= events;
@@ -158,11 +164,9 @@ impl Fds {
             let _ = be.delete(fd);
             e.kernel = 0;
             e.reified = 0;
-        } else if e.kernel != e.wanted {
-            if be.modify(fd, fd as u64, e.wanted).is_ok() {
-                e.kernel = e.wanted;
-                e.reified = e.wanted;
-            }
+        } else if e.kernel != e.wanted && be.modify(fd, fd as u64, e.wanted).is_ok() {
+            e.kernel = e.wanted;
+            e.reified = e.wanted;
         }
     }
 
@@ -180,14 +184,15 @@ impl Fds {
 
     /// True when some active watcher is on an always-ready fd.
     pub fn any_always_ready(&self) -> bool {
-        self.always_ready
-            .iter()
-            .any(|&fd| self.entries[fd as usize].always_ready && self.entries[fd as usize].wanted != 0)
+        self.always_ready.iter().any(|&fd| {
+            self.entries[fd as usize].always_ready && self.entries[fd as usize].wanted != 0
+        })
     }
 
     /// Drops fds from the always-ready list that are no longer always ready.
     pub fn prune_always_ready(&mut self) {
         let entries = &self.entries;
-        self.always_ready.retain(|&fd| entries[fd as usize].always_ready);
+        self.always_ready
+            .retain(|&fd| entries[fd as usize].always_ready);
     }
 }

@@ -43,7 +43,10 @@ pub trait Backend {
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -61,7 +64,11 @@ pub fn duration_ns(seconds: f64) -> Result<Option<u64>, crate::error::Error> {
     // ~146 years: never overflows when added to a monotonic clock reading.
     const CAP: f64 = (1u64 << 62) as f64;
     let ns = seconds * 1e9;
-    Ok(Some(if ns >= CAP { 1u64 << 62 } else { ns.ceil() as u64 }))
+    Ok(Some(if ns >= CAP {
+        1u64 << 62
+    } else {
+        ns.ceil() as u64
+    }))
 }
 
 #[cfg(test)]

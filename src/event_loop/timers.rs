@@ -53,7 +53,11 @@ impl Timers {
             self.pos.resize(slot as usize + 1, NONE);
         }
         self.seq += 1;
-        self.heap.push(Entry { at, seq: self.seq, slot });
+        self.heap.push(Entry {
+            at,
+            seq: self.seq,
+            slot,
+        });
         let i = self.heap.len() - 1;
         self.pos[slot as usize] = i as u32;
         self.up(i);
@@ -61,7 +65,9 @@ impl Timers {
 
     /// Cancels `slot`'s entry if it has one.
     pub fn remove(&mut self, slot: u32) -> bool {
-        let Some(&p) = self.pos.get(slot as usize) else { return false };
+        let Some(&p) = self.pos.get(slot as usize) else {
+            return false;
+        };
         if p == NONE {
             return false;
         }
@@ -141,7 +147,9 @@ mod tests {
         let mut x: u64 = 12345;
         let mut deadlines = Vec::new();
         for slot in 0..10_000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let at = (x >> 33) % 500;
             deadlines.push(at);
             t.insert(slot, at);

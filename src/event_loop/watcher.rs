@@ -52,12 +52,23 @@ impl WatchKind {
 pub enum Action {
     None,
     /// Call a C callback in the hub.
-    User { f: UserFn, arg: *mut c_void },
+    User {
+        f: UserFn,
+        arg: *mut c_void,
+    },
     /// Wake greenlet `slot` if it is still in the wait numbered `seq`; the wait's
     /// result is `code`, or the revents when `code` is 0.
-    Resume { slot: u32, gen: u32, seq: u32, code: i32 },
+    Resume {
+        slot: u32,
+        gen: u32,
+        seq: u32,
+        code: i32,
+    },
     /// Start greenlet (slot, gen) (`gh_spawn_later`).
-    Start { slot: u32, gen: u32 },
+    Start {
+        slot: u32,
+        gen: u32,
+    },
 }
 
 pub struct Watcher {
@@ -72,7 +83,13 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(kind: WatchKind, internal: bool) -> Watcher {
-        Watcher { kind, active: false, referenced: true, internal, action: Action::None }
+        Watcher {
+            kind,
+            active: false,
+            referenced: true,
+            internal,
+            action: Action::None,
+        }
     }
 
     /// Counts toward keeping the loop alive.

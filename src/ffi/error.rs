@@ -69,7 +69,9 @@ pub extern "C" fn gh_err_name(code: c_int) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn gh_version() -> c_uint {
     let p = |s: &str| s.parse::<c_uint>().unwrap_or(0);
-    (p(env!("CARGO_PKG_VERSION_MAJOR")) << 16) | (p(env!("CARGO_PKG_VERSION_MINOR")) << 8) | p(env!("CARGO_PKG_VERSION_PATCH"))
+    (p(env!("CARGO_PKG_VERSION_MAJOR")) << 16)
+        | (p(env!("CARGO_PKG_VERSION_MINOR")) << 8)
+        | p(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
 /// The library's version as a string, e.g. "0.1.0".

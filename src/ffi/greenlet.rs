@@ -1,6 +1,6 @@
 //! Header section "Greenlets".
 
-use super::{guard, gh_greenlet, need, put};
+use super::{gh_greenlet, guard, need, put};
 use crate::error::{Error, Result};
 use crate::event_loop::duration_ns;
 use crate::handle::Kind;
@@ -60,7 +60,13 @@ unsafe fn spawn_common(
 ) -> Result<c_int> {
     let f = f.ok_or(Error::INVAL)?;
     let hub = hub::current()?;
-    let mut o = SpawnOpts { file, line, delay, detached: out.is_null(), ..SpawnOpts::default() };
+    let mut o = SpawnOpts {
+        file,
+        line,
+        delay,
+        detached: out.is_null(),
+        ..SpawnOpts::default()
+    };
     if !opts.is_null() {
         // SAFETY: non-null and readable per the contract.
         let op = unsafe { *opts };
@@ -72,7 +78,14 @@ unsafe fn spawn_common(
     }
     let (slot, gen) = hub.spawn(f, arg, o)?;
     // SAFETY: out is NULL or writable per the contract.
-    unsafe { put(out, gh_greenlet { id: hub.handle(Kind::Greenlet, slot, gen) }) };
+    unsafe {
+        put(
+            out,
+            gh_greenlet {
+                id: hub.handle(Kind::Greenlet, slot, gen),
+            },
+        )
+    };
     Ok(0)
 }
 
@@ -104,7 +117,12 @@ pub unsafe extern "C" fn gh_spawn(out: *mut gh_greenlet, r#fn: gh_fn, arg: *mut 
 /// # Safety
 /// As gh_spawn; `opts` NULL or readable with `name` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn gh_spawn_ex(out: *mut gh_greenlet, r#fn: gh_fn, arg: *mut c_void, opts: *const gh_spawn_options) -> c_int {
+pub unsafe extern "C" fn gh_spawn_ex(
+    out: *mut gh_greenlet,
+    r#fn: gh_fn,
+    arg: *mut c_void,
+    opts: *const gh_spawn_options,
+) -> c_int {
     // SAFETY: forwarded contract.
     guard(|| unsafe { spawn_common(out, r#fn, arg, opts, std::ptr::null(), 0, None) })
 }
@@ -140,14 +158,29 @@ pub unsafe extern "C" fn gh_spawn_at(
 /// # Safety
 /// As gh_spawn.
 #[no_mangle]
-pub unsafe extern "C" fn gh_spawn_later(out: *mut gh_greenlet, seconds: f64, r#fn: gh_fn, arg: *mut c_void) -> c_int {
+pub unsafe extern "C" fn gh_spawn_later(
+    out: *mut gh_greenlet,
+    seconds: f64,
+    r#fn: gh_fn,
+    arg: *mut c_void,
+) -> c_int {
     guard(|| {
-        if !(seconds >= 0.0) {
+        if seconds.is_nan() || seconds < 0.0 {
             return Err(Error::INVAL);
         }
         let delay = timeout(seconds)?.unwrap_or(u64::MAX / 4);
         // SAFETY: forwarded contract.
-        unsafe { spawn_common(out, r#fn, arg, std::ptr::null(), std::ptr::null(), 0, Some(delay)) }
+        unsafe {
+            spawn_common(
+                out,
+                r#fn,
+                arg,
+                std::ptr::null(),
+                std::ptr::null(),
+                0,
+                Some(delay),
+            )
+        }
     })
 }
 
@@ -164,7 +197,9 @@ pub extern "C" fn gh_current() -> gh_greenlet {
             h.handle(Kind::Greenlet, slot, gen)
         })
     });
-    gh_greenlet { id: r.ok().and_then(|r| r.ok()).unwrap_or(0) }
+    gh_greenlet {
+        id: r.ok().and_then(|r| r.ok()).unwrap_or(0),
+    }
 }
 
 /// This thread's main greenlet (the thread's own stack).
@@ -173,8 +208,12 @@ pub extern "C" fn gh_current() -> gh_greenlet {
 /// *Threads*: the calling thread. *Blocking*: never. *Errors*: none; `{0}` on failure.
 #[no_mangle]
 pub extern "C" fn gh_main() -> gh_greenlet {
-    let r = std::panic::catch_unwind(|| hub::current().map(|h| h.handle(Kind::Greenlet, h.main_slot, h.main_gen)));
-    gh_greenlet { id: r.ok().and_then(|r| r.ok()).unwrap_or(0) }
+    let r = std::panic::catch_unwind(|| {
+        hub::current().map(|h| h.handle(Kind::Greenlet, h.main_slot, h.main_gen))
+    });
+    gh_greenlet {
+        id: r.ok().and_then(|r| r.ok()).unwrap_or(0),
+    }
 }
 
 /// Waits until `g` is dead and stores its function's return value in `*result`
@@ -212,7 +251,12 @@ pub unsafe extern "C" fn gh_join(g: gh_greenlet, timeout: f64, result: *mut *mut
 /// # Safety
 /// `gs` readable for `n` handles; `ndone` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn gh_joinall(gs: *const gh_greenlet, n: usize, timeout: f64, ndone: *mut usize) -> c_int {
+pub unsafe extern "C" fn gh_joinall(
+    gs: *const gh_greenlet,
+    n: usize,
+    timeout: f64,
+    ndone: *mut usize,
+) -> c_int {
     guard(|| {
         // SAFETY: NULL or writable per the contract.
         unsafe { put(ndone, 0) };
@@ -284,7 +328,11 @@ pub extern "C" fn gh_throw(g: gh_greenlet, code: c_int) -> c_int {
 /// # Safety
 /// `received` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn gh_switch(g: gh_greenlet, value: *mut c_void, received: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn gh_switch(
+    g: gh_greenlet,
+    value: *mut c_void,
+    received: *mut *mut c_void,
+) -> c_int {
     guard(|| {
         let (hub, slot, gen) = lookup(g)?;
         let v = hub.switch(slot, gen, value)?;

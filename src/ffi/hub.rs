@@ -1,6 +1,6 @@
 //! Header section "Hub".
 
-use super::{guard, need, gh_hub_ref, gh_watcher};
+use super::{gh_hub_ref, gh_watcher, guard, need};
 use crate::error::Error;
 use crate::handle::Kind;
 use crate::hub::{self, Config};
@@ -32,7 +32,12 @@ pub struct gh_hub_config {
 /// `cfg` must be NULL or point to a writable gh_hub_config.
 #[no_mangle]
 pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
-    let d = gh_hub_config { backend: std::ptr::null(), stack_size: 0, monitor: 0, max_blocking_time: 0.0 };
+    let d = gh_hub_config {
+        backend: std::ptr::null(),
+        stack_size: 0,
+        monitor: 0,
+        max_blocking_time: 0.0,
+    };
     // SAFETY: cfg is NULL or writable per the contract.
     unsafe { super::put(cfg, d) };
 }

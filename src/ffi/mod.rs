@@ -7,10 +7,10 @@
 #![allow(non_camel_case_types)]
 
 pub mod error;
-pub mod hub;
 pub mod greenlet;
-pub mod watcher;
+pub mod hub;
 pub mod io;
+pub mod watcher;
 
 use crate::error::{Error, Result, EINTERNAL};
 use std::ffi::c_int;

@@ -1,9 +1,9 @@
 //! Header section "Watchers".
 
-use super::{guard, gh_watcher, need, put};
+use super::{gh_watcher, guard, need, put};
 use crate::error::{Error, Result};
-use crate::event_loop::watcher::{Action, UserFn, WatchKind};
 use crate::event_loop::duration_ns;
+use crate::event_loop::watcher::{Action, UserFn, WatchKind};
 use crate::handle::{self, HubShared, Id, Kind};
 use crate::hub::{self, Hub};
 use std::ffi::{c_int, c_void};
@@ -28,7 +28,8 @@ pub const GH_ASYNC: c_int = 0x1000;
 /// (itself included) and queue callbacks. `revents`: GH_READ/GH_WRITE for io watchers,
 /// GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE or GH_ASYNC for the others.
 /// It must not unwind (C++ exceptions, longjmp) out of itself.
-pub type gh_watcher_cb = Option<unsafe extern "C" fn(w: gh_watcher, revents: c_int, arg: *mut c_void)>;
+pub type gh_watcher_cb =
+    Option<unsafe extern "C" fn(w: gh_watcher, revents: c_int, arg: *mut c_void)>;
 
 /// A function queued with gh_run_callback.
 pub type gh_callback_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
@@ -38,7 +39,14 @@ fn new_watcher(out: *mut gh_watcher, kind: WatchKind) -> Result<c_int> {
     let hub = hub::current()?;
     let (slot, gen) = hub.st.borrow_mut().new_watcher(kind, false)?;
     // SAFETY: out is non-null; callers promise it is writable.
-    unsafe { put(out, gh_watcher { id: hub.handle(Kind::Watcher, slot, gen) }) };
+    unsafe {
+        put(
+            out,
+            gh_watcher {
+                id: hub.handle(Kind::Watcher, slot, gen),
+            },
+        )
+    };
     Ok(0)
 }
 
@@ -74,7 +82,13 @@ pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_in
         if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(Error::BADF);
         }
-        new_watcher(out, WatchKind::Io { fd, events: events as u8 })
+        new_watcher(
+            out,
+            WatchKind::Io {
+                fd,
+                events: events as u8,
+            },
+        )
     })
 }
 
@@ -92,7 +106,8 @@ pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_in
 #[no_mangle]
 pub unsafe extern "C" fn gh_timer_new(out: *mut gh_watcher, after: f64, repeat: f64) -> c_int {
     guard(|| {
-        if !(after >= 0.0) || !(repeat >= 0.0) || repeat.is_infinite() {
+        if after.is_nan() || after < 0.0 || repeat.is_nan() || repeat < 0.0 || repeat.is_infinite()
+        {
             return Err(Error::INVAL);
         }
         let after = duration_ns(after)?.unwrap_or(u64::MAX / 4);
@@ -167,8 +182,13 @@ pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c
         let (hub, slot, _) = lookup(w)?;
         // SAFETY: gh_watcher and RawHandle are both #[repr(C)] structs of one u64, so the
         // two function pointer types have the same ABI.
-        let f: UserFn = unsafe { std::mem::transmute::<unsafe extern "C" fn(gh_watcher, c_int, *mut c_void), UserFn>(cb) };
-        hub.st.borrow_mut().start_watcher(slot, Action::User { f, arg }).map(|_| 0)
+        let f: UserFn = unsafe {
+            std::mem::transmute::<unsafe extern "C" fn(gh_watcher, c_int, *mut c_void), UserFn>(cb)
+        };
+        hub.st
+            .borrow_mut()
+            .start_watcher(slot, Action::User { f, arg })
+            .map(|_| 0)
     })
 }
 
@@ -222,7 +242,12 @@ pub extern "C" fn gh_watcher_ref(w: gh_watcher, r#ref: c_int) -> c_int {
 pub extern "C" fn gh_watcher_active(w: gh_watcher) -> c_int {
     guard(|| {
         let (hub, slot, gen) = lookup(w)?;
-        Ok(hub.st.borrow().watchers.get(slot, gen).is_some_and(|x| x.active) as c_int)
+        Ok(hub
+            .st
+            .borrow()
+            .watchers
+            .get(slot, gen)
+            .is_some_and(|x| x.active) as c_int)
     })
 }
 

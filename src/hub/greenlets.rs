@@ -9,7 +9,7 @@ use super::{Callback, Hub, SwitchTo};
 use crate::error::{Error, Result};
 use crate::event_loop::watcher::{Action, WatchKind};
 use crate::event_loop::{duration_ns, now_ns};
-use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, WaitOn, TaskYielder};
+use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, TaskYielder, WaitOn};
 use crate::stack;
 use std::ffi::{c_char, c_void, CStr, CString};
 
@@ -27,7 +27,14 @@ pub struct SpawnOpts {
 
 impl Default for SpawnOpts {
     fn default() -> Self {
-        SpawnOpts { stack_size: 0, name: None, file: std::ptr::null(), line: 0, delay: None, detached: false }
+        SpawnOpts {
+            stack_size: 0,
+            name: None,
+            file: std::ptr::null(),
+            line: 0,
+            delay: None,
+            detached: false,
+        }
     }
 }
 
@@ -36,7 +43,10 @@ fn task_main(slot: u32, y: &TaskYielder) -> *mut c_void {
     let hub = super::existing().expect("a task only runs inside its hub");
     let (entry, arg) = {
         let mut st = hub.st.borrow_mut();
-        let g = st.greenlets.at_mut(slot).expect("running greenlet has a record");
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("running greenlet has a record");
         g.yielder = y;
         (g.entry.expect("a task has an entry"), g.arg)
     };
@@ -67,15 +77,28 @@ impl Hub {
                 return Err(e);
             }
         };
-        let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| task_main(slot, y));
+        let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
+            task_main(slot, y)
+        });
         st.greenlets.at_mut(slot).expect("just inserted").co = Some(co);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
             Some(ns) => {
-                let started = st.new_watcher(WatchKind::Timer { after: ns, repeat: 0 }, true).and_then(|(t, _)| {
-                    st.greenlets.at_mut(slot).expect("just inserted").start_timer = Some(t);
-                    st.start_watcher(t, Action::Start { slot, gen })
-                });
+                let started = st
+                    .new_watcher(
+                        WatchKind::Timer {
+                            after: ns,
+                            repeat: 0,
+                        },
+                        true,
+                    )
+                    .and_then(|(t, _)| {
+                        st.greenlets
+                            .at_mut(slot)
+                            .expect("just inserted")
+                            .start_timer = Some(t);
+                        st.start_watcher(t, Action::Start { slot, gen })
+                    });
                 if let Err(e) = started {
                     drop_unstarted(st, slot);
                     st.greenlets.remove(slot);
@@ -95,7 +118,11 @@ impl Hub {
     }
 
     fn role(&self, slot: u32) -> Role {
-        self.st.borrow().greenlets.at(slot).map_or(Role::Task, |g| g.role)
+        self.st
+            .borrow()
+            .greenlets
+            .at(slot)
+            .map_or(Role::Task, |g| g.role)
     }
 
     /// Waits until (slot, gen) is dead; returns its result.
@@ -128,7 +155,11 @@ impl Hub {
             return Err(Error::TIMEDOUT);
         }
         let r = self.wait_for(WaitOn::Join(slot), timeout, |st, w: WaitId| {
-            st.greenlets.at_mut(slot).expect("checked").joiners.push((w.slot, w.gen, w.seq));
+            st.greenlets
+                .at_mut(slot)
+                .expect("checked")
+                .joiners
+                .push((w.slot, w.gen, w.seq));
             st.greenlets.at_mut(cur).expect("current").joining = Some(slot);
             Ok(())
         });
@@ -173,7 +204,11 @@ impl Hub {
     }
 
     fn is_dead(&self, slot: u32, gen: u32) -> bool {
-        self.st.borrow().greenlets.get(slot, gen).is_some_and(|g| g.is_dead())
+        self.st
+            .borrow()
+            .greenlets
+            .get(slot, gen)
+            .is_some_and(|g| g.is_dead())
     }
 
     /// GreenletExit: the target's current and later blocking calls return `ECANCELED`.
@@ -212,7 +247,11 @@ impl Hub {
             Then::Wake(seq) => self.wake(slot, gen, seq, Msg::code(Error::CANCELED.0), false),
             Then::Nothing => {}
         }
-        if slot == self.current.get() || timeout == Some(0) || self.role(slot) != Role::Task || self.is_dead(slot, gen) {
+        if slot == self.current.get()
+            || timeout == Some(0)
+            || self.role(slot) != Role::Task
+            || self.is_dead(slot, gen)
+        {
             return Ok(());
         }
         self.join(slot, gen, timeout).map(|_| ())
@@ -292,17 +331,33 @@ impl Hub {
 
     /// Cooperative sleep; 0 yields to the other greenlets; forever parks until killed.
     pub fn sleep(&self, seconds: f64) -> Result<()> {
-        match duration_ns(seconds)? {
+        let dur = if seconds == 0.0 {
+            Some(0)
+        } else {
+            duration_ns(seconds)?
+        };
+        match dur {
             Some(0) => {
                 self.wait_for(WaitOn::Yield, None, |st, w| {
-                    st.queue.push_back(Callback::Wake { slot: w.slot, gen: w.gen, seq: w.seq, msg: Msg::OK });
+                    st.queue.push_back(Callback::Wake {
+                        slot: w.slot,
+                        gen: w.gen,
+                        seq: w.seq,
+                        msg: Msg::OK,
+                    });
                     Ok(())
                 })?;
             }
             Some(ns) => {
                 let mut timer = None;
                 let r = self.wait_for(WaitOn::Nothing, None, |st, w| {
-                    let (t, _) = st.new_watcher(WatchKind::Timer { after: ns, repeat: 0 }, true)?;
+                    let (t, _) = st.new_watcher(
+                        WatchKind::Timer {
+                            after: ns,
+                            repeat: 0,
+                        },
+                        true,
+                    )?;
                     timer = Some(t);
                     st.start_watcher(t, w.action(0))
                 });
@@ -349,7 +404,9 @@ impl Hub {
                 return Err(Error::BUSY);
             }
         }
-        let r = self.wait_for(WaitOn::Watcher(slot), None, |st, w| st.start_watcher(slot, w.action(0)));
+        let r = self.wait_for(WaitOn::Watcher(slot), None, |st, w| {
+            st.start_watcher(slot, w.action(0))
+        });
         let mut st = self.st.borrow_mut();
         if st.watchers.get(slot, gen).is_some() {
             st.stop_watcher(slot);
@@ -384,7 +441,12 @@ impl Hub {
 
     pub fn set_name(&self, slot: u32, gen: u32, name: CString) -> Result<()> {
         self.greenlet_ok(slot, gen)?;
-        self.st.borrow_mut().greenlets.at_mut(slot).expect("checked").name = Some(name);
+        self.st
+            .borrow_mut()
+            .greenlets
+            .at_mut(slot)
+            .expect("checked")
+            .name = Some(name);
         Ok(())
     }
 
@@ -439,7 +501,11 @@ fn drop_unstarted(st: &mut super::HubState, slot: u32) {
 
 /// One non-blocking readiness check (timeout 0: "do not wait").
 fn poll_once(fd: i32, events: u8) -> Result<i32> {
-    let mut p = libc::pollfd { fd, events: 0, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
     if events & crate::event_loop::READ != 0 {
         p.events |= libc::POLLIN;
     }

@@ -39,9 +39,17 @@ pub enum Callback {
     /// First run of a spawned greenlet.
     Start { slot: u32, gen: u32 },
     /// Wake a parked greenlet if it is still in wait `seq`.
-    Wake { slot: u32, gen: u32, seq: u32, msg: Msg },
+    Wake {
+        slot: u32,
+        gen: u32,
+        seq: u32,
+        msg: Msg,
+    },
     /// `gh_run_callback`.
-    User { f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void },
+    User {
+        f: unsafe extern "C" fn(*mut c_void),
+        arg: *mut c_void,
+    },
 }
 
 /// A pending `gh_switch` to a task, performed by the hub after the switcher parks.
@@ -63,7 +71,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { backend: None, stack_size: 0, monitor: false, max_blocking_time: 0.1 }
+        Config {
+            backend: None,
+            stack_size: 0,
+            monitor: false,
+            max_blocking_time: 0.1,
+        }
     }
 }
 
@@ -201,7 +214,10 @@ fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
     match name.unwrap_or("epoll") {
         "epoll" => Ok(Box::new(Epoll::new().map_err(|e| Error(-e))?)),
         "polling" | "poll" => {
-            eprintln!("greenhub: backend {:?} is not available in this build (available: epoll)", name.unwrap_or(""));
+            eprintln!(
+                "greenhub: backend {:?} is not available in this build (available: epoll)",
+                name.unwrap_or("")
+            );
             Err(Error::NOTSUP)
         }
         other => {
@@ -216,9 +232,14 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         eprintln!("greenhub: the blocking monitor is not available in this build yet");
         return Err(Error::NOTSUP);
     }
-    let default_stack = stack::normalize(cfg.stack_size, stack::DEFAULT_STACK).inspect_err(|_| {
-        eprintln!("greenhub: stack size {} is too large (max {} bytes)", cfg.stack_size, stack::MAX_STACK);
-    })?;
+    let default_stack =
+        stack::normalize(cfg.stack_size, stack::DEFAULT_STACK).inspect_err(|_| {
+            eprintln!(
+                "greenhub: stack size {} is too large (max {} bytes)",
+                cfg.stack_size,
+                stack::MAX_STACK
+            );
+        })?;
     let mut backend = make_backend(cfg.backend.as_deref())?;
     // SAFETY: plain syscall; result checked.
     let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -353,7 +374,10 @@ impl Hub {
 
     /// Queues `gh_run_callback` work.
     pub fn run_callback(&self, f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) {
-        self.st.borrow_mut().queue.push_back(Callback::User { f, arg });
+        self.st
+            .borrow_mut()
+            .queue
+            .push_back(Callback::User { f, arg });
     }
 
     /// Runs the loop until nothing referenced is left (`gh_hub_run`). Main only.

@@ -23,7 +23,9 @@
 
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
-use crate::event_loop::watcher::{Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_IDLE, EV_PREPARE, EV_TIMER};
+use crate::event_loop::watcher::{
+    Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_IDLE, EV_PREPARE, EV_TIMER,
+};
 use crate::event_loop::{now_ns, WAKE_TOKEN};
 use crate::greenlet::{Co, Msg, State, WaitOn};
 use crate::handle::Kind;
@@ -96,7 +98,12 @@ impl Hub {
             };
             match cb {
                 Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
-                Callback::Wake { slot, gen, seq, msg } => self.wake(slot, gen, seq, msg, true),
+                Callback::Wake {
+                    slot,
+                    gen,
+                    seq,
+                    msg,
+                } => self.wake(slot, gen, seq, msg, true),
                 // SAFETY: f and arg come from gh_run_callback's caller, who promised f is a
                 // valid function for arg; it runs in the hub like any watcher callback.
                 Callback::User { f, arg } => unsafe { f(arg) },
@@ -167,7 +174,11 @@ impl Hub {
         };
         for fd in extra {
             busy = true;
-            self.dispatch_fd(fd, crate::event_loop::READ | crate::event_loop::WRITE, false);
+            self.dispatch_fd(
+                fd,
+                crate::event_loop::READ | crate::event_loop::WRITE,
+                false,
+            );
         }
         if self.st.borrow().async_recheck {
             busy = true;
@@ -246,9 +257,14 @@ impl Hub {
                 let mut st = self.st.borrow_mut();
                 let st = &mut *st;
                 let now = st.now;
-                let Some(slot) = st.timers.pop_due(now) else { break };
+                let Some(slot) = st.timers.pop_due(now) else {
+                    break;
+                };
                 let gen = st.watchers.gen(slot);
-                let w = st.watchers.at_mut(slot).expect("timers hold active watchers");
+                let w = st
+                    .watchers
+                    .at_mut(slot)
+                    .expect("timers hold active watchers");
                 let action = w.action;
                 match w.kind {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
@@ -307,11 +323,18 @@ impl Hub {
         match action {
             Action::None => {}
             Action::User { f, arg } => {
-                let h = RawHandle { id: self.handle(Kind::Watcher, slot, gen) };
+                let h = RawHandle {
+                    id: self.handle(Kind::Watcher, slot, gen),
+                };
                 // SAFETY: f/arg were given to gh_watcher_start by the user for this watcher.
                 unsafe { f(h, revents, arg) }
             }
-            Action::Resume { slot, gen, seq, code } => {
+            Action::Resume {
+                slot,
+                gen,
+                seq,
+                code,
+            } => {
                 let code = if code == 0 { revents } else { code };
                 self.wake(slot, gen, seq, Msg::code(code), true)
             }
@@ -324,7 +347,9 @@ impl Hub {
         {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
-            let Some(g) = st.greenlets.get_mut(slot, gen) else { return };
+            let Some(g) = st.greenlets.get_mut(slot, gen) else {
+                return;
+            };
             if g.state != State::New {
                 return;
             }
@@ -364,7 +389,10 @@ impl Hub {
     pub(crate) fn resume(&self, slot: u32, msg: Msg) {
         let co = {
             let mut st = self.st.borrow_mut();
-            let g = st.greenlets.at_mut(slot).expect("resumed greenlet has a record");
+            let g = st
+                .greenlets
+                .at_mut(slot)
+                .expect("resumed greenlet has a record");
             g.state = State::Running;
             g.co.take()
         };
@@ -374,7 +402,12 @@ impl Hub {
         self.current.set(self.hub_slot);
         match r {
             CoroutineResult::Yield(()) => {
-                self.st.borrow_mut().greenlets.at_mut(slot).expect("parked greenlet has a record").co = Some(co);
+                self.st
+                    .borrow_mut()
+                    .greenlets
+                    .at_mut(slot)
+                    .expect("parked greenlet has a record")
+                    .co = Some(co);
             }
             CoroutineResult::Return(result) => self.finish(slot, co, result),
         }
@@ -389,7 +422,10 @@ impl Hub {
         let stack = co.into_stack();
         let mut st = self.st.borrow_mut();
         st.stacks.give(stack);
-        let g = st.greenlets.at_mut(slot).expect("finished greenlet has a record");
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("finished greenlet has a record");
         g.result = result;
         drop(st);
         self.mark_dead(slot);

@@ -23,14 +23,22 @@ pub struct WaitId {
 impl WaitId {
     /// The watcher action that ends this wait with `code` (0 = pass the revents).
     pub fn action(self, code: i32) -> Action {
-        Action::Resume { slot: self.slot, gen: self.gen, seq: self.seq, code }
+        Action::Resume {
+            slot: self.slot,
+            gen: self.gen,
+            seq: self.seq,
+            code,
+        }
     }
 }
 
 impl Hub {
     /// Fails with the pending kill or throw of the current greenlet, if any.
     fn take_pending(st: &mut HubState, slot: u32) -> Result<()> {
-        let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("current greenlet has a record");
         if g.killed {
             return Err(Error::CANCELED);
         }
@@ -62,33 +70,61 @@ impl Hub {
                 return Err(Error::TIMEDOUT);
             }
             let gen = st.greenlets.gen(slot);
-            let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+            let g = st
+                .greenlets
+                .at_mut(slot)
+                .expect("current greenlet has a record");
             g.seq = g.seq.wrapping_add(1);
-            let w = WaitId { slot, gen, seq: g.seq };
-            setup(&mut st, w)?;
-            let timer = match timeout {
-                Some(ns) => {
-                    let (t, _) = st.new_watcher(WatchKind::Timer { after: ns, repeat: 0 }, true)?;
-                    if let Err(e) = st.start_watcher(t, w.action(Error::TIMEDOUT.0)) {
-                        st.close_watcher(t);
-                        return Err(e);
-                    }
-                    Some(t)
-                }
-                None => None,
-            };
-            let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
             g.blocked = true;
             g.state = State::Waiting;
             g.waiting_on = on;
-            timer
+            let w = WaitId {
+                slot,
+                gen,
+                seq: g.seq,
+            };
+            let armed = setup(&mut st, w).and_then(|()| match timeout {
+                Some(ns) => {
+                    let (t, _) = st.new_watcher(
+                        WatchKind::Timer {
+                            after: ns,
+                            repeat: 0,
+                        },
+                        true,
+                    )?;
+                    match st.start_watcher(t, w.action(Error::TIMEDOUT.0)) {
+                        Ok(()) => Ok(Some(t)),
+                        Err(e) => {
+                            st.close_watcher(t);
+                            Err(e)
+                        }
+                    }
+                }
+                None => Ok(None),
+            });
+            match armed {
+                Ok(timer) => timer,
+                Err(e) => {
+                    let g = st
+                        .greenlets
+                        .at_mut(slot)
+                        .expect("current greenlet has a record");
+                    g.blocked = false;
+                    g.state = State::Running;
+                    g.waiting_on = WaitOn::Nothing;
+                    return Err(e);
+                }
+            }
         };
         let msg = self.switch_out();
         let mut st = self.st.borrow_mut();
         if let Some(t) = timer {
             st.close_watcher(t);
         }
-        let g = st.greenlets.at_mut(slot).expect("current greenlet has a record");
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("current greenlet has a record");
         g.blocked = false;
         g.state = State::Running;
         g.waiting_on = WaitOn::Nothing;
@@ -106,7 +142,13 @@ impl Hub {
         if slot == self.main_slot {
             return self.run_for_main();
         }
-        let y = self.st.borrow().greenlets.at(slot).expect("current greenlet has a record").yielder;
+        let y = self
+            .st
+            .borrow()
+            .greenlets
+            .at(slot)
+            .expect("current greenlet has a record")
+            .yielder;
         // SAFETY: y points at the TaskYielder on this running task's own stack, recorded when
         // it started; it stays valid while the coroutine lives, and we are inside it.
         unsafe { (*y).suspend(()) }
@@ -117,7 +159,9 @@ impl Hub {
     /// for the hub's next iteration.
     pub fn wake(&self, slot: u32, gen: u32, seq: u32, msg: Msg, direct: bool) {
         let mut st = self.st.borrow_mut();
-        let Some(g) = st.greenlets.get_mut(slot, gen) else { return };
+        let Some(g) = st.greenlets.get_mut(slot, gen) else {
+            return;
+        };
         if !g.blocked || g.seq != seq {
             return;
         }
@@ -131,7 +175,12 @@ impl Hub {
             self.resume(slot, msg);
         } else {
             g.state = State::Ready;
-            st.queue.push_back(Callback::Wake { slot, gen, seq, msg });
+            st.queue.push_back(Callback::Wake {
+                slot,
+                gen,
+                seq,
+                msg,
+            });
         }
     }
 }

@@ -27,7 +27,9 @@ impl HubState {
         let kind = w.kind;
         match kind {
             WatchKind::Io { fd, events } => {
-                self.fds.attach(&mut *self.backend, fd, slot, events).map_err(|e| Error(-e))?;
+                self.fds
+                    .attach(&mut *self.backend, fd, slot, events)
+                    .map_err(|e| Error(-e))?;
             }
             WatchKind::Timer { after, .. } => {
                 self.timers.insert(slot, now_ns().saturating_add(after));
@@ -54,7 +56,9 @@ impl HubState {
 
     /// Stops a watcher; stopping an inactive one is a no-op.
     pub fn stop_watcher(&mut self, slot: u32) {
-        let Some(w) = self.watchers.at_mut(slot) else { return };
+        let Some(w) = self.watchers.at_mut(slot) else {
+            return;
+        };
         if !w.active {
             return;
         }
@@ -88,7 +92,9 @@ impl HubState {
     }
 
     pub fn set_ref(&mut self, slot: u32, referenced: bool) {
-        let Some(w) = self.watchers.at_mut(slot) else { return };
+        let Some(w) = self.watchers.at_mut(slot) else {
+            return;
+        };
         if w.referenced == referenced {
             return;
         }
@@ -119,7 +125,13 @@ impl super::Hub {
             action
         };
         if let Some(Action::Resume { slot, gen, seq, .. }) = action {
-            self.wake(slot, gen, seq, crate::greenlet::Msg::code(crate::error::ECLOSED), false);
+            self.wake(
+                slot,
+                gen,
+                seq,
+                crate::greenlet::Msg::code(crate::error::ECLOSED),
+                false,
+            );
         }
     }
 }
