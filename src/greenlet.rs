@@ -156,10 +156,14 @@ impl Joiners {
 
     /// Removes every entry of greenlet `slot`.
     pub fn remove(&mut self, slot: u32) {
-        if self.first.is_some_and(|j| j.0 == slot) {
-            self.first = self.rest.pop();
-        }
         self.rest.retain(|j| j.0 != slot);
+        if self.first.is_some_and(|j| j.0 == slot) {
+            self.first = if self.rest.is_empty() {
+                None
+            } else {
+                Some(self.rest.remove(0))
+            };
+        }
     }
 
     /// Takes every entry out (oldest first), leaving the list empty.

@@ -115,6 +115,10 @@ impl Fds {
             e.always_ready = false;
             return Ok(());
         }
+        if e.always_ready {
+            e.reified = want;
+            return Ok(());
+        }
         let token = fd as u64;
         let r = if e.reified == 0 {
             match be.add(fd, token, want) {
@@ -138,7 +142,9 @@ impl Fds {
                 e.always_ready = true;
                 e.kernel = 0;
                 e.reified = want;
-                self.always_ready.push(fd);
+                if !self.always_ready.contains(&fd) {
+                    self.always_ready.push(fd);
+                }
                 Ok(())
             }
             Err(err) => {
@@ -149,14 +155,21 @@ impl Fds {
         }
     }
 
-    /// After an event on `fd`: if the kernel reported readiness nobody wants any more,
-    /// narrow (or delete) the registration so level-triggering cannot spin the loop.
-    pub fn settle(&mut self, be: &mut dyn Backend, fd: i32, got: u8) {
+    /// What `fd`'s watchers want now (0 for an unknown fd).
+    pub fn wanted(&self, fd: i32) -> u8 {
+        self.entries.get(fd as usize).map_or(0, |e| e.wanted)
+    }
+
+    /// After an event on `fd`: if the kernel reported readiness that nobody wanted when
+    /// it was polled (`wanted_then`), narrow (or delete) the registration so
+    /// level-triggering cannot spin the loop. Readiness that was wanted is not acted on:
+    /// its watchers may well re-arm later, and then nothing needs to change.
+    pub fn settle(&mut self, be: &mut dyn Backend, fd: i32, got: u8, wanted_then: u8) {
         let Some(e) = self.entries.get_mut(fd as usize) else {
             let _ = be.delete(fd);
             return;
         };
-        let unwanted = got & !e.wanted & (READ | WRITE);
+        let unwanted = got & !wanted_then & !e.wanted & (READ | WRITE);
         if unwanted == 0 || e.kernel == 0 || e.dirty {
             return;
         }

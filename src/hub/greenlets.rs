@@ -339,6 +339,7 @@ impl Hub {
         match dur {
             Some(0) => {
                 self.wait_for(WaitOn::Yield, None, |st, w| {
+                    st.greenlets.at_mut(w.slot).expect("current").state = State::Ready;
                     st.queue.push_back(Callback::Wake {
                         slot: w.slot,
                         gen: w.gen,

@@ -189,11 +189,13 @@ impl Hub {
 
     /// Fires the active io watchers of `fd` interested in `got`.
     fn dispatch_fd(&self, fd: i32, got: u8, from_kernel: bool) {
+        let wanted_then;
         let mut list = {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
             let mut list = std::mem::take(&mut st.scratch_io);
             list.clear();
+            wanted_then = st.fds.wanted(fd);
             if let Some(e) = st.fds.get(fd) {
                 for &(slot, ev) in &e.watchers {
                     if ev & got != 0 {
@@ -211,7 +213,7 @@ impl Hub {
         list.clear();
         st.scratch_io = list;
         if from_kernel {
-            st.fds.settle(&mut *st.backend, fd, got);
+            st.fds.settle(&mut *st.backend, fd, got, wanted_then);
         }
     }
 

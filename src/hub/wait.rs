@@ -65,7 +65,15 @@ impl Hub {
         }
         let timer = {
             let mut st = self.st.borrow_mut();
-            Self::take_pending(&mut st, slot)?;
+            if let Err(e) = Self::take_pending(&mut st, slot) {
+                drop(st);
+                if e == Error::CANCELED {
+                    // A killed greenlet that ignores GH_ECANCELED and keeps calling
+                    // blocking functions must not starve the hub: pass through it once.
+                    self.yield_once(slot);
+                }
+                return Err(e);
+            }
             if timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
@@ -133,6 +141,38 @@ impl Hub {
             return Err(Error(msg.code));
         }
         Ok(msg)
+    }
+
+    /// Lets every other ready greenlet and the loop run once, ignoring pending kills.
+    fn yield_once(&self, slot: u32) {
+        {
+            let mut st = self.st.borrow_mut();
+            let gen = st.greenlets.gen(slot);
+            let g = st
+                .greenlets
+                .at_mut(slot)
+                .expect("current greenlet has a record");
+            g.seq = g.seq.wrapping_add(1);
+            g.blocked = true;
+            g.state = State::Ready;
+            g.waiting_on = WaitOn::Yield;
+            let seq = g.seq;
+            st.queue.push_back(Callback::Wake {
+                slot,
+                gen,
+                seq,
+                msg: Msg::OK,
+            });
+        }
+        self.switch_out();
+        let mut st = self.st.borrow_mut();
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("current greenlet has a record");
+        g.blocked = false;
+        g.state = State::Running;
+        g.waiting_on = WaitOn::Nothing;
     }
 
     /// Leaves the current greenlet for the hub; returns what it is resumed with.
