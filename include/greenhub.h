@@ -624,6 +624,12 @@ const char *gh_hub_backend(void);
  * ready events (> 0). No wake-up is lost whether or not the fd is ready when the call
  * starts. `timeout` 0 checks once without waiting.
  *
+ * Close a watched fd only when nothing waits on it. If you close() an fd and reuse its
+ * number while a `dup` of the old file lives, and wait on the new fd within the same
+ * loop iteration, the old file's readiness may wake that wait spuriously — at most 64
+ * times (the read then fails with EAGAIN) before greenhub verifies the registration and
+ * drops the stale one. Any wait can in principle wake spuriously: handle EAGAIN.
+ *
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
  * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
@@ -782,8 +788,12 @@ int gh_watcher_active(struct gh_watcher w);
 int gh_async_send(struct gh_watcher w);
 
 /**
- * Queues `cb(arg)` to run in the hub in its next iteration, in FIFO order with other
- * queued work (gevent's loop.run_callback). The callback runs in the hub: it must not block.
+ * Queues `cb(arg)` to run in the hub after the work already queued, in FIFO order
+ * (gevent's loop.run_callback). Callbacks queued while the queue is being run go to a
+ * later pass; like gevent, the loop may run several passes before it polls again, but
+ * it polls for IO (and runs timers, prepare and check watchers) at least every 1024
+ * callbacks, so a callback that keeps re-queuing itself never starves IO.
+ * The callback runs in the hub: it must not block (blocking calls return GH_EPERM).
  *
  * *Ownership*: `arg` is passed through untouched. *Threads*: this thread's hub.
  * *Blocking*: never; allowed from greenlets, main and callbacks.

@@ -9,11 +9,7 @@ pub struct Epoll {
 
 impl Epoll {
     pub fn new() -> Result<Epoll, i32> {
-        // SAFETY: plain syscall; result checked.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(errno());
-        }
+        let epfd = Self::create()?;
         Ok(Epoll {
             epfd,
             buf: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
@@ -67,6 +63,14 @@ impl Backend for Epoll {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
     }
 
+    fn reset(&mut self) -> Result<(), i32> {
+        let fresh = Self::create()?;
+        // SAFETY: closes the epoll fd this value owns; it is replaced at once.
+        unsafe { libc::close(self.epfd) };
+        self.epfd = fresh;
+        Ok(())
+    }
+
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
         // SAFETY: buf has buf.len() initialised epoll_event slots the kernel may overwrite.
         let n = unsafe {
@@ -104,6 +108,18 @@ impl Backend for Epoll {
                 .resize(len, libc::epoll_event { events: 0, u64: 0 });
         }
         Ok(())
+    }
+}
+
+impl Epoll {
+    fn create() -> Result<i32, i32> {
+        // SAFETY: plain syscall; result checked.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            Err(errno())
+        } else {
+            Ok(epfd)
+        }
     }
 }
 

@@ -5,17 +5,30 @@
 //!   one loop iteration changes nothing the kernel sees.
 //! * Interest changes are collected (`dirty`) and applied once per iteration, before
 //!   polling. When the wanted set drops to empty the registration is left in place
-//!   (lazily); if the kernel then reports an event nobody wants, the registration is
+//!   (lazily); if the kernel then reports an event nobody wanted, the registration is
 //!   narrowed or deleted at that moment (`settle`), so there is no busy loop.
 //! * An fd that goes from no interest (as of the last reify) to some interest is
 //!   (re-)added at once with `EPOLL_CTL_ADD`, because the user may have closed and
-//!   reopened that number since; `EEXIST` means it is still registered.
-//!   Doing this at watcher start lets `EBADF` reach the caller synchronously.
+//!   reopened that number since; `EEXIST` means it is still registered. Doing this at
+//!   watcher start lets `EBADF` reach the caller synchronously.
+//! * An fd whose interest dropped to nothing and came back within one iteration (the
+//!   common "wait again" pattern) costs nothing at once, but its registration is
+//!   *unverified*: the user may have closed the fd and reused its number in between,
+//!   leaving nothing registered for the new file. It is verified (`EPOLL_CTL_MOD`;
+//!   `ENOENT` → `ADD`) when it has not fired for two polls or before the loop would
+//!   block, and after a bounded number of events (64, doubling up to 65536 each time
+//!   the registration proves good), so a busy fd costs a handful of `epoll_ctl`s in all.
+//! * Registrations carry a per-fd generation in the token. An event from an older
+//!   generation comes from a file the user closed while a `dup` of it lived: the loop
+//!   then rebuilds the backend from scratch (libev does the same), so stale
+//!   registrations cannot keep firing.
 //! * Regular files and other fds epoll refuses (`EPERM`) are always ready.
 
 use super::{Backend, READ, WRITE};
 
-#[derive(Default)]
+const VERIFY_FIRST: u32 = 64;
+const VERIFY_MAX: u32 = 65536;
+
 pub struct FdEntry {
     /// Active io watchers on this fd: (watcher slot, events).
     pub watchers: Vec<(u32, u8)>,
@@ -26,16 +39,66 @@ pub struct FdEntry {
     /// What we believe is registered in the kernel (0 = not registered).
     kernel: u8,
     dirty: bool,
+    /// `wanted` dropped to 0 since the last reify.
+    lapsed: bool,
+    /// Re-armed after a lapse: the registration may belong to a closed file.
+    unverified: bool,
+    /// Polls since it became unverified without an event.
+    quiet_polls: u32,
+    /// Events taken on trust since the last verification, and the bound on them.
+    trusted: u32,
+    bound: u32,
+    /// Generation of the current registration (in the token's high half).
+    gen: u32,
     /// epoll refused the fd (regular file): it is always ready.
     pub always_ready: bool,
+}
+
+impl Default for FdEntry {
+    fn default() -> Self {
+        FdEntry {
+            watchers: Vec::new(),
+            wanted: 0,
+            reified: 0,
+            kernel: 0,
+            dirty: false,
+            lapsed: false,
+            unverified: false,
+            quiet_polls: 0,
+            trusted: 0,
+            bound: VERIFY_FIRST,
+            gen: 0,
+            always_ready: false,
+        }
+    }
+}
+
+/// What to do with an event the kernel reported.
+pub enum Verdict {
+    /// Dispatch it.
+    Dispatch,
+    /// Drop it (stale registration; the backend must be rebuilt).
+    Stale,
 }
 
 #[derive(Default)]
 pub struct Fds {
     entries: Vec<FdEntry>,
     dirty: Vec<i32>,
+    unverified: Vec<i32>,
     /// fds marked always ready (may contain fds whose watchers have since stopped).
     pub always_ready: Vec<i32>,
+    /// A stale registration was seen: rebuild the backend after this dispatch.
+    pub rebuild: bool,
+}
+
+fn token(fd: i32, gen: u32) -> u64 {
+    (fd as u32 as u64) | ((gen as u64) << 32)
+}
+
+/// Splits a token into (fd, generation).
+pub fn split(token: u64) -> (i32, u32) {
+    (token as u32 as i32, (token >> 32) as u32)
 }
 
 impl Fds {
@@ -43,12 +106,22 @@ impl Fds {
         self.entries.get(fd as usize)
     }
 
-    fn entry(&mut self, fd: i32) -> &mut FdEntry {
+    /// The entry of `fd`, growing the table for a new, open fd (`EBADF` otherwise, so a
+    /// huge bogus fd number never allocates).
+    fn entry(&mut self, fd: i32) -> Result<&mut FdEntry, i32> {
         let i = fd as usize;
-        if i >= self.entries.len() {
-            self.entries.resize_with(i + 1, FdEntry::default);
+        if fd < 0 {
+            return Err(libc::EBADF);
         }
-        &mut self.entries[i]
+        if i >= self.entries.len() {
+            // SAFETY: F_GETFD only queries the descriptor table.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(libc::EBADF);
+            }
+            let len = (i + 1).next_power_of_two().max(64);
+            self.entries.resize_with(len, FdEntry::default);
+        }
+        Ok(&mut self.entries[i])
     }
 
     /// Adds an active watcher. Errors are raw errno values (`EBADF`, `ENOMEM`, …).
@@ -59,7 +132,8 @@ impl Fds {
         slot: u32,
         events: u8,
     ) -> Result<(), i32> {
-        let e = self.entry(fd);
+        let e = self.entry(fd)?;
+        let was_idle = e.wanted == 0;
         e.watchers.push((slot, events));
         e.wanted |= events;
         if e.reified == 0 && !e.always_ready {
@@ -67,35 +141,47 @@ impl Fds {
                 self.detach(fd, slot);
                 return Err(err);
             }
-        } else {
-            self.mark(fd);
+            return Ok(());
         }
+        if was_idle && e.lapsed && !e.unverified && !e.always_ready {
+            e.unverified = true;
+            e.quiet_polls = 0;
+            self.unverified.push(fd);
+        }
+        self.mark(fd);
         Ok(())
     }
 
     /// Removes an active watcher (no syscall; the change is applied by `reify`).
     pub fn detach(&mut self, fd: i32, slot: u32) {
-        let e = self.entry(fd);
+        let Some(e) = self.entries.get_mut(fd as usize) else {
+            return;
+        };
         if let Some(i) = e.watchers.iter().position(|w| w.0 == slot) {
             e.watchers.swap_remove(i);
         }
         e.wanted = e.watchers.iter().fold(0, |m, w| m | w.1);
+        if e.wanted == 0 {
+            e.lapsed = true;
+        }
         self.mark(fd);
     }
 
     fn mark(&mut self, fd: i32) {
-        let e = self.entry(fd);
+        let e = &mut self.entries[fd as usize];
         if !e.dirty {
             e.dirty = true;
             self.dirty.push(fd);
         }
     }
 
-    /// Applies collected interest changes; returns fds whose registration failed
-    /// (their watchers should be woken so the caller's I/O reports the error).
+    /// Applies collected interest changes; fds whose registration failed go to
+    /// `failed` (their watchers are woken so the caller's I/O reports the error).
     pub fn reify(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
         while let Some(fd) = self.dirty.pop() {
-            self.entries[fd as usize].dirty = false;
+            let e = &mut self.entries[fd as usize];
+            e.dirty = false;
+            e.lapsed = false;
             if self.apply(be, fd).is_err() {
                 failed.push(fd);
             }
@@ -119,19 +205,29 @@ impl Fds {
             e.reified = want;
             return Ok(());
         }
-        let token = fd as u64;
         let r = if e.reified == 0 {
-            match be.add(fd, token, want) {
-                Err(libc::EEXIST) if e.kernel == want => Ok(()),
-                Err(libc::EEXIST) => be.modify(fd, token, want),
+            // (Re-)add with a new generation; EEXIST: the same file is still registered.
+            match Self::add(be, fd, e, want) {
+                Err(libc::EEXIST) => be.modify(fd, token(fd, e.gen), want),
                 r => r,
             }
         } else {
-            match be.modify(fd, token, want) {
-                Err(libc::ENOENT) => be.add(fd, token, want),
+            match be.modify(fd, token(fd, e.gen), want) {
+                Err(libc::ENOENT) => Self::add(be, fd, e, want),
                 r => r,
             }
         };
+        self.finish(fd, want, r)
+    }
+
+    /// A fresh registration, with a new generation.
+    fn add(be: &mut dyn Backend, fd: i32, e: &mut FdEntry, want: u8) -> Result<(), i32> {
+        e.gen = e.gen.wrapping_add(1);
+        be.add(fd, token(fd, e.gen), want)
+    }
+
+    fn finish(&mut self, fd: i32, want: u8, r: Result<(), i32>) -> Result<(), i32> {
+        let e = &mut self.entries[fd as usize];
         match r {
             Ok(()) => {
                 e.kernel = want;
@@ -155,6 +251,89 @@ impl Fds {
         }
     }
 
+    /// Re-checks an unverified registration with the kernel. Returns false if the
+    /// registration had been lost (the fd was closed and its number reused).
+    fn verify(&mut self, be: &mut dyn Backend, fd: i32, failed: &mut Vec<i32>) -> bool {
+        let e = &mut self.entries[fd as usize];
+        e.unverified = false;
+        e.quiet_polls = 0;
+        e.trusted = 0;
+        let want = e.wanted;
+        if want == 0 || e.always_ready {
+            return true;
+        }
+        let (r, intact) = match be.modify(fd, token(fd, e.gen), want) {
+            Err(libc::ENOENT) => (Self::add(be, fd, e, want), false),
+            r => (r, true),
+        };
+        e.bound = if intact {
+            (e.bound * 2).min(VERIFY_MAX)
+        } else {
+            VERIFY_FIRST
+        };
+        if self.finish(fd, want, r).is_err() {
+            failed.push(fd);
+        }
+        intact
+    }
+
+    /// Before polling: verifies unverified fds that stayed quiet for two polls, or all
+    /// of them when the loop is about to block (`all`).
+    pub fn verify_due(&mut self, be: &mut dyn Backend, all: bool, failed: &mut Vec<i32>) {
+        let mut i = 0;
+        while i < self.unverified.len() {
+            let fd = self.unverified[i];
+            let e = &self.entries[fd as usize];
+            if !e.unverified {
+                self.unverified.swap_remove(i);
+            } else if all || e.quiet_polls >= 2 {
+                self.unverified.swap_remove(i);
+                self.verify(be, fd, failed);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub fn has_unverified(&self) -> bool {
+        !self.unverified.is_empty()
+    }
+
+    /// After a poll: one more quiet poll for every unverified fd (those that fire are
+    /// reset in `check`).
+    pub fn tick(&mut self) {
+        for &fd in &self.unverified {
+            self.entries[fd as usize].quiet_polls += 1;
+        }
+    }
+
+    /// Judges an event for (fd, gen) before it is dispatched.
+    pub fn check(
+        &mut self,
+        be: &mut dyn Backend,
+        fd: i32,
+        gen: u32,
+        failed: &mut Vec<i32>,
+    ) -> Verdict {
+        let Some(e) = self.entries.get_mut(fd as usize) else {
+            self.rebuild = true;
+            return Verdict::Stale;
+        };
+        if e.gen != gen {
+            self.rebuild = true;
+            return Verdict::Stale;
+        }
+        if e.unverified {
+            e.quiet_polls = 0;
+            e.trusted += 1;
+            if e.trusted >= e.bound && !self.verify(be, fd, failed) {
+                self.rebuild = true;
+                return Verdict::Stale;
+            }
+        }
+        Verdict::Dispatch
+    }
+
     /// What `fd`'s watchers want now (0 for an unknown fd).
     pub fn wanted(&self, fd: i32) -> u8 {
         self.entries.get(fd as usize).map_or(0, |e| e.wanted)
@@ -166,7 +345,6 @@ impl Fds {
     /// its watchers may well re-arm later, and then nothing needs to change.
     pub fn settle(&mut self, be: &mut dyn Backend, fd: i32, got: u8, wanted_then: u8) {
         let Some(e) = self.entries.get_mut(fd as usize) else {
-            let _ = be.delete(fd);
             return;
         };
         let unwanted = got & !wanted_then & !e.wanted & (READ | WRITE);
@@ -177,9 +355,30 @@ impl Fds {
             let _ = be.delete(fd);
             e.kernel = 0;
             e.reified = 0;
-        } else if e.kernel != e.wanted && be.modify(fd, fd as u64, e.wanted).is_ok() {
+        } else if e.kernel != e.wanted && be.modify(fd, token(fd, e.gen), e.wanted).is_ok() {
             e.kernel = e.wanted;
             e.reified = e.wanted;
+        }
+    }
+
+    /// After the backend was recreated empty: registers every fd that has watchers
+    /// again (new generations); forgets the others.
+    pub fn rebuild_all(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
+        self.rebuild = false;
+        self.unverified.clear();
+        for fd in 0..self.entries.len() {
+            let e = &mut self.entries[fd];
+            e.kernel = 0;
+            e.reified = 0;
+            e.unverified = false;
+            e.lapsed = false;
+            if e.wanted != 0 && !e.always_ready {
+                let want = e.wanted;
+                let r = Self::add(be, fd as i32, e, want);
+                if self.finish(fd as i32, want, r).is_err() {
+                    failed.push(fd as i32);
+                }
+            }
         }
     }
 
@@ -191,6 +390,7 @@ impl Fds {
             }
             e.kernel = 0;
             e.reified = 0;
+            e.unverified = false;
             e.always_ready = false;
         }
     }

@@ -39,6 +39,9 @@ pub trait Backend {
     fn modify(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
     fn delete(&mut self, fd: i32) -> Result<(), i32>;
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32>;
+    /// Drops every registration (recreates the kernel object); the loop then registers
+    /// what it needs again. Used when a stale registration cannot be removed otherwise.
+    fn reset(&mut self) -> Result<(), i32>;
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).

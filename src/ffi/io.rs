@@ -12,6 +12,12 @@ use super::watcher::{GH_READ, GH_WRITE};
 /// ready events (> 0). No wake-up is lost whether or not the fd is ready when the call
 /// starts. `timeout` 0 checks once without waiting.
 ///
+/// Close a watched fd only when nothing waits on it. If you close() an fd and reuse its
+/// number while a `dup` of the old file lives, and wait on the new fd within the same
+/// loop iteration, the old file's readiness may wake that wait spuriously — at most 64
+/// times (the read then fails with EAGAIN) before greenhub verifies the registration and
+/// drops the stale one. Any wait can in principle wake spuriously: handle EAGAIN.
+///
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
 /// NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw

@@ -276,8 +276,12 @@ pub extern "C" fn gh_async_send(w: gh_watcher) -> c_int {
     })
 }
 
-/// Queues `cb(arg)` to run in the hub in its next iteration, in FIFO order with other
-/// queued work (gevent's loop.run_callback). The callback runs in the hub: it must not block.
+/// Queues `cb(arg)` to run in the hub after the work already queued, in FIFO order
+/// (gevent's loop.run_callback). Callbacks queued while the queue is being run go to a
+/// later pass; like gevent, the loop may run several passes before it polls again, but
+/// it polls for IO (and runs timers, prepare and check watchers) at least every 1024
+/// callbacks, so a callback that keeps re-queuing itself never starves IO.
+/// The callback runs in the hub: it must not block (blocking calls return GH_EPERM).
 ///
 /// *Ownership*: `arg` is passed through untouched. *Threads*: this thread's hub.
 /// *Blocking*: never; allowed from greenlets, main and callbacks.

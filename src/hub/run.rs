@@ -23,6 +23,7 @@
 
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
+use crate::event_loop::fds::{self, Verdict};
 use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_IDLE, EV_PREPARE, EV_TIMER,
 };
@@ -140,13 +141,58 @@ impl Hub {
             }
         };
         st.ready.clear();
-        if let Err(e) = st.backend.poll(&mut st.ready, timeout_ms) {
-            eprintln!("greenhub: {} poll failed: errno {e}", st.backend.name());
+        // Unverified registrations (fd closed and reused?): check the ones overdue, and
+        // all of them before blocking, unless a non-blocking poll already finds work.
+        let mut timeout_ms = timeout_ms;
+        if st.fds.has_unverified() {
+            st.fds.verify_due(&mut *st.backend, false, &mut st.failed);
+            if timeout_ms != 0 && st.fds.has_unverified() {
+                Self::poll_backend(st, 0);
+                if st.ready.is_empty() {
+                    st.fds.verify_due(&mut *st.backend, true, &mut st.failed);
+                } else {
+                    timeout_ms = -2; // already polled
+                }
+            }
+            if !st.failed.is_empty() && timeout_ms != -2 {
+                timeout_ms = 0;
+            }
+            st.fds.tick();
+        }
+        if timeout_ms != -2 {
+            Self::poll_backend(st, timeout_ms);
         }
         st.now = now_ns();
         st.since_poll = 0;
         st.polls += 1;
         !st.ready.is_empty()
+    }
+
+    fn poll_backend(st: &mut super::HubState, timeout_ms: i32) {
+        if let Err(e) = st.backend.poll(&mut st.ready, timeout_ms) {
+            eprintln!("greenhub: {} poll failed: errno {e}", st.backend.name());
+        }
+    }
+
+    /// Recreates the backend empty and registers everything again (stale registration).
+    fn rebuild_backend(&self) {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        if let Err(e) = st.backend.reset() {
+            eprintln!(
+                "greenhub: cannot recreate the {} backend: errno {e}",
+                st.backend.name()
+            );
+            st.fds.rebuild = false;
+            return;
+        }
+        if let Err(e) = st
+            .backend
+            .add(self.wake_fd, WAKE_TOKEN, crate::event_loop::READ)
+        {
+            eprintln!("greenhub: cannot register the wake-up fd again: errno {e}");
+        }
+        st.fds.rebuild_all(&mut *st.backend, &mut st.failed);
     }
 
     /// Dispatches what the poll returned, always-ready fds and failed registrations.
@@ -157,9 +203,20 @@ impl Hub {
             let ev = self.st.borrow().ready[i];
             if ev.token == WAKE_TOKEN {
                 self.on_wake(true);
-            } else {
-                self.dispatch_fd(ev.token as i32, ev.events, true);
+                continue;
             }
+            let (fd, gen) = fds::split(ev.token);
+            let verdict = {
+                let mut st = self.st.borrow_mut();
+                let st = &mut *st;
+                st.fds.check(&mut *st.backend, fd, gen, &mut st.failed)
+            };
+            if let Verdict::Dispatch = verdict {
+                self.dispatch_fd(fd, ev.events, true);
+            }
+        }
+        if self.st.borrow().fds.rebuild {
+            self.rebuild_backend();
         }
         let extra: Vec<i32> = {
             let mut st = self.st.borrow_mut();
