@@ -1,6 +1,9 @@
 //! Core behaviour through the crate's own API (each #[test] runs on its own thread,
 //! hence its own hub).
 
+#![allow(clippy::undocumented_unsafe_blocks)]
+// Test code: test code: every unsafe call passes valid pointers to the C API
+
 use greenhub::ffi::error::*;
 use greenhub::ffi::greenlet::*;
 use greenhub::ffi::hub::*;
