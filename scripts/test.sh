@@ -22,8 +22,8 @@ for arg; do
 done
 
 passed=0 failed=0 bad=()
-record() { # record NAME RC [LOG]: count a test program's or example's result
-    local name=$1 rc=$2 log=${3:-} line p=0 f=0
+record() { # record NAME RC [LOG [WHY]]: count a test program's or example's result
+    local name=$1 rc=$2 log=${3:-} why=${4:-exit $2} line p=0 f=0
     if [[ -n $log ]]; then
         line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
         [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
@@ -32,7 +32,7 @@ record() { # record NAME RC [LOG]: count a test program's or example's result
     fi
     ((rc != 0 && f == 0)) && f=1
     passed=$((passed + p)) failed=$((failed + f))
-    ((rc == 0)) || bad+=("$name (exit $rc)")
+    ((rc == 0)) || bad+=("$name ($why)")
 }
 
 build_lib
@@ -71,7 +71,7 @@ runner=()
 if [[ ${GH_VALGRIND:-0} == 1 ]]; then
     command -v valgrind >/dev/null || { echo "GH_VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
     runner=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
-        --track-fds=no -q --trace-children=yes --child-silent-after-fork=no)
+        --show-leak-kinds=definite --track-fds=no -q --trace-children=yes --child-silent-after-fork=no)
     export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-300}
 fi
 echo "== compile ${#tests[@]} C test program(s) into $OUT/tests"
@@ -81,7 +81,7 @@ for src in "${tests[@]}"; do
     echo "== ${runner[*]:+valgrind }$name"
     if [[ ! -x $bin ]]; then
         echo "  not built"
-        record "$name" 1
+        record "$name" 1 "" "not built"
         continue
     fi
     rc=0
@@ -99,14 +99,17 @@ if ((!c_only && ${#examples[@]})); then
         name=$(basename "${src%.c}") bin=$OUT/examples/$(basename "${src%.c}")
         smoke=$(grep -m 1 '^// smoke:' "$src" || true)
         if [[ ! -x $bin ]]; then
-            record "example $name" 1
+            record "example $name" 1 "" "not built"
         elif [[ -n $smoke ]]; then
             read -r -a args <<<"${smoke#// smoke:}"
             echo "== smoke: $name ${args[*]}"
             rc=0
             timeout 30 "$bin" "${args[@]}" </dev/null || rc=$?
-            ((rc != 124)) || echo "  timed out after 30 s"
-            record "example $name" "$rc"
+            if ((rc == 124)); then
+                record "example $name" 1 "" "timed out after 30 s"
+            else
+                record "example $name" "$rc"
+            fi
         fi
     done
 fi

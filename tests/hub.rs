@@ -2,7 +2,7 @@
 //! hence its own hub).
 
 #![allow(clippy::undocumented_unsafe_blocks)]
-// Test code: test code: every unsafe call passes valid pointers to the C API
+// Test code: every unsafe call passes valid pointers to the C API
 
 use greenhub::ffi::error::*;
 use greenhub::ffi::greenlet::*;
