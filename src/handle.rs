@@ -67,9 +67,14 @@ impl Id {
 }
 
 /// A slab whose slots carry a generation, for handle checking.
+///
+/// A slot whose generation would wrap is retired instead of reused (it stays
+/// occupied by `None` for good), so no stale handle can ever match again: one slot's
+/// worth of memory per 2^20 - 1 reuses.
 pub struct Table<T> {
-    slab: Slab<T>,
+    slab: Slab<Option<T>>,
     gens: Vec<u32>,
+    retired: usize,
 }
 
 impl<T> Default for Table<T> {
@@ -77,18 +82,19 @@ impl<T> Default for Table<T> {
         Table {
             slab: Slab::new(),
             gens: Vec::new(),
+            retired: 0,
         }
     }
 }
 
 impl<T> Table<T> {
-    /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 live objects.
+    /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
         let slot = self.slab.vacant_key();
         if slot >= MAX_SLOTS {
             return Err(Error::NOMEM);
         }
-        self.slab.insert(value);
+        self.slab.insert(Some(value));
         if slot >= self.gens.len() {
             self.gens.resize(slot + 1, 1);
         }
@@ -97,11 +103,16 @@ impl<T> Table<T> {
 
     /// Frees a slot and bumps its generation so old handles go stale.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let v = self.slab.try_remove(slot as usize)?;
+        let cell = self.slab.get_mut(slot as usize)?;
+        let v = cell.take()?;
         let g = &mut self.gens[slot as usize];
-        *g = (*g + 1) & GEN_MASK;
-        if *g == 0 {
-            *g = 1;
+        if *g == GEN_MASK {
+            // Retire: the slot stays occupied (by None) and is never handed out again.
+            *g = 0;
+            self.retired += 1;
+        } else {
+            *g += 1;
+            self.slab.remove(slot as usize);
         }
         Some(v)
     }
@@ -112,47 +123,53 @@ impl<T> Table<T> {
 
     /// The object at `slot` if its generation is `gen`.
     pub fn get(&self, slot: u32, gen: u32) -> Option<&T> {
-        if self.gen(slot) != gen {
+        if gen == 0 || self.gen(slot) != gen {
             return None;
         }
-        self.slab.get(slot as usize)
+        self.at(slot)
     }
 
     pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut T> {
-        if self.gen(slot) != gen {
+        if gen == 0 || self.gen(slot) != gen {
             return None;
         }
-        self.slab.get_mut(slot as usize)
+        self.at_mut(slot)
     }
 
     /// The live object at `slot`, whatever its generation (internal references).
+    #[inline]
     pub fn at(&self, slot: u32) -> Option<&T> {
-        self.slab.get(slot as usize)
+        self.slab.get(slot as usize).and_then(Option::as_ref)
     }
 
+    #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slab.get_mut(slot as usize)
+        self.slab.get_mut(slot as usize).and_then(Option::as_mut)
     }
 
+    /// Live objects.
     pub fn len(&self) -> usize {
-        self.slab.len()
+        self.slab.len() - self.retired
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slab.is_empty()
+        self.len() == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.slab.iter().map(|(k, v)| (k as u32, v))
+        self.slab
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
     }
 
     pub fn slots(&self) -> Vec<u32> {
-        self.slab.iter().map(|(k, _)| k as u32).collect()
+        self.iter().map(|(k, _)| k).collect()
     }
 
     /// Removes every object (hub teardown).
     pub fn drain(&mut self) -> Vec<T> {
-        self.slab.drain().collect()
+        self.retired = 0;
+        self.slab.drain().flatten().collect()
     }
 }
 
@@ -272,11 +289,16 @@ mod tests {
         assert_eq!(s2, s);
         assert_ne!(g2, g);
         assert!(t.get(s, g).is_none());
-        // ABA: a million reuses of one slot never revive the first handle.
-        for _ in 0..1_000_000 {
-            t.remove(s);
-            t.insert(9).unwrap();
+        // ABA: no number of reuses of one slot revives the first handle; the slot is
+        // retired when its generation would wrap.
+        let mut last = (s2, g2);
+        for _ in 0..(1u32 << GEN_BITS) + 10 {
+            t.remove(last.0);
+            last = t.insert(9).unwrap();
+            assert!(last != (s, g));
         }
         assert!(t.get(s, g).is_none());
+        assert_eq!(t.len(), 1);
+        assert!(last.0 != s, "the wrapped slot was retired");
     }
 }

@@ -1,0 +1,1315 @@
+/* test_faults.c — the argument sweeps of FAULTS.md 1–8 (and 33): NULL pointers,
+ * zero / all-ones / random / forged handles, use after release / close / destroy,
+ * ABA slot reuse, other threads' handles, stack sizes, odd timeouts, bad event masks
+ * and fds. The expected outcome is always the documented code: never a crash, a
+ * hang or a leak.
+ *
+ * The sweep tables below are written by hand from include/greenhub.h; every gh_*
+ * function that takes a pointer (function pointers included) or a gh_greenlet /
+ * gh_watcher handle is called here (c-tests/check_sweep.sh checks that). Functions
+ * deliberately left out of the pointer/handle sweeps, because they take neither:
+ *   gh_strerror, gh_err_name (an int code: test_hub.c sweeps the codes),
+ *   gh_version, gh_version_string, gh_hub_run, gh_hub_destroy, gh_hub_current,
+ *   gh_hub_backend, gh_current, gh_main (no arguments; test_hub.c),
+ *   gh_sleep (a double: the timeout sweep below),
+ *   gh_wait_fd, gh_wait_read, gh_wait_write (an fd: the fd/event sweep below).
+ * gh_hub_ref is taken by no function yet (nothing to sweep but kind confusion).
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+#define KIB ((size_t)1024)
+#define GIB ((size_t)1024 * 1024 * 1024)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void *return_arg(void *arg) { return arg; }
+
+static int ran;
+static void *mark_ran(void *arg) {
+    ran++;
+    return arg;
+}
+
+static int forever_rc = 12345;
+static void *sleep_forever(void *arg) {
+    (void)arg;
+    forever_rc = gh_sleep(GH_FOREVER);
+    return (void *)(intptr_t)forever_rc;
+}
+
+static void *sleep_20ms(void *arg) {
+    if (gh_sleep(0.02) != GH_OK) return NULL;
+    return arg;
+}
+
+static void noop_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+}
+
+/* splitmix64: reproducible pseudo-random 64-bit values. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t next_random(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A greenlet that touches `bytes` of its stack (4 KiB frames) and returns 0x5AFE. */
+static int touch_stack(size_t bytes, volatile char *parent) {
+    volatile char buf[4096];
+    size_t i;
+    parent[1] = 1; /* the caller's frame is in use during this call: no tail call */
+    for (i = 0; i < sizeof buf; i += 256) buf[i] = (char)i;
+    if (bytes > sizeof buf) (void)touch_stack(bytes - sizeof buf, buf);
+    return buf[256] + buf[1];
+}
+static void *stack_toucher(void *arg) {
+    char top[2] = {0, 0};
+    (void)touch_stack((size_t)(uintptr_t)arg, top);
+    return (void *)(uintptr_t)0x5AFE;
+}
+
+/* ---- the handle sweep tables -------------------------------------------- */
+
+/* Every function taking a gh_greenlet, as `int f(gh_greenlet)`. Calls that would
+ * block on a valid handle use timeout 0 (a wrongly accepted handle then cannot hang
+ * the sweep), except the *_forever variants which check that a bad handle is refused
+ * before any waiting starts. gh_release comes last: it is the destructive one. */
+static int g_join(gh_greenlet g) {
+    void *r = NULL;
+    return gh_join(g, 0, &r);
+}
+static int g_join_forever(gh_greenlet g) { return gh_join(g, GH_FOREVER, NULL); }
+static int g_joinall(gh_greenlet g) {
+    size_t nd = 0;
+    return gh_joinall(&g, 1, 0, &nd);
+}
+static int g_joinall_forever(gh_greenlet g) { return gh_joinall(&g, 1, GH_FOREVER, NULL); }
+static int g_kill(gh_greenlet g) { return gh_kill(g, 0); }
+static int g_kill_wait(gh_greenlet g) { return gh_kill(g, 0.5); }
+static int g_throw(gh_greenlet g) { return gh_throw(g, GH_ETIMEDOUT); }
+static int g_switch(gh_greenlet g) {
+    void *r = NULL;
+    return gh_switch(g, NULL, &r);
+}
+static int g_state(gh_greenlet g) { return gh_greenlet_state(g); }
+static int g_name(gh_greenlet g) {
+    char b[32];
+    return gh_greenlet_name(g, b, sizeof b);
+}
+static int g_name_len(gh_greenlet g) { return gh_greenlet_name(g, NULL, 0); }
+static int g_set_name(gh_greenlet g) { return gh_greenlet_set_name(g, "forged"); }
+static int g_release(gh_greenlet g) { return gh_release(g); }
+
+static const struct {
+    const char *name;
+    int (*fn)(gh_greenlet);
+} G_CALLS[] = {
+    {"gh_join", g_join},
+    {"gh_join(forever)", g_join_forever},
+    {"gh_joinall", g_joinall},
+    {"gh_joinall(forever)", g_joinall_forever},
+    {"gh_kill", g_kill},
+    {"gh_kill(0.5)", g_kill_wait},
+    {"gh_throw", g_throw},
+    {"gh_switch", g_switch},
+    {"gh_greenlet_state", g_state},
+    {"gh_greenlet_name", g_name},
+    {"gh_greenlet_name(NULL, 0)", g_name_len},
+    {"gh_greenlet_set_name", g_set_name},
+    {"gh_release", g_release},
+};
+#define N_G_CALLS (sizeof G_CALLS / sizeof G_CALLS[0])
+
+/* Every function taking a gh_watcher, as `int f(gh_watcher)`; close last. */
+static int w_hub_wait(gh_watcher w) { return gh_hub_wait(w); }
+static int w_start(gh_watcher w) { return gh_watcher_start(w, noop_cb, NULL); }
+static int w_stop(gh_watcher w) { return gh_watcher_stop(w); }
+static int w_ref0(gh_watcher w) { return gh_watcher_ref(w, 0); }
+static int w_ref1(gh_watcher w) { return gh_watcher_ref(w, 1); }
+static int w_active(gh_watcher w) { return gh_watcher_active(w); }
+static int w_async_send(gh_watcher w) { return gh_async_send(w); }
+static int w_close(gh_watcher w) { return gh_watcher_close(w); }
+
+static const struct {
+    const char *name;
+    int (*fn)(gh_watcher);
+} W_CALLS[] = {
+    {"gh_hub_wait", w_hub_wait},
+    {"gh_watcher_start", w_start},
+    {"gh_watcher_stop", w_stop},
+    {"gh_watcher_ref(0)", w_ref0},
+    {"gh_watcher_ref(1)", w_ref1},
+    {"gh_watcher_active", w_active},
+    {"gh_async_send", w_async_send},
+    {"gh_watcher_close", w_close},
+};
+#define N_W_CALLS (sizeof W_CALLS / sizeof W_CALLS[0])
+
+/* Calls every greenlet function with `g` and asserts `code` from each. */
+static void expect_all_g(gh_greenlet g, int code, const char *what) {
+    size_t i;
+    for (i = 0; i < N_G_CALLS; i++) {
+        int rc = G_CALLS[i].fn(g);
+        if (rc != code)
+            GH_TEST_FAIL_("%s: %s({%#llx}) = %d %s, expected %d %s", what, G_CALLS[i].name,
+                          (unsigned long long)g.id, rc, gh_err_name(rc), code,
+                          gh_err_name(code));
+    }
+}
+
+/* Calls every watcher function with `w` and asserts `code` from each, except
+ * gh_async_send, the thread-safe one, which must give `async_code`. */
+static void expect_all_w(gh_watcher w, int code, int async_code, const char *what) {
+    size_t i;
+    for (i = 0; i < N_W_CALLS; i++) {
+        int want = W_CALLS[i].fn == w_async_send ? async_code : code;
+        int rc = W_CALLS[i].fn(w);
+        if (rc != want)
+            GH_TEST_FAIL_("%s: %s({%#llx}) = %d %s, expected %d %s", what, W_CALLS[i].name,
+                          (unsigned long long)w.id, rc, gh_err_name(rc), want,
+                          gh_err_name(want));
+    }
+}
+
+static gh_greenlet gid(uint64_t id) {
+    gh_greenlet g;
+    g.id = id;
+    return g;
+}
+static gh_watcher wid(uint64_t id) {
+    gh_watcher w;
+    w.id = id;
+    return w;
+}
+
+/* ---- FAULTS 1: NULL pointers -------------------------------------------- */
+
+/* Every pointer parameter documented as required, passed NULL: GH_EINVAL, and the
+ * rejected call has no effect (nothing spawned, nothing started, name unchanged).
+ * FAULTS 1. */
+TEST(null_pointers_rejected) {
+    gh_greenlet g;
+    gh_watcher w;
+    gh_spawn_options opts = {0, "n"};
+    char name[8];
+    size_t nd = 77;
+    int p[2], fd0 = gh_test_fd_count();
+
+    ASSERT_OK(pipe(p));
+    ASSERT_CODE(gh_hub_configure(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_spawn(&g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_spawn(NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_spawn_ex(&g, NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_spawn_ex(&g, NULL, NULL, &opts), GH_EINVAL);
+    ASSERT_CODE(gh_spawn_at(&g, NULL, NULL, NULL, __FILE__, __LINE__), GH_EINVAL);
+    ASSERT_CODE(GH_SPAWN(&g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(GH_SPAWN_EX(&g, NULL, NULL, &opts), GH_EINVAL);
+    ASSERT_CODE(gh_spawn_later(&g, 0.001, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_spawn_later(NULL, 0, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_joinall(NULL, 1, 0, &nd), GH_EINVAL);
+    ASSERT_CODE(gh_joinall(NULL, 3, GH_FOREVER, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_io_new(NULL, p[0], GH_READ), GH_EINVAL);
+    ASSERT_CODE(gh_timer_new(NULL, 0.001, 0), GH_EINVAL);
+    ASSERT_CODE(gh_prepare_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_check_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_idle_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_async_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_run_callback(NULL, NULL), GH_EINVAL);
+
+    /* pointer parameters next to a valid handle */
+    ASSERT_OK(gh_spawn(&g, mark_ran, NULL));
+    ASSERT_OK(gh_greenlet_set_name(g, "kept"));
+    ASSERT_CODE(gh_greenlet_name(g, NULL, 1), GH_EINVAL);
+    ASSERT_CODE(gh_greenlet_name(g, NULL, 100), GH_EINVAL);
+    ASSERT_CODE(gh_greenlet_set_name(g, NULL), GH_EINVAL);
+    ASSERT_EQ(gh_greenlet_name(g, name, sizeof name), 4);
+    ASSERT_STREQ(name, "kept");
+    ASSERT_OK(gh_timer_new(&w, 0.001, 0));
+    ASSERT_CODE(gh_watcher_start(w, NULL, NULL), GH_EINVAL);
+    ASSERT_EQ(gh_watcher_active(w), 0);
+
+    /* nothing was spawned, queued or started by the rejected calls */
+    ASSERT_OK(gh_hub_run());
+    ASSERT_EQ(ran, 1); /* only g */
+    ASSERT_OK(gh_join(g, 0, NULL));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+static void *switch_to_main_with(void *arg) {
+    (void)gh_switch(gh_main(), arg, NULL);
+    return NULL;
+}
+
+/* Every pointer parameter documented as optional, passed NULL: the call works.
+ * FAULTS 1. */
+TEST(null_pointers_allowed) {
+    gh_greenlet g, gs[2];
+    gh_spawn_options opts = {0, NULL};
+    gh_hub_config cfg;
+    char name[8];
+    void *r = NULL;
+    size_t nd = 77;
+
+    gh_hub_config_init(NULL); /* ignored */
+    gh_hub_config_init(&cfg);
+    cfg.backend = NULL; /* NULL = environment or default */
+    ASSERT_OK(gh_hub_configure(&cfg));
+
+    ASSERT_OK(gh_spawn(NULL, mark_ran, NULL));                       /* detached */
+    ASSERT_OK(gh_spawn_ex(NULL, mark_ran, NULL, NULL));              /* detached, defaults */
+    ASSERT_OK(gh_spawn_at(NULL, mark_ran, NULL, NULL, NULL, 0));     /* no spawn site */
+    ASSERT_OK(gh_spawn_later(NULL, 0.001, mark_ran, NULL));          /* detached */
+    ASSERT_OK(gh_sleep(0.02));
+    ASSERT_EQ(ran, 4);
+
+    ASSERT_OK(gh_spawn_ex(&gs[0], return_arg, (void *)1, NULL));     /* opts NULL */
+    ASSERT_OK(gh_spawn_ex(&gs[1], return_arg, (void *)2, &opts));    /* name NULL */
+    ASSERT_EQ(gh_greenlet_name(gs[0], NULL, 0), 0);                  /* unnamed: "" */
+    ASSERT_EQ(gh_greenlet_name(gs[1], name, sizeof name), 0);
+    ASSERT_STREQ(name, "");
+    ASSERT_OK(gh_joinall(gs, 2, GH_FOREVER, NULL));                  /* ndone NULL */
+    ASSERT_OK(gh_join(gs[0], GH_FOREVER, NULL));                     /* result NULL */
+    ASSERT_OK(gh_join(gs[1], 0, &r));
+    ASSERT_EQ((intptr_t)r, 2);
+    ASSERT_OK(gh_joinall(NULL, 0, 0, &nd));                          /* empty list */
+    ASSERT_EQ(nd, 0);
+    ASSERT_OK(gh_joinall(NULL, 0, GH_FOREVER, NULL));
+    ASSERT_OK(gh_release(gs[0]));
+    ASSERT_OK(gh_release(gs[1]));
+
+    ASSERT_OK(gh_spawn_at(&g, return_arg, (void *)3, NULL, NULL, 0)); /* file NULL */
+    ASSERT_OK(gh_greenlet_set_name(g, "abc"));
+    ASSERT_EQ(gh_greenlet_name(g, NULL, 0), 3); /* size query */
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_EQ((intptr_t)r, 3);
+    ASSERT_OK(gh_release(g));
+
+    ASSERT_OK(gh_spawn(&g, switch_to_main_with, (void *)9));
+    ASSERT_OK(gh_switch(g, NULL, NULL)); /* received NULL: value dropped */
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    ASSERT_OK(gh_kill(g, GH_FOREVER)); /* its gh_switch returns GH_ECANCELED; it ends */
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 2: zero, all-ones, random, forged handles ------------------- */
+
+/* Zero, all-ones and 1000 pseudo-random 64-bit handle values, to every function that
+ * takes a greenlet or watcher handle: GH_EBADHANDLE, never a crash. The zero and
+ * all-ones values also before this thread has a hub. FAULTS 2. */
+TEST(bad_handle_values) {
+    gh_greenlet live;
+    int i, fd0 = gh_test_fd_count();
+    expect_all_g(gid(0), GH_EBADHANDLE, "zero, no hub yet");
+    expect_all_w(wid(0), GH_EBADHANDLE, GH_EBADHANDLE, "zero, no hub yet");
+    expect_all_g(gid(UINT64_MAX), GH_EBADHANDLE, "all-ones, no hub yet");
+    expect_all_w(wid(UINT64_MAX), GH_EBADHANDLE, GH_EBADHANDLE, "all-ones, no hub yet");
+
+    ASSERT_OK(gh_spawn(&live, sleep_forever, NULL));
+    ASSERT_OK(gh_sleep(0));
+    expect_all_g(gid(0), GH_EBADHANDLE, "zero");
+    expect_all_w(wid(0), GH_EBADHANDLE, GH_EBADHANDLE, "zero");
+    expect_all_g(gid(UINT64_MAX), GH_EBADHANDLE, "all-ones");
+    expect_all_w(wid(UINT64_MAX), GH_EBADHANDLE, GH_EBADHANDLE, "all-ones");
+    for (i = 0; i < 1000; i++) {
+        uint64_t v = next_random();
+        if (v == live.id) continue;
+        expect_all_g(gid(v), GH_EBADHANDLE, "random");
+        expect_all_w(wid(v), GH_EBADHANDLE, GH_EBADHANDLE, "random");
+    }
+    /* a bad handle anywhere in a joinall list: refused before any waiting */
+    {
+        gh_greenlet list[3] = {live, gid(0), live};
+        ASSERT_CODE(gh_joinall(list, 3, GH_FOREVER, NULL), GH_EBADHANDLE);
+        list[1] = gid(UINT64_MAX);
+        ASSERT_CODE(gh_joinall(list, 3, GH_FOREVER, NULL), GH_EBADHANDLE);
+    }
+    ASSERT_EQ(gh_greenlet_state(live), GH_STATE_WAITING); /* untouched by all of it */
+    ASSERT_EQ(forever_rc, 12345);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* A handle of one kind passed where another is expected: a greenlet id to the watcher
+ * functions, a watcher id to the greenlet functions, a gh_hub_ref id to both:
+ * GH_EBADHANDLE. FAULTS 2 (forged). */
+TEST(handle_kind_confusion) {
+    gh_greenlet g;
+    gh_watcher w;
+    gh_hub_ref h = gh_hub_current();
+    ASSERT_NE(h.id, 0);
+    ASSERT_OK(gh_spawn(&g, sleep_forever, NULL));
+    ASSERT_OK(gh_timer_new(&w, 10, 0));
+    ASSERT_OK(gh_sleep(0));
+    expect_all_w(wid(g.id), GH_EBADHANDLE, GH_EBADHANDLE, "greenlet id as watcher");
+    expect_all_w(wid(gh_main().id), GH_EBADHANDLE, GH_EBADHANDLE, "main id as watcher");
+    expect_all_w(wid(h.id), GH_EBADHANDLE, GH_EBADHANDLE, "hub ref as watcher");
+    expect_all_g(gid(w.id), GH_EBADHANDLE, "watcher id as greenlet");
+    expect_all_g(gid(h.id), GH_EBADHANDLE, "hub ref as greenlet");
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    ASSERT_EQ(gh_watcher_active(w), 0);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static gh_greenlet hub_greenlet;
+static void grab_hub_greenlet(void *arg) {
+    (void)arg;
+    hub_greenlet = gh_current();
+}
+
+/* A valid handle with any one of its 64 bits flipped: GH_EBADHANDLE from every
+ * function (flips that happen to give another live handle of this hub are skipped).
+ * FAULTS 2 (forged). */
+TEST(forged_handles_bit_flips) {
+    gh_greenlet g, dead;
+    gh_watcher w, a;
+    uint64_t live[6];
+    int bit, k;
+    ASSERT_OK(gh_run_callback(grab_hub_greenlet, NULL));
+    ASSERT_OK(gh_spawn(&dead, return_arg, NULL));
+    ASSERT_OK(gh_spawn(&g, sleep_forever, NULL));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_NE(hub_greenlet.id, 0);
+    ASSERT_OK(gh_timer_new(&w, 10, 0));
+    ASSERT_OK(gh_async_new(&a));
+    live[0] = g.id;
+    live[1] = dead.id;
+    live[2] = gh_main().id;
+    live[3] = hub_greenlet.id;
+    live[4] = w.id;
+    live[5] = a.id;
+    for (bit = 0; bit < 64; bit++) {
+        uint64_t fg = g.id ^ ((uint64_t)1 << bit), fw = w.id ^ ((uint64_t)1 << bit);
+        uint64_t fa = a.id ^ ((uint64_t)1 << bit);
+        int skip_g = 0, skip_w = 0, skip_a = 0;
+        for (k = 0; k < 6; k++) {
+            skip_g |= fg == live[k];
+            skip_w |= fw == live[k];
+            skip_a |= fa == live[k];
+        }
+        if (!skip_g) expect_all_g(gid(fg), GH_EBADHANDLE, "greenlet, one bit flipped");
+        if (!skip_w) expect_all_w(wid(fw), GH_EBADHANDLE, GH_EBADHANDLE, "timer, one bit flipped");
+        if (!skip_a) expect_all_w(wid(fa), GH_EBADHANDLE, GH_EBADHANDLE, "async, one bit flipped");
+    }
+    /* the originals are untouched and still valid */
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    ASSERT_EQ(gh_greenlet_state(dead), GH_STATE_DEAD);
+    ASSERT_EQ(gh_watcher_active(w), 0);
+    ASSERT_OK(gh_async_send(a));
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_watcher_close(a));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_release(dead));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 3: use after release / close / destroy ---------------------- */
+
+/* Released greenlet handles (of a dead greenlet, of a live one that runs on detached,
+ * of one never started) are stale for every function; a second release is
+ * GH_EBADHANDLE; releasing main or the hub is GH_EINVAL. FAULTS 3. */
+TEST(use_after_release) {
+    gh_greenlet dead, alive, fresh;
+    ASSERT_OK(gh_run_callback(grab_hub_greenlet, NULL));
+    ASSERT_OK(gh_spawn(&dead, return_arg, NULL));
+    ASSERT_OK(gh_spawn(&alive, sleep_20ms, NULL));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_join(dead, GH_FOREVER, NULL));
+    ASSERT_OK(gh_spawn(&fresh, mark_ran, NULL));
+
+    ASSERT_OK(gh_release(dead));
+    ASSERT_OK(gh_release(alive));
+    ASSERT_OK(gh_release(fresh));
+    ASSERT_CODE(gh_release(dead), GH_EBADHANDLE);
+    expect_all_g(dead, GH_EBADHANDLE, "released dead greenlet");
+    expect_all_g(alive, GH_EBADHANDLE, "released live greenlet");
+    expect_all_g(fresh, GH_EBADHANDLE, "released new greenlet");
+
+    ASSERT_OK(gh_sleep(0.05)); /* the detached ones run on and finish */
+    ASSERT_EQ(ran, 1);
+    expect_all_g(alive, GH_EBADHANDLE, "released greenlet, after its death");
+
+    ASSERT_CODE(gh_release(gh_main()), GH_EINVAL);
+    ASSERT_CODE(gh_release(hub_greenlet), GH_EINVAL);
+    ASSERT_EQ(gh_greenlet_state(gh_main()), GH_STATE_RUNNING); /* still fine */
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Closed watchers of every kind (stopped or started when closed) are stale for every
+ * function, and a second close is GH_EBADHANDLE. FAULTS 3. */
+TEST(use_after_close) {
+    gh_watcher ws[12];
+    int p[2], i, n = 0, fd0 = gh_test_fd_count();
+    ASSERT_OK(pipe(p));
+    for (i = 0; i < 2; i++) {
+        int first = n, j;
+        ASSERT_OK(gh_io_new(&ws[n++], p[0], GH_READ));
+        ASSERT_OK(gh_timer_new(&ws[n++], 10, 0));
+        ASSERT_OK(gh_prepare_new(&ws[n++]));
+        ASSERT_OK(gh_check_new(&ws[n++]));
+        ASSERT_OK(gh_idle_new(&ws[n++]));
+        ASSERT_OK(gh_async_new(&ws[n++]));
+        if (i == 1)
+            for (j = first; j < n; j++) ASSERT_OK(gh_watcher_start(ws[j], noop_cb, NULL));
+        for (j = first; j < n; j++) ASSERT_OK(gh_watcher_close(ws[j]));
+    }
+    for (i = 0; i < n; i++) {
+        ASSERT_CODE(gh_watcher_close(ws[i]), GH_EBADHANDLE);
+        expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "closed watcher");
+    }
+    ASSERT_OK(gh_hub_run()); /* nothing closed keeps the loop alive */
+    ASSERT_OK(gh_hub_destroy());
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* Handles of a destroyed hub (greenlets dead / parked / new, watchers stopped /
+ * started / async) are GH_EBADHANDLE for every function, in the thread's next hub
+ * too. FAULTS 3 and 5. */
+TEST(use_after_destroy) {
+    gh_greenlet gs[3];
+    gh_watcher ws[3];
+    int i;
+    ASSERT_OK(gh_spawn(&gs[0], return_arg, NULL));
+    ASSERT_OK(gh_spawn(&gs[1], sleep_forever, NULL));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_spawn(&gs[2], mark_ran, NULL));
+    ASSERT_OK(gh_timer_new(&ws[0], 10, 0));
+    ASSERT_OK(gh_timer_new(&ws[1], 10, 0));
+    ASSERT_OK(gh_watcher_start(ws[1], noop_cb, NULL));
+    ASSERT_OK(gh_async_new(&ws[2]));
+    ASSERT_OK(gh_hub_destroy());
+    for (i = 0; i < 3; i++) {
+        expect_all_g(gs[i], GH_EBADHANDLE, "greenlet of a destroyed hub");
+        expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "watcher of a destroyed hub");
+    }
+    /* the next hub of this thread: the old handles stay stale, whatever it allocates */
+    for (i = 0; i < 4; i++) {
+        gh_greenlet g;
+        gh_watcher w;
+        ASSERT_OK(gh_spawn(&g, return_arg, NULL));
+        ASSERT_OK(gh_timer_new(&w, 10, 0));
+    }
+    for (i = 0; i < 3; i++) {
+        expect_all_g(gs[i], GH_EBADHANDLE, "greenlet of a destroyed hub, new hub");
+        expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "watcher of a destroyed hub, new hub");
+    }
+    ASSERT_EQ(ran, 0);
+    ASSERT_EQ(forever_rc, 12345);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 4: ABA ------------------------------------------------------- */
+
+#define ABA_ROUNDS 1000000L
+/* More reuses of one slot than a 20-bit generation counter has values. */
+#define WRAP_ROUNDS 1100000L
+
+/* Releases a greenlet handle, then runs `rounds` spawn+join+release cycles that reuse
+ * its slot: no new handle ever has the old value, the old handle is stale for every
+ * function, and a new greenlet works. */
+static void aba_greenlet_rounds(long rounds) {
+    gh_greenlet old, g;
+    void *r = NULL;
+    long i;
+    ASSERT_OK(gh_spawn(&old, return_arg, NULL));
+    ASSERT_OK(gh_join(old, GH_FOREVER, NULL));
+    ASSERT_OK(gh_release(old));
+    for (i = 0; i < rounds; i++) {
+        int rc = gh_spawn(&g, return_arg, NULL);
+        if (rc != GH_OK) GH_TEST_FAIL_("round %ld: gh_spawn: %d %s", i, rc, gh_err_name(rc));
+        if (g.id == old.id)
+            GH_TEST_FAIL_("round %ld: a new greenlet got the released handle's value "
+                          "%#llx: the old handle is live again",
+                          i, (unsigned long long)old.id);
+        rc = gh_join(g, GH_FOREVER, NULL);
+        if (rc == GH_OK) rc = gh_release(g);
+        if (rc != GH_OK) GH_TEST_FAIL_("round %ld: %d %s", i, rc, gh_err_name(rc));
+    }
+    expect_all_g(old, GH_EBADHANDLE, "released greenlet after its slot was reused");
+    expect_all_g(g, GH_EBADHANDLE, "last released greenlet");
+    ASSERT_OK(gh_spawn(&g, return_arg, (void *)5));
+    ASSERT_CODE(gh_greenlet_state(old), GH_EBADHANDLE);
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_EQ((intptr_t)r, 5);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* The same for watchers: gh_timer_new + gh_watcher_close cycles. */
+static void aba_watcher_rounds(long rounds) {
+    gh_watcher old, w;
+    long i;
+    ASSERT_OK(gh_timer_new(&old, 10, 0));
+    ASSERT_OK(gh_watcher_close(old));
+    for (i = 0; i < rounds; i++) {
+        int rc = gh_timer_new(&w, 10, 0);
+        if (rc != GH_OK) GH_TEST_FAIL_("round %ld: gh_timer_new: %d %s", i, rc, gh_err_name(rc));
+        if (w.id == old.id)
+            GH_TEST_FAIL_("round %ld: a new watcher got the closed handle's value "
+                          "%#llx: the old handle is live again",
+                          i, (unsigned long long)old.id);
+        rc = gh_watcher_close(w);
+        if (rc != GH_OK) GH_TEST_FAIL_("round %ld: %d %s", i, rc, gh_err_name(rc));
+    }
+    expect_all_w(old, GH_EBADHANDLE, GH_EBADHANDLE, "closed watcher after its slot was reused");
+    ASSERT_OK(gh_timer_new(&w, 0.001, 0));
+    ASSERT_CODE(gh_watcher_active(old), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_wait(w));
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A released greenlet handle stays stale through 10^6 reuses of its slot. FAULTS 4. */
+TEST(aba_greenlet) { aba_greenlet_rounds(ABA_ROUNDS); }
+
+/* A closed watcher handle stays stale through 10^6 reuses of its slot. FAULTS 4. */
+TEST(aba_watcher) { aba_watcher_rounds(ABA_ROUNDS); }
+
+/* ... and through 1.1 * 10^6 reuses, more than a 20-bit generation counter can count:
+ * the header promises stale handles are GH_EBADHANDLE with no limit. FAULTS 4. */
+TEST(aba_greenlet_generation_wrap) { aba_greenlet_rounds(WRAP_ROUNDS); }
+TEST(aba_watcher_generation_wrap) { aba_watcher_rounds(WRAP_ROUNDS); }
+
+/* ---- FAULTS 5: other threads' handles ------------------------------------ */
+
+enum { PEER_LIVE, PEER_DESTROY, PEER_EXIT };
+struct peer {
+    int mode;
+    pthread_barrier_t ready, done, finish;
+    gh_greenlet g[3]; /* parked forever, new (never ran), dead (not released) */
+    gh_watcher w[4];  /* timer started, timer stopped, prepare started, async stopped */
+    int setup_rc;
+    int check_rc;     /* what the peer found after main's sweep (PEER_LIVE) */
+    int g0_rc;        /* g[0]'s gh_sleep result after the peer kills it */
+    int ran_new;      /* g[1] ran */
+};
+
+static int peer_g0_rc = 12345, peer_ran_new;
+static void *peer_sleep_forever(void *arg) {
+    (void)arg;
+    peer_g0_rc = gh_sleep(GH_FOREVER);
+    return NULL;
+}
+static void *peer_mark(void *arg) {
+    (void)arg;
+    peer_ran_new++;
+    return NULL;
+}
+
+static int peer_setup(struct peer *p) {
+    int rc;
+    if ((rc = gh_spawn(&p->g[0], peer_sleep_forever, NULL)) != GH_OK) return rc;
+    if ((rc = gh_greenlet_set_name(p->g[0], "peer")) != GH_OK) return rc;
+    if ((rc = gh_spawn(&p->g[2], return_arg, NULL)) != GH_OK) return rc;
+    if ((rc = gh_join(p->g[2], GH_FOREVER, NULL)) != GH_OK) return rc; /* g[0] parks too */
+    if ((rc = gh_spawn(&p->g[1], peer_mark, NULL)) != GH_OK) return rc;
+    if ((rc = gh_timer_new(&p->w[0], 60, 0)) != GH_OK) return rc;
+    if ((rc = gh_watcher_start(p->w[0], noop_cb, NULL)) != GH_OK) return rc;
+    if ((rc = gh_timer_new(&p->w[1], 60, 0)) != GH_OK) return rc;
+    if ((rc = gh_prepare_new(&p->w[2])) != GH_OK) return rc;
+    if ((rc = gh_watcher_start(p->w[2], noop_cb, NULL)) != GH_OK) return rc;
+    if ((rc = gh_async_new(&p->w[3])) != GH_OK) return rc;
+    return GH_OK;
+}
+
+/* After main's wrong-thread sweep: nothing of the peer's was touched (not killed,
+ * thrown at, renamed, released, closed, stopped or started), and main's one legal
+ * call — gh_async_send on the async watcher — is delivered. */
+static int peer_check(struct peer *p) {
+    char name[16];
+    int rc;
+    if (gh_greenlet_state(p->g[0]) != GH_STATE_WAITING) return -1;
+    if (gh_greenlet_state(p->g[1]) != GH_STATE_NEW) return -2;
+    if (gh_greenlet_state(p->g[2]) != GH_STATE_DEAD) return -3;
+    if (gh_greenlet_name(p->g[0], name, sizeof name) != 4 || strcmp(name, "peer") != 0) return -4;
+    if (gh_watcher_active(p->w[0]) != 1) return -5;
+    if (gh_watcher_active(p->w[1]) != 0) return -6;
+    if (gh_watcher_active(p->w[2]) != 1) return -7;
+    if (gh_watcher_active(p->w[3]) != 0) return -8;
+    if ((rc = gh_watcher_stop(p->w[2])) != GH_OK) return rc;
+    if ((rc = gh_kill(p->g[1], 0)) != GH_OK) return rc; /* never runs now */
+    if ((rc = gh_hub_wait(p->w[3])) != GH_OK) return rc; /* the pending send fires it */
+    if ((rc = gh_kill(p->g[0], GH_FOREVER)) != GH_OK) return rc;
+    p->g0_rc = peer_g0_rc; /* GH_ECANCELED, not the GH_ETIMEDOUT main tried to throw */
+    p->ran_new = peer_ran_new;
+    return GH_OK;
+}
+
+static void *peer_thread(void *arg) {
+    struct peer *p = (struct peer *)arg;
+    p->setup_rc = peer_setup(p);
+    pthread_barrier_wait(&p->ready);
+    if (p->mode == PEER_EXIT) return NULL; /* no gh_hub_destroy: thread exit does it */
+    if (p->mode == PEER_DESTROY) {
+        if (gh_hub_destroy() != GH_OK) p->setup_rc = GH_EINTERNAL;
+        pthread_barrier_wait(&p->done); /* main sweeps the destroyed hub's handles */
+        pthread_barrier_wait(&p->finish);
+        return NULL;
+    }
+    pthread_barrier_wait(&p->done); /* main sweeps while this hub is alive */
+    p->check_rc = peer_check(p);
+    if (gh_hub_destroy() != GH_OK && p->check_rc == GH_OK) p->check_rc = GH_EINTERNAL;
+    return NULL;
+}
+
+static void peer_start(struct peer *p, pthread_t *t, int mode) {
+    memset(p, 0, sizeof *p);
+    p->mode = mode;
+    p->check_rc = 12345;
+    ASSERT_OK(pthread_barrier_init(&p->ready, NULL, 2));
+    ASSERT_OK(pthread_barrier_init(&p->done, NULL, 2));
+    ASSERT_OK(pthread_barrier_init(&p->finish, NULL, 2));
+    ASSERT_OK(pthread_create(t, NULL, peer_thread, p));
+    pthread_barrier_wait(&p->ready);
+    ASSERT_OK(p->setup_rc);
+}
+
+static void peer_free(struct peer *p) {
+    pthread_barrier_destroy(&p->ready);
+    pthread_barrier_destroy(&p->done);
+    pthread_barrier_destroy(&p->finish);
+}
+
+/* Sweeps every greenlet and watcher function with the peer's handles. */
+static void sweep_peer(struct peer *p, int code, int async_code, const char *what) {
+    int i;
+    for (i = 0; i < 3; i++) expect_all_g(p->g[i], code, what);
+    for (i = 0; i < 3; i++) expect_all_w(p->w[i], code, GH_EBADHANDLE, what);
+    expect_all_w(p->w[3], code, async_code, what);
+}
+
+/* Handles of another thread's live hub: GH_EWRONGTHREAD from every function that
+ * takes them (before and after this thread has a hub of its own; also mixed into a
+ * joinall list, which then waits for nothing); gh_async_send, the thread-safe one,
+ * works on an async watcher (GH_EBADHANDLE on the others). None of the calls touched
+ * the peer's objects. FAULTS 5 and 17. */
+TEST(other_thread_live_hub) {
+    struct peer p;
+    pthread_t t;
+    gh_greenlet mine, list[2];
+    peer_start(&p, &t, PEER_LIVE);
+    sweep_peer(&p, GH_EWRONGTHREAD, GH_OK, "peer's live hub, first calls of this thread");
+    ASSERT_NE(gh_hub_current().id, 0);
+    sweep_peer(&p, GH_EWRONGTHREAD, GH_OK, "peer's live hub");
+    ASSERT_OK(gh_spawn(&mine, sleep_forever, NULL));
+    list[0] = mine;
+    list[1] = p.g[0];
+    ASSERT_CODE(gh_joinall(list, 2, GH_FOREVER, NULL), GH_EWRONGTHREAD);
+    list[1] = p.g[2];
+    ASSERT_CODE(gh_joinall(list, 2, GH_FOREVER, NULL), GH_EWRONGTHREAD);
+    ASSERT_EQ(gh_greenlet_state(mine), GH_STATE_NEW); /* nothing was waited for */
+    pthread_barrier_wait(&p.done);
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_OK(p.check_rc);
+    ASSERT_CODE(p.g0_rc, GH_ECANCELED);
+    ASSERT_EQ(p.ran_new, 0);
+    /* that hub is gone now: its handles are stale */
+    sweep_peer(&p, GH_EBADHANDLE, GH_EBADHANDLE, "peer's hub after it was destroyed");
+    peer_free(&p);
+    ASSERT_OK(gh_release(mine));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Handles of another thread's destroyed hub (the thread still alive, then gone):
+ * GH_EBADHANDLE from every function, gh_async_send included. FAULTS 5. */
+TEST(other_thread_destroyed_hub) {
+    struct peer p;
+    pthread_t t;
+    peer_start(&p, &t, PEER_DESTROY);
+    pthread_barrier_wait(&p.done);
+    ASSERT_OK(p.setup_rc);
+    sweep_peer(&p, GH_EBADHANDLE, GH_EBADHANDLE, "peer's destroyed hub");
+    pthread_barrier_wait(&p.finish);
+    ASSERT_OK(pthread_join(t, NULL));
+    sweep_peer(&p, GH_EBADHANDLE, GH_EBADHANDLE, "peer's destroyed hub, thread gone");
+    peer_free(&p);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Handles of a thread that exited without gh_hub_destroy (its hub went with it):
+ * GH_EBADHANDLE from every function. FAULTS 5 and 21. */
+TEST(other_thread_exited_hub) {
+    struct peer p;
+    pthread_t t;
+    int fd0 = gh_test_fd_count();
+    peer_start(&p, &t, PEER_EXIT);
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+    sweep_peer(&p, GH_EBADHANDLE, GH_EBADHANDLE, "exited peer's hub");
+    ASSERT_EQ(peer_ran_new, 0);
+    ASSERT_EQ(peer_g0_rc, 12345);
+    peer_free(&p);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 6: stack sizes ----------------------------------------------- */
+
+static const size_t GOOD_STACKS[] = {0, 1, 4095, 4096, 4097, 16 * KIB, 16 * KIB + 1, GIB};
+static const size_t BAD_STACKS[] = {SIZE_MAX, (size_t)-1, SIZE_MAX - 4095, GIB + 1,
+                                    (size_t)1 << 62};
+#define N_GOOD_STACKS (sizeof GOOD_STACKS / sizeof GOOD_STACKS[0])
+#define N_BAD_STACKS (sizeof BAD_STACKS / sizeof BAD_STACKS[0])
+
+/* gh_spawn_ex / gh_spawn_at / GH_SPAWN_EX with stack sizes 0 (default), 1, 4095,
+ * 4096, 4097, 16 KiB(+1), 1 GiB: clamped to at least 16 KiB, the greenlet runs and
+ * uses 8 KiB of stack; SIZE_MAX, (size_t)-1, sizes that overflow when rounded up and
+ * anything above 1 GiB: GH_EINVAL, nothing spawned. FAULTS 6. */
+TEST(stack_sizes_spawn) {
+    size_t i;
+    int fd0 = gh_test_fd_count();
+    for (i = 0; i < N_GOOD_STACKS; i++) {
+        gh_spawn_options o = {GOOD_STACKS[i], "s"};
+        gh_greenlet g[3];
+        int k;
+        ASSERT_OK(gh_spawn_ex(&g[0], stack_toucher, (void *)(uintptr_t)(8 * KIB), &o));
+        ASSERT_OK(gh_spawn_at(&g[1], stack_toucher, (void *)(uintptr_t)(8 * KIB), &o,
+                              __FILE__, __LINE__));
+        ASSERT_OK(GH_SPAWN_EX(&g[2], stack_toucher, (void *)(uintptr_t)(8 * KIB), &o));
+        for (k = 0; k < 3; k++) {
+            void *r = NULL;
+            ASSERT_OK(gh_join(g[k], GH_FOREVER, &r));
+            if ((uintptr_t)r != 0x5AFE) GH_TEST_FAIL_("stack_size %zu: bad result", GOOD_STACKS[i]);
+            ASSERT_OK(gh_release(g[k]));
+        }
+    }
+    for (i = 0; i < N_BAD_STACKS; i++) {
+        gh_spawn_options o = {BAD_STACKS[i], NULL};
+        gh_greenlet g;
+        ASSERT_CODE(gh_spawn_ex(&g, mark_ran, NULL, &o), GH_EINVAL);
+        ASSERT_CODE(gh_spawn_ex(NULL, mark_ran, NULL, &o), GH_EINVAL);
+        ASSERT_CODE(gh_spawn_at(&g, mark_ran, NULL, &o, __FILE__, __LINE__), GH_EINVAL);
+        ASSERT_CODE(GH_SPAWN_EX(&g, mark_ran, NULL, &o), GH_EINVAL);
+    }
+    ASSERT_OK(gh_hub_run());
+    ASSERT_EQ(ran, 0);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* The same sizes as the hub's default (gh_hub_configure): small ones clamp and work,
+ * the bad ones are GH_EINVAL and create no hub. FAULTS 6. */
+TEST(stack_sizes_configure) {
+    gh_hub_config cfg;
+    size_t i;
+    int fd0 = gh_test_fd_count();
+    gh_hub_config_init(&cfg);
+    for (i = 0; i < N_BAD_STACKS; i++) {
+        cfg.stack_size = BAD_STACKS[i];
+        ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+        ASSERT_EQ(gh_test_fd_count(), fd0);
+    }
+    for (i = 0; i < N_GOOD_STACKS; i++) {
+        gh_greenlet g;
+        void *r = NULL;
+        cfg.stack_size = GOOD_STACKS[i];
+        ASSERT_OK(gh_hub_configure(&cfg));
+        ASSERT_OK(gh_spawn(&g, stack_toucher, (void *)(uintptr_t)(8 * KIB)));
+        ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+        ASSERT_EQ((uintptr_t)r, 0x5AFE);
+        ASSERT_OK(gh_release(g));
+        ASSERT_OK(gh_hub_destroy());
+    }
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* ---- FAULTS 7: timeouts -------------------------------------------------- */
+
+/* Timeouts meaning "forever" by the conventions (negative, GH_FOREVER, -inf, +inf)
+ * and huge finite ones that must not overflow into "already expired". */
+static const double FOREVER_LIKE[] = {-0.5, GH_FOREVER, -INFINITY, INFINITY, 1e300, DBL_MAX};
+#define N_FOREVER_LIKE (sizeof FOREVER_LIKE / sizeof FOREVER_LIKE[0])
+
+static double sleep_arg;
+static int sleep_rc;
+static void *sleep_with_arg(void *arg) {
+    (void)arg;
+    sleep_rc = gh_sleep(sleep_arg);
+    return NULL;
+}
+
+/* gh_sleep: NaN is GH_EINVAL (main and greenlet); -0.5, GH_FOREVER, ±inf, 1e300,
+ * DBL_MAX do not expire (the greenlet is still asleep 30 ms later) and end only by a
+ * kill (GH_ECANCELED); main's gh_sleep(-0.5 / ±inf) alone is GH_ELOOPEXIT. FAULTS 7. */
+TEST(timeouts_sleep) {
+    size_t i;
+    gh_greenlet g;
+    ASSERT_CODE(gh_sleep(NAN), GH_EINVAL);
+    ASSERT_CODE(gh_sleep(-NAN), GH_EINVAL);
+    sleep_arg = NAN;
+    ASSERT_OK(gh_spawn(&g, sleep_with_arg, NULL));
+    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+    ASSERT_CODE(sleep_rc, GH_EINVAL);
+    ASSERT_OK(gh_release(g));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        sleep_arg = FOREVER_LIKE[i];
+        sleep_rc = 12345;
+        ASSERT_OK(gh_spawn(&g, sleep_with_arg, NULL));
+        ASSERT_OK(gh_sleep(0.03));
+        if (gh_greenlet_state(g) != GH_STATE_WAITING || sleep_rc != 12345)
+            GH_TEST_FAIL_("gh_sleep(%g) expired (rc %d)", FOREVER_LIKE[i], sleep_rc);
+        ASSERT_OK(gh_kill(g, GH_FOREVER));
+        ASSERT_CODE(sleep_rc, GH_ECANCELED);
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_CODE(gh_sleep(-0.5), GH_ELOOPEXIT);
+    ASSERT_CODE(gh_sleep(-INFINITY), GH_ELOOPEXIT);
+    ASSERT_CODE(gh_sleep(INFINITY), GH_ELOOPEXIT);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* gh_join: NaN is GH_EINVAL (and harmless); with -0.5, GH_FOREVER, ±inf, 1e300 and
+ * DBL_MAX a join on a greenlet that finishes after 20 ms returns GH_OK and its result
+ * (no overflow into "already expired"); a short timeout still times out. FAULTS 7. */
+TEST(timeouts_join) {
+    size_t i;
+    gh_greenlet g;
+    void *r = NULL;
+    ASSERT_OK(gh_spawn(&g, sleep_20ms, (void *)7));
+    ASSERT_CODE(gh_join(g, NAN, &r), GH_EINVAL);
+    ASSERT_CODE(gh_join(g, 0.001, &r), GH_ETIMEDOUT);
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_EQ((intptr_t)r, 7);
+    ASSERT_OK(gh_release(g));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        double t0 = gh_test_now();
+        r = NULL;
+        ASSERT_OK(gh_spawn(&g, sleep_20ms, (void *)(intptr_t)(i + 1)));
+        {
+            int rc = gh_join(g, FOREVER_LIKE[i], &r);
+            if (rc != GH_OK)
+                GH_TEST_FAIL_("gh_join(timeout %g) = %d %s", FOREVER_LIKE[i], rc, gh_err_name(rc));
+        }
+        ASSERT_EQ((intptr_t)r, (intptr_t)(i + 1));
+        ASSERT_GE((gh_test_now() - t0) * 1000, 18);
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* gh_joinall: the same timeouts over two greenlets; NaN is GH_EINVAL. FAULTS 7. */
+TEST(timeouts_joinall) {
+    size_t i;
+    gh_greenlet gs[2];
+    size_t nd = 99;
+    ASSERT_OK(gh_spawn(&gs[0], sleep_20ms, (void *)1));
+    ASSERT_OK(gh_spawn(&gs[1], return_arg, (void *)2));
+    ASSERT_CODE(gh_joinall(gs, 2, NAN, &nd), GH_EINVAL);
+    ASSERT_OK(gh_joinall(gs, 2, GH_FOREVER, &nd));
+    ASSERT_EQ(nd, 2);
+    ASSERT_OK(gh_release(gs[0]));
+    ASSERT_OK(gh_release(gs[1]));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        int rc;
+        nd = 99;
+        ASSERT_OK(gh_spawn(&gs[0], sleep_20ms, (void *)1));
+        ASSERT_OK(gh_spawn(&gs[1], sleep_20ms, (void *)2));
+        rc = gh_joinall(gs, 2, FOREVER_LIKE[i], &nd);
+        if (rc != GH_OK)
+            GH_TEST_FAIL_("gh_joinall(timeout %g) = %d %s", FOREVER_LIKE[i], rc, gh_err_name(rc));
+        ASSERT_EQ(nd, 2);
+        ASSERT_OK(gh_release(gs[0]));
+        ASSERT_OK(gh_release(gs[1]));
+    }
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static int wr_fd;
+static void *write_after_20ms(void *arg) {
+    (void)arg;
+    if (gh_sleep(0.02) != GH_OK) return NULL;
+    if (write(wr_fd, "x", 1) != 1) return NULL;
+    return (void *)1;
+}
+
+/* gh_wait_read / gh_wait_fd: NaN is GH_EINVAL (gh_wait_write too); with the
+ * forever-like timeouts a pipe that becomes readable after 20 ms is reported ready
+ * (no overflow into "already expired"). FAULTS 7. */
+TEST(timeouts_wait_fd) {
+    size_t i;
+    int p[2], fd0;
+    char c;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(p));
+    wr_fd = p[1];
+    ASSERT_CODE(gh_wait_read(p[0], NAN), GH_EINVAL);
+    ASSERT_CODE(gh_wait_write(p[1], NAN), GH_EINVAL);
+    ASSERT_CODE(gh_wait_fd(p[0], GH_READ, NAN), GH_EINVAL);
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        gh_greenlet g;
+        int rc;
+        ASSERT_OK(gh_spawn(&g, write_after_20ms, NULL));
+        rc = gh_wait_read(p[0], FOREVER_LIKE[i]);
+        if (rc != GH_OK)
+            GH_TEST_FAIL_("gh_wait_read(timeout %g) = %d %s", FOREVER_LIKE[i], rc, gh_err_name(rc));
+        ASSERT_EQ(read(p[0], &c, 1), 1);
+        ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+        ASSERT_OK(gh_release(g));
+        ASSERT_OK(gh_spawn(&g, write_after_20ms, NULL));
+        rc = gh_wait_fd(p[0], GH_READ, FOREVER_LIKE[i]);
+        if (rc != GH_READ)
+            GH_TEST_FAIL_("gh_wait_fd(timeout %g) = %d %s", FOREVER_LIKE[i], rc, gh_err_name(rc));
+        ASSERT_EQ(read(p[0], &c, 1), 1);
+        ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_CODE(gh_wait_read(p[0], 0.001), GH_ETIMEDOUT); /* control: timeouts work */
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* gh_kill: NaN is GH_EINVAL and kills nothing; 0 delivers at once; -0.5, GH_FOREVER,
+ * ±inf, 1e300, DBL_MAX deliver and wait until the victim died: GH_OK (not
+ * GH_ETIMEDOUT from an overflowed deadline). FAULTS 7. */
+TEST(timeouts_kill) {
+    size_t i;
+    gh_greenlet g;
+    ASSERT_OK(gh_spawn(&g, sleep_forever, NULL));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_CODE(gh_kill(g, NAN), GH_EINVAL);
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    ASSERT_EQ(forever_rc, 12345);
+    ASSERT_OK(gh_kill(g, 0));
+    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+    ASSERT_CODE(forever_rc, GH_ECANCELED);
+    ASSERT_OK(gh_release(g));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        int rc;
+        forever_rc = 12345;
+        ASSERT_OK(gh_spawn(&g, sleep_forever, NULL));
+        ASSERT_OK(gh_sleep(0));
+        rc = gh_kill(g, FOREVER_LIKE[i]);
+        if (rc != GH_OK)
+            GH_TEST_FAIL_("gh_kill(timeout %g) = %d %s", FOREVER_LIKE[i], rc, gh_err_name(rc));
+        ASSERT_EQ(gh_greenlet_state(g), GH_STATE_DEAD);
+        ASSERT_CODE(forever_rc, GH_ECANCELED);
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* gh_spawn_later: NaN and negative delays (-0.5, GH_FOREVER, -inf) are GH_EINVAL and
+ * spawn nothing; +inf, 1e300 and DBL_MAX spawn a greenlet that is still NEW 30 ms
+ * later (never "already due") and that a kill discards unrun; a short delay runs.
+ * FAULTS 7. */
+TEST(timeouts_spawn_later) {
+    static const double bad[] = {NAN, -0.5, GH_FOREVER, -INFINITY, -DBL_MAX};
+    static const double never[] = {INFINITY, 1e300, DBL_MAX};
+    gh_greenlet g;
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT_CODE(gh_spawn_later(&g, bad[i], mark_ran, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_spawn_later(NULL, bad[i], mark_ran, NULL), GH_EINVAL);
+    }
+    ASSERT_OK(gh_hub_run());
+    ASSERT_EQ(ran, 0);
+    for (i = 0; i < sizeof never / sizeof never[0]; i++) {
+        void *r = (void *)1;
+        ASSERT_OK(gh_spawn_later(&g, never[i], mark_ran, (void *)2));
+        ASSERT_OK(gh_sleep(0.03));
+        if (gh_greenlet_state(g) != GH_STATE_NEW || ran != 0)
+            GH_TEST_FAIL_("gh_spawn_later(%g) started", never[i]);
+        ASSERT_OK(gh_kill(g, 0));
+        ASSERT_EQ(gh_greenlet_state(g), GH_STATE_DEAD);
+        ASSERT_OK(gh_join(g, 0, &r));
+        ASSERT_TRUE(r == NULL); /* killed before it started */
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(ran, 0);
+    ASSERT_OK(gh_spawn_later(&g, 0.005, mark_ran, (void *)3)); /* control */
+    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+    ASSERT_EQ(ran, 1);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static int fired;
+static void count_fire(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)arg;
+    if (revents == GH_TIMER) fired++;
+}
+
+/* gh_timer_new: `after` NaN or negative (incl. -inf), `repeat` NaN, negative or
+ * infinite: GH_EINVAL. `after` +inf, 1e300, DBL_MAX: a started timer that does not
+ * fire within 30 ms; `repeat` 1e300: fires once, then not again (no overflow into an
+ * immediate re-fire). FAULTS 7. */
+TEST(timeouts_timer_new) {
+    static const double bad_after[] = {NAN, -0.5, GH_FOREVER, -INFINITY};
+    static const double bad_repeat[] = {NAN, -0.5, GH_FOREVER, INFINITY, -INFINITY};
+    static const double never[] = {INFINITY, 1e300, DBL_MAX};
+    gh_watcher w;
+    size_t i;
+    for (i = 0; i < sizeof bad_after / sizeof bad_after[0]; i++)
+        ASSERT_CODE(gh_timer_new(&w, bad_after[i], 0), GH_EINVAL);
+    for (i = 0; i < sizeof bad_repeat / sizeof bad_repeat[0]; i++)
+        ASSERT_CODE(gh_timer_new(&w, 0.001, bad_repeat[i]), GH_EINVAL);
+    for (i = 0; i < sizeof never / sizeof never[0]; i++) {
+        fired = 0;
+        ASSERT_OK(gh_timer_new(&w, never[i], 0));
+        ASSERT_OK(gh_watcher_start(w, count_fire, NULL));
+        ASSERT_OK(gh_sleep(0.03));
+        if (fired != 0) GH_TEST_FAIL_("timer after=%g fired", never[i]);
+        ASSERT_EQ(gh_watcher_active(w), 1);
+        ASSERT_OK(gh_watcher_close(w));
+    }
+    for (i = 1; i < sizeof never / sizeof never[0]; i++) {
+        fired = 0;
+        ASSERT_OK(gh_timer_new(&w, 0.001, never[i]));
+        ASSERT_OK(gh_watcher_start(w, count_fire, NULL));
+        ASSERT_OK(gh_sleep(0.04));
+        if (fired != 1) GH_TEST_FAIL_("timer repeat=%g fired %d times", never[i], fired);
+        ASSERT_EQ(gh_watcher_active(w), 1); /* repeating: still active */
+        ASSERT_OK(gh_watcher_close(w));
+    }
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 8: event masks and fds --------------------------------------- */
+
+static const int BAD_EVENTS[] = {0, 4, -1, 8, GH_READ | 4, GH_TIMER, INT_MIN, INT_MAX};
+#define N_BAD_EVENTS (sizeof BAD_EVENTS / sizeof BAD_EVENTS[0])
+
+/* Fills `fds` with fds that are not open: -1, -2, INT_MIN, 1<<20 and the soft
+ * RLIMIT_NOFILE (both at or above the limit), INT_MAX, a just-closed fd. Needs the
+ * hub to exist already, so the closed number is not reused by it. */
+static int bad_fds(int *fds) {
+    struct rlimit rl;
+    int n = 0, p[2];
+    fds[n++] = -1;
+    fds[n++] = -2;
+    fds[n++] = INT_MIN;
+    fds[n++] = 1 << 20;
+    fds[n++] = INT_MAX;
+    ASSERT_TRUE(fcntl(1 << 20, F_GETFD) < 0);
+    /* (under valgrind, fds at the soft limit are valgrind's own: skip it then) */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT_MAX &&
+        fcntl((int)rl.rlim_cur, F_GETFD) < 0)
+        fds[n++] = (int)rl.rlim_cur;
+    ASSERT_OK(pipe(p));
+    close(p[0]);
+    close(p[1]);
+    fds[n++] = p[0];
+    return n;
+}
+
+/* gh_io_new: unknown / empty event masks are GH_EINVAL; fds that are not open are
+ * GH_EBADF; GH_READ, GH_WRITE and both are accepted. FAULTS 8. */
+TEST(io_new_bad_events_and_fds) {
+    gh_watcher w;
+    int p[2], fds[8], n, i, fd0;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(p));
+    for (i = 0; i < (int)N_BAD_EVENTS; i++)
+        if (gh_io_new(&w, p[0], BAD_EVENTS[i]) != GH_EINVAL)
+            GH_TEST_FAIL_("gh_io_new(events %d) is not GH_EINVAL", BAD_EVENTS[i]);
+    n = bad_fds(fds);
+    for (i = 0; i < n; i++)
+        if (gh_io_new(&w, fds[i], GH_READ) != GH_EBADF)
+            GH_TEST_FAIL_("gh_io_new(fd %d) is not GH_EBADF", fds[i]);
+    ASSERT_OK(gh_io_new(&w, p[0], GH_READ));
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_io_new(&w, p[1], GH_WRITE));
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_io_new(&w, p[0], GH_READ | GH_WRITE));
+    ASSERT_OK(gh_watcher_close(w));
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* gh_wait_fd / gh_wait_read / gh_wait_write: bad masks GH_EINVAL, fds that are not
+ * open GH_EBADF (with timeout 0 and with GH_FOREVER: refused, not waited on); a good
+ * call answers (writable pipe: GH_WRITE; empty pipe: GH_ETIMEDOUT). FAULTS 8. */
+TEST(wait_fd_bad_events_and_fds) {
+    int p[2], fds[8], n, i, fd0;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(p));
+    for (i = 0; i < (int)N_BAD_EVENTS; i++) {
+        if (gh_wait_fd(p[1], BAD_EVENTS[i], 0) != GH_EINVAL)
+            GH_TEST_FAIL_("gh_wait_fd(events %d) is not GH_EINVAL", BAD_EVENTS[i]);
+        if (gh_wait_fd(p[1], BAD_EVENTS[i], GH_FOREVER) != GH_EINVAL)
+            GH_TEST_FAIL_("gh_wait_fd(events %d, forever) is not GH_EINVAL", BAD_EVENTS[i]);
+    }
+    n = bad_fds(fds);
+    for (i = 0; i < n; i++) {
+        double t;
+        for (t = 0; t >= GH_FOREVER; t -= 1) {
+            if (gh_wait_fd(fds[i], GH_READ, t) != GH_EBADF)
+                GH_TEST_FAIL_("gh_wait_fd(fd %d, %g) is not GH_EBADF", fds[i], t);
+            if (gh_wait_read(fds[i], t) != GH_EBADF)
+                GH_TEST_FAIL_("gh_wait_read(fd %d, %g) is not GH_EBADF", fds[i], t);
+            if (gh_wait_write(fds[i], t) != GH_EBADF)
+                GH_TEST_FAIL_("gh_wait_write(fd %d, %g) is not GH_EBADF", fds[i], t);
+        }
+    }
+    ASSERT_EQ(gh_wait_fd(p[1], GH_WRITE, 0), GH_WRITE);
+    ASSERT_OK(gh_wait_write(p[1], 0));
+    ASSERT_CODE(gh_wait_read(p[0], 0), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_wait_fd(p[0], GH_READ, 0), GH_ETIMEDOUT);
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* An io watcher whose fd was closed (without telling greenhub) before it was
+ * started: gh_watcher_start is GH_EBADF and the watcher stays inactive. FAULTS 8. */
+TEST(io_watcher_start_closed_fd) {
+    gh_watcher w;
+    int p[2];
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(p));
+    ASSERT_OK(gh_io_new(&w, p[0], GH_READ));
+    close(p[0]);
+    close(p[1]);
+    ASSERT_CODE(gh_watcher_start(w, noop_cb, NULL), GH_EBADF);
+    ASSERT_EQ(gh_watcher_active(w), 0);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- FAULTS 33: blocking calls from hub callbacks ------------------------ */
+
+enum {
+    B_SLEEP0, B_SLEEP, B_SLEEP_FOREVER, B_JOIN, B_JOINALL, B_KILL_WAIT, B_SWITCH,
+    B_HUB_WAIT, B_WAIT_FD, B_WAIT_READ, B_WAIT_WRITE, B_HUB_RUN, B_HUB_DESTROY, B_N
+};
+static const char *const B_NAMES[B_N] = {
+    "gh_sleep(0)", "gh_sleep(0.01)", "gh_sleep(-1)", "gh_join", "gh_joinall",
+    "gh_kill(1.0)", "gh_switch", "gh_hub_wait", "gh_wait_fd", "gh_wait_read",
+    "gh_wait_write", "gh_hub_run", "gh_hub_destroy"};
+static int brc[2][B_N];
+static int cb_kill0_rc = 12345, cb_spawn_rc = 12345, cb_runs;
+static gh_greenlet victims[2];
+static gh_watcher idle_timer;
+static int cb_pipe[2];
+
+static void blocking_calls(int k) {
+    int *rc = brc[k];
+    gh_greenlet victim = victims[k], fresh;
+    rc[B_SLEEP0] = gh_sleep(0);
+    rc[B_SLEEP] = gh_sleep(0.01);
+    rc[B_SLEEP_FOREVER] = gh_sleep(GH_FOREVER);
+    rc[B_JOIN] = gh_join(victim, 1.0, NULL);
+    rc[B_JOINALL] = gh_joinall(&victim, 1, 1.0, NULL);
+    rc[B_KILL_WAIT] = gh_kill(victim, 1.0);
+    cb_spawn_rc = gh_spawn(&fresh, return_arg, NULL); /* allowed from a callback */
+    rc[B_SWITCH] = cb_spawn_rc == GH_OK ? gh_switch(fresh, NULL, NULL) : cb_spawn_rc;
+    if (cb_spawn_rc == GH_OK) gh_release(fresh);
+    rc[B_HUB_WAIT] = gh_hub_wait(idle_timer);
+    rc[B_WAIT_FD] = gh_wait_fd(cb_pipe[0], GH_READ, 1.0);
+    rc[B_WAIT_READ] = gh_wait_read(cb_pipe[0], 1.0);
+    rc[B_WAIT_WRITE] = gh_wait_write(cb_pipe[1], 1.0);
+    rc[B_HUB_RUN] = gh_hub_run();
+    rc[B_HUB_DESTROY] = gh_hub_destroy();
+    cb_runs++;
+}
+static void blocking_from_run_callback(void *arg) {
+    (void)arg;
+    blocking_calls(0);
+}
+static void blocking_from_watcher(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    blocking_calls(1);
+    cb_kill0_rc = gh_kill(victims[1], 0); /* not blocking: allowed */
+}
+
+/* Every blocking call from a gh_run_callback callback and from a watcher callback:
+ * GH_EPERM, at once; non-blocking calls (gh_spawn, gh_kill with timeout 0) work
+ * there. FAULTS 33. */
+TEST(blocking_calls_in_callbacks_eperm) {
+    gh_watcher t;
+    int k, i;
+    ASSERT_OK(pipe(cb_pipe));
+    ASSERT_OK(gh_spawn(&victims[0], sleep_forever, NULL));
+    ASSERT_OK(gh_spawn(&victims[1], sleep_forever, NULL));
+    ASSERT_OK(gh_timer_new(&idle_timer, 10, 0));
+    ASSERT_OK(gh_run_callback(blocking_from_run_callback, NULL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_EQ(cb_runs, 1);
+    ASSERT_OK(gh_timer_new(&t, 0.001, 0));
+    ASSERT_OK(gh_watcher_start(t, blocking_from_watcher, NULL));
+    ASSERT_OK(gh_sleep(0.02));
+    ASSERT_EQ(cb_runs, 2);
+    for (k = 0; k < 2; k++)
+        for (i = 0; i < B_N; i++)
+            if (brc[k][i] != GH_EPERM)
+                GH_TEST_FAIL_("%s from a %s callback = %d %s, expected GH_EPERM", B_NAMES[i],
+                              k ? "watcher" : "run_callback", brc[k][i], gh_err_name(brc[k][i]));
+    ASSERT_OK(cb_spawn_rc);
+    ASSERT_OK(cb_kill0_rc);
+    ASSERT_OK(gh_join(victims[1], GH_FOREVER, NULL)); /* the callback's kill worked */
+    ASSERT_CODE(forever_rc, GH_ECANCELED);
+    ASSERT_OK(gh_kill(victims[0], GH_FOREVER));
+    ASSERT_EQ(gh_watcher_active(idle_timer), 0);
+    ASSERT_OK(gh_release(victims[0]));
+    ASSERT_OK(gh_release(victims[1]));
+    ASSERT_OK(gh_watcher_close(t));
+    ASSERT_OK(gh_watcher_close(idle_timer));
+    close(cb_pipe[0]);
+    close(cb_pipe[1]);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+int main(int argc, char **argv) {
+    TEST_INIT(argc, argv);
+    RUN(null_pointers_rejected);
+    RUN(null_pointers_allowed);
+    RUN(bad_handle_values);
+    RUN(handle_kind_confusion);
+    RUN(forged_handles_bit_flips);
+    RUN(use_after_release);
+    RUN(use_after_close);
+    RUN(use_after_destroy);
+    RUN(aba_greenlet);
+    RUN(aba_watcher);
+    RUN(aba_greenlet_generation_wrap);
+    RUN(aba_watcher_generation_wrap);
+    RUN(other_thread_live_hub);
+    RUN(other_thread_destroyed_hub);
+    RUN(other_thread_exited_hub);
+    RUN(stack_sizes_spawn);
+    RUN(stack_sizes_configure);
+    RUN(timeouts_sleep);
+    RUN(timeouts_join);
+    RUN(timeouts_joinall);
+    RUN(timeouts_wait_fd);
+    RUN(timeouts_kill);
+    RUN(timeouts_spawn_later);
+    RUN(timeouts_timer_new);
+    RUN(io_new_bad_events_and_fds);
+    RUN(wait_fd_bad_events_and_fds);
+    RUN(io_watcher_start_closed_fd);
+    RUN(blocking_calls_in_callbacks_eperm);
+    return TEST_DONE();
+}
