@@ -8,8 +8,10 @@
  * dots demo from the seed: a greenlet that sleeps cooperatively lets main print a dot
  * every tick; one that calls the blocking sleep() freezes everyone.
  *
- * Run: ./scripts/demo.sh   (or build against libgreenhub and run with no arguments)
+ * Run: ./scripts/demo.sh   (or build against libgreenhub and run with no arguments;
+ * the test suite smoke-runs it the same way, from the line below)
  */
+// smoke:
 #include <greenhub.h>
 
 #include <stdint.h>

@@ -58,6 +58,9 @@ int main(int argc, char **argv) { TEST_INIT(argc, argv); RUN(t); return TEST_DON
     else
         echo "  skipped C++17: no $CXX"
     fi
+
+    echo "== sweep check: every gh_* function taking a pointer or handle is in c-tests/test_faults.c"
+    bash c-tests/check_sweep.sh
 fi
 
 # ---- C test programs
