@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <netdb.h>
 
 /** Version of this header; compare with gh_version() at run time. */
 #define GH_VERSION_MAJOR 0
@@ -157,6 +159,13 @@
 #define GH_STATE_DEAD 4
 
 /**
+ * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
+ * returned as GH_EAI_BASE + its EAI_* value (e.g. GH_EAI_BASE + EAI_NONAME);
+ * gh_strerror gives gai_strerror's text for them.
+ */
+#define GH_EAI_BASE -2000
+
+/**
  * io readiness: readable (also reported on hang-up and error).
  */
 #define GH_READ 1
@@ -190,6 +199,8 @@
  * `revents` of an async watcher's callback.
  */
 #define GH_ASYNC 4096
+
+#define DEFAULT_SIZE 10
 
 /**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
@@ -257,6 +268,55 @@ typedef struct gh_watcher {
 typedef struct gh_hub_ref {
   uint64_t id;
 } gh_hub_ref;
+
+/**
+ * A gh_timeout_start deadline (a value handle).
+ */
+typedef struct gh_timeout {
+  uint64_t id;
+} gh_timeout;
+
+/**
+ * An event (gevent.event.Event): a flag greenlets can wait for.
+ */
+typedef struct gh_event {
+  uint64_t id;
+} gh_event;
+
+/**
+ * An AsyncResult (gevent.event.AsyncResult): a value or an error code, set once,
+ * read by any number of getters.
+ */
+typedef struct gh_result {
+  uint64_t id;
+} gh_result;
+
+/**
+ * A counting semaphore (gevent.lock.Semaphore); a lock is gh_sem_new(&s, 1).
+ */
+typedef struct gh_sem {
+  uint64_t id;
+} gh_sem;
+
+/**
+ * A FIFO queue of `void *` (gevent.queue.Queue), bounded or unbounded.
+ */
+typedef struct gh_queue {
+  uint64_t id;
+} gh_queue;
+
+/**
+ * A Waiter (gevent's hub Waiter): a one-slot hand-off from anyone — hub callbacks
+ * included — to the one greenlet that gets it.
+ */
+typedef struct gh_waiter {
+  uint64_t id;
+} gh_waiter;
+
+/**
+ * A function run on a pool thread: `void *fn(void *arg)`.
+ */
+typedef void *(*gh_pool_fn)(void *arg);
 
 /**
  * A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
@@ -651,6 +711,454 @@ int gh_wait_read(int fd, double timeout);
  * *Threads*, *Blocking*, *Errors*: as gh_wait_fd.
  */
 int gh_wait_write(int fd, double timeout);
+
+/**
+ * Reads up to `len` bytes from `fd` into `buf`, waiting cooperatively while nothing is
+ * there. Returns the bytes read (> 0), 0 at end of file / orderly shutdown, or a code.
+ * Sockets are read with recv(MSG_DONTWAIT) (their flags untouched); other fds are set
+ * O_NONBLOCK on first use. Regular files just read.
+ *
+ * One reader per fd: while a greenlet waits in gh_read/gh_recv/gh_accept on `fd`,
+ * another greenlet's read-side call on it returns GH_EBUSY (gevent's rule: two readers
+ * of one stream would interleave data unpredictably). gh_wait_read is not affected.
+ *
+ * *Ownership*: `buf` is the caller's; written up to the returned length.
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
+ * GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
+ * (e.g. GH_ECONNRESET).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
+
+/**
+ * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively whenever the fd is
+ * full; returns `len`, or a code (then an unknown prefix may have been written).
+ * A closed peer gives GH_EPIPE; SIGPIPE is never raised (sockets use MSG_NOSIGNAL,
+ * pipe writes block the signal for the call and consume it).
+ *
+ * One writer per fd at a time (GH_EBUSY for a second waiting writer).
+ *
+ * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
+ * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
+ * -errno of write(2)/send(2).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes.
+ */
+ssize_t gh_write(int fd, const void *buf, size_t len, double timeout);
+
+/**
+ * recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
+ * received, 0 on orderly shutdown, or a code. One reader per fd, as gh_read.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_read.
+ * *Errors*: as gh_read, plus GH_ENOTSOCK.
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_recv(int fd, void *buf, size_t len, int flags, double timeout);
+
+/**
+ * send(2) of all `len` bytes with `flags` (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting
+ * cooperatively; returns `len` or a code. One writer per fd, as gh_write.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_write.
+ * *Errors*: as gh_write, plus GH_ENOTSOCK.
+ *
+ * # Safety
+ * `buf` readable for `len` bytes.
+ */
+ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
+
+/**
+ * Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new
+ * fd (non-blocking and close-on-exec; the caller owns it) or a code. `addr`/`addrlen`
+ * as accept(2) (both NULL, or both valid).
+ *
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
+ * GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
+ * GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ *
+ * # Safety
+ * `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
+ */
+int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout);
+
+/**
+ * Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
+ * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+ *
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
+ * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
+ * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
+ * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+ *
+ * # Safety
+ * `addr` readable for `addrlen` bytes.
+ */
+int gh_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, double timeout);
+
+/**
+ * Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
+ * wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
+ * loop, then close(2) runs. Its number may be reused at once: old waiters never see the
+ * new file's events.
+ *
+ * *Ownership*: the fd is closed even when waiters existed.
+ * *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+ */
+int gh_close(int fd);
+
+/**
+ * Waits cooperatively for child process `pid` to exit and reaps it; `*status` gets the
+ * waitpid(2) status (may be NULL). Returns `pid`, or a code. Uses a pidfd (Linux >= 5.3),
+ * else polls. `timeout` 0 checks once.
+ *
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_ETIMEDOUT, GH_ECHILD (not a child of this process, or already reaped),
+ * GH_EINVAL (`pid` <= 0, NaN timeout), GH_ECANCELED, a gh_throw code, GH_EPERM.
+ *
+ * # Safety
+ * `status` NULL or writable.
+ */
+int gh_waitpid(int pid, int *status, double timeout);
+
+/**
+ * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have
+ * passed, every blocking call of this greenlet returns GH_ETIMEDOUT (at once if it is
+ * already blocked) until the timeout is cancelled. Nested timeouts: the earliest
+ * deadline wins. Negative or +inf: a timeout that never expires.
+ *
+ * *Ownership*: `*out` is the caller's: gh_timeout_cancel it, expired or not.
+ * *Threads*: the calling greenlet of this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL, NaN), GH_EPERM (from a hub callback), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_timeout_start(struct gh_timeout *out, double seconds);
+
+/**
+ * Cancels a timeout (expired or not: cancelling after expiry is harmless). The handle
+ * becomes stale.
+ *
+ * *Threads*: this thread's hub (any greenlet). *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE (zero, forged, already cancelled), GH_EWRONGTHREAD.
+ */
+int gh_timeout_cancel(struct gh_timeout t);
+
+/**
+ * Creates an event, initially clear.
+ *
+ * *Ownership*: `*out` is the caller's: gh_event_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_event_new(struct gh_event *out);
+
+/**
+ * Sets the event: every greenlet waiting on it wakes (in the order they came), and
+ * later waits return at once until gh_event_clear.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_event_set(struct gh_event e);
+
+/**
+ * Clears the event.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_event_clear(struct gh_event e);
+
+/**
+ * Waits until the event is set (returns at once if it is). A waiter woken by
+ * gh_event_set returns GH_OK even if the event was cleared again before it ran.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = just check); not from a
+ * hub callback. *Errors*: GH_ETIMEDOUT, GH_ECLOSED (closed meanwhile), GH_ECANCELED, a
+ * gh_throw code, GH_EPERM, GH_ELOOPEXIT (main, nothing could set it), GH_EINVAL (NaN),
+ * GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_event_wait(struct gh_event e, double timeout);
+
+/**
+ * 1 if the event is set, 0 if not, or a negative code.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_event_is_set(struct gh_event e);
+
+/**
+ * Frees the event; greenlets waiting on it wake with GH_ECLOSED. The handle goes stale.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE (also on a second close), GH_EWRONGTHREAD.
+ */
+int gh_event_close(struct gh_event e);
+
+/**
+ * Creates an AsyncResult, initially unset.
+ *
+ * *Ownership*: `*out` is the caller's: gh_result_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_result_new(struct gh_result *out);
+
+/**
+ * Sets the result to `value` and wakes every getter. A result is set once.
+ *
+ * *Ownership*: `value` is passed through untouched (greenhub never frees it).
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBUSY (already set), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_result_set(struct gh_result r, void *value);
+
+/**
+ * Sets the result to the error `code` (negative): every getter returns it.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EINVAL (`code` >= 0), GH_EBUSY (already set), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ */
+int gh_result_set_error(struct gh_result r, int code);
+
+/**
+ * Waits until the result is set; then returns GH_OK with `*value` = the value, or the
+ * error code it was set to. Any number of greenlets may get it, any number of times.
+ *
+ * *Ownership*: `value` may be NULL. *Threads*: this thread's hub.
+ * *Blocking*: yes (`timeout` 0 = just check); not from a hub callback.
+ * *Errors*: the code set by gh_result_set_error, GH_ETIMEDOUT, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EINVAL (NaN),
+ * GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `value` NULL or writable.
+ */
+int gh_result_get(struct gh_result r, double timeout, void **value);
+
+/**
+ * Frees the result; getters waiting on it wake with GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_result_close(struct gh_result r);
+
+/**
+ * Creates a counting semaphore holding `value` permits (a lock: 1).
+ *
+ * *Ownership*: `*out` is the caller's: gh_sem_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_sem_new(struct gh_sem *out, unsigned int value);
+
+/**
+ * Takes a permit, waiting until one is released. Waiters are served in FIFO order
+ * (a newcomer does not overtake them); a permit released to a waiter that then times
+ * out or is killed goes to the next waiter.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = try once); not from a hub
+ * callback. *Errors*: GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+ * GH_ELOOPEXIT, GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_sem_acquire(struct gh_sem s, double timeout);
+
+/**
+ * Returns a permit (any greenlet may release, as with gevent's Semaphore) and wakes the
+ * first waiter.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EOVERFLOW (2^64 permits), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_sem_release(struct gh_sem s);
+
+/**
+ * Frees the semaphore; waiters wake with GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_sem_close(struct gh_sem s);
+
+/**
+ * Creates a FIFO queue of `void *` items holding at most `capacity` items
+ * (0 = unbounded).
+ *
+ * *Ownership*: `*out` is the caller's: gh_queue_close it, then gh_queue_free... (see
+ * gh_queue_close). *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_queue_new(struct gh_queue *out, size_t capacity);
+
+/**
+ * Appends `item`, waiting while a bounded queue is full (putters are served FIFO).
+ *
+ * *Ownership*: `item` is passed through untouched.
+ * *Threads*: this thread's hub. *Blocking*: yes when full (`timeout` 0 = try once);
+ * not from a hub callback when it would wait.
+ * *Errors*: GH_ECLOSED (closed, before or while waiting), GH_ETIMEDOUT, GH_ECANCELED, a
+ * gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_queue_put(struct gh_queue q, void *item, double timeout);
+
+/**
+ * Takes the oldest item into `*item`, waiting while the queue is empty (getters are
+ * served FIFO; an item meant for a getter that times out or is killed goes to the
+ * next). After gh_queue_close, getters drain what is left, then get GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes when empty (`timeout` 0 = try once);
+ * not from a hub callback when it would wait.
+ * *Errors*: GH_EINVAL (`item` NULL, NaN), GH_ECLOSED (closed and empty), GH_ETIMEDOUT,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `item` writable.
+ */
+int gh_queue_get(struct gh_queue q, void **item, double timeout);
+
+/**
+ * Closes the queue for putting: waiting putters and later puts get GH_ECLOSED; getters
+ * take what is left, then get GH_ECLOSED. The handle stays valid (for the drain) until
+ * gh_queue_free.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_queue_close(struct gh_queue q);
+
+/**
+ * Items in the queue now (>= 0), or a negative code.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_queue_len(struct gh_queue q);
+
+/**
+ * Frees the queue; its waiters wake with GH_ECLOSED; items still in it are dropped
+ * (greenhub never frees them: drain first if they own memory). The handle goes stale.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_queue_free(struct gh_queue q);
+
+/**
+ * Creates a Waiter: a one-slot hand-off to one greenlet.
+ *
+ * *Ownership*: `*out` is the caller's: gh_waiter_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_waiter_new(struct gh_waiter *out);
+
+/**
+ * Hands `value` to the greenlet waiting in gh_waiter_get (it wakes), or keeps it for
+ * the next gh_waiter_get if nobody waits yet — so no wake-up is ever lost, whichever
+ * comes first. The way to pass a value from a hub callback to a greenlet.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBUSY (a value is already waiting to be taken), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ */
+int gh_waiter_switch(struct gh_waiter w, void *value);
+
+/**
+ * Takes the value given by gh_waiter_switch, waiting for it if needed.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = just check); not from a
+ * hub callback. *Errors*: GH_EBUSY (another greenlet is already waiting on this waiter),
+ * GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+ * GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `value` NULL or writable.
+ */
+int gh_waiter_get(struct gh_waiter w, double timeout, void **value);
+
+/**
+ * Frees the waiter; a greenlet waiting on it wakes with GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_waiter_close(struct gh_waiter w);
+
+/**
+ * Runs `fn(arg)` on one of this hub's worker threads while only the calling greenlet
+ * waits (the hub serves the others meanwhile), and stores its return value in
+ * `*result`. Workers are started on demand up to the pool size (gh_threadpool_set_size,
+ * default 10) and end when the hub is destroyed.
+ *
+ * If the caller stops waiting (gh_kill, a gh_timeout, gh_hub_destroy), `fn` still runs
+ * to completion on its thread and its return value is dropped: do not return memory
+ * only the caller would free, or accept that it leaks in that case.
+ *
+ * *Ownership*: `arg` must stay valid until `fn` has run (beware stack memory when the
+ * caller may be killed). *Threads*: `fn` runs on another thread: it must not touch this
+ * hub's objects (it may use greenhub on its own, with that thread's own hub).
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_ENOMEM (no worker could be started),
+ * GH_ETIMEDOUT (a gh_timeout expired), GH_ECANCELED, a gh_throw code, GH_EPERM.
+ *
+ * # Safety
+ * `result` NULL or writable; `fn` safe to call with `arg` on another thread.
+ */
+int gh_threadpool_apply(gh_pool_fn fn, void *arg, void **result);
+
+/**
+ * Sets the most worker threads this thread's hub starts (default 10, gevent's).
+ * Lowering it does not stop workers already running; it bounds new starts.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`size` 0 or above 1024).
+ */
+int gh_threadpool_set_size(size_t size);
+
+/**
+ * getaddrinfo(3) run on the thread pool, cooperatively: only the caller waits.
+ * `node`, `service` and `hints` are copied, so the lookup may safely outlive a caller
+ * that is killed or times out (its result is then freed by greenhub).
+ *
+ * *Ownership*: on GH_OK, `*res` is the caller's: free it with freeaddrinfo.
+ * *Threads*: this thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EAI_BASE + EAI_* for lookup failures (e.g. an unknown host), -errno for
+ * EAI_SYSTEM, GH_EINVAL (`res` NULL, or both `node` and `service` NULL), GH_ENOMEM,
+ * GH_ETIMEDOUT (a gh_timeout expired), GH_ECANCELED, a gh_throw code, GH_EPERM.
+ *
+ * # Safety
+ * `node`/`service` NULL or NUL-terminated; `hints` NULL or readable; `res` writable.
+ */
+int gh_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
 
 /**
  * Creates an io watcher for `fd` and `events` (GH_READ, GH_WRITE or both), stopped.

@@ -14,6 +14,8 @@ pub(crate) const EDEAD: i32 = -1004;
 pub(crate) const ENOSWITCH: i32 = -1005;
 pub(crate) const ECLOSED: i32 = -1006;
 pub(crate) const EINTERNAL: i32 = -1007;
+/// getaddrinfo failures are EAI_BASE + EAI_* (EAI_* are negative on Linux).
+pub(crate) const EAI_BASE: i32 = -2000;
 
 /// A failure of a core operation, carried as its C code (always negative).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -98,6 +100,17 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (ENOSWITCH, c"GH_ENOSWITCH", c"the code did not switch (or blocked the hub too long)"),
     (ECLOSED, c"GH_ECLOSED", c"the object was closed while this call waited on it"),
     (EINTERNAL, c"GH_EINTERNAL", c"internal error in greenhub (a bug; details on stderr)"),
+    (EAI_BASE + libc::EAI_BADFLAGS, c"GH_EAI_BADFLAGS", c"getaddrinfo: bad value for ai_flags"),
+    (EAI_BASE + libc::EAI_NONAME, c"GH_EAI_NONAME", c"getaddrinfo: name or service not known"),
+    (EAI_BASE + libc::EAI_AGAIN, c"GH_EAI_AGAIN", c"getaddrinfo: temporary failure in name resolution"),
+    (EAI_BASE + libc::EAI_FAIL, c"GH_EAI_FAIL", c"getaddrinfo: non-recoverable failure in name resolution"),
+    (EAI_BASE + libc::EAI_FAMILY, c"GH_EAI_FAMILY", c"getaddrinfo: address family not supported"),
+    (EAI_BASE + libc::EAI_SOCKTYPE, c"GH_EAI_SOCKTYPE", c"getaddrinfo: socket type not supported"),
+    (EAI_BASE + libc::EAI_SERVICE, c"GH_EAI_SERVICE", c"getaddrinfo: service not supported for this socket type"),
+    (EAI_BASE + libc::EAI_MEMORY, c"GH_EAI_MEMORY", c"getaddrinfo: memory allocation failure"),
+    (EAI_BASE + libc::EAI_OVERFLOW, c"GH_EAI_OVERFLOW", c"getaddrinfo: argument buffer overflow"),
+    (-libc::EOVERFLOW, c"GH_EOVERFLOW", c"value too large (overflow)"),
+    (-libc::EISCONN, c"GH_EISCONN", c"socket is already connected"),
 ];
 
 fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {

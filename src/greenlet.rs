@@ -69,6 +69,10 @@ pub enum WaitOn {
     Watcher(u32),
     Join(u32),
     Switch,
+    /// An event, result, semaphore, queue or waiter (object slot).
+    Object(u32),
+    /// A thread-pool job.
+    Job,
 }
 
 /// A greenlet waiting for another one to die: (slot, generation, wait seq).
@@ -100,6 +104,10 @@ pub struct Greenlet {
     pub joining: Option<u32>,
     /// spawn_later's start timer (watcher slot).
     pub start_timer: Option<u32>,
+    /// Active gh_timeouts: (object slot, deadline ns), and the earliest deadline
+    /// (u64::MAX: none).
+    pub timeouts: Vec<(u32, u64)>,
+    pub deadline: u64,
 }
 
 impl Greenlet {
@@ -129,6 +137,8 @@ impl Greenlet {
             joiners: Joiners::default(),
             joining: None,
             start_timer: None,
+            timeouts: Vec::new(),
+            deadline: u64::MAX,
         }
     }
 

@@ -37,6 +37,12 @@ pub enum Kind {
     Greenlet = 1,
     Watcher = 2,
     HubRef = 3,
+    Event = 4,
+    Result = 5,
+    Sem = 6,
+    Queue = 7,
+    Waiter = 8,
+    Timeout = 9,
 }
 
 /// A decoded handle.
@@ -189,6 +195,8 @@ pub struct Remote {
     pub woken: bool,
     /// Async watchers: slot -> (generation, pending).
     pub asyncs: HashMap<u32, (u32, bool)>,
+    /// Finished thread-pool jobs waiting for the hub to hand their results over.
+    pub done: Vec<crate::threadpool::Done>,
 }
 
 impl HubShared {
@@ -235,6 +243,7 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
             wake_fd,
             woken: false,
             asyncs: HashMap::new(),
+            done: Vec::new(),
         }),
     });
     reg.insert(id, shared.clone());

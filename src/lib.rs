@@ -22,9 +22,12 @@
 //! handle        generation-checked handles; registry of live hubs (cross-thread)
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
+//! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks with guard pages, and their pool
 //! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
+//! threadpool    worker threads for blocking calls; results back through the eventfd
+//! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
 
 pub mod error;
@@ -33,4 +36,7 @@ pub mod ffi;
 pub mod greenlet;
 pub mod handle;
 pub mod hub;
+pub mod io;
 pub mod stack;
+pub mod sync;
+pub mod threadpool;

@@ -52,6 +52,11 @@ pub struct FdEntry {
     gen: u32,
     /// epoll refused the fd (regular file): it is always ready.
     pub always_ready: bool,
+    /// The greenlets doing gh_read-like / gh_write-like waits (u32::MAX: none).
+    pub reader: u32,
+    pub writer: u32,
+    /// gh_read found out this fd is not a socket (use read(2), not recv(2)).
+    pub not_socket: bool,
 }
 
 impl Default for FdEntry {
@@ -69,6 +74,9 @@ impl Default for FdEntry {
             bound: VERIFY_FIRST,
             gen: 0,
             always_ready: false,
+            reader: u32::MAX,
+            writer: u32::MAX,
+            not_socket: false,
         }
     }
 }
@@ -122,6 +130,17 @@ impl Fds {
             self.entries.resize_with(len, FdEntry::default);
         }
         Ok(&mut self.entries[i])
+    }
+
+    /// The entry of an open fd (grown if needed), for per-fd flags.
+    pub fn entry_mut(&mut self, fd: i32) -> Option<&mut FdEntry> {
+        self.entry(fd).ok()
+    }
+
+    /// The reader (or writer) slot of `fd`; None for a bad fd.
+    pub fn owner_mut(&mut self, fd: i32, reader: bool) -> Option<&mut u32> {
+        let e = self.entry(fd).ok()?;
+        Some(if reader { &mut e.reader } else { &mut e.writer })
     }
 
     /// Adds an active watcher. Errors are raw errno values (`EBADF`, `ENOMEM`, …).

@@ -1,10 +1,12 @@
-//! Header section "Cooperative I/O" (the waits; read/write/... come with the I/O issue).
+//! Header section "Cooperative I/O".
 
 use super::guard;
+
+// (gh_wait_* first, then the fd operations, as in the header.)
 use crate::error::Error;
 use crate::event_loop::duration_ns;
 use crate::hub;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 
 use super::watcher::{GH_READ, GH_WRITE};
 
@@ -61,4 +63,234 @@ pub extern "C" fn gh_wait_write(fd: c_int, timeout: f64) -> c_int {
     } else {
         r
     }
+}
+
+fn ssize(r: crate::error::Result<isize>) -> libc::ssize_t {
+    match r {
+        Ok(n) => n as libc::ssize_t,
+        Err(e) => e.0 as libc::ssize_t,
+    }
+}
+
+/// The panic boundary for functions returning `ssize_t`.
+fn guard_ssize(f: impl FnOnce() -> crate::error::Result<isize>) -> libc::ssize_t {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => ssize(r),
+        Err(_) => crate::error::EINTERNAL as libc::ssize_t,
+    }
+}
+
+/// Reads up to `len` bytes from `fd` into `buf`, waiting cooperatively while nothing is
+/// there. Returns the bytes read (> 0), 0 at end of file / orderly shutdown, or a code.
+/// Sockets are read with recv(MSG_DONTWAIT) (their flags untouched); other fds are set
+/// O_NONBLOCK on first use. Regular files just read.
+///
+/// One reader per fd: while a greenlet waits in gh_read/gh_recv/gh_accept on `fd`,
+/// another greenlet's read-side call on it returns GH_EBUSY (gevent's rule: two readers
+/// of one stream would interleave data unpredictably). gh_wait_read is not affected.
+///
+/// *Ownership*: `buf` is the caller's; written up to the returned length.
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
+/// GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
+/// GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
+/// (e.g. GH_ECONNRESET).
+///
+/// # Safety
+/// `buf` writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gh_read(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    timeout: f64,
+) -> libc::ssize_t {
+    guard_ssize(|| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.read(fd, buf, len, t) }
+    })
+}
+
+/// Writes all `len` bytes of `buf` to `fd`, waiting cooperatively whenever the fd is
+/// full; returns `len`, or a code (then an unknown prefix may have been written).
+/// A closed peer gives GH_EPIPE; SIGPIPE is never raised (sockets use MSG_NOSIGNAL,
+/// pipe writes block the signal for the call and consume it).
+///
+/// One writer per fd at a time (GH_EBUSY for a second waiting writer).
+///
+/// *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+/// *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
+/// `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
+/// -errno of write(2)/send(2).
+///
+/// # Safety
+/// `buf` readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gh_write(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    timeout: f64,
+) -> libc::ssize_t {
+    guard_ssize(|| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.write(fd, buf, len, t) }
+    })
+}
+
+/// recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
+/// received, 0 on orderly shutdown, or a code. One reader per fd, as gh_read.
+///
+/// *Ownership*, *Threads*, *Blocking*: as gh_read.
+/// *Errors*: as gh_read, plus GH_ENOTSOCK.
+///
+/// # Safety
+/// `buf` writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gh_recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    timeout: f64,
+) -> libc::ssize_t {
+    guard_ssize(|| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.recv(fd, buf, len, flags, t) }
+    })
+}
+
+/// send(2) of all `len` bytes with `flags` (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting
+/// cooperatively; returns `len` or a code. One writer per fd, as gh_write.
+///
+/// *Ownership*, *Threads*, *Blocking*: as gh_write.
+/// *Errors*: as gh_write, plus GH_ENOTSOCK.
+///
+/// # Safety
+/// `buf` readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gh_send(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    timeout: f64,
+) -> libc::ssize_t {
+    guard_ssize(|| {
+        if buf.is_null() && len > 0 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.send_all(fd, buf, len, flags, t) }
+    })
+}
+
+/// Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new
+/// fd (non-blocking and close-on-exec; the caller owns it) or a code. `addr`/`addrlen`
+/// as accept(2) (both NULL, or both valid).
+///
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
+/// GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
+/// GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
+/// GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+///
+/// # Safety
+/// `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
+#[no_mangle]
+pub unsafe extern "C" fn gh_accept(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    addrlen: *mut libc::socklen_t,
+    timeout: f64,
+) -> c_int {
+    guard(|| {
+        if addr.is_null() != addrlen.is_null() {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.accept(fd, addr, addrlen, t) }
+    })
+}
+
+/// Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
+/// writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+///
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
+/// GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
+/// timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
+/// GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+///
+/// # Safety
+/// `addr` readable for `addrlen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn gh_connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    addrlen: libc::socklen_t,
+    timeout: f64,
+) -> c_int {
+    guard(|| {
+        super::need(addr)?;
+        let t = duration_ns(timeout)?;
+        // SAFETY: the pointers are valid per this function's contract.
+        unsafe { hub::current()?.connect(fd, addr, addrlen, t).map(|_| 0) }
+    })
+}
+
+/// Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
+/// wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
+/// loop, then close(2) runs. Its number may be reused at once: old waiters never see the
+/// new file's events.
+///
+/// *Ownership*: the fd is closed even when waiters existed.
+/// *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+#[no_mangle]
+pub extern "C" fn gh_close(fd: c_int) -> c_int {
+    guard(|| hub::current()?.close_fd(fd).map(|_| 0))
+}
+
+/// Waits cooperatively for child process `pid` to exit and reaps it; `*status` gets the
+/// waitpid(2) status (may be NULL). Returns `pid`, or a code. Uses a pidfd (Linux >= 5.3),
+/// else polls. `timeout` 0 checks once.
+///
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_ETIMEDOUT, GH_ECHILD (not a child of this process, or already reaped),
+/// GH_EINVAL (`pid` <= 0, NaN timeout), GH_ECANCELED, a gh_throw code, GH_EPERM.
+///
+/// # Safety
+/// `status` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_waitpid(pid: c_int, status: *mut c_int, timeout: f64) -> c_int {
+    guard(|| {
+        let t = duration_ns(timeout)?;
+        let mut st = 0;
+        let r = hub::current()?.waitpid(pid, &mut st, t)?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { super::put(status, st) };
+        Ok(r)
+    })
 }

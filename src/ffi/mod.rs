@@ -10,6 +10,8 @@ pub mod error;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod sync;
+pub mod threadpool;
 pub mod watcher;
 
 use crate::error::{Error, Result, EINTERNAL};

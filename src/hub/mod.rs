@@ -122,6 +122,12 @@ fn parse_size(s: &str) -> Option<usize> {
 pub struct HubState {
     pub greenlets: Table<Greenlet>,
     pub watchers: Table<Watcher>,
+    /// Events, results, semaphores, queues, waiters and timeouts.
+    pub objects: Table<crate::sync::Obj>,
+    /// Thread-pool jobs in flight: the wait each one ends.
+    pub jobs: Table<wait::WaitId>,
+    pub pool: Option<crate::threadpool::Pool>,
+    pub pool_size: usize,
     pub queue: VecDeque<Callback>,
     pub timers: Timers,
     pub fds: Fds,
@@ -147,6 +153,7 @@ pub struct HubState {
     /// Loop iterations that polled (tests and diagnostics).
     pub polls: u64,
     pub shared: Arc<HubShared>,
+    pub main_slot: u32,
     /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
     pub scratch_io: Vec<(u32, u32, i32)>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
@@ -268,6 +275,10 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         st: RefCell::new(HubState {
             greenlets,
             watchers: Table::default(),
+            objects: Table::default(),
+            jobs: Table::default(),
+            pool: None,
+            pool_size: crate::threadpool::DEFAULT_SIZE,
             queue: VecDeque::with_capacity(64),
             timers: Timers::default(),
             fds: Fds::default(),
@@ -288,6 +299,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             since_poll: 0,
             polls: 0,
             shared,
+            main_slot,
             scratch_io: Vec::with_capacity(64),
             scratch_joiners: Vec::with_capacity(8),
         }),
@@ -331,12 +343,20 @@ impl Drop for Hub {
                 drop(co.into_stack());
             }
         }
-        {
+        st.pool = None; // tells the workers to end
+        let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;
             r.asyncs.clear();
             // SAFETY: closes our eventfd; senders check wake_fd under this lock.
             unsafe { libc::close(self.wake_fd) };
+            std::mem::take(&mut r.done)
+        };
+        for d in done {
+            if let Some(f) = d.discard {
+                // SAFETY: nobody will take this result any more.
+                unsafe { f(d.result) };
+            }
         }
         handle::unregister_hub(self.id);
     }

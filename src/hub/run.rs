@@ -276,7 +276,7 @@ impl Hub {
 
     /// The wake-up eventfd fired (or an async watcher was started while pending).
     fn on_wake(&self, drain: bool) {
-        let mut list = {
+        let list = {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
             st.async_recheck = false;
@@ -291,6 +291,7 @@ impl Hub {
             if drain {
                 r.woken = false;
             }
+            let jobs_done = !r.done.is_empty();
             for &slot in &st.asyncs {
                 if let Some(a) = r.asyncs.get_mut(&slot) {
                     if a.1 {
@@ -299,8 +300,12 @@ impl Hub {
                     }
                 }
             }
-            list
+            (list, jobs_done)
         };
+        let (mut list, jobs_done) = list;
+        if jobs_done {
+            self.collect_jobs();
+        }
         for &(slot, gen, revents) in &list {
             self.fire(slot, gen, revents);
         }

@@ -74,6 +74,7 @@ impl Hub {
                 }
                 return Err(e);
             }
+            let timeout = Self::with_deadline(&st, slot, timeout)?;
             if timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
@@ -143,6 +144,22 @@ impl Hub {
         Ok(msg)
     }
 
+    /// Folds the greenlet's gh_timeout deadline into a wait's timeout; `ETIMEDOUT` once
+    /// the deadline has passed.
+    #[inline]
+    fn with_deadline(st: &HubState, slot: u32, timeout: Option<u64>) -> Result<Option<u64>> {
+        let deadline = st.greenlets.at(slot).map_or(u64::MAX, |g| g.deadline);
+        if deadline == u64::MAX {
+            return Ok(timeout);
+        }
+        let now = crate::event_loop::now_ns();
+        if now >= deadline {
+            return Err(Error::TIMEDOUT);
+        }
+        let left = deadline - now;
+        Ok(Some(timeout.map_or(left, |t| t.min(left))))
+    }
+
     /// Lets every other ready greenlet and the loop run once, ignoring pending kills.
     fn yield_once(&self, slot: u32) {
         {
@@ -199,28 +216,33 @@ impl Hub {
     /// for the hub's next iteration.
     pub fn wake(&self, slot: u32, gen: u32, seq: u32, msg: Msg, direct: bool) {
         let mut st = self.st.borrow_mut();
-        let Some(g) = st.greenlets.get_mut(slot, gen) else {
-            return;
-        };
-        if !g.blocked || g.seq != seq {
-            return;
-        }
-        if slot == self.main_slot {
-            g.blocked = false;
-            g.state = State::Ready;
-            st.main_wake = Some(msg);
-        } else if direct && self.in_hub() {
+        if direct && slot != self.main_slot && self.in_hub() {
+            let Some(g) = st.greenlets.get_mut(slot, gen) else {
+                return;
+            };
+            if !g.blocked || g.seq != seq {
+                return;
+            }
             g.blocked = false;
             drop(st);
             self.resume(slot, msg);
         } else {
-            g.state = State::Ready;
-            st.queue.push_back(Callback::Wake {
-                slot,
-                gen,
-                seq,
-                msg,
-            });
+            st.wake_later(WaitId { slot, gen, seq }, msg);
         }
+    }
+}
+
+impl HubState {
+    /// Wakes wait `w` without running it now: main is marked woken, a task gets a
+    /// queued wake-up. Returns false if `w` is no longer a live wait.
+    pub fn wake_later(&mut self, w: WaitId, msg: Msg) -> bool {
+        crate::sync::wake_split(
+            &mut self.greenlets,
+            &mut self.queue,
+            &mut self.main_wake,
+            self.main_slot,
+            w,
+            msg,
+        )
     }
 }

@@ -1,0 +1,420 @@
+//! Cooperative fd operations (gevent.socket): try the syscall; on `EAGAIN` wait for
+//! readiness through `Hub::wait_fd` and try again, within one deadline.
+//!
+//! * Sockets are used with `MSG_DONTWAIT` (and `MSG_NOSIGNAL` for sends), so their
+//!   flags are never changed and SIGPIPE never fires; other fds (pipes, ttys) are put
+//!   in O_NONBLOCK mode on first use. Regular files are always ready: the call just
+//!   does the I/O.
+//! * One reader and one writer per fd at a time (gevent, eventlet, libdill and State
+//!   Threads all refuse a second waiter): a second greenlet that would wait to read
+//!   (or write) an fd another greenlet is waiting on gets `EBUSY`.
+//! * `close` wakes the greenlets waiting on the fd with `ECLOSED` and removes the fd
+//!   from the backend before closing it, so its number can be reused at once.
+
+use crate::error::{Error, Result, ECLOSED};
+use crate::event_loop::watcher::Action;
+use crate::event_loop::{now_ns, READ, WRITE};
+use crate::greenlet::Msg;
+use crate::hub::Hub;
+use std::ffi::c_void;
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Which side of an fd an operation uses (one waiter per side).
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub enum Side {
+    Read,
+    Write,
+}
+
+fn left(deadline: Option<u64>) -> Option<u64> {
+    deadline.map(|d| d.saturating_sub(now_ns()))
+}
+
+impl Hub {
+    /// Waits for `side` readiness of `fd` as the fd's one reader/writer.
+    fn io_wait(&self, fd: i32, side: Side, deadline: Option<u64>) -> Result<()> {
+        let t = left(deadline);
+        if t == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        let me = self.current.get();
+        {
+            let mut st = self.st.borrow_mut();
+            let owner = st
+                .fds
+                .owner_mut(fd, side == Side::Read)
+                .ok_or(Error::BADF)?;
+            if *owner != u32::MAX && *owner != me {
+                return Err(Error::BUSY);
+            }
+            *owner = me;
+        }
+        let events = if side == Side::Read { READ } else { WRITE };
+        let r = self.wait_fd(fd, events, t);
+        if let Some(owner) = self.st.borrow_mut().fds.owner_mut(fd, side == Side::Read) {
+            if *owner == me {
+                *owner = u32::MAX;
+            }
+        }
+        r.map(|_| ())
+    }
+
+    /// Runs `op` until it does not fail with EAGAIN, waiting for `side` in between.
+    fn retry(
+        &self,
+        fd: i32,
+        side: Side,
+        timeout: Option<u64>,
+        mut op: impl FnMut() -> isize,
+    ) -> Result<isize> {
+        if fd < 0 {
+            return Err(Error::BADF);
+        }
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        loop {
+            let n = op();
+            if n >= 0 {
+                return Ok(n);
+            }
+            match errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN | libc::EINPROGRESS => self.io_wait(fd, side, deadline)?,
+                e => return Err(Error(-e)),
+            }
+        }
+    }
+
+    /// Whether `fd` is a socket (cached per fd; a wrong guess costs one ENOTSOCK).
+    fn is_socket(&self, fd: i32) -> bool {
+        self.st.borrow().fds.get(fd).is_none_or(|e| !e.not_socket)
+    }
+
+    fn mark_not_socket(&self, fd: i32) -> Result<()> {
+        if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
+            e.not_socket = true;
+        }
+        set_nonblocking(fd)
+    }
+
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn read(
+        &self,
+        fd: i32,
+        buf: *mut c_void,
+        len: usize,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        if self.is_socket(fd) {
+            // SAFETY: same contract as this function's.
+            match unsafe { self.recv(fd, buf, len, 0, timeout) } {
+                Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
+                r => return r,
+            }
+        } else {
+            set_nonblocking(fd)?;
+        }
+        // SAFETY: the caller guarantees buf is writable for len bytes.
+        self.retry(fd, Side::Read, timeout, || unsafe {
+            libc::read(fd, buf, len)
+        })
+    }
+
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn recv(
+        &self,
+        fd: i32,
+        buf: *mut c_void,
+        len: usize,
+        flags: i32,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        let flags = flags | libc::MSG_DONTWAIT;
+        // SAFETY: the caller guarantees buf is writable for len bytes.
+        self.retry(fd, Side::Read, timeout, || unsafe {
+            libc::recv(fd, buf, len, flags)
+        })
+    }
+
+    /// Writes all of `buf` (or fails); returns `len`.
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn write(
+        &self,
+        fd: i32,
+        buf: *const c_void,
+        len: usize,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        if self.is_socket(fd) {
+            // SAFETY: same contract as this function's.
+            match unsafe { self.send_all(fd, buf, len, 0, timeout) } {
+                Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
+                r => return r,
+            }
+        } else {
+            set_nonblocking(fd)?;
+        }
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let mut done = 0usize;
+        loop {
+            // SAFETY: buf is readable for len bytes per the caller; done <= len.
+            let n = self.retry(fd, Side::Write, left(deadline), || unsafe {
+                write_nosigpipe(
+                    fd,
+                    (buf as *const u8).add(done) as *const c_void,
+                    len - done,
+                )
+            })?;
+            done += n as usize;
+            if done >= len {
+                return Ok(done as isize);
+            }
+        }
+    }
+
+    /// gh_send: sends all of `buf` with `flags` (plus MSG_NOSIGNAL | MSG_DONTWAIT).
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn send_all(
+        &self,
+        fd: i32,
+        buf: *const c_void,
+        len: usize,
+        flags: i32,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        let flags = flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let mut done = 0usize;
+        loop {
+            // SAFETY: buf is readable for len bytes per the caller; done <= len.
+            let n = self.retry(fd, Side::Write, left(deadline), || unsafe {
+                libc::send(
+                    fd,
+                    (buf as *const u8).add(done) as *const c_void,
+                    len - done,
+                    flags,
+                )
+            })?;
+            done += n as usize;
+            if done >= len {
+                return Ok(done as isize);
+            }
+        }
+    }
+
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn accept(
+        &self,
+        fd: i32,
+        addr: *mut libc::sockaddr,
+        addrlen: *mut libc::socklen_t,
+        timeout: Option<u64>,
+    ) -> Result<i32> {
+        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: addr/addrlen are NULL or valid per the caller (checked by the FFI layer).
+        self.retry(fd, Side::Read, timeout, || unsafe {
+            libc::accept4(fd, addr, addrlen, flags) as isize
+        })
+        .map(|n| n as i32)
+    }
+
+    ///
+    /// # Safety
+    /// The buffer / address pointers must be valid as the matching libc call requires.
+    pub unsafe fn connect(
+        &self,
+        fd: i32,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        timeout: Option<u64>,
+    ) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::BADF);
+        }
+        set_nonblocking(fd)?;
+        // SAFETY: addr is valid for len bytes per the caller.
+        if unsafe { libc::connect(fd, addr, len) } == 0 {
+            return Ok(());
+        }
+        match errno() {
+            libc::EINPROGRESS | libc::EINTR | libc::EAGAIN => {}
+            e => return Err(Error(-e)),
+        }
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        self.io_wait(fd, Side::Write, deadline)?;
+        let mut err: libc::c_int = 0;
+        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: err/l are valid out-parameters of the right size.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                &mut err as *mut _ as *mut c_void,
+                &mut l,
+            )
+        };
+        if rc < 0 {
+            return Err(Error(-errno()));
+        }
+        if err != 0 {
+            return Err(Error(-err));
+        }
+        Ok(())
+    }
+
+    /// gh_close: wakes the fd's waiters with `ECLOSED`, stops its watchers, removes it
+    /// from the backend, then closes it.
+    pub fn close_fd(&self, fd: i32) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::BADF);
+        }
+        {
+            let mut st = self.st.borrow_mut();
+            let st = &mut *st;
+            let watchers: Vec<u32> = st
+                .fds
+                .get(fd)
+                .map(|e| e.watchers.iter().map(|w| w.0).collect())
+                .unwrap_or_default();
+            for slot in watchers {
+                if let Some(Action::Resume {
+                    slot: g, gen, seq, ..
+                }) = st.watchers.at(slot).map(|w| w.action)
+                {
+                    st.wake_later(
+                        crate::hub::wait::WaitId { slot: g, gen, seq },
+                        Msg::code(ECLOSED),
+                    );
+                }
+                st.stop_watcher(slot);
+            }
+            st.fds.forget(&mut *st.backend, fd);
+            if let Some(e) = st.fds.entry_mut(fd) {
+                e.not_socket = false;
+            }
+        }
+        // SAFETY: closing an fd the caller owns and asked us to close.
+        if unsafe { libc::close(fd) } < 0 {
+            let e = errno();
+            if e != libc::EINTR {
+                return Err(Error(-e));
+            }
+        }
+        Ok(())
+    }
+
+    /// gh_waitpid: waits for child `pid` to exit, through a pidfd where the kernel has
+    /// them (Linux >= 5.3), else by polling every few milliseconds.
+    pub fn waitpid(&self, pid: i32, status: &mut i32, timeout: Option<u64>) -> Result<i32> {
+        if pid <= 0 {
+            return Err(Error::INVAL);
+        }
+        let reap = |status: &mut i32| -> Result<i32> {
+            // SAFETY: status is a valid out-parameter.
+            let r = unsafe { libc::waitpid(pid, status, libc::WNOHANG) };
+            if r < 0 {
+                Err(Error(-errno()))
+            } else {
+                Ok(r)
+            }
+        };
+        let r = reap(status)?;
+        if r == pid {
+            return Ok(pid);
+        }
+        if timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        // SAFETY: plain syscall; result checked.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        let result = if pidfd >= 0 {
+            let r = self
+                .wait_fd(pidfd, READ, left(deadline))
+                .and_then(|_| reap(status));
+            // SAFETY: closes the pidfd we opened.
+            unsafe { libc::close(pidfd) };
+            r
+        } else {
+            let mut pause = 1_000_000u64;
+            loop {
+                let t = left(deadline).map_or(pause, |l| l.min(pause));
+                if t == 0 {
+                    break Err(Error::TIMEDOUT);
+                }
+                self.sleep(t as f64 / 1e9)?;
+                match reap(status)? {
+                    r if r == pid => break Ok(pid),
+                    _ => pause = (pause * 2).min(50_000_000),
+                }
+            }
+        };
+        match result {
+            Ok(r) if r == pid => Ok(pid),
+            Ok(_) => Err(Error::TIMEDOUT),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn set_nonblocking(fd: i32) -> Result<()> {
+    // SAFETY: fcntl on a caller-provided fd; errors are checked.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Error(-errno()));
+    }
+    if fl & libc::O_NONBLOCK != 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+        return Err(Error(-errno()));
+    }
+    Ok(())
+}
+
+/// write(2) that turns a SIGPIPE it causes into plain EPIPE: SIGPIPE is blocked for the
+/// call and a SIGPIPE raised by it is consumed (pipes have no MSG_NOSIGNAL).
+///
+/// # Safety
+/// `buf` readable for `len` bytes.
+unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: sigset/sigprocmask calls on local, initialised sets.
+    unsafe {
+        let mut pipe_set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_set);
+        libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
+        let n = libc::write(fd, buf, len);
+        let e = errno();
+        if n < 0 && e == libc::EPIPE && !was_pending {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        *libc::__errno_location() = e;
+        n
+    }
+}

@@ -1,0 +1,538 @@
+//! Synchronisation on one hub (gevent.event, gevent.lock, gevent.queue, Waiter, Timeout).
+//!
+//! Every primitive is built on `Hub::wait_for` and a FIFO list of parked waits.
+//! Rules that keep values and permits from being lost:
+//! * A notified waiter is *popped* from the list and woken; it then retries the
+//!   operation (a permit or an item stays in the object until someone takes it).
+//! * A waiter whose wait ends with an error (timeout, kill, throw) removes itself from
+//!   the list; if it was already popped (notified) it passes the notification on to the
+//!   next waiter, so a wake-up meant for it is never lost.
+//! * A notified waiter that finds nothing when it runs (another greenlet took it first)
+//!   waits again at the front of the list.
+
+use crate::error::{Error, Result, ECLOSED};
+use crate::greenlet::{Msg, WaitOn};
+use crate::handle::{Kind, Table};
+use crate::hub::wait::WaitId;
+use crate::hub::Hub;
+use std::collections::VecDeque;
+use std::ffi::c_void;
+
+/// A FIFO of parked waits.
+#[derive(Default)]
+pub struct WaitList(VecDeque<WaitId>);
+
+impl WaitList {
+    fn remove(&mut self, w: WaitId) -> bool {
+        match self
+            .0
+            .iter()
+            .position(|x| x.slot == w.slot && x.seq == w.seq)
+        {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// gevent.event.AsyncResult's state.
+#[derive(Copy, Clone, Debug)]
+pub enum Outcome {
+    Pending,
+    Value(*mut c_void),
+    Error(i32),
+}
+
+pub enum Obj {
+    Event {
+        set: bool,
+        waiters: WaitList,
+    },
+    Result {
+        outcome: Outcome,
+        waiters: WaitList,
+    },
+    Sem {
+        count: u64,
+        waiters: WaitList,
+    },
+    Queue {
+        items: VecDeque<*mut c_void>,
+        capacity: usize,
+        closed: bool,
+        getters: WaitList,
+        putters: WaitList,
+    },
+    Waiter {
+        value: Option<*mut c_void>,
+        waiter: WaitList,
+    },
+    /// gh_timeout: a deadline of greenlet `slot`.
+    Timeout {
+        slot: u32,
+        gen: u32,
+        at: u64,
+    },
+}
+
+impl Obj {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Obj::Event { .. } => Kind::Event,
+            Obj::Result { .. } => Kind::Result,
+            Obj::Sem { .. } => Kind::Sem,
+            Obj::Queue { .. } => Kind::Queue,
+            Obj::Waiter { .. } => Kind::Waiter,
+            Obj::Timeout { .. } => Kind::Timeout,
+        }
+    }
+}
+
+/// Which list of an object a waiter parks on.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Side {
+    Main,
+    Putters,
+}
+
+fn list(o: &mut Obj, side: Side) -> &mut WaitList {
+    match (o, side) {
+        (Obj::Event { waiters, .. }, _) => waiters,
+        (Obj::Result { waiters, .. }, _) => waiters,
+        (Obj::Sem { waiters, .. }, _) => waiters,
+        (Obj::Queue { putters, .. }, Side::Putters) => putters,
+        (Obj::Queue { getters, .. }, Side::Main) => getters,
+        (Obj::Waiter { waiter, .. }, _) => waiter,
+        (Obj::Timeout { .. }, _) => unreachable!("nobody waits on a timeout"),
+    }
+}
+
+impl Hub {
+    pub fn obj_new(&self, obj: Obj) -> Result<u64> {
+        let kind = obj.kind();
+        let (slot, gen) = self.st.borrow_mut().objects.insert(obj)?;
+        Ok(self.handle(kind, slot, gen))
+    }
+
+    /// Checks a handle of `kind`; returns its slot.
+    pub fn obj_check(&self, raw: u64, kind: Kind) -> Result<u32> {
+        let (slot, gen) = self.check(raw, kind)?;
+        match self.st.borrow().objects.get(slot, gen) {
+            Some(o) if o.kind() == kind => Ok(slot),
+            _ => Err(Error::BADHANDLE),
+        }
+    }
+
+    /// Wakes the first waiter of `side` of object `slot` (popping it).
+    fn notify(&self, slot: u32, side: Side) -> bool {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let Some(o) = st.objects.at_mut(slot) else {
+            return false;
+        };
+        let l = list(o, side);
+        while let Some(w) = l.0.pop_front() {
+            if wake_split(
+                &mut st.greenlets,
+                &mut st.queue,
+                &mut st.main_wake,
+                st.main_slot,
+                w,
+                Msg::OK,
+            ) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wakes every waiter of `side` with `msg`.
+    fn notify_all(&self, slot: u32, side: Side, msg: Msg) {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let Some(o) = st.objects.at_mut(slot) else {
+            return;
+        };
+        let l = std::mem::take(&mut list(o, side).0);
+        for w in l {
+            wake_split(
+                &mut st.greenlets,
+                &mut st.queue,
+                &mut st.main_wake,
+                st.main_slot,
+                w,
+                msg,
+            );
+        }
+    }
+
+    /// Parks the current greenlet on `side` of object `slot` until notified.
+    /// On an error, leaves the list, passing on a notification it had received.
+    fn park_on(&self, slot: u32, side: Side, front: bool, timeout: Option<u64>) -> Result<Msg> {
+        let mut me = None;
+        let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
+            me = Some(w);
+            let o = st.objects.at_mut(slot).ok_or(Error::BADHANDLE)?;
+            let l = list(o, side);
+            if front {
+                l.0.push_front(w);
+            } else {
+                l.0.push_back(w);
+            }
+            Ok(())
+        });
+        if let (Err(e), Some(w)) = (r, me) {
+            let was_listed = {
+                let mut st = self.st.borrow_mut();
+                match st.objects.at_mut(slot) {
+                    Some(o) => list(o, side).remove(w),
+                    None => true,
+                }
+            };
+            if !was_listed && e.0 != ECLOSED {
+                self.notify(slot, side);
+            }
+        }
+        r
+    }
+
+    fn deadline_left(deadline: Option<u64>) -> Option<u64> {
+        deadline.map(|d| d.saturating_sub(crate::event_loop::now_ns()).max(1))
+    }
+
+    // ---- Event -------------------------------------------------------------
+
+    pub fn event_set(&self, slot: u32) {
+        if let Some(Obj::Event { set, .. }) = self.st.borrow_mut().objects.at_mut(slot) {
+            *set = true;
+        }
+        self.notify_all(slot, Side::Main, Msg::OK);
+    }
+
+    pub fn event_clear(&self, slot: u32) {
+        if let Some(Obj::Event { set, .. }) = self.st.borrow_mut().objects.at_mut(slot) {
+            *set = false;
+        }
+    }
+
+    pub fn event_is_set(&self, slot: u32) -> bool {
+        matches!(
+            self.st.borrow().objects.at(slot),
+            Some(Obj::Event { set: true, .. })
+        )
+    }
+
+    /// Returns once the event is set (at once if it is).
+    pub fn event_wait(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
+        if self.event_is_set(slot) {
+            return Ok(());
+        }
+        if timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        self.park_on(slot, Side::Main, false, timeout).map(|_| ())
+    }
+
+    // ---- AsyncResult -------------------------------------------------------
+
+    pub fn result_set(&self, slot: u32, outcome: Outcome) -> Result<()> {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Result { outcome: o, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            if !matches!(o, Outcome::Pending) {
+                return Err(Error::BUSY);
+            }
+            *o = outcome;
+        }
+        self.notify_all(slot, Side::Main, Msg::OK);
+        Ok(())
+    }
+
+    pub fn result_get(&self, slot: u32, timeout: Option<u64>) -> Result<*mut c_void> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        loop {
+            let o = match self.st.borrow().objects.at(slot) {
+                Some(Obj::Result { outcome, .. }) => *outcome,
+                _ => return Err(Error::BADHANDLE),
+            };
+            match o {
+                Outcome::Value(v) => return Ok(v),
+                Outcome::Error(code) => return Err(Error(code)),
+                Outcome::Pending if timeout == Some(0) => return Err(Error::TIMEDOUT),
+                Outcome::Pending => {
+                    self.park_on(slot, Side::Main, false, Self::deadline_left(deadline))?;
+                }
+            }
+        }
+    }
+
+    // ---- Semaphore ---------------------------------------------------------
+
+    pub fn sem_acquire(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        let mut retried = false;
+        loop {
+            {
+                let mut st = self.st.borrow_mut();
+                let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
+                    return Err(Error::BADHANDLE);
+                };
+                // FIFO: a newcomer does not overtake parked waiters.
+                if *count > 0 && (retried || waiters.is_empty()) {
+                    *count -= 1;
+                    return Ok(());
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            self.park_on(slot, Side::Main, retried, Self::deadline_left(deadline))?;
+            retried = true;
+        }
+    }
+
+    pub fn sem_release(&self, slot: u32) -> Result<()> {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Sem { count, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
+        }
+        self.notify(slot, Side::Main);
+        Ok(())
+    }
+
+    // ---- Queue -------------------------------------------------------------
+
+    pub fn queue_put(&self, slot: u32, item: *mut c_void, timeout: Option<u64>) -> Result<()> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        let mut retried = false;
+        loop {
+            {
+                let mut st = self.st.borrow_mut();
+                let Some(Obj::Queue {
+                    items,
+                    capacity,
+                    closed,
+                    putters,
+                    ..
+                }) = st.objects.at_mut(slot)
+                else {
+                    return Err(Error::BADHANDLE);
+                };
+                if *closed {
+                    return Err(Error(ECLOSED));
+                }
+                if (*capacity == 0 || items.len() < *capacity) && (retried || putters.is_empty()) {
+                    items.push_back(item);
+                    drop(st);
+                    self.notify(slot, Side::Main);
+                    return Ok(());
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            self.park_on(slot, Side::Putters, retried, Self::deadline_left(deadline))?;
+            retried = true;
+        }
+    }
+
+    pub fn queue_get(&self, slot: u32, timeout: Option<u64>) -> Result<*mut c_void> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        let mut retried = false;
+        loop {
+            {
+                let mut st = self.st.borrow_mut();
+                let Some(Obj::Queue {
+                    items,
+                    closed,
+                    getters,
+                    ..
+                }) = st.objects.at_mut(slot)
+                else {
+                    return Err(Error::BADHANDLE);
+                };
+                if !items.is_empty() && (retried || getters.is_empty() || *closed) {
+                    let item = items.pop_front().expect("not empty");
+                    drop(st);
+                    self.notify(slot, Side::Putters);
+                    return Ok(item);
+                }
+                if *closed && items.is_empty() {
+                    return Err(Error(ECLOSED));
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            self.park_on(slot, Side::Main, retried, Self::deadline_left(deadline))?;
+            retried = true;
+        }
+    }
+
+    /// Closes the queue for puts; getters drain what is left, then get `ECLOSED`.
+    pub fn queue_close(&self, slot: u32) -> Result<()> {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Queue { closed, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            *closed = true;
+        }
+        self.notify_all(slot, Side::Main, Msg::OK);
+        self.notify_all(slot, Side::Putters, Msg::OK);
+        Ok(())
+    }
+
+    pub fn queue_len(&self, slot: u32) -> usize {
+        match self.st.borrow().objects.at(slot) {
+            Some(Obj::Queue { items, .. }) => items.len(),
+            _ => 0,
+        }
+    }
+
+    // ---- Waiter ------------------------------------------------------------
+
+    /// Hands `value` to the greenlet in `gh_waiter_get`, or keeps it for the next get.
+    pub fn waiter_switch(&self, slot: u32, value: *mut c_void) -> Result<()> {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Waiter { value: v, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            if v.is_some() {
+                return Err(Error::BUSY);
+            }
+            *v = Some(value);
+        }
+        self.notify(slot, Side::Main);
+        Ok(())
+    }
+
+    pub fn waiter_get(&self, slot: u32, timeout: Option<u64>) -> Result<*mut c_void> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        loop {
+            {
+                let mut st = self.st.borrow_mut();
+                let Some(Obj::Waiter { value, waiter }) = st.objects.at_mut(slot) else {
+                    return Err(Error::BADHANDLE);
+                };
+                if let Some(v) = value.take() {
+                    return Ok(v);
+                }
+                if !waiter.is_empty() {
+                    return Err(Error::BUSY);
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            self.park_on(slot, Side::Main, false, Self::deadline_left(deadline))?;
+        }
+    }
+
+    // ---- close -------------------------------------------------------------
+
+    /// Frees an object; its waiters wake with `ECLOSED` (a timeout is cancelled).
+    pub fn obj_close(&self, slot: u32) {
+        let obj = self.st.borrow_mut().objects.remove(slot);
+        let Some(obj) = obj else { return };
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let lists = match obj {
+            Obj::Event { waiters, .. } | Obj::Result { waiters, .. } | Obj::Sem { waiters, .. } => {
+                [waiters, WaitList::default()]
+            }
+            Obj::Waiter { waiter, .. } => [waiter, WaitList::default()],
+            Obj::Queue {
+                getters, putters, ..
+            } => [getters, putters],
+            Obj::Timeout { slot: g, gen, .. } => {
+                if let Some(gr) = st.greenlets.get_mut(g, gen) {
+                    gr.timeouts.retain(|t| t.0 != slot);
+                    gr.deadline = gr.timeouts.iter().map(|t| t.1).min().unwrap_or(u64::MAX);
+                }
+                return;
+            }
+        };
+        for w in lists.into_iter().flat_map(|l| l.0) {
+            let msg = Msg::code(ECLOSED);
+            wake_split(
+                &mut st.greenlets,
+                &mut st.queue,
+                &mut st.main_wake,
+                st.main_slot,
+                w,
+                msg,
+            );
+        }
+    }
+
+    // ---- Timeout (gevent.Timeout) -------------------------------------------
+
+    /// Starts a deadline for the current greenlet.
+    pub fn timeout_start(&self, ns: Option<u64>) -> Result<u64> {
+        if self.in_hub() {
+            return Err(Error::PERM);
+        }
+        let (slot, gen) = self.current_id();
+        let at = match ns {
+            Some(ns) => crate::event_loop::now_ns().saturating_add(ns),
+            None => u64::MAX,
+        };
+        let kind = Kind::Timeout;
+        let mut st = self.st.borrow_mut();
+        let (oslot, ogen) = st.objects.insert(Obj::Timeout { slot, gen, at })?;
+        let g = st.greenlets.get_mut(slot, gen).expect("current greenlet");
+        g.timeouts.push((oslot, at));
+        g.deadline = g.deadline.min(at);
+        Ok(self.handle(kind, oslot, ogen))
+    }
+}
+
+/// Wakes wait `w` without running it now (split borrows, so callers can hold
+/// `objects` meanwhile): main is marked woken, a task gets a queued wake-up.
+/// Returns false if `w` is no longer a live wait.
+pub(crate) fn wake_split(
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+    w: WaitId,
+    msg: Msg,
+) -> bool {
+    let Some(g) = greenlets.get_mut(w.slot, w.gen) else {
+        return false;
+    };
+    if !g.blocked || g.seq != w.seq {
+        return false;
+    }
+    g.state = crate::greenlet::State::Ready;
+    if w.slot == main_slot {
+        g.blocked = false;
+        *main_wake = Some(msg);
+    } else {
+        queue.push_back(crate::hub::Callback::Wake {
+            slot: w.slot,
+            gen: w.gen,
+            seq: w.seq,
+            msg,
+        });
+    }
+    true
+}

@@ -1,0 +1,271 @@
+//! The thread pool (gevent.threadpool): run a blocking function on a worker thread
+//! while only the calling greenlet waits; the hub keeps serving the others.
+//!
+//! Workers are started lazily, up to the pool size (default 10, gevent's), and told to
+//! end when the hub is destroyed (they finish the job at hand first; they are detached,
+//! and own everything they touch through `Arc`s, so nothing dangles). A finished job
+//! posts its result to the hub's shared completion list and wakes the hub through its
+//! eventfd; the hub hands the result to the waiting greenlet. If that greenlet stopped
+//! waiting (killed, timed out, hub destroyed), the result is dropped — with the job's
+//! `discard` hook for results that own memory (getaddrinfo's list).
+
+use crate::handle::HubShared;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// A job's function, its argument and result as plain words.
+pub type JobFn = unsafe extern "C" fn(*mut std::ffi::c_void) -> *mut std::ffi::c_void;
+/// Frees what a job owns when nobody will take its result: called with the result,
+/// or with the argument for a job that never ran (greenhub's own jobs pass one
+/// boxed record as both).
+pub type DiscardFn = unsafe fn(usize);
+
+pub struct Job {
+    pub f: JobFn,
+    pub arg: usize,
+    pub id: u64,
+    pub discard: Option<DiscardFn>,
+    pub hub: Arc<HubShared>,
+}
+
+/// A finished job as the hub receives it.
+pub struct Done {
+    pub id: u64,
+    pub result: usize,
+    pub discard: Option<DiscardFn>,
+}
+
+struct State {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    threads: usize,
+    shutdown: bool,
+}
+
+struct Inner {
+    st: Mutex<State>,
+    cv: Condvar,
+}
+
+pub const DEFAULT_SIZE: usize = 10;
+
+pub struct Pool {
+    inner: Arc<Inner>,
+    pub size: usize,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How long hub teardown waits for workers to end before leaving busy ones detached.
+const JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Pool {
+    pub fn new(size: usize) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                st: Mutex::new(State {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    shutdown: false,
+                }),
+                cv: Condvar::new(),
+            }),
+            size,
+            workers: Vec::new(),
+        }
+    }
+
+    /// Queues a job, starting a worker if none is idle and the pool is not full.
+    pub fn submit(&mut self, job: Job) -> std::io::Result<()> {
+        let mut st = self.inner.st.lock().unwrap_or_else(|p| p.into_inner());
+        st.jobs.push_back(job);
+        if st.idle >= st.jobs.len() || st.threads >= self.size {
+            self.inner.cv.notify_one();
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("greenhub-pool".into())
+            .spawn(move || worker(inner));
+        match spawned {
+            Ok(handle) => {
+                st.threads += 1;
+                drop(st);
+                self.workers.retain(|w| !w.is_finished());
+                self.workers.push(handle);
+                Ok(())
+            }
+            Err(e) if st.threads > 0 => {
+                // Existing workers will get to it.
+                drop(e);
+                self.inner.cv.notify_one();
+                Ok(())
+            }
+            Err(e) => {
+                st.jobs.pop_back();
+                Err(e)
+            }
+        }
+    }
+
+    /// Jobs queued and not started yet.
+    pub fn queued(&self) -> usize {
+        self.inner
+            .st
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .jobs
+            .len()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let mut st = self.inner.st.lock().unwrap_or_else(|p| p.into_inner());
+        st.shutdown = true;
+        // Jobs not started never run; their results would have nobody to go to.
+        for job in st.jobs.drain(..) {
+            if let Some(d) = job.discard {
+                // SAFETY: the job never ran, so its argument is still owned by it.
+                unsafe { d(job.arg) };
+            }
+        }
+        self.inner.cv.notify_all();
+        drop(st);
+        // Idle workers end at once; join them (so their thread resources are freed).
+        // A worker still running a long job is left detached: it owns what it uses.
+        let deadline = std::time::Instant::now() + JOIN_GRACE;
+        while self.workers.iter().any(|w| !w.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        for w in self.workers.drain(..) {
+            if w.is_finished() {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+fn worker(inner: Arc<Inner>) {
+    loop {
+        let job = {
+            let mut st = inner.st.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if st.shutdown {
+                    st.threads -= 1;
+                    return;
+                }
+                if let Some(j) = st.jobs.pop_front() {
+                    break j;
+                }
+                st.idle += 1;
+                st = inner.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle -= 1;
+            }
+        };
+        // SAFETY: f/arg come from gh_threadpool_apply's caller (or greenhub's own
+        // getaddrinfo job), who promised f may run with arg on another thread.
+        let result = unsafe { (job.f)(job.arg as *mut std::ffi::c_void) } as usize;
+        let mut r = job.hub.remote.lock().unwrap_or_else(|p| p.into_inner());
+        if r.wake_fd >= 0 {
+            r.done.push(Done {
+                id: job.id,
+                result,
+                discard: job.discard,
+            });
+            HubShared::wake_locked(&mut r);
+        } else if let Some(d) = job.discard {
+            drop(r);
+            // SAFETY: the hub is gone: nobody will take this result.
+            unsafe { d(result) };
+        }
+    }
+}
+
+impl crate::hub::Hub {
+    /// Runs `f(arg)` on a worker thread; only the calling greenlet waits.
+    pub fn threadpool_apply(
+        &self,
+        f: JobFn,
+        arg: usize,
+        discard: Option<DiscardFn>,
+    ) -> crate::error::Result<usize> {
+        use crate::error::Error;
+        let mut job = None;
+        let r = self.wait_for(crate::greenlet::WaitOn::Job, None, |st, w| {
+            let (slot, gen) = st.jobs.insert(w)?;
+            let id = (slot as u64) | ((gen as u64) << 32);
+            let size = st.pool_size;
+            let pool = st.pool.get_or_insert_with(|| Pool::new(size));
+            let submitted = pool.submit(Job {
+                f,
+                arg,
+                id,
+                discard,
+                hub: self.shared.clone(),
+            });
+            if submitted.is_err() {
+                st.jobs.remove(slot);
+                return Err(Error::NOMEM);
+            }
+            st.alive += 1;
+            job = Some((slot, gen));
+            Ok(())
+        });
+        if r.is_err() && job.is_none() {
+            // Never submitted: the job's resources are still ours to free.
+            if let Some(d) = discard {
+                // SAFETY: the job never ran; its argument is handed to its discard hook once.
+                unsafe { d(arg) };
+            }
+        }
+        if r.is_err() {
+            if let Some((slot, gen)) = job {
+                // Gave up: the result will be dropped when it arrives.
+                let mut st = self.st.borrow_mut();
+                if st.jobs.get(slot, gen).is_some() {
+                    st.jobs.remove(slot);
+                    st.alive -= 1;
+                }
+            }
+        }
+        r.map(|m| m.value as usize)
+    }
+
+    /// Hands finished jobs' results to their waiting greenlets (in the hub).
+    pub(crate) fn collect_jobs(&self) {
+        let done = {
+            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            if r.done.is_empty() {
+                return;
+            }
+            std::mem::take(&mut r.done)
+        };
+        let mut st = self.st.borrow_mut();
+        for d in done {
+            let (slot, gen) = (d.id as u32, (d.id >> 32) as u32);
+            let w = st.jobs.get(slot, gen).copied();
+            let taken = match w {
+                Some(w) => {
+                    st.jobs.remove(slot);
+                    st.alive -= 1;
+                    st.wake_later(
+                        w,
+                        crate::greenlet::Msg {
+                            code: 0,
+                            value: d.result as *mut std::ffi::c_void,
+                        },
+                    )
+                }
+                None => false,
+            };
+            if !taken {
+                if let Some(f) = d.discard {
+                    // SAFETY: nobody waits for this result any more.
+                    unsafe { f(d.result) };
+                }
+            }
+        }
+    }
+}
