@@ -59,6 +59,16 @@
 #define GH_EBADF -9
 
 /**
+ * Input/output error (-EIO).
+ */
+#define GH_EIO -5
+
+/**
+ * No child processes: not a child of this process, or already reaped (-ECHILD).
+ */
+#define GH_ECHILD -10
+
+/**
  * Resource temporarily unavailable (-EAGAIN).
  */
 #define GH_EAGAIN -11
@@ -79,9 +89,34 @@
 #define GH_EINVAL -22
 
 /**
+ * Too many open files in the system (-ENFILE).
+ */
+#define GH_ENFILE -23
+
+/**
+ * Too many open files in this process (-EMFILE).
+ */
+#define GH_EMFILE -24
+
+/**
+ * Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
+ */
+#define GH_EPIPE -32
+
+/**
  * Deadlock: join of self, or a join cycle (-EDEADLK).
  */
 #define GH_EDEADLK -35
+
+/**
+ * Value too large (-EOVERFLOW).
+ */
+#define GH_EOVERFLOW -75
+
+/**
+ * Not a socket (-ENOTSOCK).
+ */
+#define GH_ENOTSOCK -88
 
 /**
  * Not supported by this build or backend (-ENOTSUP).
@@ -89,9 +124,34 @@
 #define GH_ENOTSUP -95
 
 /**
+ * Network unreachable (-ENETUNREACH).
+ */
+#define GH_ENETUNREACH -101
+
+/**
+ * Connection reset by peer (-ECONNRESET).
+ */
+#define GH_ECONNRESET -104
+
+/**
+ * Socket already connected (-EISCONN).
+ */
+#define GH_EISCONN -106
+
+/**
  * The timeout expired (-ETIMEDOUT).
  */
 #define GH_ETIMEDOUT -110
+
+/**
+ * Connection refused (-ECONNREFUSED).
+ */
+#define GH_ECONNREFUSED -111
+
+/**
+ * Host unreachable (-EHOSTUNREACH).
+ */
+#define GH_EHOSTUNREACH -113
 
 /**
  * The calling greenlet was killed (gevent's GreenletExit): clean up and return (-ECANCELED).
@@ -199,8 +259,6 @@
  * `revents` of an async watcher's callback.
  */
 #define GH_ASYNC 4096
-
-#define DEFAULT_SIZE 10
 
 /**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
@@ -365,7 +423,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * A sentence describing `code`.
+ * A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
  *
  * *Ownership*: the string is static; do not free it.
  * *Threads*: any thread. *Blocking*: never.
@@ -1119,9 +1177,11 @@ int gh_waiter_close(struct gh_waiter w);
  * `*result`. Workers are started on demand up to the pool size (gh_threadpool_set_size,
  * default 10) and end when the hub is destroyed.
  *
- * If the caller stops waiting (gh_kill, a gh_timeout, gh_hub_destroy), `fn` still runs
+ * If the caller stops waiting (gh_kill, a gh_timeout) while `fn` runs, `fn` still runs
  * to completion on its thread and its return value is dropped: do not return memory
- * only the caller would free, or accept that it leaks in that case.
+ * only the caller would free, or accept that it leaks in that case. gh_hub_destroy lets
+ * running jobs finish (their results are dropped; it waits at most 0.1 s for idle
+ * workers to end) and discards jobs that have not started: those never run.
  *
  * *Ownership*: `arg` must stay valid until `fn` has run (beware stack memory when the
  * caller may be killed). *Threads*: `fn` runs on another thread: it must not touch this

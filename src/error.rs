@@ -117,6 +117,13 @@ fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {
     TABLE.iter().find(|e| e.0 == code)
 }
 
+/// The EAI_* value of a gh_getaddrinfo failure code.
+pub fn eai(code: i32) -> Option<i32> {
+    (EAI_BASE - 100..EAI_BASE)
+        .contains(&code)
+        .then_some(code - EAI_BASE)
+}
+
 /// The static name of a code (`"GH_ETIMEDOUT"`), `"GH_UNKNOWN"` for unknown codes.
 pub fn name(code: i32) -> &'static CStr {
     lookup(code).map_or(c"GH_UNKNOWN", |e| e.1)

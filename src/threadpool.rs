@@ -47,7 +47,7 @@ struct Inner {
     cv: Condvar,
 }
 
-pub const DEFAULT_SIZE: usize = 10;
+pub(crate) const DEFAULT_SIZE: usize = 10;
 
 pub struct Pool {
     inner: Arc<Inner>,
@@ -55,8 +55,9 @@ pub struct Pool {
     workers: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// How long hub teardown waits for workers to end before leaving busy ones detached.
-const JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long hub teardown waits for workers to end before leaving busy ones detached
+/// (idle workers end within microseconds).
+const JOIN_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Pool {
     pub fn new(size: usize) -> Pool {

@@ -11,6 +11,10 @@ pub const GH_EPERM: c_int = -1;
 pub const GH_EINTR: c_int = -4;
 /// Bad file descriptor: negative, closed or not open (-EBADF).
 pub const GH_EBADF: c_int = -9;
+/// Input/output error (-EIO).
+pub const GH_EIO: c_int = -5;
+/// No child processes: not a child of this process, or already reaped (-ECHILD).
+pub const GH_ECHILD: c_int = -10;
 /// Resource temporarily unavailable (-EAGAIN).
 pub const GH_EAGAIN: c_int = -11;
 /// Out of memory, or out of stack mappings (-ENOMEM).
@@ -19,12 +23,32 @@ pub const GH_ENOMEM: c_int = -12;
 pub const GH_EBUSY: c_int = -16;
 /// Invalid argument: NULL pointer, bad size, bad flag, NaN time (-EINVAL).
 pub const GH_EINVAL: c_int = -22;
+/// Too many open files in the system (-ENFILE).
+pub const GH_ENFILE: c_int = -23;
+/// Too many open files in this process (-EMFILE).
+pub const GH_EMFILE: c_int = -24;
+/// Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
+pub const GH_EPIPE: c_int = -32;
 /// Deadlock: join of self, or a join cycle (-EDEADLK).
 pub const GH_EDEADLK: c_int = -35;
+/// Value too large (-EOVERFLOW).
+pub const GH_EOVERFLOW: c_int = -75;
+/// Not a socket (-ENOTSOCK).
+pub const GH_ENOTSOCK: c_int = -88;
 /// Not supported by this build or backend (-ENOTSUP).
 pub const GH_ENOTSUP: c_int = -95;
+/// Network unreachable (-ENETUNREACH).
+pub const GH_ENETUNREACH: c_int = -101;
+/// Connection reset by peer (-ECONNRESET).
+pub const GH_ECONNRESET: c_int = -104;
+/// Socket already connected (-EISCONN).
+pub const GH_EISCONN: c_int = -106;
 /// The timeout expired (-ETIMEDOUT).
 pub const GH_ETIMEDOUT: c_int = -110;
+/// Connection refused (-ECONNREFUSED).
+pub const GH_ECONNREFUSED: c_int = -111;
+/// Host unreachable (-EHOSTUNREACH).
+pub const GH_EHOSTUNREACH: c_int = -113;
 /// The calling greenlet was killed (gevent's GreenletExit): clean up and return (-ECANCELED).
 pub const GH_ECANCELED: c_int = -125;
 /// Zero, stale (closed, released, destroyed hub) or forged handle.
@@ -42,13 +66,17 @@ pub const GH_ECLOSED: c_int = -1006;
 /// A bug in greenhub (a caught panic); the message went to stderr.
 pub const GH_EINTERNAL: c_int = -1007;
 
-/// A sentence describing `code`.
+/// A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
 ///
 /// *Ownership*: the string is static; do not free it.
 /// *Threads*: any thread. *Blocking*: never.
 /// *Errors*: none; unknown codes give "unknown error code".
 #[no_mangle]
 pub extern "C" fn gh_strerror(code: c_int) -> *const c_char {
+    if let Some(eai) = error::eai(code) {
+        // SAFETY: gai_strerror returns a pointer to a static string for any code.
+        return unsafe { libc::gai_strerror(eai) };
+    }
     error::message(code).as_ptr()
 }
 
@@ -107,5 +135,22 @@ mod tests {
         assert_eq!(GH_ENOSWITCH, crate::error::ENOSWITCH);
         assert_eq!(GH_ECLOSED, crate::error::ECLOSED);
         assert_eq!(GH_EINTERNAL, crate::error::EINTERNAL);
+        for (c, e) in [
+            (GH_EIO, libc::EIO),
+            (GH_ECHILD, libc::ECHILD),
+            (GH_ENFILE, libc::ENFILE),
+            (GH_EMFILE, libc::EMFILE),
+            (GH_EPIPE, libc::EPIPE),
+            (GH_EOVERFLOW, libc::EOVERFLOW),
+            (GH_ENOTSOCK, libc::ENOTSOCK),
+            (GH_ENETUNREACH, libc::ENETUNREACH),
+            (GH_ECONNRESET, libc::ECONNRESET),
+            (GH_EISCONN, libc::EISCONN),
+            (GH_ECONNREFUSED, libc::ECONNREFUSED),
+            (GH_EHOSTUNREACH, libc::EHOSTUNREACH),
+        ] {
+            assert_eq!(c, -e);
+            assert!(crate::error::name(c).to_bytes().starts_with(b"GH_E"));
+        }
     }
 }

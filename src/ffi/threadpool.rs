@@ -18,9 +18,11 @@ pub const GH_EAI_BASE: c_int = -2000;
 /// `*result`. Workers are started on demand up to the pool size (gh_threadpool_set_size,
 /// default 10) and end when the hub is destroyed.
 ///
-/// If the caller stops waiting (gh_kill, a gh_timeout, gh_hub_destroy), `fn` still runs
+/// If the caller stops waiting (gh_kill, a gh_timeout) while `fn` runs, `fn` still runs
 /// to completion on its thread and its return value is dropped: do not return memory
-/// only the caller would free, or accept that it leaks in that case.
+/// only the caller would free, or accept that it leaks in that case. gh_hub_destroy lets
+/// running jobs finish (their results are dropped; it waits at most 0.1 s for idle
+/// workers to end) and discards jobs that have not started: those never run.
 ///
 /// *Ownership*: `arg` must stay valid until `fn` has run (beware stack memory when the
 /// caller may be killed). *Threads*: `fn` runs on another thread: it must not touch this
@@ -140,6 +142,7 @@ pub unsafe extern "C" fn gh_getaddrinfo(
             c.ai_addrlen = 0;
             h = Some(c);
         }
+        let hub = hub::current()?;
         let job = Box::new(Gai {
             node: cstr(node),
             service: cstr(service),
@@ -149,7 +152,7 @@ pub unsafe extern "C" fn gh_getaddrinfo(
             errno: 0,
         });
         let p = Box::into_raw(job) as usize;
-        let done = hub::current()?.threadpool_apply(gai_job, p, Some(gai_discard))?;
+        let done = hub.threadpool_apply(gai_job, p, Some(gai_discard))?;
         // SAFETY: the job finished and handed its box back to us (done == p).
         let g = unsafe { Box::from_raw(done as *mut Gai) };
         match g.rc {
