@@ -224,6 +224,8 @@ impl Hub {
         addrlen: *mut libc::socklen_t,
         timeout: Option<u64>,
     ) -> Result<i32> {
+        // The listener itself must not block the thread (SOCK_NONBLOCK is for the new fd).
+        set_nonblocking(fd)?;
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: addr/addrlen are NULL or valid per the caller (checked by the FFI layer).
         self.retry(fd, Side::Read, timeout, || unsafe {

@@ -110,6 +110,9 @@ pub unsafe extern "C" fn gh_read(
             return Err(Error::INVAL);
         }
         let t = duration_ns(timeout)?;
+        if len == 0 {
+            return Ok(0);
+        }
         // SAFETY: the pointers are valid per this function's contract.
         unsafe { hub::current()?.read(fd, buf, len, t) }
     })
@@ -171,6 +174,9 @@ pub unsafe extern "C" fn gh_recv(
             return Err(Error::INVAL);
         }
         let t = duration_ns(timeout)?;
+        if len == 0 {
+            return Ok(0);
+        }
         // SAFETY: the pointers are valid per this function's contract.
         unsafe { hub::current()?.recv(fd, buf, len, flags, t) }
     })
