@@ -23,10 +23,13 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
-/** Version of this header; compare with gh_version() at run time. */
+/** Major version of this header (the shared library's SONAME is libgreenhub.so.MAJOR). */
 #define GH_VERSION_MAJOR 0
+/** Minor version of this header. */
 #define GH_VERSION_MINOR 1
+/** Patch version of this header. */
 #define GH_VERSION_PATCH 0
+/** Version of this header, (major << 16) | (minor << 8) | patch; compare with gh_version() at run time. */
 #define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
 
 /** A timeout that never expires. */
@@ -777,8 +780,9 @@ int gh_wait_write(int fd, double timeout);
  * O_NONBLOCK on first use. Regular files just read.
  *
  * One reader per fd: while a greenlet waits in gh_read/gh_recv/gh_accept on `fd`,
- * another greenlet's read-side call on it returns GH_EBUSY (gevent's rule: two readers
- * of one stream would interleave data unpredictably). gh_wait_read is not affected.
+ * another greenlet's read-side call on it that would have to wait returns GH_EBUSY
+ * (gevent's rule: two readers of one stream would interleave data unpredictably); data
+ * already there is simply read. gh_wait_read is not affected.
  *
  * *Ownership*: `buf` is the caller's; written up to the returned length.
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
