@@ -27,6 +27,10 @@ fn main() {
     let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(format!(
         r#"
+/* Declared here too, so the header is self-contained in strict ISO C modes
+   (-std=c99 without _POSIX_C_SOURCE hides them in <netdb.h>). */
+struct sockaddr;
+struct addrinfo;
 /** Major version of this header (the shared library's SONAME is libgreenhub.so.MAJOR). */
 #define GH_VERSION_MAJOR {major}
 /** Minor version of this header. */
@@ -35,6 +39,11 @@ fn main() {
 #define GH_VERSION_PATCH {patch}
 /** Version of this header, (major << 16) | (minor << 8) | patch; compare with gh_version() at run time. */
 #define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+
+/* The prototypes below name these POSIX structs, which <netdb.h> defines only under
+ * POSIX feature macros: declared here, the header compiles under plain -std=c11 too. */
+struct sockaddr;
+struct addrinfo;
 
 /** A timeout that never expires. */
 #define GH_FOREVER (-1.0)

@@ -23,6 +23,10 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
+/* Declared here too, so the header is self-contained in strict ISO C modes
+   (-std=c99 without _POSIX_C_SOURCE hides them in <netdb.h>). */
+struct sockaddr;
+struct addrinfo;
 /** Major version of this header (the shared library's SONAME is libgreenhub.so.MAJOR). */
 #define GH_VERSION_MAJOR 0
 /** Minor version of this header. */
