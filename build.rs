@@ -40,11 +40,6 @@ struct addrinfo;
 /** Version of this header, (major << 16) | (minor << 8) | patch; compare with gh_version() at run time. */
 #define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
 
-/* The prototypes below name these POSIX structs, which <netdb.h> defines only under
- * POSIX feature macros: declared here, the header compiles under plain -std=c11 too. */
-struct sockaddr;
-struct addrinfo;
-
 /** A timeout that never expires. */
 #define GH_FOREVER (-1.0)
 

@@ -15,6 +15,11 @@ TEST_CFLAGS=(-Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -g -O1)
 build_lib() {
     echo "== cargo build --release"
     cargo build --release
+    # The shared library's SONAME is libgreenhub.so.MAJOR (build.rs): give programs linked
+    # against target/release/libgreenhub.so the file name the loader will look for.
+    local major
+    major=$(sed -n 's/^version *= *"\([0-9][0-9]*\)\..*/\1/p' Cargo.toml | head -n 1)
+    ln -sfn libgreenhub.so "$TARGET_DIR/release/libgreenhub.so.$major"
 }
 
 # compile SRC BIN FLAGS...: one C program linked against the static library.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole suite: Rust tests, header checks, every c-tests/test_*.c, and the
-# examples in examples-c/ (compiled; run when they carry a "// smoke: ARGS" line).
+# The whole suite: Rust tests, header checks (C99/C11/C17/C++17, docs, exports),
+# every c-tests/test_*.c, the examples in examples-c/ (C and C++; compiled, and run when
+# they carry a "// smoke: ARGS" line) and the Python binding's test.
 #
 # Usage: scripts/test.sh [--c-only] [TEST...]
-#   --c-only  only the C test programs (no cargo test, header checks, examples)
+#   --c-only  only the C test programs (no cargo test, header checks, examples, Python)
 #   TEST      run only these C test programs (test_hub or c-tests/test_hub.c)
 # Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_CC, GH_CFLAGS,
-#      GH_CXX (default c++, for the C++ header check), GH_TEST_TIMEOUT (per case).
+#      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 shopt -s nullglob
@@ -61,6 +62,16 @@ int main(int argc, char **argv) { TEST_INIT(argc, argv); RUN(t); return TEST_DON
 
     echo "== sweep check: every gh_* function taking a pointer or handle is in c-tests/test_faults.c"
     bash c-tests/check_sweep.sh
+
+    echo "== header docs: every public item of include/greenhub.h documented, gh_*/GH_* names only"
+    rc=0
+    python3 scripts/check_header_docs.py || rc=$?
+    record "header docs (scripts/check_header_docs.py)" "$rc"
+
+    echo "== exports: SONAME libgreenhub.so.MAJOR, only the header's gh_* symbols exported"
+    rc=0
+    bash scripts/check_exports.sh || rc=$?
+    record "exports (scripts/check_exports.sh)" "$rc"
 fi
 
 # ---- C test programs
@@ -115,6 +126,39 @@ if ((!c_only && ${#examples[@]})); then
             fi
         fi
     done
+fi
+
+# ---- C++ examples (examples-c/*.cpp): C++17, -pedantic, static library; smoke-run alike
+cxx_examples=(examples-c/*.cpp)
+CXX=${GH_CXX:-c++}
+if ((!c_only && ${#cxx_examples[@]})) && command -v "$CXX" >/dev/null; then
+    mkdir -p "$OUT/examples"
+    for src in "${cxx_examples[@]}"; do
+        name=$(basename "${src%.cpp}") bin=$OUT/examples/$(basename "${src%.cpp}")
+        echo "== $CXX -std=c++17 $src"
+        if ! "$CXX" -std=c++17 -O2 -g -Wall -Wextra -Werror -pedantic "${EXTRA_CFLAGS[@]}" -Iinclude \
+            "$src" -o "$bin" "${LIBS[@]}"; then
+            record "example $name" 1 "" "not built"
+            continue
+        fi
+        smoke=$(grep -m 1 '^// smoke:' "$src" || true)
+        [[ -n $smoke ]] || continue
+        read -r -a args <<<"${smoke#// smoke:}"
+        echo "== smoke: $name ${args[*]}"
+        rc=0
+        timeout 30 "$bin" "${args[@]}" </dev/null || rc=$?
+        record "example $name" "$rc"
+    done
+fi
+
+# ---- Python binding: its test, on this tree's target/release/libgreenhub.so
+if ((!c_only)); then
+    echo "== python: bindings/python/test_greenhub.py"
+    rc=0
+    GREENHUB_LIBRARY=$TARGET_DIR/release/libgreenhub.so GREENHUB_INCLUDE_DIR=$ROOT/include \
+        python3 -B bindings/python/test_greenhub.py </dev/null 2>&1 | tee "$OUT/python.out" ||
+        rc=${PIPESTATUS[0]}
+    record "python binding" "$rc" "$OUT/python.out"
 fi
 
 echo
