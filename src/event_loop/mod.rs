@@ -12,6 +12,8 @@
 
 pub mod epoll;
 pub mod fds;
+pub mod poll;
+pub mod portable;
 pub mod timers;
 pub mod watcher;
 

@@ -217,18 +217,21 @@ pub fn configure(cfg: Config) -> Result<&'static Hub> {
     create(cfg)
 }
 
+/// The backend names greenhub knows, in the order documented.
+pub const BACKENDS: [&str; 3] = ["epoll", "polling", "poll"];
+
 fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
+    let os = |e: i32| Error(-e);
     match name.unwrap_or("epoll") {
-        "epoll" => Ok(Box::new(Epoll::new().map_err(|e| Error(-e))?)),
-        "polling" | "poll" => {
-            eprintln!(
-                "greenhub: backend {:?} is not available in this build (available: epoll)",
-                name.unwrap_or("")
-            );
-            Err(Error::NOTSUP)
-        }
+        "epoll" => Ok(Box::new(Epoll::new().map_err(os)?)),
+        "polling" => Ok(Box::new(
+            crate::event_loop::portable::Portable::new().map_err(os)?,
+        )),
+        "poll" => Ok(Box::new(crate::event_loop::poll::Poll::new())),
         other => {
-            eprintln!("greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll");
+            eprintln!(
+                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
+            );
             Err(Error::INVAL)
         }
     }
