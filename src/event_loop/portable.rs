@@ -120,6 +120,16 @@ impl Backend for Portable {
         Ok(())
     }
 
+    /// polling's Drop removes its internal timerfd and notifier from the epoll set with
+    /// epoll_ctl, which after fork would change the parent's set: close our copy of the
+    /// epoll fd instead and leak the rest (two fds in the child).
+    fn abandon(self: Box<Self>) {
+        // SAFETY: closes this process's copy of the poller's fd; the Poller is then
+        // forgotten, so nothing uses or closes it again.
+        unsafe { libc::close(self.poller.as_raw_fd()) };
+        std::mem::forget(self);
+    }
+
     fn reset(&mut self) -> Result<(), i32> {
         self.poller = Poller::new().map_err(code)?;
         Ok(())
