@@ -315,12 +315,13 @@ mod tests {
     }
 }
 
+type RegistryGuard = std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>>>;
+type RemoteGuard = std::sync::MutexGuard<'static, Remote>;
+
 thread_local! {
     /// Locks held across fork() by the forking thread (see `fork_prepare`).
-    static FORK_GUARDS: std::cell::RefCell<(
-        Option<std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>>>>,
-        Vec<std::sync::MutexGuard<'static, Remote>>,
-    )> = const { std::cell::RefCell::new((None, Vec::new())) };
+    static FORK_GUARDS: std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
 }
 
 /// pthread_atfork "prepare": take the registry lock and every hub's remote lock, so

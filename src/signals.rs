@@ -115,8 +115,8 @@ pub fn detach_hub(slot: usize) {
         std::hint::spin_loop();
     }
     let mut g = global();
-    for sig in 1..=MAX_SIGNAL as usize {
-        if WATCHERS[sig].fetch_and(!(1 << slot), Ordering::SeqCst) & (1 << slot) != 0 {
+    for (sig, watchers) in WATCHERS.iter().enumerate().skip(1) {
+        if watchers.fetch_and(!(1 << slot), Ordering::SeqCst) & (1 << slot) != 0 {
             release(&mut g, sig as i32);
         }
     }

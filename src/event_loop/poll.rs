@@ -8,6 +8,7 @@
 
 use super::{Backend, Ready, READ, WRITE};
 
+#[derive(Default)]
 pub struct Poll {
     fds: Vec<libc::pollfd>,
     tokens: Vec<u64>,
@@ -16,14 +17,6 @@ pub struct Poll {
 }
 
 impl Poll {
-    pub fn new() -> Poll {
-        Poll {
-            fds: Vec::new(),
-            tokens: Vec::new(),
-            index: Vec::new(),
-        }
-    }
-
     fn slot(&self, fd: i32) -> Option<usize> {
         match self.index.get(fd as usize) {
             Some(&i) if i != u32::MAX => Some(i as usize),

@@ -252,7 +252,7 @@ fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
         "polling" => Ok(Box::new(
             crate::event_loop::portable::Portable::new().map_err(os)?,
         )),
-        "poll" => Ok(Box::new(crate::event_loop::poll::Poll::new())),
+        "poll" => Ok(Box::new(crate::event_loop::poll::Poll::default())),
         other => {
             eprintln!(
                 "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
