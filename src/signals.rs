@@ -169,3 +169,12 @@ fn release(g: &mut Global, signum: i32) {
 pub fn take_pending(slot: usize) -> u64 {
     PENDING[slot].swap(0, Ordering::SeqCst)
 }
+
+/// In a forked child (pthread_atfork, async-signal-safe): the slots' eventfds are the
+/// parent's; forget them until each hub sets its own again (signals meanwhile stay
+/// pending in `PENDING`).
+pub fn forget_wake_fds_after_fork() {
+    for fd in &WAKE_FDS {
+        fd.store(-1, Ordering::SeqCst);
+    }
+}

@@ -121,13 +121,27 @@ impl Backend for Portable {
     }
 
     /// polling's Drop removes its internal timerfd and notifier from the epoll set with
-    /// epoll_ctl, which after fork would change the parent's set: close our copy of the
-    /// epoll fd instead and leak the rest (two fds in the child).
+    /// epoll_ctl, which after fork would change the parent's (shared) set. So first point
+    /// our copy of the epoll fd number at a fresh, private epoll instance, then drop
+    /// normally: the DELs hit the private instance and every fd is closed, nothing leaks.
     fn abandon(self: Box<Self>) {
-        // SAFETY: closes this process's copy of the poller's fd; the Poller is then
-        // forgotten, so nothing uses or closes it again.
-        unsafe { libc::close(self.poller.as_raw_fd()) };
-        std::mem::forget(self);
+        let fd = self.poller.as_raw_fd();
+        // SAFETY: plain syscalls on fds this process owns; dup2 atomically replaces this
+        // process's reference to the shared epoll instance with a private one.
+        let fresh = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fresh < 0 {
+            // Cannot isolate it: leak rather than touch the parent's set.
+            // SAFETY: closes this process's copy only; the Poller is forgotten.
+            unsafe { libc::close(fd) };
+            std::mem::forget(self);
+            return;
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::dup2(fresh, fd);
+            libc::close(fresh);
+        }
+        drop(self);
     }
 
     fn reset(&mut self) -> Result<(), i32> {

@@ -178,7 +178,7 @@ pub extern "C" fn gh_hub_call_threadsafe(
     guard(|| {
         let f = r#fn.ok_or(Error::INVAL)?;
         let id = crate::handle::Id::decode(hub.id);
-        if id.kind != Kind::HubRef as u8 {
+        if id.kind != Kind::HubRef as u8 || id.slot != 0 || id.gen != 1 {
             return Err(Error::BADHANDLE);
         }
         hub::embed::call_threadsafe(id.hub, f, arg).map(|_| 0)

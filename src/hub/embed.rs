@@ -16,8 +16,13 @@ impl Hub {
         if !self.is_main() {
             return Err(Error::PERM);
         }
+        let idle = {
+            let st = self.st.borrow();
+            st.alive == 0 && st.queue.is_empty() && st.switch_to.is_none()
+        };
         self.current.set(self.hub_slot);
-        self.iterate(Some(cap_ms));
+        // Nothing referenced left: do not sleep (libuv's UV_RUN_ONCE returns at once too).
+        self.iterate(Some(if idle { 0 } else { cap_ms }));
         self.current.set(self.main_slot);
         let st = self.st.borrow();
         Ok(st.alive > 0 || !st.queue.is_empty())
@@ -104,6 +109,10 @@ impl Hub {
         if let Some(slot) = st.sig_slot {
             crate::signals::set_wake_fd(slot, wake_fd);
         }
+        // Signals that arrived between fork and now are pending: look at them at once.
+        let one: u64 = 1;
+        // SAFETY: 8 bytes from a live u64 to our new eventfd.
+        unsafe { libc::write(wake_fd, &one as *const u64 as *const c_void, 8) };
         let mut failed = std::mem::take(&mut st.failed);
         st.fds.rebuild_all(&mut *st.backend, &mut failed);
         st.failed = failed;
@@ -121,6 +130,14 @@ pub fn call_threadsafe(
     f: unsafe extern "C" fn(*mut c_void),
     arg: *mut c_void,
 ) -> Result<()> {
+    if let Some(hub) = super::existing() {
+        if hub.id == id {
+            // Our own hub: queue it directly (no eventfd round trip; it runs in the next
+            // pass of the callback queue, like gh_run_callback).
+            hub.run_callback(f, arg);
+            return Ok(());
+        }
+    }
     let shared = handle::lookup_hub(id).ok_or(Error::BADHANDLE)?;
     let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
     if r.wake_fd < 0 {

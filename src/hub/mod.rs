@@ -190,6 +190,7 @@ pub static FORK_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 extern "C" fn fork_child() {
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::signals::forget_wake_fds_after_fork();
     handle::fork_release();
 }
 
@@ -254,6 +255,11 @@ fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
         )),
         "poll" => Ok(Box::new(crate::event_loop::poll::Poll::default())),
         other => {
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::INVAL);
+            }
             eprintln!(
                 "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
             );
