@@ -13,14 +13,37 @@ fn main() {
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
     let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
+
+    // The shared library's SONAME is libgreenhub.so.<major> whoever builds it (plain
+    // cargo or CMake), so programs linked against it record the ABI they were built
+    // for. Cargo still names the file libgreenhub.so: CMake's install (and the build
+    // tree's staging) add the libgreenhub.so.<major> link the loader looks for.
+    // Exports need no version script: rustc's own exports only the #[no_mangle]
+    // items, all gh_* (checked by scripts/check_exports.sh).
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgreenhub.so.{major}");
+    }
+
     let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(format!(
         r#"
-/** Version of this header; compare with gh_version() at run time. */
+/* Declared here too, so the header is self-contained in strict ISO C modes
+   (-std=c99 without _POSIX_C_SOURCE hides them in <netdb.h>). */
+struct sockaddr;
+struct addrinfo;
+/** Major version of this header (the shared library's SONAME is libgreenhub.so.MAJOR). */
 #define GH_VERSION_MAJOR {major}
+/** Minor version of this header. */
 #define GH_VERSION_MINOR {minor}
+/** Patch version of this header. */
 #define GH_VERSION_PATCH {patch}
+/** Version of this header, (major << 16) | (minor << 8) | patch; compare with gh_version() at run time. */
 #define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+
+/* The prototypes below name these POSIX structs, which <netdb.h> defines only under
+ * POSIX feature macros: declared here, the header compiles under plain -std=c11 too. */
+struct sockaddr;
+struct addrinfo;
 
 /** A timeout that never expires. */
 #define GH_FOREVER (-1.0)

@@ -21,15 +21,30 @@
  * (a double) through the NaN and GH_EPERM sweeps there. Left out as taking neither
  * pointer nor handle: gh_hub_backend_fd, gh_hub_backend_timeout (no arguments;
  * test_embed.c).
+ *
+ * Issue 3 added handles of six more kinds (gh_timeout, gh_event, gh_result, gh_sem,
+ * gh_queue, gh_waiter): every function taking one is in the S_CALLS table and goes
+ * through the same sweeps (zero / all-ones / random / bit-flipped / stale / destroyed
+ * hub / other thread / kind confusion). The issue-3 functions taking pointers (the
+ * *_new out-pointers, gh_queue_get's item, gh_read/gh_write/gh_recv/gh_send buffers,
+ * gh_accept's addr/addrlen, gh_connect's addr, gh_waitpid's status, gh_threadpool_apply,
+ * gh_getaddrinfo) are in the NULL sweeps; the fd-taking ones (gh_read, gh_write,
+ * gh_recv, gh_send, gh_accept, gh_connect, gh_close) in the bad-fd sweep; every
+ * blocking one in the GH_EPERM-from-callbacks sweep and the NaN-timeout sweep.
+ * Left out as taking neither pointer nor handle: gh_threadpool_set_size (a size: the
+ * bad-size sweep below).
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #define KIB ((size_t)1024)
 #define GIB ((size_t)1024 * 1024 * 1024)
@@ -200,6 +215,189 @@ static gh_watcher wid(uint64_t id) {
     return w;
 }
 
+/* Every function taking an issue-3 handle (gh_timeout, gh_event, gh_result, gh_sem,
+ * gh_queue, gh_waiter), as `int f(uint64_t id)`; blocking ones with timeout 0 and with
+ * GH_FOREVER (a bad handle must be refused before any waiting); the destructive one of
+ * each kind last within its kind. */
+#define PTR(n) ((void *)(uintptr_t)(n))
+enum { K_TIMEOUT, K_EVENT, K_RESULT, K_SEM, K_QUEUE, K_WAITER, K_N };
+static const char *const K_NAMES[K_N] = {"timeout", "event", "result", "sem", "queue",
+                                         "waiter"};
+static int s_to_cancel(uint64_t id) { gh_timeout t = {id}; return gh_timeout_cancel(t); }
+static int s_ev_set(uint64_t id) { gh_event e = {id}; return gh_event_set(e); }
+static int s_ev_clear(uint64_t id) { gh_event e = {id}; return gh_event_clear(e); }
+static int s_ev_wait0(uint64_t id) { gh_event e = {id}; return gh_event_wait(e, 0); }
+static int s_ev_waitf(uint64_t id) { gh_event e = {id}; return gh_event_wait(e, GH_FOREVER); }
+static int s_ev_is_set(uint64_t id) { gh_event e = {id}; return gh_event_is_set(e); }
+static int s_ev_close(uint64_t id) { gh_event e = {id}; return gh_event_close(e); }
+static int s_r_set(uint64_t id) { gh_result r = {id}; return gh_result_set(r, PTR(1)); }
+static int s_r_set_err(uint64_t id) { gh_result r = {id}; return gh_result_set_error(r, -5); }
+static int s_r_get0(uint64_t id) { gh_result r = {id}; void *v; return gh_result_get(r, 0, &v); }
+static int s_r_getf(uint64_t id) { gh_result r = {id}; return gh_result_get(r, GH_FOREVER, NULL); }
+static int s_r_close(uint64_t id) { gh_result r = {id}; return gh_result_close(r); }
+static int s_s_acq0(uint64_t id) { gh_sem s = {id}; return gh_sem_acquire(s, 0); }
+static int s_s_acqf(uint64_t id) { gh_sem s = {id}; return gh_sem_acquire(s, GH_FOREVER); }
+static int s_s_rel(uint64_t id) { gh_sem s = {id}; return gh_sem_release(s); }
+static int s_s_close(uint64_t id) { gh_sem s = {id}; return gh_sem_close(s); }
+static int s_q_put0(uint64_t id) { gh_queue q = {id}; return gh_queue_put(q, PTR(1), 0); }
+static int s_q_putf(uint64_t id) { gh_queue q = {id}; return gh_queue_put(q, PTR(1), GH_FOREVER); }
+static int s_q_get0(uint64_t id) { gh_queue q = {id}; void *v; return gh_queue_get(q, &v, 0); }
+static int s_q_getf(uint64_t id) {
+    gh_queue q = {id};
+    void *v;
+    return gh_queue_get(q, &v, GH_FOREVER);
+}
+static int s_q_len(uint64_t id) { gh_queue q = {id}; return (int)gh_queue_len(q); }
+static int s_q_close(uint64_t id) { gh_queue q = {id}; return gh_queue_close(q); }
+static int s_q_free(uint64_t id) { gh_queue q = {id}; return gh_queue_free(q); }
+static int s_w_switch(uint64_t id) { gh_waiter w = {id}; return gh_waiter_switch(w, PTR(1)); }
+static int s_w_get0(uint64_t id) { gh_waiter w = {id}; void *v; return gh_waiter_get(w, 0, &v); }
+static int s_w_getf(uint64_t id) { gh_waiter w = {id}; return gh_waiter_get(w, GH_FOREVER, NULL); }
+static int s_w_close(uint64_t id) { gh_waiter w = {id}; return gh_waiter_close(w); }
+
+static const struct {
+    int kind;
+    const char *name;
+    int (*fn)(uint64_t);
+} S_CALLS[] = {
+    {K_TIMEOUT, "gh_timeout_cancel", s_to_cancel},
+    {K_EVENT, "gh_event_set", s_ev_set},
+    {K_EVENT, "gh_event_clear", s_ev_clear},
+    {K_EVENT, "gh_event_wait(0)", s_ev_wait0},
+    {K_EVENT, "gh_event_wait(forever)", s_ev_waitf},
+    {K_EVENT, "gh_event_is_set", s_ev_is_set},
+    {K_EVENT, "gh_event_close", s_ev_close},
+    {K_RESULT, "gh_result_set", s_r_set},
+    {K_RESULT, "gh_result_set_error", s_r_set_err},
+    {K_RESULT, "gh_result_get(0)", s_r_get0},
+    {K_RESULT, "gh_result_get(forever)", s_r_getf},
+    {K_RESULT, "gh_result_close", s_r_close},
+    {K_SEM, "gh_sem_acquire(0)", s_s_acq0},
+    {K_SEM, "gh_sem_acquire(forever)", s_s_acqf},
+    {K_SEM, "gh_sem_release", s_s_rel},
+    {K_SEM, "gh_sem_close", s_s_close},
+    {K_QUEUE, "gh_queue_put(0)", s_q_put0},
+    {K_QUEUE, "gh_queue_put(forever)", s_q_putf},
+    {K_QUEUE, "gh_queue_get(0)", s_q_get0},
+    {K_QUEUE, "gh_queue_get(forever)", s_q_getf},
+    {K_QUEUE, "gh_queue_len", s_q_len},
+    {K_QUEUE, "gh_queue_close", s_q_close},
+    {K_QUEUE, "gh_queue_free", s_q_free},
+    {K_WAITER, "gh_waiter_switch", s_w_switch},
+    {K_WAITER, "gh_waiter_get(0)", s_w_get0},
+    {K_WAITER, "gh_waiter_get(forever)", s_w_getf},
+    {K_WAITER, "gh_waiter_close", s_w_close},
+};
+#define N_S_CALLS (sizeof S_CALLS / sizeof S_CALLS[0])
+
+/* Calls every function of `kind` (K_N: of every kind) with `id`, asserting `code`. */
+static void expect_kind_s(int kind, uint64_t id, int code, const char *what) {
+    size_t i;
+    for (i = 0; i < N_S_CALLS; i++) {
+        int rc;
+        if (kind != K_N && S_CALLS[i].kind != kind) continue;
+        rc = S_CALLS[i].fn(id);
+        if (rc != code)
+            GH_TEST_FAIL_("%s: %s({%#llx}) = %d %s, expected %d %s", what, S_CALLS[i].name,
+                          (unsigned long long)id, rc, gh_err_name(rc), code, gh_err_name(code));
+    }
+}
+static void expect_all_s(uint64_t id, int code, const char *what) {
+    expect_kind_s(K_N, id, code, what);
+}
+
+/* One live object of each issue-3 kind in a known state (a 60 s timeout of the calling
+ * greenlet, a clear event, an unset result, a semaphore with 2 permits, an open
+ * unbounded queue holding item 7, an empty waiter). */
+struct sobjs {
+    uint64_t id[K_N];
+};
+static int sobjs_new(struct sobjs *o) {
+    gh_timeout t;
+    gh_event e;
+    gh_result r;
+    gh_sem s;
+    gh_queue q;
+    gh_waiter w;
+    int rc;
+    if ((rc = gh_timeout_start(&t, 60)) != GH_OK) return rc;
+    if ((rc = gh_event_new(&e)) != GH_OK) return rc;
+    if ((rc = gh_result_new(&r)) != GH_OK) return rc;
+    if ((rc = gh_sem_new(&s, 2)) != GH_OK) return rc;
+    if ((rc = gh_queue_new(&q, 0)) != GH_OK) return rc;
+    if ((rc = gh_queue_put(q, PTR(7), 0)) != GH_OK) return rc;
+    if ((rc = gh_waiter_new(&w)) != GH_OK) return rc;
+    o->id[K_TIMEOUT] = t.id;
+    o->id[K_EVENT] = e.id;
+    o->id[K_RESULT] = r.id;
+    o->id[K_SEM] = s.id;
+    o->id[K_QUEUE] = q.id;
+    o->id[K_WAITER] = w.id;
+    return GH_OK;
+}
+/* Checks the objects are as sobjs_new left them (negative: which check failed), then
+ * closes them all. */
+static int sobjs_check_close(const struct sobjs *o) {
+    gh_timeout t = {o->id[K_TIMEOUT]};
+    gh_event e = {o->id[K_EVENT]};
+    gh_result r = {o->id[K_RESULT]};
+    gh_sem s = {o->id[K_SEM]};
+    gh_queue q = {o->id[K_QUEUE]};
+    gh_waiter w = {o->id[K_WAITER]};
+    void *v = NULL;
+    if (gh_event_is_set(e) != 0) return -101;
+    if (gh_result_get(r, 0, &v) != GH_ETIMEDOUT) return -102;
+    if (gh_sem_acquire(s, 0) != GH_OK || gh_sem_acquire(s, 0) != GH_OK) return -103;
+    if (gh_sem_acquire(s, 0) != GH_ETIMEDOUT) return -104;
+    if (gh_queue_len(q) != 1) return -105;
+    if (gh_queue_put(q, PTR(8), 0) != GH_OK) return -106; /* not closed */
+    if (gh_queue_get(q, &v, 0) != GH_OK || v != PTR(7)) return -107;
+    if (gh_waiter_get(w, 0, &v) != GH_ETIMEDOUT) return -108;
+    if (gh_timeout_cancel(t) != GH_OK) return -109;
+    if (gh_event_close(e) != GH_OK || gh_result_close(r) != GH_OK) return -110;
+    if (gh_sem_close(s) != GH_OK || gh_queue_free(q) != GH_OK) return -111;
+    if (gh_waiter_close(w) != GH_OK) return -112;
+    return GH_OK;
+}
+/* Cancels / closes / frees every object (they become stale handles). */
+static void sobjs_close(const struct sobjs *o) {
+    gh_timeout t = {o->id[K_TIMEOUT]};
+    gh_event e = {o->id[K_EVENT]};
+    gh_result r = {o->id[K_RESULT]};
+    gh_sem s = {o->id[K_SEM]};
+    gh_queue q = {o->id[K_QUEUE]};
+    gh_waiter w = {o->id[K_WAITER]};
+    ASSERT_OK(gh_timeout_cancel(t));
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_result_close(r));
+    ASSERT_OK(gh_sem_close(s));
+    ASSERT_OK(gh_queue_free(q));
+    ASSERT_OK(gh_waiter_close(w));
+}
+/* Each object's own functions with its own handle give `code`. */
+static void expect_sobjs(const struct sobjs *o, int code, const char *what) {
+    int k;
+    for (k = 0; k < K_N; k++) expect_kind_s(k, o->id[k], code, what);
+}
+
+/* A TCP socket listening on 127.0.0.1 (ephemeral port), its address into *sa;
+ * non-blocking (see accept_blocking_listener for a blocking one). */
+static int listen_tcp_mode(struct sockaddr_in *sa, int nonblock) {
+    socklen_t len = sizeof *sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    ASSERT_TRUE(fd >= 0);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_OK(bind(fd, (struct sockaddr *)sa, sizeof *sa));
+    ASSERT_OK(listen(fd, 16));
+    ASSERT_OK(getsockname(fd, (struct sockaddr *)sa, &len));
+    return fd;
+}
+static int listen_tcp(struct sockaddr_in *sa) { return listen_tcp_mode(sa, 1); }
+
+static void *pool_ret_arg(void *arg) { return arg; }
+
 /* ---- FAULTS 1: NULL pointers -------------------------------------------- */
 
 /* Every pointer parameter documented as required, passed NULL: GH_EINVAL, and the
@@ -245,6 +443,70 @@ TEST(null_pointers_rejected) {
     ASSERT_OK(gh_timer_new(&w, 0.001, 0));
     ASSERT_CODE(gh_watcher_start(w, NULL, NULL), GH_EINVAL);
     ASSERT_EQ(gh_watcher_active(w), 0);
+
+    /* issue 3: out-pointers of the constructors */
+    ASSERT_CODE(gh_timeout_start(NULL, 0.001), GH_EINVAL);
+    ASSERT_CODE(gh_timeout_start(NULL, GH_FOREVER), GH_EINVAL);
+    ASSERT_CODE(gh_event_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_result_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_sem_new(NULL, 1), GH_EINVAL);
+    ASSERT_CODE(gh_queue_new(NULL, 0), GH_EINVAL);
+    ASSERT_CODE(gh_queue_new(NULL, 4), GH_EINVAL);
+    ASSERT_CODE(gh_waiter_new(NULL), GH_EINVAL);
+    {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        struct addrinfo *res = NULL;
+        gh_queue q;
+        void *item = NULL;
+        char c;
+        int sv[2], lfd, cfd;
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+        lfd = listen_tcp(&sa);
+        cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(cfd >= 0);
+        /* gh_queue_get's item pointer: refused, the item stays */
+        ASSERT_OK(gh_queue_new(&q, 0));
+        ASSERT_OK(gh_queue_put(q, PTR(5), 0));
+        ASSERT_CODE(gh_queue_get(q, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_queue_get(q, NULL, GH_FOREVER), GH_EINVAL);
+        ASSERT_EQ(gh_queue_len(q), 1);
+        /* buffers NULL with len > 0: refused before any I/O or waiting */
+        ASSERT_CODE(gh_read(p[0], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_read(p[0], NULL, 16, GH_FOREVER), GH_EINVAL);
+        ASSERT_CODE(gh_write(p[1], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_write(p[1], NULL, 16, GH_FOREVER), GH_EINVAL);
+        ASSERT_CODE(gh_recv(sv[0], NULL, 1, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recv(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
+        ASSERT_CODE(gh_send(sv[0], NULL, 1, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_send(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
+        /* gh_accept: exactly one of addr / addrlen NULL */
+        ASSERT_CODE(gh_accept(lfd, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_accept(lfd, NULL, &sl, 0), GH_EINVAL);
+        ASSERT_CODE(gh_accept(lfd, NULL, &sl, GH_FOREVER), GH_EINVAL);
+        /* gh_connect: addr NULL */
+        ASSERT_CODE(gh_connect(cfd, NULL, sizeof sa, 0), GH_EINVAL);
+        ASSERT_CODE(gh_connect(cfd, NULL, sizeof sa, GH_FOREVER), GH_EINVAL);
+        /* gh_threadpool_apply: fn NULL; gh_getaddrinfo: res NULL, or node and service NULL */
+        ASSERT_CODE(gh_threadpool_apply(NULL, NULL, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_threadpool_apply(NULL, PTR(1), &item), GH_EINVAL);
+        ASSERT_CODE(gh_getaddrinfo("localhost", NULL, NULL, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_getaddrinfo("localhost", "80", NULL, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_getaddrinfo(NULL, NULL, NULL, &res), GH_EINVAL);
+        ASSERT_TRUE(res == NULL);
+        ASSERT_TRUE(item == NULL);
+        /* nothing was written, sent or connected by the rejected calls */
+        ASSERT_CODE(gh_wait_read(p[0], 0), GH_ETIMEDOUT);
+        ASSERT_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+        ASSERT_EQ(errno, EAGAIN);
+        sl = sizeof sa;
+        ASSERT_EQ(getpeername(cfd, (struct sockaddr *)&sa, &sl), -1);
+        ASSERT_OK(gh_queue_free(q));
+        close(cfd);
+        close(lfd);
+        close(sv[0]);
+        close(sv[1]);
+    }
 
     /* nothing was spawned, queued or started by the rejected calls */
     ASSERT_OK(gh_hub_run());
@@ -312,34 +574,120 @@ TEST(null_pointers_allowed) {
     ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
     ASSERT_OK(gh_kill(g, GH_FOREVER)); /* its gh_switch returns GH_ECANCELED; it ends */
     ASSERT_OK(gh_release(g));
+
+    /* issue 3: NULL values and optional out-pointers */
+    {
+        gh_result res;
+        gh_waiter wt;
+        gh_queue q;
+        struct sockaddr_in sa;
+        struct addrinfo *ai = NULL;
+        int p[2], sv[2], lfd, cfd, afd, pid, st;
+        void *v = (void *)1;
+        char c = 0;
+        ASSERT_OK(gh_result_new(&res));
+        ASSERT_OK(gh_result_set(res, NULL));            /* a NULL value */
+        ASSERT_OK(gh_result_get(res, 0, NULL));         /* value NULL: not stored */
+        ASSERT_OK(gh_result_get(res, GH_FOREVER, &v));
+        ASSERT_TRUE(v == NULL);
+        ASSERT_OK(gh_result_close(res));
+        ASSERT_OK(gh_waiter_new(&wt));
+        ASSERT_OK(gh_waiter_switch(wt, NULL));
+        ASSERT_OK(gh_waiter_get(wt, 0, NULL));
+        ASSERT_CODE(gh_waiter_get(wt, 0, NULL), GH_ETIMEDOUT); /* it was taken */
+        ASSERT_OK(gh_waiter_close(wt));
+        ASSERT_OK(gh_queue_new(&q, 1));
+        ASSERT_OK(gh_queue_put(q, NULL, 0));            /* a NULL item */
+        v = (void *)1;
+        ASSERT_OK(gh_queue_get(q, &v, 0));
+        ASSERT_TRUE(v == NULL);
+        ASSERT_OK(gh_queue_free(q));
+        /* buffers NULL with len 0 */
+        ASSERT_OK(pipe(p));
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+        ASSERT_EQ(write(p[1], "x", 1), 1);
+        ASSERT_EQ(send(sv[1], "y", 1, 0), 1);
+        ASSERT_EQ(gh_write(p[1], NULL, 0, 0), 0);
+        ASSERT_EQ(gh_send(sv[0], NULL, 0, 0, 0), 0);
+        ASSERT_EQ(gh_read(p[0], NULL, 0, 0), 0);
+        ASSERT_EQ(gh_recv(sv[0], NULL, 0, 0, 0), 0);
+        ASSERT_EQ(gh_read(p[0], &c, 1, 0), 1);           /* the byte is still there */
+        ASSERT_EQ(c, 'x');
+        ASSERT_EQ(gh_recv(sv[0], &c, 1, 0, 0), 1);
+        ASSERT_EQ(c, 'y');
+        ASSERT_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), -1); /* nothing was sent */
+        /* gh_accept with addr and addrlen both NULL */
+        lfd = listen_tcp(&sa);
+        cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(cfd >= 0);
+        ASSERT_OK(gh_connect(cfd, (struct sockaddr *)&sa, sizeof sa, GH_FOREVER));
+        afd = gh_accept(lfd, NULL, NULL, GH_FOREVER);
+        ASSERT_TRUE(afd >= 0);
+        ASSERT_OK(gh_close(afd));
+        ASSERT_OK(gh_close(cfd));
+        ASSERT_OK(gh_close(lfd));
+        /* gh_waitpid with status NULL */
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) _exit(3);
+        ASSERT_EQ(gh_waitpid(pid, NULL, GH_FOREVER), pid);
+        ASSERT_EQ(waitpid(pid, &st, WNOHANG), -1); /* it was reaped */
+        /* gh_threadpool_apply with result NULL; gh_getaddrinfo with hints NULL, and
+         * with node NULL or service NULL (not both) */
+        ASSERT_OK(gh_threadpool_apply(pool_ret_arg, NULL, NULL));
+        v = (void *)1;
+        ASSERT_OK(gh_threadpool_apply(pool_ret_arg, NULL, &v));
+        ASSERT_TRUE(v == NULL);
+        ASSERT_OK(gh_getaddrinfo("127.0.0.1", NULL, NULL, &ai));
+        ASSERT_TRUE(ai != NULL);
+        freeaddrinfo(ai);
+        ai = NULL;
+        ASSERT_OK(gh_getaddrinfo(NULL, "80", NULL, &ai));
+        ASSERT_TRUE(ai != NULL);
+        freeaddrinfo(ai);
+        close(p[0]);
+        close(p[1]);
+        close(sv[0]);
+        close(sv[1]);
+    }
     ASSERT_OK(gh_hub_destroy());
 }
 
 /* ---- FAULTS 2: zero, all-ones, random, forged handles ------------------- */
 
 /* Zero, all-ones and 1000 pseudo-random 64-bit handle values, to every function that
- * takes a greenlet or watcher handle: GH_EBADHANDLE, never a crash. The zero and
- * all-ones values also before this thread has a hub. FAULTS 2. */
+ * takes a greenlet, watcher or issue-3 handle: GH_EBADHANDLE, never a crash. The zero
+ * and all-ones values also before this thread has a hub. FAULTS 2. */
 TEST(bad_handle_values) {
     gh_greenlet live;
-    int i, fd0 = gh_test_fd_count();
+    struct sobjs so;
+    int i, k, fd0 = gh_test_fd_count();
     expect_all_g(gid(0), GH_EBADHANDLE, "zero, no hub yet");
     expect_all_w(wid(0), GH_EBADHANDLE, GH_EBADHANDLE, "zero, no hub yet");
+    expect_all_s(0, GH_EBADHANDLE, "zero, no hub yet");
     expect_all_g(gid(UINT64_MAX), GH_EBADHANDLE, "all-ones, no hub yet");
     expect_all_w(wid(UINT64_MAX), GH_EBADHANDLE, GH_EBADHANDLE, "all-ones, no hub yet");
+    expect_all_s(UINT64_MAX, GH_EBADHANDLE, "all-ones, no hub yet");
 
     ASSERT_OK(gh_spawn(&live, sleep_forever, NULL));
     ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(sobjs_new(&so));
     expect_all_g(gid(0), GH_EBADHANDLE, "zero");
     expect_all_w(wid(0), GH_EBADHANDLE, GH_EBADHANDLE, "zero");
+    expect_all_s(0, GH_EBADHANDLE, "zero");
     expect_all_g(gid(UINT64_MAX), GH_EBADHANDLE, "all-ones");
     expect_all_w(wid(UINT64_MAX), GH_EBADHANDLE, GH_EBADHANDLE, "all-ones");
+    expect_all_s(UINT64_MAX, GH_EBADHANDLE, "all-ones");
     for (i = 0; i < 1000; i++) {
         uint64_t v = next_random();
-        if (v == live.id) continue;
+        int skip = v == live.id;
+        for (k = 0; k < K_N; k++) skip |= v == so.id[k];
+        if (skip) continue;
         expect_all_g(gid(v), GH_EBADHANDLE, "random");
         expect_all_w(wid(v), GH_EBADHANDLE, GH_EBADHANDLE, "random");
+        expect_all_s(v, GH_EBADHANDLE, "random");
     }
+    ASSERT_OK(sobjs_check_close(&so)); /* untouched by all of it */
     /* a bad handle anywhere in a joinall list: refused before any waiting */
     {
         gh_greenlet list[3] = {live, gid(0), live};
@@ -369,6 +717,31 @@ TEST(handle_kind_confusion) {
     expect_all_w(wid(h.id), GH_EBADHANDLE, GH_EBADHANDLE, "hub ref as watcher");
     expect_all_g(gid(w.id), GH_EBADHANDLE, "watcher id as greenlet");
     expect_all_g(gid(h.id), GH_EBADHANDLE, "hub ref as greenlet");
+    /* issue-3 kinds: each live object's id to the functions of every other kind, to
+     * the greenlet and watcher functions; greenlet / watcher / hub ids to them */
+    {
+        struct sobjs so;
+        size_t i;
+        int k;
+        ASSERT_OK(sobjs_new(&so));
+        for (k = 0; k < K_N; k++) {
+            for (i = 0; i < N_S_CALLS; i++) {
+                int rc;
+                if (S_CALLS[i].kind == k) continue;
+                rc = S_CALLS[i].fn(so.id[k]);
+                if (rc != GH_EBADHANDLE)
+                    GH_TEST_FAIL_("a %s id to %s: %d %s, expected GH_EBADHANDLE", K_NAMES[k],
+                                  S_CALLS[i].name, rc, gh_err_name(rc));
+            }
+            expect_all_g(gid(so.id[k]), GH_EBADHANDLE, K_NAMES[k]);
+            expect_all_w(wid(so.id[k]), GH_EBADHANDLE, GH_EBADHANDLE, K_NAMES[k]);
+        }
+        expect_all_s(g.id, GH_EBADHANDLE, "greenlet id as issue-3 handle");
+        expect_all_s(gh_main().id, GH_EBADHANDLE, "main id as issue-3 handle");
+        expect_all_s(w.id, GH_EBADHANDLE, "watcher id as issue-3 handle");
+        expect_all_s(h.id, GH_EBADHANDLE, "hub ref as issue-3 handle");
+        ASSERT_OK(sobjs_check_close(&so));
+    }
     ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
     ASSERT_EQ(gh_watcher_active(w), 0);
     ASSERT_OK(gh_watcher_close(w));
@@ -415,6 +788,26 @@ TEST(forged_handles_bit_flips) {
         if (!skip_g) expect_all_g(gid(fg), GH_EBADHANDLE, "greenlet, one bit flipped");
         if (!skip_w) expect_all_w(wid(fw), GH_EBADHANDLE, GH_EBADHANDLE, "timer, one bit flipped");
         if (!skip_a) expect_all_w(wid(fa), GH_EBADHANDLE, GH_EBADHANDLE, "async, one bit flipped");
+    }
+    /* issue-3 handles with one bit flipped, to every issue-3, greenlet and watcher
+     * function (flips giving another live id are skipped) */
+    {
+        struct sobjs so;
+        int j;
+        ASSERT_OK(sobjs_new(&so));
+        for (k = 0; k < K_N; k++)
+            for (bit = 0; bit < 64; bit++) {
+                uint64_t f = so.id[k] ^ ((uint64_t)1 << bit);
+                int skip = 0;
+                for (j = 0; j < 6; j++) skip |= f == live[j];
+                for (j = 0; j < K_N; j++) skip |= f == so.id[j];
+                if (skip) continue;
+                expect_all_s(f, GH_EBADHANDLE, "issue-3 handle, one bit flipped");
+                expect_all_g(gid(f), GH_EBADHANDLE, "issue-3 handle, one bit flipped");
+                expect_all_w(wid(f), GH_EBADHANDLE, GH_EBADHANDLE,
+                             "issue-3 handle, one bit flipped");
+            }
+        ASSERT_OK(sobjs_check_close(&so));
     }
     /* the originals are untouched and still valid */
     ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
@@ -482,6 +875,20 @@ TEST(use_after_close) {
         ASSERT_CODE(gh_watcher_close(ws[i]), GH_EBADHANDLE);
         expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "closed watcher");
     }
+    /* issue-3 objects after cancel / close / free: stale for every function of every
+     * kind (a second close included), also after new objects reuse their slots */
+    {
+        struct sobjs so, fresh;
+        ASSERT_OK(sobjs_new(&so));
+        sobjs_close(&so);
+        for (i = 0; i < K_N; i++) expect_all_s(so.id[i], GH_EBADHANDLE, "closed issue-3 object");
+        ASSERT_OK(sobjs_new(&fresh));
+        for (i = 0; i < K_N; i++) {
+            ASSERT_NE(fresh.id[i], so.id[i]);
+            expect_all_s(so.id[i], GH_EBADHANDLE, "closed issue-3 object, slot reused");
+        }
+        ASSERT_OK(sobjs_check_close(&fresh));
+    }
     ASSERT_OK(gh_hub_run()); /* nothing closed keeps the loop alive */
     ASSERT_OK(gh_hub_destroy());
     close(p[0]);
@@ -495,7 +902,9 @@ TEST(use_after_close) {
 TEST(use_after_destroy) {
     gh_greenlet gs[3];
     gh_watcher ws[3];
+    struct sobjs so;
     int i;
+    ASSERT_OK(sobjs_new(&so));
     ASSERT_OK(gh_spawn(&gs[0], return_arg, NULL));
     ASSERT_OK(gh_spawn(&gs[1], sleep_forever, NULL));
     ASSERT_OK(gh_sleep(0));
@@ -509,17 +918,23 @@ TEST(use_after_destroy) {
         expect_all_g(gs[i], GH_EBADHANDLE, "greenlet of a destroyed hub");
         expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "watcher of a destroyed hub");
     }
+    for (i = 0; i < K_N; i++)
+        expect_all_s(so.id[i], GH_EBADHANDLE, "issue-3 object of a destroyed hub");
     /* the next hub of this thread: the old handles stay stale, whatever it allocates */
     for (i = 0; i < 4; i++) {
         gh_greenlet g;
         gh_watcher w;
+        struct sobjs fresh;
         ASSERT_OK(gh_spawn(&g, return_arg, NULL));
         ASSERT_OK(gh_timer_new(&w, 10, 0));
+        ASSERT_OK(sobjs_new(&fresh));
     }
     for (i = 0; i < 3; i++) {
         expect_all_g(gs[i], GH_EBADHANDLE, "greenlet of a destroyed hub, new hub");
         expect_all_w(ws[i], GH_EBADHANDLE, GH_EBADHANDLE, "watcher of a destroyed hub, new hub");
     }
+    for (i = 0; i < K_N; i++)
+        expect_all_s(so.id[i], GH_EBADHANDLE, "issue-3 object of a destroyed hub, new hub");
     ASSERT_EQ(ran, 0);
     ASSERT_EQ(forever_rc, 12345);
     ASSERT_OK(gh_hub_destroy());
@@ -605,6 +1020,7 @@ struct peer {
     pthread_barrier_t ready, done, finish;
     gh_greenlet g[3]; /* parked forever, new (never ran), dead (not released) */
     gh_watcher w[4];  /* timer started, timer stopped, prepare started, async stopped */
+    struct sobjs so;  /* one issue-3 object of each kind (sobjs_new's state) */
     int setup_rc;
     int check_rc;     /* what the peer found after main's sweep (PEER_LIVE) */
     int g0_rc;        /* g[0]'s gh_sleep result after the peer kills it */
@@ -636,6 +1052,7 @@ static int peer_setup(struct peer *p) {
     if ((rc = gh_prepare_new(&p->w[2])) != GH_OK) return rc;
     if ((rc = gh_watcher_start(p->w[2], noop_cb, NULL)) != GH_OK) return rc;
     if ((rc = gh_async_new(&p->w[3])) != GH_OK) return rc;
+    if ((rc = sobjs_new(&p->so)) != GH_OK) return rc;
     return GH_OK;
 }
 
@@ -653,6 +1070,7 @@ static int peer_check(struct peer *p) {
     if (gh_watcher_active(p->w[1]) != 0) return -6;
     if (gh_watcher_active(p->w[2]) != 1) return -7;
     if (gh_watcher_active(p->w[3]) != 0) return -8;
+    if ((rc = sobjs_check_close(&p->so)) != GH_OK) return rc; /* issue-3 objects untouched */
     if ((rc = gh_watcher_stop(p->w[2])) != GH_OK) return rc;
     if ((rc = gh_kill(p->g[1], 0)) != GH_OK) return rc; /* never runs now */
     if ((rc = gh_hub_wait(p->w[3])) != GH_OK) return rc; /* the pending send fires it */
@@ -703,6 +1121,7 @@ static void sweep_peer(struct peer *p, int code, int async_code, const char *wha
     for (i = 0; i < 3; i++) expect_all_g(p->g[i], code, what);
     for (i = 0; i < 3; i++) expect_all_w(p->w[i], code, GH_EBADHANDLE, what);
     expect_all_w(p->w[3], code, async_code, what);
+    expect_sobjs(&p->so, code, what);
 }
 
 /* Handles of another thread's live hub: GH_EWRONGTHREAD from every function that
@@ -1096,6 +1515,231 @@ TEST(timeouts_timer_new) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* A greenlet that makes issue-3 object `which` ready 20 ms after it starts. */
+struct maker {
+    int which;
+    gh_event e;
+    gh_result r;
+    gh_sem s;
+    gh_queue qe, qf;
+    gh_waiter w;
+};
+static void *make_ready_later(void *arg) {
+    struct maker *m = (struct maker *)arg;
+    void *v;
+    if (gh_sleep(0.02) != GH_OK) return NULL;
+    switch (m->which) {
+    case 0: return PTR(gh_event_set(m->e) == GH_OK);
+    case 1: return PTR(gh_result_set(m->r, PTR(3)) == GH_OK);
+    case 2: return PTR(gh_sem_release(m->s) == GH_OK);
+    case 3: return PTR(gh_queue_put(m->qe, PTR(4), 0) == GH_OK);
+    case 4: return PTR(gh_queue_get(m->qf, &v, 0) == GH_OK);
+    default: return PTR(gh_waiter_switch(m->w, PTR(5)) == GH_OK);
+    }
+}
+static int wait_for_made(struct maker *m, double t) {
+    void *v;
+    switch (m->which) {
+    case 0: return gh_event_wait(m->e, t);
+    case 1: return gh_result_get(m->r, t, &v);
+    case 2: return gh_sem_acquire(m->s, t);
+    case 3: return gh_queue_get(m->qe, &v, t);
+    case 4: return gh_queue_put(m->qf, PTR(6), t);
+    default: return gh_waiter_get(m->w, t, &v);
+    }
+}
+static const char *const MADE_NAMES[6] = {"gh_event_wait", "gh_result_get", "gh_sem_acquire",
+                                          "gh_queue_get", "gh_queue_put", "gh_waiter_get"};
+
+/* The issue-3 synchronisation calls: NaN timeouts (either sign) are GH_EINVAL, whether
+ * or not the call would wait, and take nothing (no permit, item or value consumed, no
+ * item added); gh_timeout_start(NaN) too. With -0.5, GH_FOREVER, ±inf, 1e300 and
+ * DBL_MAX each call waits for a greenlet that makes it ready 20 ms later: GH_OK (no
+ * overflow into "already expired"); gh_timeout_start with them never expires.
+ * FAULTS 7. */
+TEST(timeouts_sync) {
+    struct maker m;
+    gh_timeout t;
+    void *v = NULL;
+    size_t i;
+    int k;
+    ASSERT_OK(gh_event_new(&m.e));
+    ASSERT_OK(gh_result_new(&m.r));
+    ASSERT_OK(gh_sem_new(&m.s, 0));
+    ASSERT_OK(gh_queue_new(&m.qe, 0));
+    ASSERT_OK(gh_queue_new(&m.qf, 1));
+    ASSERT_OK(gh_waiter_new(&m.w));
+    for (k = 0; k < 2; k++) { /* not ready, then ready */
+        double nan = k ? NAN : -NAN;
+        ASSERT_CODE(gh_event_wait(m.e, nan), GH_EINVAL);
+        ASSERT_CODE(gh_result_get(m.r, nan, &v), GH_EINVAL);
+        ASSERT_CODE(gh_sem_acquire(m.s, nan), GH_EINVAL);
+        ASSERT_CODE(gh_queue_get(m.qe, &v, nan), GH_EINVAL);
+        ASSERT_CODE(gh_queue_put(m.qf, PTR(1), nan), GH_EINVAL);
+        ASSERT_CODE(gh_waiter_get(m.w, nan, &v), GH_EINVAL);
+        ASSERT_CODE(gh_timeout_start(&t, nan), GH_EINVAL);
+        if (k == 0) {
+            ASSERT_OK(gh_event_set(m.e));
+            ASSERT_OK(gh_result_set(m.r, PTR(2)));
+            ASSERT_OK(gh_sem_release(m.s));
+            ASSERT_OK(gh_queue_put(m.qe, PTR(2), 0));
+            ASSERT_OK(gh_waiter_switch(m.w, PTR(2)));
+        }
+    }
+    ASSERT_EQ(gh_queue_len(m.qf), 0); /* nothing added */
+    ASSERT_OK(gh_sem_acquire(m.s, 0)); /* nothing consumed */
+    ASSERT_OK(gh_queue_get(m.qe, &v, 0));
+    ASSERT_OK(gh_waiter_get(m.w, 0, &v));
+    ASSERT_OK(gh_sleep(0.01)); /* no timeout was started */
+    ASSERT_OK(gh_event_close(m.e));
+    ASSERT_OK(gh_result_close(m.r));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        ASSERT_OK(gh_event_new(&m.e));
+        ASSERT_OK(gh_result_new(&m.r));
+        ASSERT_OK(gh_queue_put(m.qf, PTR(9), 0)); /* full again */
+        for (k = 0; k < 6; k++) {
+            gh_greenlet g;
+            int rc;
+            m.which = k;
+            ASSERT_OK(gh_spawn(&g, make_ready_later, &m));
+            rc = wait_for_made(&m, FOREVER_LIKE[i]);
+            if (rc != GH_OK)
+                GH_TEST_FAIL_("%s(timeout %g) = %d %s", MADE_NAMES[k], FOREVER_LIKE[i], rc,
+                              gh_err_name(rc));
+            ASSERT_OK(gh_join(g, GH_FOREVER, &v));
+            ASSERT_TRUE(v == PTR(1));
+            ASSERT_OK(gh_release(g));
+        }
+        ASSERT_OK(gh_timeout_start(&t, FOREVER_LIKE[i]));
+        ASSERT_OK(gh_sleep(0.005));
+        ASSERT_OK(gh_timeout_cancel(t));
+        ASSERT_EQ(gh_queue_len(m.qf), 1);
+        ASSERT_OK(gh_queue_get(m.qf, &v, 0));
+        ASSERT_OK(gh_event_close(m.e));
+        ASSERT_OK(gh_result_close(m.r));
+    }
+    ASSERT_OK(gh_sem_close(m.s));
+    ASSERT_OK(gh_queue_free(m.qe));
+    ASSERT_OK(gh_queue_free(m.qf));
+    ASSERT_OK(gh_waiter_close(m.w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static int conn_port;
+static void *connect_after_20ms(void *arg) {
+    struct sockaddr_in sa;
+    int fd, rc;
+    (void)arg;
+    if (gh_sleep(0.02) != GH_OK) return NULL;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = (in_port_t)conn_port;
+    rc = gh_connect(fd, (struct sockaddr *)&sa, sizeof sa, GH_FOREVER);
+    return PTR(rc == GH_OK ? fd + 1 : 0);
+}
+
+/* The issue-3 I/O calls: NaN timeouts are GH_EINVAL for gh_read, gh_write, gh_recv,
+ * gh_send, gh_accept, gh_connect and gh_waitpid — also when the call would not wait
+ * (the pending byte / connection / exited child stays there); with the forever-like
+ * timeouts gh_read, gh_accept and gh_waitpid wait for what arrives 20 ms later.
+ * FAULTS 7. */
+TEST(timeouts_io) {
+    struct sockaddr_in sa;
+    int p[2], sv[2], lfd, cfd, pid, st = 0, fd0;
+    size_t i;
+    char c = 0;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(p));
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    lfd = listen_tcp(&sa);
+    conn_port = sa.sin_port;
+    cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_TRUE(cfd >= 0);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) _exit(0);
+    ASSERT_CODE(gh_read(p[0], &c, 1, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_write(p[1], "a", 1, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_recv(sv[0], &c, 1, 0, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_send(sv[0], "a", 1, 0, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_accept(lfd, NULL, NULL, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_connect(cfd, (struct sockaddr *)&sa, sizeof sa, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_waitpid(pid, &st, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_waitpid(pid, &st, -NAN), GH_EINVAL);
+    /* nothing was written, sent or connected; the child was not reaped */
+    ASSERT_CODE(gh_wait_read(p[0], 0), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_wait_read(sv[1], 0), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_wait_read(lfd, 0), GH_ETIMEDOUT);
+    /* would not wait: still NaN is refused, and what is there stays */
+    ASSERT_EQ(write(p[1], "x", 1), 1);
+    ASSERT_EQ(send(sv[1], "y", 1, 0), 1);
+    ASSERT_CODE(gh_read(p[0], &c, 1, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_recv(sv[0], &c, 1, 0, NAN), GH_EINVAL);
+    ASSERT_OK(gh_connect(cfd, (struct sockaddr *)&sa, sizeof sa, GH_FOREVER));
+    ASSERT_OK(gh_wait_read(lfd, GH_FOREVER)); /* the connection is pending */
+    ASSERT_CODE(gh_accept(lfd, NULL, NULL, NAN), GH_EINVAL);
+    usleep(20000); /* the child has most likely exited by now (not reaped) */
+    ASSERT_CODE(gh_waitpid(pid, &st, NAN), GH_EINVAL);
+    ASSERT_EQ(gh_read(p[0], &c, 1, 0), 1);
+    ASSERT_EQ(c, 'x');
+    ASSERT_EQ(gh_recv(sv[0], &c, 1, 0, 0), 1);
+    ASSERT_EQ(c, 'y');
+    {
+        int afd = gh_accept(lfd, NULL, NULL, 0);
+        ASSERT_TRUE(afd >= 0);
+        ASSERT_OK(gh_close(afd));
+    }
+    ASSERT_EQ(gh_waitpid(pid, &st, GH_FOREVER), pid);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ASSERT_OK(gh_close(cfd));
+    for (i = 0; i < N_FOREVER_LIKE; i++) {
+        gh_greenlet g;
+        void *r = NULL;
+        ssize_t n;
+        int afd;
+        wr_fd = p[1];
+        ASSERT_OK(gh_spawn(&g, write_after_20ms, NULL));
+        n = gh_read(p[0], &c, 1, FOREVER_LIKE[i]);
+        if (n != 1)
+            GH_TEST_FAIL_("gh_read(timeout %g) = %zd %s", FOREVER_LIKE[i], n,
+                          gh_err_name((int)n));
+        ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+        ASSERT_OK(gh_release(g));
+        ASSERT_OK(gh_spawn(&g, connect_after_20ms, NULL));
+        afd = gh_accept(lfd, NULL, NULL, FOREVER_LIKE[i]);
+        if (afd < 0)
+            GH_TEST_FAIL_("gh_accept(timeout %g) = %d %s", FOREVER_LIKE[i], afd,
+                          gh_err_name(afd));
+        ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+        ASSERT_TRUE(r != NULL);
+        ASSERT_OK(gh_close((int)(uintptr_t)r - 1));
+        ASSERT_OK(gh_close(afd));
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+            usleep(20000);
+            _exit(7);
+        }
+        {
+            int rc = gh_waitpid(pid, &st, FOREVER_LIKE[i]);
+            if (rc != pid)
+                GH_TEST_FAIL_("gh_waitpid(timeout %g) = %d %s", FOREVER_LIKE[i], rc,
+                              gh_err_name(rc));
+        }
+        ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    }
+    ASSERT_OK(gh_close(lfd));
+    ASSERT_OK(gh_close(p[0]));
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
 /* ---- FAULTS 8: event masks and fds --------------------------------------- */
 
 static const int BAD_EVENTS[] = {0, 4, -1, 8, GH_READ | 4, GH_TIMER, INT_MIN, INT_MAX};
@@ -1203,6 +1847,122 @@ TEST(io_watcher_start_closed_fd) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* The issue-3 fd calls with fds that are not open (the bad_fds list): GH_EBADF from
+ * gh_read, gh_write, gh_recv, gh_send, gh_accept, gh_connect (timeout 0 and GH_FOREVER:
+ * refused, not waited on) and gh_close. gh_waitpid with pid 0, -1, INT_MIN is
+ * GH_EINVAL; with a pid that is not our child, GH_ECHILD. FAULTS 8. */
+TEST(io_calls_bad_fds) {
+    struct sockaddr_in sa;
+    int fds[8], n, i, fd0, st = 0;
+    char c = 0;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(9);
+    n = bad_fds(fds);
+    for (i = 0; i < n; i++) {
+        double t;
+        for (t = 0; t >= GH_FOREVER; t -= 1) {
+            long long rc[7];
+            int j;
+            rc[0] = gh_read(fds[i], &c, 1, t);
+            rc[1] = gh_write(fds[i], "a", 1, t);
+            rc[2] = gh_recv(fds[i], &c, 1, 0, t);
+            rc[3] = gh_send(fds[i], "a", 1, 0, t);
+            rc[4] = gh_accept(fds[i], NULL, NULL, t);
+            rc[5] = gh_connect(fds[i], (struct sockaddr *)&sa, sizeof sa, t);
+            rc[6] = t == 0 ? gh_close(fds[i]) : GH_EBADF;
+            for (j = 0; j < 7; j++)
+                if (rc[j] != GH_EBADF)
+                    GH_TEST_FAIL_("call %d (read write recv send accept connect close) on fd %d, "
+                                  "timeout %g: %lld %s, expected GH_EBADF",
+                                  j, fds[i], t, rc[j], gh_err_name((int)rc[j]));
+        }
+    }
+    ASSERT_CODE(gh_waitpid(0, &st, 0), GH_EINVAL);
+    ASSERT_CODE(gh_waitpid(-1, &st, GH_FOREVER), GH_EINVAL);
+    ASSERT_CODE(gh_waitpid(INT_MIN, NULL, 0), GH_EINVAL);
+    ASSERT_CODE(gh_waitpid(1, &st, 0), GH_ECHILD);
+    ASSERT_CODE(gh_waitpid(1, &st, GH_FOREVER), GH_ECHILD);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* A watchdog thread: fails the case if the calling thread has not called
+ * watchdog_stop within `secs` (a call that blocks the whole thread never returns
+ * to let the harness report what happened). */
+static volatile int watchdog_done;
+static const char *watchdog_what;
+static void *watchdog_fn(void *arg) {
+    int i, n = (int)(uintptr_t)arg * 100;
+    for (i = 0; i < n && !watchdog_done; i++) usleep(10000);
+    if (!watchdog_done) {
+        fprintf(stderr, "%s: the thread is blocked: %s\n", gh_test_state_()->current,
+                watchdog_what);
+        _exit(1);
+    }
+    return NULL;
+}
+static pthread_t watchdog_start(int secs, const char *what) {
+    pthread_t t;
+    watchdog_done = 0;
+    watchdog_what = what;
+    ASSERT_OK(pthread_create(&t, NULL, watchdog_fn, (void *)(uintptr_t)secs));
+    return t;
+}
+static void watchdog_stop(pthread_t t) {
+    watchdog_done = 1;
+    ASSERT_OK(pthread_join(t, NULL));
+}
+
+/* gh_accept on a listening socket the caller left in blocking mode (API.md: the
+ * cooperative I/O calls "make the fd non-blocking as needed"): with nothing pending,
+ * timeout 0 returns GH_ETIMEDOUT and a 20 ms timeout GH_ETIMEDOUT — the thread is never
+ * blocked in accept(2) — and a connection made by a greenlet 20 ms later is accepted
+ * while the caller waits cooperatively. */
+TEST(accept_blocking_listener) {
+    struct sockaddr_in sa;
+    pthread_t wd;
+    gh_greenlet g;
+    void *r = NULL;
+    int lfd, afd, fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    lfd = listen_tcp_mode(&sa, 0);
+    conn_port = sa.sin_port;
+    wd = watchdog_start(3, "gh_accept on a blocking listening socket blocked in accept(2)");
+    ASSERT_CODE(gh_accept(lfd, NULL, NULL, 0), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_accept(lfd, NULL, NULL, 0.02), GH_ETIMEDOUT);
+    ASSERT_OK(gh_spawn(&g, connect_after_20ms, NULL));
+    afd = gh_accept(lfd, NULL, NULL, 2.0);
+    watchdog_stop(wd);
+    ASSERT_TRUE(afd >= 0);
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_TRUE(r != NULL);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_close((int)(uintptr_t)r - 1));
+    ASSERT_OK(gh_close(afd));
+    ASSERT_OK(gh_close(lfd));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* gh_threadpool_set_size: 0, 1025 and SIZE_MAX are GH_EINVAL; 1, 1024 and 10 are
+ * accepted, and a pool of 1 still runs calls. */
+TEST(threadpool_set_size_bad_sizes) {
+    void *r = NULL;
+    ASSERT_CODE(gh_threadpool_set_size(0), GH_EINVAL);
+    ASSERT_CODE(gh_threadpool_set_size(1025), GH_EINVAL);
+    ASSERT_CODE(gh_threadpool_set_size(SIZE_MAX), GH_EINVAL);
+    ASSERT_OK(gh_threadpool_set_size(1024));
+    ASSERT_OK(gh_threadpool_set_size(1));
+    ASSERT_OK(gh_threadpool_apply(pool_ret_arg, PTR(5), &r));
+    ASSERT_TRUE(r == PTR(5));
+    ASSERT_OK(gh_threadpool_set_size(10));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* ---- FAULTS 33: blocking calls from hub callbacks ------------------------ */
 
 enum {
@@ -1286,6 +2046,157 @@ TEST(blocking_calls_in_callbacks_eperm) {
     close(cb_pipe[0]);
     close(cb_pipe[1]);
     ASSERT_OK(gh_hub_destroy());
+}
+
+/* The issue-3 blocking calls, each in a state where it would wait (empty pipe and
+ * socket, full pipe and socket, listening socket with nothing pending, a connect that
+ * must wait, a running child, unset/empty objects), called from a gh_run_callback
+ * callback and from a watcher callback: GH_EPERM at once; no connection accepted, no
+ * child reaped, no pool call run, no lookup result, no permit or item taken, no
+ * timeout started. (gh_connect may have begun its non-blocking connect before it
+ * found it must wait — gevent does the same — so its socket is not checked.) */
+enum {
+    C_READ, C_WRITE, C_RECV, C_SEND, C_ACCEPT, C_CONNECT, C_WAITPID, C_TIMEOUT, C_EVENT,
+    C_RESULT, C_SEM, C_QGET, C_QPUT, C_WAITER, C_POOL, C_GAI, C_N
+};
+static const char *const C_NAMES[C_N] = {
+    "gh_read", "gh_write", "gh_recv", "gh_send", "gh_accept", "gh_connect", "gh_waitpid",
+    "gh_timeout_start", "gh_event_wait", "gh_result_get", "gh_sem_acquire", "gh_queue_get",
+    "gh_queue_put", "gh_waiter_get", "gh_threadpool_apply", "gh_getaddrinfo"};
+static struct {
+    int empty_pipe[2], full_pipe[2], empty_sv[2], full_sv[2], lfd, lfd2, cfd[2], pid;
+    struct sockaddr_in sa, sa2; /* lfd: for gh_accept; lfd2: gh_connect's target */
+    gh_event e;
+    gh_result r;
+    gh_sem s;
+    gh_queue qe, qf;
+    gh_waiter w;
+    int rc[2][C_N];
+    int runs;
+    struct addrinfo *ai;
+} c3;
+static int pool_ran;
+static void *pool_mark(void *arg) {
+    pool_ran = 1;
+    return arg;
+}
+static void blocking3_calls(int k) {
+    int *rc = c3.rc[k];
+    char buf[8] = {0};
+    void *v;
+    gh_timeout t;
+    int st;
+    rc[C_READ] = (int)gh_read(c3.empty_pipe[0], buf, 1, 1.0);
+    rc[C_WRITE] = (int)gh_write(c3.full_pipe[1], "a", 1, 1.0);
+    rc[C_RECV] = (int)gh_recv(c3.empty_sv[0], buf, 1, 0, GH_FOREVER);
+    rc[C_SEND] = (int)gh_send(c3.full_sv[0], "a", 1, 0, 1.0);
+    rc[C_ACCEPT] = gh_accept(c3.lfd, NULL, NULL, 1.0);
+    rc[C_CONNECT] = gh_connect(c3.cfd[k], (struct sockaddr *)&c3.sa2, sizeof c3.sa2, 1.0);
+    rc[C_WAITPID] = gh_waitpid(c3.pid, &st, 1.0);
+    rc[C_TIMEOUT] = gh_timeout_start(&t, 1.0);
+    rc[C_EVENT] = gh_event_wait(c3.e, 1.0);
+    rc[C_RESULT] = gh_result_get(c3.r, GH_FOREVER, &v);
+    rc[C_SEM] = gh_sem_acquire(c3.s, 1.0);
+    rc[C_QGET] = gh_queue_get(c3.qe, &v, 1.0);
+    rc[C_QPUT] = gh_queue_put(c3.qf, PTR(2), GH_FOREVER);
+    rc[C_WAITER] = gh_waiter_get(c3.w, 1.0, &v);
+    rc[C_POOL] = gh_threadpool_apply(pool_mark, NULL, &v);
+    rc[C_GAI] = gh_getaddrinfo("127.0.0.1", "80", NULL, &c3.ai);
+    c3.runs++;
+}
+static void blocking3_from_run_callback(void *arg) {
+    (void)arg;
+    blocking3_calls(0);
+}
+static void blocking3_from_watcher(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    blocking3_calls(1);
+}
+static void fill_fd(int fd) {
+    char buf[4096];
+    memset(buf, 'f', sizeof buf);
+    ASSERT_OK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK));
+    while (write(fd, buf, sizeof buf) > 0) {
+    }
+    ASSERT_EQ(errno, EAGAIN);
+}
+TEST(issue3_blocking_calls_in_callbacks_eperm) {
+    gh_watcher t;
+    int k, i, st, fd0;
+    void *v;
+    fd0 = gh_test_fd_count();
+    ASSERT_NE(gh_hub_current().id, 0);
+    ASSERT_OK(pipe(c3.empty_pipe));
+    ASSERT_OK(pipe(c3.full_pipe));
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c3.empty_sv));
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c3.full_sv));
+    fill_fd(c3.full_pipe[1]);
+    fill_fd(c3.full_sv[0]);
+    c3.lfd = listen_tcp(&c3.sa);
+    c3.lfd2 = listen_tcp(&c3.sa2);
+    c3.cfd[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    c3.cfd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_TRUE(c3.cfd[0] >= 0 && c3.cfd[1] >= 0);
+    c3.pid = fork();
+    ASSERT_TRUE(c3.pid >= 0);
+    if (c3.pid == 0) {
+        alarm(10);
+        pause();
+        _exit(0);
+    }
+    ASSERT_OK(gh_event_new(&c3.e));
+    ASSERT_OK(gh_result_new(&c3.r));
+    ASSERT_OK(gh_sem_new(&c3.s, 0));
+    ASSERT_OK(gh_queue_new(&c3.qe, 0));
+    ASSERT_OK(gh_queue_new(&c3.qf, 1));
+    ASSERT_OK(gh_queue_put(c3.qf, PTR(1), 0));
+    ASSERT_OK(gh_waiter_new(&c3.w));
+    ASSERT_OK(gh_run_callback(blocking3_from_run_callback, NULL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_EQ(c3.runs, 1);
+    ASSERT_OK(gh_timer_new(&t, 0.001, 0));
+    ASSERT_OK(gh_watcher_start(t, blocking3_from_watcher, NULL));
+    ASSERT_OK(gh_sleep(0.02));
+    ASSERT_EQ(c3.runs, 2);
+    for (k = 0; k < 2; k++)
+        for (i = 0; i < C_N; i++)
+            if (c3.rc[k][i] != GH_EPERM)
+                GH_TEST_FAIL_("%s from a %s callback = %d %s, expected GH_EPERM", C_NAMES[i],
+                              k ? "watcher" : "run_callback", c3.rc[k][i],
+                              gh_err_name(c3.rc[k][i]));
+    /* no effect: nothing connected / accepted / reaped / run / taken / started */
+    ASSERT_TRUE(c3.ai == NULL);
+    ASSERT_OK(gh_sleep(0.03));
+    ASSERT_EQ(pool_ran, 0);
+    ASSERT_CODE(gh_wait_read(c3.lfd, 0), GH_ETIMEDOUT);
+    ASSERT_EQ(waitpid(c3.pid, &st, WNOHANG), 0);
+    ASSERT_EQ(gh_queue_len(c3.qf), 1);
+    ASSERT_OK(gh_queue_get(c3.qf, &v, 0));
+    ASSERT_TRUE(v == PTR(1));
+    ASSERT_CODE(gh_sem_acquire(c3.s, 0), GH_ETIMEDOUT);
+    kill(c3.pid, SIGKILL);
+    ASSERT_EQ(waitpid(c3.pid, &st, 0), c3.pid);
+    ASSERT_OK(gh_watcher_close(t));
+    ASSERT_OK(gh_event_close(c3.e));
+    ASSERT_OK(gh_result_close(c3.r));
+    ASSERT_OK(gh_sem_close(c3.s));
+    ASSERT_OK(gh_queue_free(c3.qe));
+    ASSERT_OK(gh_queue_free(c3.qf));
+    ASSERT_OK(gh_waiter_close(c3.w));
+    ASSERT_OK(gh_close(c3.lfd));
+    ASSERT_OK(gh_close(c3.lfd2));
+    ASSERT_OK(gh_close(c3.cfd[0]));
+    ASSERT_OK(gh_close(c3.cfd[1]));
+    for (i = 0; i < 2; i++) {
+        ASSERT_OK(gh_close(c3.empty_pipe[i]));
+        ASSERT_OK(gh_close(c3.full_pipe[i]));
+        ASSERT_OK(gh_close(c3.empty_sv[i]));
+        ASSERT_OK(gh_close(c3.full_sv[i]));
+    }
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
 /* ---- issue 5: signals, children, cross-thread calls, embedding ---------- */
@@ -1481,10 +2392,16 @@ int main(int argc, char **argv) {
     RUN(timeouts_kill);
     RUN(timeouts_spawn_later);
     RUN(timeouts_timer_new);
+    RUN(timeouts_sync);
+    RUN(timeouts_io);
     RUN(io_new_bad_events_and_fds);
     RUN(wait_fd_bad_events_and_fds);
     RUN(io_watcher_start_closed_fd);
+    RUN(io_calls_bad_fds);
+    RUN(accept_blocking_listener);
+    RUN(threadpool_set_size_bad_sizes);
     RUN(blocking_calls_in_callbacks_eperm);
+    RUN(issue3_blocking_calls_in_callbacks_eperm);
     RUN(issue5_null_pointers);
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);

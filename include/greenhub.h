@@ -23,11 +23,23 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
-/** Version of this header; compare with gh_version() at run time. */
+/* Declared here too, so the header is self-contained in strict ISO C modes
+   (-std=c99 without _POSIX_C_SOURCE hides them in <netdb.h>). */
+struct sockaddr;
+struct addrinfo;
+/** Major version of this header (the shared library's SONAME is libgreenhub.so.MAJOR). */
 #define GH_VERSION_MAJOR 0
+/** Minor version of this header. */
 #define GH_VERSION_MINOR 1
+/** Patch version of this header. */
 #define GH_VERSION_PATCH 0
+/** Version of this header, (major << 16) | (minor << 8) | patch; compare with gh_version() at run time. */
 #define GH_VERSION_HEX ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+
+/* The prototypes below name these POSIX structs, which <netdb.h> defines only under
+ * POSIX feature macros: declared here, the header compiles under plain -std=c11 too. */
+struct sockaddr;
+struct addrinfo;
 
 /** A timeout that never expires. */
 #define GH_FOREVER (-1.0)
@@ -722,7 +734,11 @@ int gh_hub_run(void);
  * stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
  * A thread that exits without calling this has its hub destroyed the same way.
  *
- * *Threads*: this thread's hub. *Blocking*: never.
+ * Thread-pool jobs that have not started are discarded; running ones finish on their
+ * threads (their results are dropped); idle workers are joined (at most 0.1 s).
+ *
+ * *Threads*: this thread's hub. *Blocking*: never switches; may wait up to 0.1 s for
+ * thread-pool workers to end.
  * *Errors*: GH_EPERM (not called from the main greenlet, e.g. from a spawned greenlet
  * or a hub callback). Returns GH_OK when the thread has no hub.
  */
@@ -846,8 +862,9 @@ int gh_wait_write(int fd, double timeout);
  * O_NONBLOCK on first use. Regular files just read.
  *
  * One reader per fd: while a greenlet waits in gh_read/gh_recv/gh_accept on `fd`,
- * another greenlet's read-side call on it returns GH_EBUSY (gevent's rule: two readers
- * of one stream would interleave data unpredictably). gh_wait_read is not affected.
+ * another greenlet's read-side call on it that would have to wait returns GH_EBUSY
+ * (gevent's rule: two readers of one stream would interleave data unpredictably); data
+ * already there is simply read. gh_wait_read is not affected.
  *
  * *Ownership*: `buf` is the caller's; written up to the returned length.
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.

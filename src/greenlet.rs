@@ -108,6 +108,10 @@ pub struct Greenlet {
     /// (u64::MAX: none).
     pub timeouts: Vec<(u32, u64)>,
     pub deadline: u64,
+    /// The timer of the wait in progress (its own timeout folded with `deadline`), and
+    /// the wait's own deadline: re-armed when a gh_timeout is cancelled meanwhile.
+    pub wait_timer: Option<u32>,
+    pub call_deadline: u64,
 }
 
 impl Greenlet {
@@ -139,6 +143,8 @@ impl Greenlet {
             start_timer: None,
             timeouts: Vec::new(),
             deadline: u64::MAX,
+            wait_timer: None,
+            call_deadline: u64::MAX,
         }
     }
 

@@ -106,7 +106,11 @@ pub extern "C" fn gh_hub_run() -> c_int {
 /// stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
 /// A thread that exits without calling this has its hub destroyed the same way.
 ///
-/// *Threads*: this thread's hub. *Blocking*: never.
+/// Thread-pool jobs that have not started are discarded; running ones finish on their
+/// threads (their results are dropped); idle workers are joined (at most 0.1 s).
+///
+/// *Threads*: this thread's hub. *Blocking*: never switches; may wait up to 0.1 s for
+/// thread-pool workers to end.
 /// *Errors*: GH_EPERM (not called from the main greenlet, e.g. from a spawned greenlet
 /// or a hub callback). Returns GH_OK when the thread has no hub.
 #[no_mangle]

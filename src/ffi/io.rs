@@ -86,8 +86,9 @@ fn guard_ssize(f: impl FnOnce() -> crate::error::Result<isize>) -> libc::ssize_t
 /// O_NONBLOCK on first use. Regular files just read.
 ///
 /// One reader per fd: while a greenlet waits in gh_read/gh_recv/gh_accept on `fd`,
-/// another greenlet's read-side call on it returns GH_EBUSY (gevent's rule: two readers
-/// of one stream would interleave data unpredictably). gh_wait_read is not affected.
+/// another greenlet's read-side call on it that would have to wait returns GH_EBUSY
+/// (gevent's rule: two readers of one stream would interleave data unpredictably); data
+/// already there is simply read. gh_wait_read is not affected.
 ///
 /// *Ownership*: `buf` is the caller's; written up to the returned length.
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.

@@ -74,6 +74,10 @@ impl Hub {
                 }
                 return Err(e);
             }
+            let call_deadline = match timeout {
+                Some(t) if t > 0 => crate::event_loop::now_ns().saturating_add(t),
+                _ => u64::MAX,
+            };
             let timeout = Self::with_deadline(&st, slot, timeout)?;
             if timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
@@ -112,7 +116,15 @@ impl Hub {
                 None => Ok(None),
             });
             match armed {
-                Ok(timer) => timer,
+                Ok(timer) => {
+                    let g = st
+                        .greenlets
+                        .at_mut(slot)
+                        .expect("current greenlet has a record");
+                    g.wait_timer = timer;
+                    g.call_deadline = call_deadline;
+                    timer
+                }
                 Err(e) => {
                     let g = st
                         .greenlets
@@ -137,6 +149,7 @@ impl Hub {
         g.blocked = false;
         g.state = State::Running;
         g.waiting_on = WaitOn::Nothing;
+        g.wait_timer = None;
         Self::take_pending(&mut st, slot)?;
         if msg.code < 0 {
             return Err(Error(msg.code));

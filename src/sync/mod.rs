@@ -18,9 +18,10 @@ use crate::hub::Hub;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 
-/// A FIFO of parked waits.
+/// A FIFO of parked waits, and how many waiters were woken and have not run yet
+/// (`.1`): what they were woken for is theirs, so a newcomer does not take it.
 #[derive(Default)]
-pub struct WaitList(VecDeque<WaitId>);
+pub struct WaitList(VecDeque<WaitId>, usize);
 
 impl WaitList {
     fn remove(&mut self, w: WaitId) -> bool {
@@ -43,6 +44,11 @@ impl WaitList {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Nobody parked and nobody woken-but-not-run: a newcomer may go first.
+    fn idle(&self) -> bool {
+        self.0.is_empty() && self.1 == 0
     }
 }
 
@@ -151,6 +157,7 @@ impl Hub {
                 w,
                 Msg::OK,
             ) {
+                l.1 += 1;
                 return true;
             }
         }
@@ -164,16 +171,18 @@ impl Hub {
         let Some(o) = st.objects.at_mut(slot) else {
             return;
         };
-        let l = std::mem::take(&mut list(o, side).0);
-        for w in l {
-            wake_split(
+        let l = list(o, side);
+        for w in std::mem::take(&mut l.0) {
+            if wake_split(
                 &mut st.greenlets,
                 &mut st.queue,
                 &mut st.main_wake,
                 st.main_slot,
                 w,
                 msg,
-            );
+            ) {
+                l.1 += 1;
+            }
         }
     }
 
@@ -192,15 +201,24 @@ impl Hub {
             }
             Ok(())
         });
-        if let (Err(e), Some(w)) = (r, me) {
-            let was_listed = {
+        if let Some(w) = me {
+            // Woken waiters were popped (and counted in `.1`); others leave the list.
+            let notified = {
                 let mut st = self.st.borrow_mut();
                 match st.objects.at_mut(slot) {
-                    Some(o) => list(o, side).remove(w),
-                    None => true,
+                    Some(o) => {
+                        let l = list(o, side);
+                        let notified = !l.remove(w);
+                        if notified {
+                            l.1 = l.1.saturating_sub(1);
+                        }
+                        notified
+                    }
+                    None => false,
                 }
             };
-            if !was_listed && e.0 != ECLOSED {
+            // A wake-up meant for a waiter that gives up goes to the next one.
+            if notified && matches!(r, Err(e) if e.0 != ECLOSED) {
                 self.notify(slot, side);
             }
         }
@@ -290,8 +308,8 @@ impl Hub {
                 let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
                     return Err(Error::BADHANDLE);
                 };
-                // FIFO: a newcomer does not overtake parked waiters.
-                if *count > 0 && (retried || waiters.is_empty()) {
+                // FIFO: a newcomer overtakes neither parked nor woken waiters.
+                if *count > waiters.1 as u64 && (retried || waiters.0.is_empty()) {
                     *count -= 1;
                     return Ok(());
                 }
@@ -337,7 +355,12 @@ impl Hub {
                 if *closed {
                     return Err(Error(ECLOSED));
                 }
-                if (*capacity == 0 || items.len() < *capacity) && (retried || putters.is_empty()) {
+                let room = if *capacity == 0 {
+                    usize::MAX
+                } else {
+                    capacity.saturating_sub(items.len())
+                };
+                if room > putters.1 && (retried || putters.0.is_empty()) {
                     items.push_back(item);
                     drop(st);
                     self.notify(slot, Side::Main);
@@ -367,7 +390,12 @@ impl Hub {
                 else {
                     return Err(Error::BADHANDLE);
                 };
-                if !items.is_empty() && (retried || getters.is_empty() || *closed) {
+                let mine = if *closed {
+                    !items.is_empty()
+                } else {
+                    items.len() > getters.1
+                };
+                if mine && (retried || getters.0.is_empty() || *closed) {
                     let item = items.pop_front().expect("not empty");
                     drop(st);
                     self.notify(slot, Side::Putters);
@@ -426,16 +454,20 @@ impl Hub {
 
     pub fn waiter_get(&self, slot: u32, timeout: Option<u64>) -> Result<*mut c_void> {
         let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        let mut retried = false;
         loop {
             {
                 let mut st = self.st.borrow_mut();
                 let Some(Obj::Waiter { value, waiter }) = st.objects.at_mut(slot) else {
                     return Err(Error::BADHANDLE);
                 };
+                if !waiter.idle() && !retried {
+                    return Err(Error::BUSY);
+                }
                 if let Some(v) = value.take() {
                     return Ok(v);
                 }
-                if !waiter.is_empty() {
+                if !waiter.idle() {
                     return Err(Error::BUSY);
                 }
             }
@@ -443,6 +475,7 @@ impl Hub {
                 return Err(Error::TIMEDOUT);
             }
             self.park_on(slot, Side::Main, false, Self::deadline_left(deadline))?;
+            retried = true;
         }
     }
 
@@ -463,9 +496,24 @@ impl Hub {
                 getters, putters, ..
             } => [getters, putters],
             Obj::Timeout { slot: g, gen, .. } => {
+                let mut rearm = None;
                 if let Some(gr) = st.greenlets.get_mut(g, gen) {
                     gr.timeouts.retain(|t| t.0 != slot);
                     gr.deadline = gr.timeouts.iter().map(|t| t.1).min().unwrap_or(u64::MAX);
+                    if let (true, Some(t)) = (gr.blocked, gr.wait_timer) {
+                        rearm = Some((t, gr.call_deadline.min(gr.deadline)));
+                    }
+                }
+                // The owner is blocked with this deadline folded into its wait's timer:
+                // move that timer to what is left (or stop it).
+                if let Some((t, at)) = rearm {
+                    if st.watchers.at(t).is_some_and(|w| w.active) {
+                        if at == u64::MAX {
+                            st.stop_watcher(t);
+                        } else {
+                            st.timers.insert(t, at);
+                        }
+                    }
                 }
                 return;
             }
