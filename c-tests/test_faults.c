@@ -13,7 +13,14 @@
  *   gh_hub_backend, gh_current, gh_main (no arguments; test_hub.c),
  *   gh_sleep (a double: the timeout sweep below),
  *   gh_wait_fd, gh_wait_read, gh_wait_write (an fd: the fd/event sweep below).
- * gh_hub_ref is taken by no function yet (nothing to sweep but kind confusion).
+ * gh_hub_ref is taken by gh_hub_call_threadsafe only (issue 5 sweeps below).
+ *
+ * Issue 5 (signals, children, threads, embedding): gh_signal_new, gh_child_new,
+ * gh_child_status and gh_hub_call_threadsafe go through the NULL, bad-handle,
+ * stale-handle and destroyed-hub sweeps in the "issue 5" section; gh_hub_run_once
+ * (a double) through the NaN and GH_EPERM sweeps there. Left out as taking neither
+ * pointer nor handle: gh_hub_backend_fd, gh_hub_backend_timeout (no arguments;
+ * test_embed.c).
  *
  * Issue 3 added handles of six more kinds (gh_timeout, gh_event, gh_result, gh_sem,
  * gh_queue, gh_waiter): every function taking one is in the S_CALLS table and goes
@@ -2192,6 +2199,173 @@ TEST(issue3_blocking_calls_in_callbacks_eperm) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* ---- issue 5: signals, children, cross-thread calls, embedding ---------- */
+
+/* NULL pointers of the issue-5 functions: gh_signal_new(NULL), gh_child_new(NULL),
+ * gh_child_status(w, NULL), gh_hub_call_threadsafe(hub, NULL fn): GH_EINVAL, with no
+ * effect (no child reaped, nothing queued). FAULTS 1. */
+TEST(issue5_null_pointers) {
+    gh_watcher w;
+    pid_t pid;
+    int st = 0, fd0 = gh_test_fd_count();
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid == 0) _exit(3);
+    ASSERT_TRUE(pid > 0);
+    ASSERT_CODE(gh_signal_new(NULL, SIGUSR1), GH_EINVAL);
+    ASSERT_CODE(gh_child_new(NULL, pid), GH_EINVAL);
+    ASSERT_CODE(gh_hub_call_threadsafe(gh_hub_current(), NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_child_new(&w, pid));
+    ASSERT_CODE(gh_child_status(w, NULL), GH_EINVAL);
+    ASSERT_OK(gh_hub_wait(w));
+    ASSERT_CODE(gh_child_status(w, NULL), GH_EINVAL);
+    ASSERT_OK(gh_child_status(w, &st));
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_EQ(gh_hub_run_once(0), 0); /* nothing was queued by the refused call */
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+static int i5_ran;
+static void i5_mark(void *arg) {
+    (void)arg;
+    i5_ran++;
+}
+
+/* Bad handles to the issue-5 handle functions: gh_child_status with zero, all-ones,
+ * 1000 random values, every one-bit flip of a live child watcher, a closed one and one
+ * of a destroyed hub: GH_EBADHANDLE; gh_hub_call_threadsafe with zero, all-ones, 1000
+ * random values, every one-bit flip of the live hub ref, a greenlet id, a watcher id
+ * and the ref of a destroyed hub: GH_EBADHANDLE, and nothing it was given ever runs.
+ * The signal and child watchers go through the common watcher sweep too
+ * (closed / destroyed). FAULTS 2, 3, 5. */
+TEST(issue5_bad_handles) {
+    gh_watcher cw, sw, old_cw, old_sw;
+    gh_hub_ref h, old_h, r;
+    pid_t pid;
+    int st = 77, i, bit;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid == 0) _exit(0);
+    ASSERT_OK(gh_child_new(&old_cw, pid));
+    ASSERT_OK(gh_signal_new(&old_sw, SIGUSR1));
+    ASSERT_OK(gh_watcher_start(old_sw, noop_cb, NULL));
+    old_h = gh_hub_current();
+    ASSERT_OK(gh_hub_destroy());
+    expect_all_w(old_cw, GH_EBADHANDLE, GH_EBADHANDLE, "child watcher of a destroyed hub");
+    expect_all_w(old_sw, GH_EBADHANDLE, GH_EBADHANDLE, "signal watcher of a destroyed hub");
+    ASSERT_CODE(gh_child_status(old_cw, &st), GH_EBADHANDLE);
+    ASSERT_CODE(gh_hub_call_threadsafe(old_h, i5_mark, NULL), GH_EBADHANDLE);
+
+    h = gh_hub_current();
+    ASSERT_OK(gh_child_new(&cw, pid)); /* the child is still unreaped */
+    ASSERT_OK(gh_signal_new(&sw, SIGUSR2));
+    ASSERT_CODE(gh_child_status(wid(0), &st), GH_EBADHANDLE);
+    ASSERT_CODE(gh_child_status(wid(UINT64_MAX), &st), GH_EBADHANDLE);
+    r.id = 0;
+    ASSERT_CODE(gh_hub_call_threadsafe(r, i5_mark, NULL), GH_EBADHANDLE);
+    r.id = UINT64_MAX;
+    ASSERT_CODE(gh_hub_call_threadsafe(r, i5_mark, NULL), GH_EBADHANDLE);
+    for (i = 0; i < 1000; i++) {
+        uint64_t v = next_random();
+        if (v != cw.id && v != sw.id) ASSERT_CODE(gh_child_status(wid(v), &st), GH_EBADHANDLE);
+        r.id = v;
+        if (v != h.id) ASSERT_CODE(gh_hub_call_threadsafe(r, i5_mark, NULL), GH_EBADHANDLE);
+    }
+    for (bit = 0; bit < 64; bit++) {
+        uint64_t fc = cw.id ^ ((uint64_t)1 << bit);
+        if (fc != sw.id) ASSERT_CODE(gh_child_status(wid(fc), &st), GH_EBADHANDLE);
+    }
+    r.id = cw.id;
+    ASSERT_CODE(gh_hub_call_threadsafe(r, i5_mark, NULL), GH_EBADHANDLE);
+    r.id = gh_main().id;
+    ASSERT_CODE(gh_hub_call_threadsafe(r, i5_mark, NULL), GH_EBADHANDLE);
+    for (bit = 0; bit < 64; bit++) {
+        r.id = h.id ^ ((uint64_t)1 << bit);
+        if (gh_hub_call_threadsafe(r, i5_mark, NULL) != GH_EBADHANDLE)
+            GH_TEST_FAIL_("gh_hub_call_threadsafe(hub ref %#llx with bit %d flipped) was "
+                          "accepted, expected GH_EBADHANDLE",
+                          (unsigned long long)h.id, bit);
+    }
+    ASSERT_EQ(st, 77);
+    ASSERT_OK(gh_hub_wait(cw));
+    ASSERT_OK(gh_watcher_close(cw));
+    ASSERT_CODE(gh_child_status(cw, &st), GH_EBADHANDLE);
+    expect_all_w(cw, GH_EBADHANDLE, GH_EBADHANDLE, "closed child watcher");
+    ASSERT_OK(gh_watcher_close(sw));
+    expect_all_w(sw, GH_EBADHANDLE, GH_EBADHANDLE, "closed signal watcher");
+    for (i = 0; i < 3; i++) ASSERT_TRUE(gh_hub_run_once(0) >= 0);
+    ASSERT_EQ(i5_ran, 0);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static gh_hub_ref i5_hub;
+static void *i5_waker(void *arg) {
+    int k;
+    (void)arg;
+    for (k = 0; k < 1; k++) {
+        usleep(1500 * 1000);
+        gh_hub_call_threadsafe(i5_hub, i5_mark, NULL);
+    }
+    return NULL;
+}
+
+/* Odd arguments: gh_signal_new with signum 0, -1, 65, SIGKILL, SIGSTOP, SIGSEGV;
+ * gh_child_new with pid 0, -1, INT_MIN; gh_hub_run_once(NaN): GH_EINVAL.
+ * gh_hub_run_once(-inf) with nothing in the loop returns 0 at once (nothing is left
+ * to wait for; a helper thread wakes the hub after 1.5 s so that a wrong wait fails
+ * the case instead of hanging it). FAULTS 7. */
+TEST(issue5_odd_arguments) {
+    pthread_t t;
+    double t0;
+    static const int sigs[] = {0, -1, 65, SIGKILL, SIGSTOP, SIGSEGV};
+    static const int pids[] = {0, -1, INT_MIN};
+    gh_watcher w;
+    size_t i;
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        ASSERT_CODE(gh_signal_new(&w, sigs[i]), GH_EINVAL);
+    for (i = 0; i < sizeof pids / sizeof pids[0]; i++)
+        ASSERT_CODE(gh_child_new(&w, pids[i]), GH_EINVAL);
+    ASSERT_CODE(gh_hub_run_once(NAN), GH_EINVAL);
+    ASSERT_CODE(gh_hub_run_once(-NAN), GH_EINVAL);
+    i5_hub = gh_hub_current();
+    ASSERT_OK(pthread_create(&t, NULL, i5_waker, NULL));
+    t0 = gh_test_now();
+    ASSERT_EQ(gh_hub_run_once(-INFINITY), 0);
+    ASSERT_TRUE(gh_test_now() - t0 < 1.0);
+    ASSERT_OK(pthread_join(t, NULL));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static int i5_cb_rc[2] = {12345, 12345};
+static void i5_run_once_cb(void *arg) {
+    (void)arg;
+    i5_cb_rc[0] = gh_hub_run_once(0);
+}
+static void *i5_run_once_greenlet(void *arg) {
+    (void)arg;
+    i5_cb_rc[1] = gh_hub_run_once(0);
+    return NULL;
+}
+
+/* gh_hub_run_once from a hub callback and from a spawned greenlet: GH_EPERM; the
+ * non-blocking issue-5 calls (gh_signal_new, gh_hub_call_threadsafe) work in a
+ * callback. FAULTS 33. */
+TEST(issue5_callbacks) {
+    gh_greenlet g;
+    ASSERT_OK(gh_run_callback(i5_run_once_cb, NULL));
+    ASSERT_OK(gh_spawn(&g, i5_run_once_greenlet, NULL));
+    ASSERT_OK(gh_join(g, 5, NULL));
+    ASSERT_OK(gh_sleep(0.001));
+    ASSERT_CODE(i5_cb_rc[0], GH_EPERM);
+    ASSERT_CODE(i5_cb_rc[1], GH_EPERM);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(null_pointers_rejected);
@@ -2228,5 +2402,9 @@ int main(int argc, char **argv) {
     RUN(threadpool_set_size_bad_sizes);
     RUN(blocking_calls_in_callbacks_eperm);
     RUN(issue3_blocking_calls_in_callbacks_eperm);
+    RUN(issue5_null_pointers);
+    RUN(issue5_bad_handles);
+    RUN(issue5_odd_arguments);
+    RUN(issue5_callbacks);
     return TEST_DONE();
 }

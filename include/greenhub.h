@@ -268,6 +268,26 @@ struct addrinfo;
 #define GH_ASYNC 4096
 
 /**
+ * `revents` of a signal watcher's callback.
+ */
+#define GH_SIGNAL 8192
+
+/**
+ * `revents` of a child watcher's callback.
+ */
+#define GH_CHILD 16384
+
+/**
+ * Hubs that can watch signals at the same time.
+ */
+#define SLOTS 64
+
+/**
+ * Signals 1..=64 (Linux has 64).
+ */
+#define MAX_SIGNAL 64
+
+/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {
@@ -301,8 +321,9 @@ typedef struct gh_spawn_options {
  */
 typedef struct gh_hub_config {
   /**
-   * "epoll" (the Linux default), "polling" or "poll"; NULL = GREENHUB_BACKEND or the default.
-   * Only "epoll" is built so far: the others give GH_ENOTSUP, unknown names GH_EINVAL.
+   * "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
+   * portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+   * Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
    */
   const char *backend;
   /**
@@ -333,6 +354,11 @@ typedef struct gh_watcher {
 typedef struct gh_hub_ref {
   uint64_t id;
 } gh_hub_ref;
+
+/**
+ * A function queued with gh_run_callback.
+ */
+typedef void (*gh_callback_fn)(void *arg);
 
 /**
  * A gh_timeout_start deadline (a value handle).
@@ -387,15 +413,10 @@ typedef void *(*gh_pool_fn)(void *arg);
  * A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
  * blocking calls return GH_EPERM there — but it may spawn, start/stop/close watchers
  * (itself included) and queue callbacks. `revents`: GH_READ/GH_WRITE for io watchers,
- * GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE or GH_ASYNC for the others.
+ * GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE, GH_ASYNC, GH_SIGNAL or GH_CHILD for the others.
  * It must not unwind (C++ exceptions, longjmp) out of itself.
  */
 typedef void (*gh_watcher_cb)(struct gh_watcher w, int revents, void *arg);
-
-/**
- * A function queued with gh_run_callback.
- */
-typedef void (*gh_callback_fn)(void *arg);
 
 
 
@@ -681,7 +702,7 @@ void gh_hub_config_init(struct gh_hub_config *cfg);
  * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
  * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
  * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
- * GH_ENOTSUP (backend "polling"/"poll" or monitor = 1: not built yet),
+ * GH_ENOTSUP (monitor = 1: the blocking monitor is not built yet),
  * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
  *
  * # Safety
@@ -741,12 +762,60 @@ int gh_hub_wait(struct gh_watcher w);
 struct gh_hub_ref gh_hub_current(void);
 
 /**
- * The name of this thread's hub backend ("epoll"), creating the hub if needed;
+ * The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
+ * hub if needed;
  * NULL if the hub cannot be created.
  *
  * *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
  */
 const char *gh_hub_backend(void);
+
+/**
+ * Queues `fn(arg)` to run in the thread of `hub`, in that hub's next iteration (as
+ * gh_run_callback there: it must not block). The way to hand work to another
+ * thread's hub; the only hub function callable with another thread's handle.
+ *
+ * *Ownership*: `arg` is passed through untouched.
+ * *Threads*: thread-safe: any thread, including `hub`'s own.
+ * *Blocking*: never (one eventfd write at most per iteration of the target hub).
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
+ * — then `fn` never runs).
+ */
+int gh_hub_call_threadsafe(struct gh_hub_ref hub, gh_callback_fn fn, void *arg);
+
+/**
+ * Runs one loop iteration from the main greenlet — queued callbacks and the greenlets
+ * they wake, prepare, poll (waiting at most `timeout` seconds; 0 = don't wait), io,
+ * timers, check, idle — then returns. For programs whose main loop belongs to someone
+ * else: poll gh_hub_backend_fd() there, with gh_hub_backend_timeout(), and call this
+ * when it is readable or the timeout expires. Returns 1 if anything referenced is left
+ * in the loop, 0 if not (like uv_run with UV_RUN_NOWAIT/ONCE).
+ *
+ * *Threads*: this thread's hub. *Blocking*: up to `timeout`; main greenlet only.
+ * *Errors*: GH_EPERM (from a spawned greenlet or a hub callback), GH_EINVAL (NaN).
+ * Negative or +inf `timeout`: wait as the loop needs (for the next timer or IO).
+ */
+int gh_hub_run_once(double timeout);
+
+/**
+ * The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
+ * (for reading) from a host loop, together with gh_hub_backend_timeout().
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+ */
+int gh_hub_backend_fd(void);
+
+/**
+ * Seconds until the hub next needs to run (0 when work is pending, e.g. a queued
+ * callback or a ready greenlet), or GH_FOREVER when only IO can wake it. Call it right
+ * before the host loop polls gh_hub_backend_fd(): it also applies pending changes of
+ * interest, so the backend fd reflects every started watcher.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: none (GH_FOREVER if the hub cannot be created).
+ */
+double gh_hub_backend_timeout(void);
 
 /**
  * Waits until `fd` is ready for `events` (GH_READ, GH_WRITE or both) and returns the
@@ -1308,6 +1377,54 @@ int gh_idle_new(struct gh_watcher *out);
  * `out` NULL or writable.
  */
 int gh_async_new(struct gh_watcher *out);
+
+/**
+ * Creates a signal watcher for `signum`, stopped. Once started, its callback runs in
+ * this hub's thread after `signum` arrives, whichever thread the kernel delivered it
+ * to; several watchers of one signal (in one or several hubs) all fire; arrivals
+ * between two iterations coalesce into one callback. The first started watcher of a
+ * signal (process-wide) installs greenhub's handler; when the last one stops, the
+ * previous disposition is restored. Up to 64 hubs may watch signals at once.
+ *
+ * *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL; `signum` outside 1..64, SIGKILL, SIGSTOP, or a
+ * synchronous fault signal — SIGSEGV, SIGBUS, SIGFPE, SIGILL), GH_ENOMEM.
+ * Starting it: GH_ENOMEM (64 hubs already watch signals), -errno of sigaction.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_signal_new(struct gh_watcher *out, int signum);
+
+/**
+ * Creates a child watcher for child process `pid`, stopped. Once started, its callback
+ * runs once when the child exits (it is reaped then: read its status with
+ * gh_child_status); the watcher stops itself. Uses a pidfd where the kernel has them
+ * (Linux >= 5.3), else SIGCHLD (the SIGCHLD disposition is then greenhub's while the
+ * watcher is active). A child that already exited fires at once.
+ *
+ * *Ownership*: as gh_io_new (the pidfd is the watcher's, closed with it).
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL, `pid` <= 0), GH_ECHILD (not a child of this process),
+ * GH_EMFILE, GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_child_new(struct gh_watcher *out, int pid);
+
+/**
+ * The wait status (as waitpid(2) gives it: use WIFEXITED/WEXITSTATUS) of the child of
+ * child watcher `w`, once it has fired; -1 if someone else reaped the child first.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EAGAIN (the child has not exited yet), GH_EINVAL (`status` NULL, or `w` is
+ * not a child watcher), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `status` writable.
+ */
+int gh_child_status(struct gh_watcher w, int *status);
 
 /**
  * Starts `w`: from now on `cb(w, revents, arg)` runs in the hub whenever it fires.

@@ -28,8 +28,17 @@ compile_many "$OUT/bench" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -
     -- "${benches[@]}"
 ((run)) || exit 0
 failed=()
+# pingpong runs once per hub backend (GREENHUB_BACKEND); the others with the default.
 for src in "${benches[@]}"; do
     name=$(basename "${src%.c}")
+    if [[ $name == pingpong ]]; then
+        for backend in epoll polling poll; do
+            echo "== $name (GREENHUB_BACKEND=$backend)"
+            GREENHUB_BACKEND=$backend "$OUT/bench/$name" </dev/null ||
+                failed+=("$name/$backend (exit $?)")
+        done
+        continue
+    fi
     echo "== $name"
     "$OUT/bench/$name" </dev/null || failed+=("$name (exit $?)")
 done

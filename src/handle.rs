@@ -197,6 +197,8 @@ pub struct Remote {
     pub asyncs: HashMap<u32, (u32, bool)>,
     /// Finished thread-pool jobs waiting for the hub to hand their results over.
     pub done: Vec<crate::threadpool::Done>,
+    /// gh_hub_call_threadsafe calls waiting to be queued in the hub.
+    pub calls: Vec<(unsafe extern "C" fn(*mut std::ffi::c_void), usize)>,
 }
 
 impl HubShared {
@@ -244,6 +246,7 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
             woken: false,
             asyncs: HashMap::new(),
             done: Vec::new(),
+            calls: Vec::new(),
         }),
     });
     reg.insert(id, shared.clone());
@@ -310,4 +313,36 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert!(last.0 != s, "the wrapped slot was retired");
     }
+}
+
+type RegistryGuard = std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>>>;
+type RemoteGuard = std::sync::MutexGuard<'static, Remote>;
+
+thread_local! {
+    /// Locks held across fork() by the forking thread (see `fork_prepare`).
+    static FORK_GUARDS: std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
+}
+
+/// pthread_atfork "prepare": take the registry lock and every hub's remote lock, so
+/// no other thread holds one at the moment of fork (the child inherits them unlocked
+/// by the forking thread in `fork_release`).
+pub extern "C" fn fork_prepare() {
+    let reg = lock_registry();
+    let mut guards = Vec::new();
+    for shared in reg.values() {
+        // A 'static reference for the guard: one leaked Arc per hub per fork.
+        let s: &'static HubShared = Box::leak(Box::new(shared.clone()));
+        guards.push(s.remote.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    FORK_GUARDS.with(|g| *g.borrow_mut() = (Some(reg), guards));
+}
+
+/// pthread_atfork "parent" and "child": release what `fork_prepare` took.
+pub extern "C" fn fork_release() {
+    FORK_GUARDS.with(|g| {
+        let mut g = g.borrow_mut();
+        g.1.clear();
+        g.0 = None;
+    });
 }

@@ -26,6 +26,7 @@
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks with guard pages, and their pool
 //! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
+//! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
@@ -37,6 +38,7 @@ pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod signals;
 pub mod stack;
 pub mod sync;
 pub mod threadpool;

@@ -12,6 +12,8 @@
 
 pub mod epoll;
 pub mod fds;
+pub mod poll;
+pub mod portable;
 pub mod timers;
 pub mod watcher;
 
@@ -42,6 +44,9 @@ pub trait Backend {
     /// Drops every registration (recreates the kernel object); the loop then registers
     /// what it needs again. Used when a stale registration cannot be removed otherwise.
     fn reset(&mut self) -> Result<(), i32>;
+    /// Lets go of the backend in a forked child without touching kernel state the
+    /// parent still uses (no epoll_ctl on a shared epoll instance): by default a drop.
+    fn abandon(self: Box<Self>) {}
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).

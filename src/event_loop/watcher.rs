@@ -23,15 +23,31 @@ pub(crate) const EV_PREPARE: i32 = 0x200;
 pub(crate) const EV_CHECK: i32 = 0x400;
 pub(crate) const EV_IDLE: i32 = 0x800;
 pub(crate) const EV_ASYNC: i32 = 0x1000;
+pub(crate) const EV_SIGNAL: i32 = 0x2000;
+pub(crate) const EV_CHILD: i32 = 0x4000;
 
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum WatchKind {
-    Io { fd: i32, events: u8 },
-    Timer { after: u64, repeat: u64 },
+    Io {
+        fd: i32,
+        events: u8,
+    },
+    Timer {
+        after: u64,
+        repeat: u64,
+    },
     Prepare,
     Check,
     Idle,
     Async,
+    Signal {
+        signum: i32,
+    },
+    /// A child process; `pidfd` -1 when the kernel has no pidfds (SIGCHLD is used).
+    Child {
+        pid: i32,
+        pidfd: i32,
+    },
 }
 
 impl WatchKind {
@@ -43,6 +59,8 @@ impl WatchKind {
             WatchKind::Check => EV_CHECK,
             WatchKind::Idle => EV_IDLE,
             WatchKind::Async => EV_ASYNC,
+            WatchKind::Signal { .. } => EV_SIGNAL,
+            WatchKind::Child { .. } => EV_CHILD,
         }
     }
 }
@@ -79,6 +97,8 @@ pub struct Watcher {
     /// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
     pub internal: bool,
     pub action: Action,
+    /// A child watcher's wait status once the child was reaped.
+    pub status: Option<i32>,
 }
 
 impl Watcher {
@@ -89,6 +109,7 @@ impl Watcher {
             referenced: true,
             internal,
             action: Action::None,
+            status: None,
         }
     }
 

@@ -4,15 +4,16 @@ use super::{gh_hub_ref, gh_watcher, guard, need};
 use crate::error::Error;
 use crate::handle::Kind;
 use crate::hub::{self, Config};
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// Settings of a thread's hub, applied by gh_hub_configure before the hub's first use.
 /// Fill it with gh_hub_config_init first, then change what you need.
 #[repr(C)]
 #[derive(Copy, Clone, Debug)]
 pub struct gh_hub_config {
-    /// "epoll" (the Linux default), "polling" or "poll"; NULL = GREENHUB_BACKEND or the default.
-    /// Only "epoll" is built so far: the others give GH_ENOTSUP, unknown names GH_EINVAL.
+    /// "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
+    /// portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+    /// Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
     pub backend: *const c_char,
     /// Default greenlet stack size in bytes; 0 = GREENHUB_STACK_SIZE or 256 KiB.
     /// Rounded up to whole pages, at least 16 KiB; above 1 GiB is GH_EINVAL.
@@ -50,7 +51,7 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
 /// *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
 /// stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
 /// GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
-/// GH_ENOTSUP (backend "polling"/"poll" or monitor = 1: not built yet),
+/// GH_ENOTSUP (monitor = 1: the blocking monitor is not built yet),
 /// GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
 ///
 /// # Safety
@@ -148,7 +149,8 @@ pub extern "C" fn gh_hub_current() -> gh_hub_ref {
     }
 }
 
-/// The name of this thread's hub backend ("epoll"), creating the hub if needed;
+/// The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
+/// hub if needed;
 /// NULL if the hub cannot be created.
 ///
 /// *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
@@ -159,5 +161,82 @@ pub extern "C" fn gh_hub_backend() -> *const c_char {
         Ok(Ok("polling")) => c"polling".as_ptr(),
         Ok(Ok("poll")) => c"poll".as_ptr(),
         _ => std::ptr::null(),
+    }
+}
+
+/// Queues `fn(arg)` to run in the thread of `hub`, in that hub's next iteration (as
+/// gh_run_callback there: it must not block). The way to hand work to another
+/// thread's hub; the only hub function callable with another thread's handle.
+///
+/// *Ownership*: `arg` is passed through untouched.
+/// *Threads*: thread-safe: any thread, including `hub`'s own.
+/// *Blocking*: never (one eventfd write at most per iteration of the target hub).
+/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
+/// — then `fn` never runs).
+#[no_mangle]
+pub extern "C" fn gh_hub_call_threadsafe(
+    hub: gh_hub_ref,
+    r#fn: super::watcher::gh_callback_fn,
+    arg: *mut c_void,
+) -> c_int {
+    guard(|| {
+        let f = r#fn.ok_or(Error::INVAL)?;
+        let id = crate::handle::Id::decode(hub.id);
+        if id.kind != Kind::HubRef as u8 || id.slot != 0 || id.gen != 1 {
+            return Err(Error::BADHANDLE);
+        }
+        hub::embed::call_threadsafe(id.hub, f, arg).map(|_| 0)
+    })
+}
+
+/// Runs one loop iteration from the main greenlet — queued callbacks and the greenlets
+/// they wake, prepare, poll (waiting at most `timeout` seconds; 0 = don't wait), io,
+/// timers, check, idle — then returns. For programs whose main loop belongs to someone
+/// else: poll gh_hub_backend_fd() there, with gh_hub_backend_timeout(), and call this
+/// when it is readable or the timeout expires. Returns 1 if anything referenced is left
+/// in the loop, 0 if not (like uv_run with UV_RUN_NOWAIT/ONCE).
+///
+/// *Threads*: this thread's hub. *Blocking*: up to `timeout`; main greenlet only.
+/// *Errors*: GH_EPERM (from a spawned greenlet or a hub callback), GH_EINVAL (NaN).
+/// Negative or +inf `timeout`: wait as the loop needs (for the next timer or IO).
+#[no_mangle]
+pub extern "C" fn gh_hub_run_once(timeout: f64) -> c_int {
+    guard(|| {
+        let cap = crate::event_loop::duration_ns(timeout)?
+            .map(|ns| ns.div_ceil(1_000_000).min(i32::MAX as u64) as i32);
+        let hub = hub::current()?;
+        hub.run_once(cap.unwrap_or(-1)).map(|alive| alive as c_int)
+    })
+}
+
+/// The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
+/// (for reading) from a host loop, together with gh_hub_backend_timeout().
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+#[no_mangle]
+pub extern "C" fn gh_hub_backend_fd() -> c_int {
+    guard(|| {
+        let fd = hub::current()?.backend_fd();
+        if fd < 0 {
+            return Err(Error::NOTSUP);
+        }
+        Ok(fd)
+    })
+}
+
+/// Seconds until the hub next needs to run (0 when work is pending, e.g. a queued
+/// callback or a ready greenlet), or GH_FOREVER when only IO can wake it. Call it right
+/// before the host loop polls gh_hub_backend_fd(): it also applies pending changes of
+/// interest, so the backend fd reflects every started watcher.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: none (GH_FOREVER if the hub cannot be created).
+#[no_mangle]
+pub extern "C" fn gh_hub_backend_timeout() -> f64 {
+    let r = std::panic::catch_unwind(|| hub::current().map(|h| h.backend_timeout()));
+    match r {
+        Ok(Ok(Some(ns))) => ns as f64 / 1e9,
+        _ => -1.0,
     }
 }

@@ -22,11 +22,15 @@ pub const GH_CHECK: c_int = 0x400;
 pub const GH_IDLE: c_int = 0x800;
 /// `revents` of an async watcher's callback.
 pub const GH_ASYNC: c_int = 0x1000;
+/// `revents` of a signal watcher's callback.
+pub const GH_SIGNAL: c_int = 0x2000;
+/// `revents` of a child watcher's callback.
+pub const GH_CHILD: c_int = 0x4000;
 
 /// A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
 /// blocking calls return GH_EPERM there — but it may spawn, start/stop/close watchers
 /// (itself included) and queue callbacks. `revents`: GH_READ/GH_WRITE for io watchers,
-/// GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE or GH_ASYNC for the others.
+/// GH_TIMER, GH_PREPARE, GH_CHECK, GH_IDLE, GH_ASYNC, GH_SIGNAL or GH_CHILD for the others.
 /// It must not unwind (C++ exceptions, longjmp) out of itself.
 pub type gh_watcher_cb =
     Option<unsafe extern "C" fn(w: gh_watcher, revents: c_int, arg: *mut c_void)>;
@@ -165,6 +169,98 @@ pub unsafe extern "C" fn gh_idle_new(out: *mut gh_watcher) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn gh_async_new(out: *mut gh_watcher) -> c_int {
     guard(|| new_watcher(out, WatchKind::Async))
+}
+
+/// Creates a signal watcher for `signum`, stopped. Once started, its callback runs in
+/// this hub's thread after `signum` arrives, whichever thread the kernel delivered it
+/// to; several watchers of one signal (in one or several hubs) all fire; arrivals
+/// between two iterations coalesce into one callback. The first started watcher of a
+/// signal (process-wide) installs greenhub's handler; when the last one stops, the
+/// previous disposition is restored. Up to 64 hubs may watch signals at once.
+///
+/// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL; `signum` outside 1..64, SIGKILL, SIGSTOP, or a
+/// synchronous fault signal — SIGSEGV, SIGBUS, SIGFPE, SIGILL), GH_ENOMEM.
+/// Starting it: GH_ENOMEM (64 hubs already watch signals), -errno of sigaction.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_signal_new(out: *mut gh_watcher, signum: c_int) -> c_int {
+    guard(|| {
+        crate::signals::check(signum)?;
+        new_watcher(out, WatchKind::Signal { signum })
+    })
+}
+
+/// Creates a child watcher for child process `pid`, stopped. Once started, its callback
+/// runs once when the child exits (it is reaped then: read its status with
+/// gh_child_status); the watcher stops itself. Uses a pidfd where the kernel has them
+/// (Linux >= 5.3), else SIGCHLD (the SIGCHLD disposition is then greenhub's while the
+/// watcher is active). A child that already exited fires at once.
+///
+/// *Ownership*: as gh_io_new (the pidfd is the watcher's, closed with it).
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL, `pid` <= 0), GH_ECHILD (not a child of this process),
+/// GH_EMFILE, GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_child_new(out: *mut gh_watcher, pid: c_int) -> c_int {
+    guard(|| {
+        need(out)?;
+        if pid <= 0 {
+            return Err(Error::INVAL);
+        }
+        // SAFETY: waitid with WNOWAIT only queries; info is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: as above.
+        if unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } < 0 {
+            return Err(Error::last_os());
+        }
+        // SAFETY: plain syscall; -1 (e.g. ENOSYS) selects the SIGCHLD fallback.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+        let r = new_watcher(
+            out,
+            WatchKind::Child {
+                pid,
+                pidfd: pidfd.max(-1),
+            },
+        );
+        if r.is_err() && pidfd >= 0 {
+            // SAFETY: the pidfd we just opened.
+            unsafe { libc::close(pidfd) };
+        }
+        r
+    })
+}
+
+/// The wait status (as waitpid(2) gives it: use WIFEXITED/WEXITSTATUS) of the child of
+/// child watcher `w`, once it has fired; -1 if someone else reaped the child first.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EAGAIN (the child has not exited yet), GH_EINVAL (`status` NULL, or `w` is
+/// not a child watcher), GH_EBADHANDLE, GH_EWRONGTHREAD.
+///
+/// # Safety
+/// `status` writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c_int {
+    guard(|| {
+        need(status)?;
+        let (hub, slot, gen) = lookup(w)?;
+        let st = hub.st.borrow();
+        let x = st.watchers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+        if !matches!(x.kind, WatchKind::Child { .. }) {
+            return Err(Error::INVAL);
+        }
+        let s = x.status.ok_or(Error(-libc::EAGAIN))?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(status, s) };
+        Ok(0)
+    })
 }
 
 /// Starts `w`: from now on `cb(w, revents, arg)` runs in the hub whenever it fires.

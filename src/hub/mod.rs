@@ -13,6 +13,7 @@
 //! All mutable state sits in one `RefCell<HubState>`; borrows are short and never
 //! held across a switch or a call into C.
 
+pub mod embed;
 pub mod greenlets;
 pub mod run;
 pub mod wait;
@@ -139,6 +140,16 @@ pub struct HubState {
     pub idle: Vec<u32>,
     pub asyncs: Vec<u32>,
     pub async_recheck: bool,
+    /// Active signal watchers; per signal, how many of them (and internal SIGCHLD users).
+    pub signals: Vec<u32>,
+    pub sig_counts: [u32; crate::signals::MAX_SIGNAL as usize + 1],
+    /// This hub's slot in the process-wide signal tables, once it watches a signal.
+    pub sig_slot: Option<usize>,
+    /// Active child watchers without a pidfd (checked on SIGCHLD).
+    pub children: Vec<u32>,
+    /// Child watchers to check at the next dispatch (a child may have exited already).
+    pub child_recheck: bool,
+    pub wake_fd: i32,
     /// Cached monotonic time of this iteration (ns).
     pub now: u64,
     /// Active, referenced watchers (what keeps the loop alive besides the queue).
@@ -169,7 +180,18 @@ pub struct Hub {
     pub main_gen: u32,
     pub hub_slot: u32,
     pub hub_gen: u32,
-    pub wake_fd: i32,
+    pub wake_fd: Cell<i32>,
+    /// `FORK_GEN` when this hub last checked (a fork makes it rebuild its loop).
+    pub fork_gen: Cell<u64>,
+}
+
+/// Bumped in the child of every fork(); hubs compare it on each use.
+pub static FORK_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn fork_child() {
+    FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::signals::forget_wake_fds_after_fork();
+    handle::fork_release();
 }
 
 thread_local! {
@@ -190,14 +212,18 @@ impl Drop for ThreadGuard {
     }
 }
 
-/// This thread's hub if it exists.
+/// This thread's hub if it exists (rebuilt first if the process forked since).
 #[inline]
 pub fn existing() -> Option<&'static Hub> {
     let p = HUB.with(|h| h.get());
     // SAFETY: a published hub stays alive until `destroy` or thread exit, which
     // unpublish it first; neither can run while a caller of this function is active
     // on this thread's greenlets except through `destroy`, which only main may call.
-    unsafe { p.as_ref() }
+    let hub = unsafe { p.as_ref() }?;
+    if hub.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
+        hub.after_fork();
+    }
+    Some(hub)
 }
 
 /// This thread's hub, created with the environment's settings if needed.
@@ -217,18 +243,26 @@ pub fn configure(cfg: Config) -> Result<&'static Hub> {
     create(cfg)
 }
 
+/// The backend names greenhub knows, in the order documented.
+pub const BACKENDS: [&str; 3] = ["epoll", "polling", "poll"];
+
 fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
+    let os = |e: i32| Error(-e);
     match name.unwrap_or("epoll") {
-        "epoll" => Ok(Box::new(Epoll::new().map_err(|e| Error(-e))?)),
-        "polling" | "poll" => {
-            eprintln!(
-                "greenhub: backend {:?} is not available in this build (available: epoll)",
-                name.unwrap_or("")
-            );
-            Err(Error::NOTSUP)
-        }
+        "epoll" => Ok(Box::new(Epoll::new().map_err(os)?)),
+        "polling" => Ok(Box::new(
+            crate::event_loop::portable::Portable::new().map_err(os)?,
+        )),
+        "poll" => Ok(Box::new(crate::event_loop::poll::Poll::default())),
         other => {
-            eprintln!("greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll");
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::INVAL);
+            }
+            eprintln!(
+                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
+            );
             Err(Error::INVAL)
         }
     }
@@ -290,6 +324,12 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             idle: Vec::new(),
             asyncs: Vec::new(),
             async_recheck: false,
+            signals: Vec::new(),
+            sig_counts: [0; crate::signals::MAX_SIGNAL as usize + 1],
+            sig_slot: None,
+            children: Vec::new(),
+            child_recheck: false,
+            wake_fd,
             now: crate::event_loop::now_ns(),
             alive: 0,
             stacks: StackPool::default(),
@@ -308,7 +348,19 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         main_gen,
         hub_slot,
         hub_gen,
-        wake_fd,
+        wake_fd: Cell::new(wake_fd),
+        fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
+    });
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers plain extern "C" functions without arguments.
+        unsafe {
+            libc::pthread_atfork(
+                Some(handle::fork_prepare),
+                Some(handle::fork_release),
+                Some(fork_child),
+            )
+        };
     });
     let p = Box::into_raw(hub);
     HUB.with(|h| h.set(p));
@@ -343,13 +395,24 @@ impl Drop for Hub {
                 drop(co.into_stack());
             }
         }
+        if let Some(slot) = st.sig_slot.take() {
+            crate::signals::detach_hub(slot);
+        }
+        for (_, w) in st.watchers.iter() {
+            if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind {
+                if pidfd >= 0 {
+                    // SAFETY: the pidfd belongs to this watcher.
+                    unsafe { libc::close(pidfd) };
+                }
+            }
+        }
         st.pool = None; // tells the workers to end
         let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;
             r.asyncs.clear();
             // SAFETY: closes our eventfd; senders check wake_fd under this lock.
-            unsafe { libc::close(self.wake_fd) };
+            unsafe { libc::close(self.wake_fd.get()) };
             std::mem::take(&mut r.done)
         };
         for d in done {

@@ -25,7 +25,8 @@ use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
 use crate::event_loop::fds::{self, Verdict};
 use crate::event_loop::watcher::{
-    Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_IDLE, EV_PREPARE, EV_TIMER,
+    Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
+    EV_TIMER,
 };
 use crate::event_loop::{now_ns, WAKE_TOKEN};
 use crate::greenlet::{Co, Msg, State, WaitOn};
@@ -74,15 +75,44 @@ impl Hub {
                 }
             }
 
-            self.fire_list(List::Prepare);
-            let mut busy = self.poll();
-            busy |= self.dispatch_io();
-            busy |= self.run_timers();
-            self.fire_list(List::Check);
-            if !busy && self.st.borrow().queue.is_empty() {
-                self.fire_list(List::Idle);
-            }
+            self.iterate_io(None);
         }
+    }
+
+    /// One iteration without a return to main: callbacks, then the IO half
+    /// (`gh_hub_run_once`).
+    pub(crate) fn iterate(&self, cap_ms: Option<i32>) {
+        let sw = self.st.borrow_mut().switch_to.take();
+        if let Some(sw) = sw {
+            self.resume_switch(sw);
+        }
+        self.run_callbacks();
+        self.iterate_io(cap_ms);
+    }
+
+    /// The IO half of an iteration: prepare, poll (at most `cap_ms`), io, timers,
+    /// check, idle.
+    fn iterate_io(&self, cap_ms: Option<i32>) {
+        self.fire_list(List::Prepare);
+        let mut busy = self.poll(cap_ms);
+        busy |= self.dispatch_io();
+        busy |= self.run_timers();
+        self.fire_list(List::Check);
+        if !busy && self.st.borrow().queue.is_empty() {
+            self.fire_list(List::Idle);
+        }
+    }
+
+    /// True when the loop must not sleep in its poll.
+    pub(crate) fn work_pending(&self, st: &super::HubState) -> bool {
+        !st.queue.is_empty()
+            || st.main_wake.is_some()
+            || st.switch_to.is_some()
+            || !st.idle.is_empty()
+            || st.async_recheck
+            || st.child_recheck
+            || !st.failed.is_empty()
+            || st.fds.any_always_ready()
     }
 
     /// Runs the callbacks queued now, in order.
@@ -112,19 +142,14 @@ impl Hub {
         }
     }
 
-    /// Applies interest changes and polls. Returns true if something was ready.
-    fn poll(&self) -> bool {
+    /// Applies interest changes and polls (at most `cap_ms` if given). Returns true if
+    /// something was ready.
+    fn poll(&self, cap_ms: Option<i32>) -> bool {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         st.failed.clear();
         st.fds.reify(&mut *st.backend, &mut st.failed);
-        let immediate = !st.queue.is_empty()
-            || st.main_wake.is_some()
-            || st.switch_to.is_some()
-            || !st.idle.is_empty()
-            || st.async_recheck
-            || !st.failed.is_empty()
-            || st.fds.any_always_ready();
+        let immediate = self.work_pending(st);
         let timeout_ms = if immediate {
             0
         } else {
@@ -139,6 +164,10 @@ impl Hub {
                 }
                 None => -1,
             }
+        };
+        let timeout_ms = match cap_ms {
+            Some(cap) if timeout_ms < 0 || cap < timeout_ms => cap.max(0),
+            _ => timeout_ms,
         };
         st.ready.clear();
         // Unverified registrations (fd closed and reused?): check the ones overdue, and
@@ -188,7 +217,7 @@ impl Hub {
         }
         if let Err(e) = st
             .backend
-            .add(self.wake_fd, WAKE_TOKEN, crate::event_loop::READ)
+            .add(self.wake_fd.get(), WAKE_TOKEN, crate::event_loop::READ)
         {
             eprintln!("greenhub: cannot register the wake-up fd again: errno {e}");
         }
@@ -241,6 +270,10 @@ impl Hub {
             busy = true;
             self.on_wake(false);
         }
+        if self.st.borrow().child_recheck {
+            busy = true;
+            self.check_children();
+        }
         busy
     }
 
@@ -283,7 +316,7 @@ impl Hub {
             if drain {
                 let mut buf = 0u64;
                 // SAFETY: reads 8 bytes into a live u64 from our non-blocking eventfd.
-                unsafe { libc::read(self.wake_fd, &mut buf as *mut u64 as *mut c_void, 8) };
+                unsafe { libc::read(self.wake_fd.get(), &mut buf as *mut u64 as *mut c_void, 8) };
             }
             let mut list = std::mem::take(&mut st.scratch_io);
             list.clear();
@@ -305,6 +338,14 @@ impl Hub {
         let (mut list, jobs_done) = list;
         if jobs_done {
             self.collect_jobs();
+        }
+        self.take_remote_calls();
+        let sig_slot = self.st.borrow().sig_slot;
+        if let Some(slot) = sig_slot {
+            let pending = crate::signals::take_pending(slot);
+            if pending != 0 {
+                self.fire_signals(pending);
+            }
         }
         for &(slot, gen, revents) in &list {
             self.fire(slot, gen, revents);
@@ -376,11 +417,73 @@ impl Hub {
 
     /// Fires watcher (slot, gen) if it is still active.
     fn fire(&self, slot: u32, gen: u32, revents: i32) {
-        let action = match self.st.borrow().watchers.get(slot, gen) {
-            Some(w) if w.active => w.action,
+        let (action, kind) = match self.st.borrow().watchers.get(slot, gen) {
+            Some(w) if w.active => (w.action, w.kind),
             _ => return,
         };
+        if let WatchKind::Child { pid, .. } = kind {
+            return self.reap_child(slot, gen, pid, action);
+        }
         self.run_action(slot, gen, action, revents);
+    }
+
+    /// A child watcher's child may have exited: reap it and fire once if so.
+    fn reap_child(&self, slot: u32, gen: u32, pid: i32, action: Action) {
+        let mut status = 0;
+        // SAFETY: status is a valid out-parameter.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r != pid {
+            if r < 0 {
+                // Reaped by someone else (or not our child): report it as exited.
+                status = -1;
+            } else {
+                return;
+            }
+        }
+        {
+            let mut st = self.st.borrow_mut();
+            if let Some(w) = st.watchers.get_mut(slot, gen) {
+                w.status = Some(status);
+            }
+            st.stop_watcher(slot);
+        }
+        self.run_action(slot, gen, action, EV_CHILD);
+    }
+
+    /// Checks the child watchers that have no pidfd (SIGCHLD arrived, or just started).
+    fn check_children(&self) {
+        let list: Vec<(u32, u32)> = {
+            let mut st = self.st.borrow_mut();
+            st.child_recheck = false;
+            st.children
+                .iter()
+                .map(|&s| (s, st.watchers.gen(s)))
+                .collect()
+        };
+        for (slot, gen) in list {
+            self.fire(slot, gen, EV_CHILD);
+        }
+    }
+
+    /// Fires the signal watchers of the signals in `pending` (bit signum - 1).
+    fn fire_signals(&self, pending: u64) {
+        let list: Vec<(u32, u32)> = {
+            let st = self.st.borrow();
+            st.signals
+                .iter()
+                .filter(|&&s| match st.watchers.at(s).map(|w| w.kind) {
+                    Some(WatchKind::Signal { signum }) => pending & (1 << (signum - 1)) != 0,
+                    _ => false,
+                })
+                .map(|&s| (s, st.watchers.gen(s)))
+                .collect()
+        };
+        for (slot, gen) in list {
+            self.fire(slot, gen, EV_SIGNAL);
+        }
+        if pending & (1 << (libc::SIGCHLD - 1)) != 0 {
+            self.check_children();
+        }
     }
 
     fn run_action(&self, slot: u32, gen: u32, action: Action, revents: i32) {

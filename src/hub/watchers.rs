@@ -37,6 +37,22 @@ impl HubState {
             WatchKind::Prepare => self.prepare.push(slot),
             WatchKind::Check => self.check.push(slot),
             WatchKind::Idle => self.idle.push(slot),
+            WatchKind::Signal { signum } => {
+                self.watch_signal(signum)?;
+                self.signals.push(slot);
+            }
+            WatchKind::Child { pid, pidfd } => {
+                if pidfd >= 0 {
+                    self.fds
+                        .attach(&mut *self.backend, pidfd, slot, crate::event_loop::READ)
+                        .map_err(|e| Error(-e))?;
+                } else {
+                    self.watch_signal(libc::SIGCHLD)?;
+                    self.children.push(slot);
+                    self.child_recheck = true;
+                }
+                let _ = pid;
+            }
             WatchKind::Async => {
                 self.asyncs.push(slot);
                 let r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +90,18 @@ impl HubState {
             WatchKind::Check => remove(&mut self.check, slot),
             WatchKind::Idle => remove(&mut self.idle, slot),
             WatchKind::Async => remove(&mut self.asyncs, slot),
+            WatchKind::Signal { signum } => {
+                remove(&mut self.signals, slot);
+                self.unwatch_signal(signum);
+            }
+            WatchKind::Child { pidfd, .. } => {
+                if pidfd >= 0 {
+                    self.fds.detach(pidfd, slot);
+                } else {
+                    remove(&mut self.children, slot);
+                    self.unwatch_signal(libc::SIGCHLD);
+                }
+            }
         }
         if referenced {
             self.alive -= 1;
@@ -84,9 +112,44 @@ impl HubState {
     pub fn close_watcher(&mut self, slot: u32) {
         self.stop_watcher(slot);
         if let Some(w) = self.watchers.remove(slot) {
-            if w.kind == WatchKind::Async {
-                let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-                r.asyncs.remove(&slot);
+            match w.kind {
+                WatchKind::Async => {
+                    let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+                    r.asyncs.remove(&slot);
+                }
+                WatchKind::Child { pidfd, .. } if pidfd >= 0 => {
+                    self.fds.forget(&mut *self.backend, pidfd);
+                    // SAFETY: the pidfd belongs to this watcher, which is gone.
+                    unsafe { libc::close(pidfd) };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// One more watcher of `signum` in this hub (installs the handler for the first).
+    fn watch_signal(&mut self, signum: i32) -> Result<()> {
+        let slot = match self.sig_slot {
+            Some(s) => s,
+            None => {
+                let s = crate::signals::attach_hub(self.wake_fd)?;
+                self.sig_slot = Some(s);
+                s
+            }
+        };
+        if self.sig_counts[signum as usize] == 0 {
+            crate::signals::watch(slot, signum)?;
+        }
+        self.sig_counts[signum as usize] += 1;
+        Ok(())
+    }
+
+    fn unwatch_signal(&mut self, signum: i32) {
+        let n = &mut self.sig_counts[signum as usize];
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            if let Some(slot) = self.sig_slot {
+                crate::signals::unwatch(slot, signum);
             }
         }
     }

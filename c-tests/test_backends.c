@@ -1,0 +1,162 @@
+/* test_backends.c — the three hub backends ("epoll", "polling", "poll"): chosen by
+ * GREENHUB_BACKEND or gh_hub_config.backend before the hub's first use; unknown names
+ * are GH_EINVAL; configure after first use is GH_EBUSY; gh_hub_backend() names the
+ * backend in use; and the basics (timers, io waits, spawn/join) work under each.
+ *
+ * Build and run: see /work/brief/tests.md.
+ */
+#include "harness.h"
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+static const char *const NAMES[] = {"epoll", "polling", "poll"};
+#define N_NAMES 3
+
+static int fired;
+static void timer_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)arg;
+    if (revents == GH_TIMER) fired++;
+}
+static void *echo_once(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char c;
+    if (gh_read(fd, &c, 1, 5) != 1) return NULL;
+    if (gh_write(fd, &c, 1, 5) != 1) return NULL;
+    return (void *)(intptr_t)c;
+}
+
+/* The behaviour check run under each backend: gh_hub_wait on a 20 ms timer returns
+ * after >= 18 ms; started with a callback, it fires once; a gh_wait_read on a
+ * socketpair times out, then wakes on data; a spawned greenlet echoes a byte and is
+ * joined with its result; no fd is left. */
+static void behaviour_check(void) {
+    gh_watcher t;
+    gh_greenlet g;
+    int sp[2];
+    void *r = NULL;
+    char c = 0;
+    double t0 = gh_test_now();
+    int fd0 = gh_test_fd_count();
+    fired = 0;
+    ASSERT_OK(gh_timer_new(&t, 0.02, 0));
+    ASSERT_OK(gh_hub_wait(t));
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.018);
+    ASSERT_EQ(gh_watcher_active(t), 0);
+    ASSERT_OK(gh_watcher_start(t, timer_cb, NULL));
+    ASSERT_OK(gh_sleep(0.04));
+    ASSERT_EQ(fired, 1);
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    ASSERT_CODE(gh_wait_read(sp[0], 0.01), GH_ETIMEDOUT);
+    ASSERT_OK(gh_spawn(&g, echo_once, (void *)(intptr_t)sp[1]));
+    ASSERT_EQ(gh_write(sp[0], "q", 1, 5), 1);
+    ASSERT_OK(gh_wait_read(sp[0], 5));
+    ASSERT_EQ(gh_read(sp[0], &c, 1, 5), 1);
+    ASSERT_EQ(c, 'q');
+    ASSERT_OK(gh_join(g, 5, &r));
+    ASSERT_EQ((intptr_t)r, 'q');
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_watcher_close(t));
+    ASSERT_OK(gh_close(sp[0]));
+    ASSERT_OK(gh_close(sp[1]));
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* Each backend chosen by GREENHUB_BACKEND (read when the hub is created): named by
+ * gh_hub_backend(), and the behaviour check passes; no fd left after destroy. */
+TEST(env_selects_each_backend) {
+    int i, fd0 = gh_test_fd_count();
+    for (i = 0; i < N_NAMES; i++) {
+        ASSERT_OK(setenv("GREENHUB_BACKEND", NAMES[i], 1));
+        ASSERT_STREQ(gh_hub_backend(), NAMES[i]);
+        behaviour_check();
+        ASSERT_OK(gh_hub_destroy());
+        ASSERT_EQ(gh_test_fd_count(), fd0);
+    }
+}
+
+/* Each backend chosen by gh_hub_configure, overriding a different GREENHUB_BACKEND:
+ * named by gh_hub_backend(), behaviour check passes. */
+TEST(config_selects_each_backend) {
+    gh_hub_config cfg;
+    int i, fd0 = gh_test_fd_count();
+    for (i = 0; i < N_NAMES; i++) {
+        ASSERT_OK(setenv("GREENHUB_BACKEND", NAMES[(i + 1) % N_NAMES], 1));
+        gh_hub_config_init(&cfg);
+        cfg.backend = NAMES[i];
+        ASSERT_OK(gh_hub_configure(&cfg));
+        ASSERT_STREQ(gh_hub_backend(), NAMES[i]);
+        behaviour_check();
+        ASSERT_OK(gh_hub_destroy());
+        ASSERT_EQ(gh_test_fd_count(), fd0);
+    }
+}
+
+/* No GREENHUB_BACKEND and no config: the Linux default "epoll". */
+TEST(default_is_epoll) {
+    ASSERT_OK(unsetenv("GREENHUB_BACKEND"));
+    ASSERT_STREQ(gh_hub_backend(), "epoll");
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Unknown names by config ("", "select", "EPOLL", "poll ", "kqueue"): GH_EINVAL, no
+ * hub created (configure with a good name works afterwards), nothing leaked. */
+TEST(unknown_name_config_einval) {
+    static const char *const bad[] = {"", "select", "EPOLL", "poll ", "kqueue", "pollingx"};
+    gh_hub_config cfg;
+    size_t i;
+    int fd0 = gh_test_fd_count();
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gh_hub_config_init(&cfg);
+        cfg.backend = bad[i];
+        ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+        ASSERT_EQ(gh_test_fd_count(), fd0);
+    }
+    gh_hub_config_init(&cfg);
+    cfg.backend = "poll";
+    ASSERT_OK(gh_hub_configure(&cfg));
+    ASSERT_STREQ(gh_hub_backend(), "poll");
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* GREENHUB_BACKEND=select: the first call needing the hub is GH_EINVAL (no silent
+ * fallback), gh_hub_backend() is NULL; configure with a good name still works. */
+TEST(unknown_name_env_einval) {
+    gh_hub_config cfg;
+    ASSERT_OK(setenv("GREENHUB_BACKEND", "select", 1));
+    ASSERT_CODE(gh_sleep(0), GH_EINVAL);
+    ASSERT_TRUE(gh_hub_backend() == NULL);
+    gh_hub_config_init(&cfg);
+    cfg.backend = "polling";
+    ASSERT_OK(gh_hub_configure(&cfg));
+    ASSERT_STREQ(gh_hub_backend(), "polling");
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Configure after first use: GH_EBUSY under each backend, and the backend in use does
+ * not change. */
+TEST(configure_after_use_ebusy) {
+    gh_hub_config cfg;
+    int i;
+    for (i = 0; i < N_NAMES; i++) {
+        ASSERT_OK(setenv("GREENHUB_BACKEND", NAMES[i], 1));
+        ASSERT_OK(gh_sleep(0));
+        gh_hub_config_init(&cfg);
+        cfg.backend = NAMES[(i + 1) % N_NAMES];
+        ASSERT_CODE(gh_hub_configure(&cfg), GH_EBUSY);
+        ASSERT_STREQ(gh_hub_backend(), NAMES[i]);
+        ASSERT_OK(gh_hub_destroy());
+    }
+}
+
+int main(int argc, char **argv) {
+    TEST_INIT(argc, argv);
+    RUN(env_selects_each_backend);
+    RUN(config_selects_each_backend);
+    RUN(default_is_epoll);
+    RUN(unknown_name_config_einval);
+    RUN(unknown_name_env_einval);
+    RUN(configure_after_use_ebusy);
+    return TEST_DONE();
+}

@@ -1,0 +1,149 @@
+//! Embedding the hub in a loop that belongs to someone else (GLib, Qt, libuv, a plain
+//! poll(2) loop), like libuv's `uv_backend_fd`/`uv_backend_timeout`; threads
+//! (`gh_hub_call_threadsafe`); and fork (a fresh loop in the child).
+
+use super::{Callback, Hub};
+use crate::error::{Error, Result, ECLOSED};
+use crate::event_loop::{now_ns, WAKE_TOKEN};
+use crate::greenlet::Msg;
+use crate::handle::{self, HubShared};
+use std::ffi::c_void;
+
+impl Hub {
+    /// One loop iteration from the main greenlet, polling at most `cap_ms` (0 = don't
+    /// wait). Returns whether anything referenced is left.
+    pub fn run_once(&self, cap_ms: i32) -> Result<bool> {
+        if !self.is_main() {
+            return Err(Error::PERM);
+        }
+        let idle = {
+            let st = self.st.borrow();
+            st.alive == 0 && st.queue.is_empty() && st.switch_to.is_none()
+        };
+        self.current.set(self.hub_slot);
+        // Nothing referenced left: do not sleep (libuv's UV_RUN_ONCE returns at once too).
+        self.iterate(Some(if idle { 0 } else { cap_ms }));
+        self.current.set(self.main_slot);
+        let st = self.st.borrow();
+        Ok(st.alive > 0 || !st.queue.is_empty())
+    }
+
+    /// Applies pending interest changes (so the backend fd reflects every watcher) and
+    /// returns how long a host loop may sleep: `Some(0)` when work is pending, `None`
+    /// when only IO can wake the hub.
+    pub fn backend_timeout(&self) -> Option<u64> {
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        st.failed.clear();
+        st.fds.reify(&mut *st.backend, &mut st.failed);
+        st.fds.verify_due(&mut *st.backend, true, &mut st.failed);
+        if self.work_pending(st) {
+            return Some(0);
+        }
+        st.timers.next().map(|at| at.saturating_sub(now_ns()))
+    }
+
+    pub fn backend_fd(&self) -> i32 {
+        self.st.borrow().backend.fd()
+    }
+
+    /// Queues the calls other threads posted with gh_hub_call_threadsafe.
+    pub(crate) fn take_remote_calls(&self) {
+        let calls = {
+            let st = self.st.borrow();
+            let mut r = st.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            if r.calls.is_empty() {
+                return;
+            }
+            std::mem::take(&mut r.calls)
+        };
+        let mut st = self.st.borrow_mut();
+        for (f, arg) in calls {
+            st.queue.push_back(Callback::User {
+                f,
+                arg: arg as *mut c_void,
+            });
+        }
+    }
+
+    /// In a forked child: a new backend and wake-up fd (the parent's are shared kernel
+    /// objects and must not be touched), every watched fd registered again, the thread
+    /// pool (whose threads did not survive the fork) abandoned: its waiters get
+    /// `ECLOSED`.
+    pub(crate) fn after_fork(&self) {
+        self.fork_gen
+            .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let name = st.backend.name();
+        let backend = match super::make_backend(Some(name)) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!(
+                    "greenhub: cannot recreate the {name} backend after fork: {}",
+                    e.0
+                );
+                return;
+            }
+        };
+        // SAFETY: plain syscall; result checked.
+        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake_fd < 0 {
+            eprintln!("greenhub: cannot create a wake-up fd after fork");
+            return;
+        }
+        std::mem::replace(&mut st.backend, backend).abandon();
+        if let Err(e) = st.backend.add(wake_fd, WAKE_TOKEN, crate::event_loop::READ) {
+            eprintln!("greenhub: cannot register the wake-up fd after fork: errno {e}");
+        }
+        let old = self.wake_fd.replace(wake_fd);
+        st.wake_fd = wake_fd;
+        {
+            let mut r = st.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            r.wake_fd = wake_fd;
+            r.woken = false;
+            r.done.clear();
+        }
+        // SAFETY: closes this process's copy of the old eventfd.
+        unsafe { libc::close(old) };
+        if let Some(slot) = st.sig_slot {
+            crate::signals::set_wake_fd(slot, wake_fd);
+        }
+        // Signals that arrived between fork and now are pending: look at them at once.
+        let one: u64 = 1;
+        // SAFETY: 8 bytes from a live u64 to our new eventfd.
+        unsafe { libc::write(wake_fd, &one as *const u64 as *const c_void, 8) };
+        let mut failed = std::mem::take(&mut st.failed);
+        st.fds.rebuild_all(&mut *st.backend, &mut failed);
+        st.failed = failed;
+        std::mem::forget(st.pool.take());
+        for w in st.jobs.drain() {
+            st.alive -= 1;
+            st.wake_later(w, Msg::code(ECLOSED));
+        }
+    }
+}
+
+/// gh_hub_call_threadsafe: queue `f(arg)` in the hub `id` from any thread.
+pub fn call_threadsafe(
+    id: u16,
+    f: unsafe extern "C" fn(*mut c_void),
+    arg: *mut c_void,
+) -> Result<()> {
+    if let Some(hub) = super::existing() {
+        if hub.id == id {
+            // Our own hub: queue it directly (no eventfd round trip; it runs in the next
+            // pass of the callback queue, like gh_run_callback).
+            hub.run_callback(f, arg);
+            return Ok(());
+        }
+    }
+    let shared = handle::lookup_hub(id).ok_or(Error::BADHANDLE)?;
+    let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+    if r.wake_fd < 0 {
+        return Err(Error::BADHANDLE);
+    }
+    r.calls.push((f, arg as usize));
+    HubShared::wake_locked(&mut r);
+    Ok(())
+}
