@@ -278,16 +278,6 @@ struct addrinfo;
 #define GH_CHILD 16384
 
 /**
- * Hubs that can watch signals at the same time.
- */
-#define SLOTS 64
-
-/**
- * Signals 1..=64 (Linux has 64).
- */
-#define MAX_SIGNAL 64
-
-/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Hubs that can watch signals at the same time.
-pub const SLOTS: usize = 64;
+pub(crate) const SLOTS: usize = 64;
 /// Signals 1..=64 (Linux has 64).
-pub const MAX_SIGNAL: i32 = 64;
+pub(crate) const MAX_SIGNAL: i32 = 64;
 
 #[allow(clippy::declare_interior_mutable_const)]
 const FD_INIT: AtomicI32 = AtomicI32::new(-1);
