@@ -18,7 +18,6 @@
 // smoke: --ticks 5
 #include <greenhub.h>
 
-#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +77,8 @@ int main(int argc, char **argv) {
         struct pollfd pf[3];
         int n = 0, ms;
         double hub_timeout = more ? gh_hub_backend_timeout() : GH_FOREVER;
-        ms = hub_timeout < 0 ? -1 : (int)ceil(hub_timeout * 1000);
+        /* round up, so the host never wakes just before the hub is due */
+        ms = hub_timeout < 0 ? -1 : (int)(hub_timeout * 1000) + (hub_timeout * 1000 > (int)(hub_timeout * 1000));
         pf[n++] = (struct pollfd){.fd = tfd, .events = POLLIN};
         if (stdin_open) pf[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
         if (hub_fd >= 0 && more) pf[n++] = (struct pollfd){.fd = hub_fd, .events = POLLIN};

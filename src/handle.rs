@@ -96,7 +96,13 @@ impl<T> Default for Table<T> {
 impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
-        let slot = self.slab.vacant_key();
+        let mut slot = self.slab.vacant_key();
+        // A retired slot (generation 0) freed by `drain` stays retired.
+        while self.gens.get(slot) == Some(&0) {
+            self.slab.insert(None);
+            self.retired += 1;
+            slot = self.slab.vacant_key();
+        }
         if slot >= MAX_SLOTS {
             return Err(Error::NOMEM);
         }
@@ -331,10 +337,12 @@ pub extern "C" fn fork_prepare() {
     let reg = lock_registry();
     let mut guards = Vec::new();
     for shared in reg.values() {
-        // A 'static reference for the guard: one leaked Arc per hub per fork.
-        let s: &'static HubShared = Box::leak(Box::new(shared.clone()));
+        // SAFETY: the registry keeps this Arc (so the HubShared) alive while its lock is
+        // held, and `fork_release` drops these guards before the registry guard.
+        let s: &'static HubShared = unsafe { &*Arc::as_ptr(shared) };
         guards.push(s.remote.lock().unwrap_or_else(|p| p.into_inner()));
     }
+    crate::signals::fork_prepare();
     FORK_GUARDS.with(|g| *g.borrow_mut() = (Some(reg), guards));
 }
 
@@ -342,7 +350,8 @@ pub extern "C" fn fork_prepare() {
 pub extern "C" fn fork_release() {
     FORK_GUARDS.with(|g| {
         let mut g = g.borrow_mut();
-        g.1.clear();
+        g.1.clear(); // remote guards first: they borrow from the registry's Arcs
         g.0 = None;
     });
+    crate::signals::fork_release();
 }

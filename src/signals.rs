@@ -178,3 +178,20 @@ pub fn forget_wake_fds_after_fork() {
         fd.store(-1, Ordering::SeqCst);
     }
 }
+
+thread_local! {
+    static FORK_GUARD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Global>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// pthread_atfork "prepare" (after the registry lock): hold the signal table's lock
+/// across fork so the child never inherits it locked by another thread.
+pub fn fork_prepare() {
+    let g = global();
+    FORK_GUARD.with(|f| *f.borrow_mut() = Some(g));
+}
+
+/// pthread_atfork "parent"/"child": release it.
+pub fn fork_release() {
+    FORK_GUARD.with(|f| *f.borrow_mut() = None);
+}

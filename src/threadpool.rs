@@ -184,18 +184,37 @@ fn worker(inner: Arc<Inner>) {
     }
 }
 
+/// A job in flight as the hub sees it: the wait it ends, and its result once it came
+/// (kept until the waiter has run, so a waiter that gives up at the same moment — timed
+/// out, killed — still frees a result that owns memory).
+pub struct JobSlot {
+    pub wait: crate::hub::wait::WaitId,
+    pub done: Option<Done>,
+}
+
+/// Frees a finished job's result through its discard hook, if it has one.
+pub(crate) fn discard(d: Done) {
+    if let Some(f) = d.discard {
+        // SAFETY: called once, for a result nobody will take.
+        unsafe { f(d.result) };
+    }
+}
+
 impl crate::hub::Hub {
     /// Runs `f(arg)` on a worker thread; only the calling greenlet waits.
     pub fn threadpool_apply(
         &self,
         f: JobFn,
         arg: usize,
-        discard: Option<DiscardFn>,
+        discard_fn: Option<DiscardFn>,
     ) -> crate::error::Result<usize> {
         use crate::error::Error;
         let mut job = None;
         let r = self.wait_for(crate::greenlet::WaitOn::Job, None, |st, w| {
-            let (slot, gen) = st.jobs.insert(w)?;
+            let (slot, gen) = st.jobs.insert(JobSlot {
+                wait: w,
+                done: None,
+            })?;
             let id = (slot as u64) | ((gen as u64) << 32);
             let size = st.pool_size;
             let pool = st.pool.get_or_insert_with(|| Pool::new(size));
@@ -203,7 +222,7 @@ impl crate::hub::Hub {
                 f,
                 arg,
                 id,
-                discard,
+                discard: discard_fn,
                 hub: self.shared.clone(),
             });
             if submitted.is_err() {
@@ -214,24 +233,32 @@ impl crate::hub::Hub {
             job = Some((slot, gen));
             Ok(())
         });
-        if r.is_err() && job.is_none() {
+        let Some((slot, gen)) = job else {
             // Never submitted: the job's resources are still ours to free.
-            if let Some(d) = discard {
+            if let Some(d) = discard_fn {
                 // SAFETY: the job never ran; its argument is handed to its discard hook once.
                 unsafe { d(arg) };
             }
-        }
-        if r.is_err() {
-            if let Some((slot, gen)) = job {
-                // Gave up: the result will be dropped when it arrives.
-                let mut st = self.st.borrow_mut();
-                if st.jobs.get(slot, gen).is_some() {
-                    st.jobs.remove(slot);
-                    st.alive -= 1;
-                }
+            return r.map(|m| m.value as usize);
+        };
+        let entry = {
+            let mut st = self.st.borrow_mut();
+            let present = st.jobs.get(slot, gen).is_some();
+            let entry = if present { st.jobs.remove(slot) } else { None };
+            if let Some(JobSlot { done: None, .. }) = entry {
+                st.alive -= 1; // still running: its result is dropped when it comes
             }
+            entry
+        };
+        match (r, entry) {
+            (Ok(_), Some(JobSlot { done: Some(d), .. })) => Ok(d.result),
+            (Ok(m), _) => Ok(m.value as usize),
+            (Err(e), Some(JobSlot { done: Some(d), .. })) => {
+                discard(d); // the result came, but we are not taking it
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
         }
-        r.map(|m| m.value as usize)
     }
 
     /// Hands finished jobs' results to their waiting greenlets (in the hub).
@@ -246,26 +273,15 @@ impl crate::hub::Hub {
         let mut st = self.st.borrow_mut();
         for d in done {
             let (slot, gen) = (d.id as u32, (d.id >> 32) as u32);
-            let w = st.jobs.get(slot, gen).copied();
-            let taken = match w {
-                Some(w) => {
-                    st.jobs.remove(slot);
+            match st.jobs.get_mut(slot, gen) {
+                Some(js) if js.done.is_none() => {
+                    let w = js.wait;
+                    let value = d.result as *mut std::ffi::c_void;
+                    js.done = Some(d);
                     st.alive -= 1;
-                    st.wake_later(
-                        w,
-                        crate::greenlet::Msg {
-                            code: 0,
-                            value: d.result as *mut std::ffi::c_void,
-                        },
-                    )
+                    st.wake_later(w, crate::greenlet::Msg { code: 0, value });
                 }
-                None => false,
-            };
-            if !taken {
-                if let Some(f) = d.discard {
-                    // SAFETY: nobody waits for this result any more.
-                    unsafe { f(d.result) };
-                }
+                _ => discard(d),
             }
         }
     }

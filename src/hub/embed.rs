@@ -66,6 +66,14 @@ impl Hub {
         }
     }
 
+    /// Rebuilds the loop if the process forked since this hub last looked.
+    #[inline]
+    pub(crate) fn check_fork(&self) {
+        if self.fork_gen.get() != super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
+            self.after_fork();
+        }
+    }
+
     /// In a forked child: a new backend and wake-up fd (the parent's are shared kernel
     /// objects and must not be touched), every watched fd registered again, the thread
     /// pool (whose threads did not survive the fork) abandoned: its waiters get
@@ -117,9 +125,12 @@ impl Hub {
         st.fds.rebuild_all(&mut *st.backend, &mut failed);
         st.failed = failed;
         std::mem::forget(st.pool.take());
-        for w in st.jobs.drain() {
-            st.alive -= 1;
-            st.wake_later(w, Msg::code(ECLOSED));
+        for js in st.jobs.drain() {
+            match js.done {
+                None => st.alive -= 1,
+                Some(d) => crate::threadpool::discard(d),
+            }
+            st.wake_later(js.wait, Msg::code(ECLOSED));
         }
     }
 }

@@ -126,7 +126,7 @@ pub struct HubState {
     /// Events, results, semaphores, queues, waiters and timeouts.
     pub objects: Table<crate::sync::Obj>,
     /// Thread-pool jobs in flight: the wait each one ends.
-    pub jobs: Table<wait::WaitId>,
+    pub jobs: Table<crate::threadpool::JobSlot>,
     pub pool: Option<crate::threadpool::Pool>,
     pub pool_size: usize,
     pub queue: VecDeque<Callback>,
@@ -220,9 +220,7 @@ pub fn existing() -> Option<&'static Hub> {
     // unpublish it first; neither can run while a caller of this function is active
     // on this thread's greenlets except through `destroy`, which only main may call.
     let hub = unsafe { p.as_ref() }?;
-    if hub.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
-        hub.after_fork();
-    }
+    hub.check_fork();
     Some(hub)
 }
 
@@ -407,6 +405,11 @@ impl Drop for Hub {
             }
         }
         st.pool = None; // tells the workers to end
+        for js in st.jobs.drain() {
+            if let Some(d) = js.done {
+                crate::threadpool::discard(d);
+            }
+        }
         let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;

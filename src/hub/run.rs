@@ -55,6 +55,8 @@ impl Hub {
 
     fn run_loop(&self) -> Msg {
         loop {
+            // fork() inside a greenlet or callback: rebuild before touching the backend.
+            self.check_fork();
             let sw = self.st.borrow_mut().switch_to.take();
             if let Some(sw) = sw {
                 self.resume_switch(sw);
@@ -82,6 +84,7 @@ impl Hub {
     /// One iteration without a return to main: callbacks, then the IO half
     /// (`gh_hub_run_once`).
     pub(crate) fn iterate(&self, cap_ms: Option<i32>) {
+        self.check_fork();
         let sw = self.st.borrow_mut().switch_to.take();
         if let Some(sw) = sw {
             self.resume_switch(sw);
