@@ -174,10 +174,6 @@ impl<T> Table<T> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
     }
 
-    pub fn slots(&self) -> Vec<u32> {
-        self.iter().map(|(k, _)| k).collect()
-    }
-
     /// Removes every object (hub teardown).
     pub fn drain(&mut self) -> Vec<T> {
         self.retired = 0;

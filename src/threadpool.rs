@@ -108,16 +108,6 @@ impl Pool {
             }
         }
     }
-
-    /// Jobs queued and not started yet.
-    pub fn queued(&self) -> usize {
-        self.inner
-            .st
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .jobs
-            .len()
-    }
 }
 
 impl Drop for Pool {

@@ -42,10 +42,6 @@ impl Timers {
         self.heap.first().map(|e| e.at)
     }
 
-    pub fn contains(&self, slot: u32) -> bool {
-        self.pos.get(slot as usize).is_some_and(|&p| p != NONE)
-    }
-
     /// Schedules `slot` at `at` (re-schedules it if present).
     pub fn insert(&mut self, slot: u32, at: u64) {
         self.remove(slot);

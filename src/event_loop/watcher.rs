@@ -112,9 +112,4 @@ impl Watcher {
             status: None,
         }
     }
-
-    /// Counts toward keeping the loop alive.
-    pub fn keeps_alive(&self) -> bool {
-        self.active && self.referenced
-    }
 }

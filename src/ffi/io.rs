@@ -1,6 +1,6 @@
 //! Header section "Cooperative I/O".
 
-use super::guard;
+use super::{guard, guard_ssize};
 
 // (gh_wait_* first, then the fd operations, as in the header.)
 use crate::error::Error;
@@ -65,19 +65,24 @@ pub extern "C" fn gh_wait_write(fd: c_int, timeout: f64) -> c_int {
     }
 }
 
-fn ssize(r: crate::error::Result<isize>) -> libc::ssize_t {
-    match r {
-        Ok(n) => n as libc::ssize_t,
-        Err(e) => e.0 as libc::ssize_t,
-    }
-}
-
-/// The panic boundary for functions returning `ssize_t`.
-fn guard_ssize(f: impl FnOnce() -> crate::error::Result<isize>) -> libc::ssize_t {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => ssize(r),
-        Err(_) => crate::error::EINTERNAL as libc::ssize_t,
-    }
+/// The shared shape of gh_read/gh_write/gh_recv/gh_send: a NULL buffer with `len` > 0
+/// and a NaN timeout are GH_EINVAL, `len` 0 transfers nothing, then `op` does the I/O.
+fn transfer(
+    buf_null: bool,
+    len: usize,
+    timeout: f64,
+    op: impl FnOnce(&hub::Hub, Option<u64>) -> crate::error::Result<isize>,
+) -> libc::ssize_t {
+    guard_ssize(|| {
+        if buf_null && len > 0 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        op(hub::current()?, t)
+    })
 }
 
 /// Reads up to `len` bytes from `fd` into `buf`, waiting cooperatively while nothing is
@@ -106,16 +111,9 @@ pub unsafe extern "C" fn gh_read(
     len: usize,
     timeout: f64,
 ) -> libc::ssize_t {
-    guard_ssize(|| {
-        if buf.is_null() && len > 0 {
-            return Err(Error::INVAL);
-        }
-        let t = duration_ns(timeout)?;
-        if len == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the pointers are valid per this function's contract.
-        unsafe { hub::current()?.read(fd, buf, len, t) }
+    // SAFETY: the pointers are valid per this function's contract.
+    transfer(buf.is_null(), len, timeout, |hub, t| unsafe {
+        hub.read(fd, buf, len, t)
     })
 }
 
@@ -141,16 +139,9 @@ pub unsafe extern "C" fn gh_write(
     len: usize,
     timeout: f64,
 ) -> libc::ssize_t {
-    guard_ssize(|| {
-        if buf.is_null() && len > 0 {
-            return Err(Error::INVAL);
-        }
-        let t = duration_ns(timeout)?;
-        if len == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the pointers are valid per this function's contract.
-        unsafe { hub::current()?.write(fd, buf, len, t) }
+    // SAFETY: the pointers are valid per this function's contract.
+    transfer(buf.is_null(), len, timeout, |hub, t| unsafe {
+        hub.write(fd, buf, len, t)
     })
 }
 
@@ -170,16 +161,9 @@ pub unsafe extern "C" fn gh_recv(
     flags: c_int,
     timeout: f64,
 ) -> libc::ssize_t {
-    guard_ssize(|| {
-        if buf.is_null() && len > 0 {
-            return Err(Error::INVAL);
-        }
-        let t = duration_ns(timeout)?;
-        if len == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the pointers are valid per this function's contract.
-        unsafe { hub::current()?.recv(fd, buf, len, flags, t) }
+    // SAFETY: the pointers are valid per this function's contract.
+    transfer(buf.is_null(), len, timeout, |hub, t| unsafe {
+        hub.recv(fd, buf, len, flags, t)
     })
 }
 
@@ -199,16 +183,9 @@ pub unsafe extern "C" fn gh_send(
     flags: c_int,
     timeout: f64,
 ) -> libc::ssize_t {
-    guard_ssize(|| {
-        if buf.is_null() && len > 0 {
-            return Err(Error::INVAL);
-        }
-        let t = duration_ns(timeout)?;
-        if len == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the pointers are valid per this function's contract.
-        unsafe { hub::current()?.send_all(fd, buf, len, flags, t) }
+    // SAFETY: the pointers are valid per this function's contract.
+    transfer(buf.is_null(), len, timeout, |hub, t| unsafe {
+        hub.send_all(fd, buf, len, flags, t)
     })
 }
 

@@ -49,6 +49,16 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
     }
 }
 
+/// The panic boundary for functions returning `ssize_t`.
+#[inline(always)]
+pub(crate) fn guard_ssize(f: impl FnOnce() -> Result<isize>) -> libc::ssize_t {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(n)) => n as libc::ssize_t,
+        Ok(Err(e)) => e.code() as libc::ssize_t,
+        Err(_) => EINTERNAL as libc::ssize_t,
+    }
+}
+
 /// Writes `v` through an out-pointer that may be NULL only if `optional`.
 ///
 /// # Safety

@@ -432,10 +432,10 @@ pub extern "C" fn gh_queue_close(q: gh_queue) -> c_int {
 /// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
 #[no_mangle]
 pub extern "C" fn gh_queue_len(q: gh_queue) -> libc::ssize_t {
-    match obj(q.id, Kind::Queue) {
-        Ok((hub, slot)) => hub.queue_len(slot) as libc::ssize_t,
-        Err(e) => e.0 as libc::ssize_t,
-    }
+    super::guard_ssize(|| {
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        Ok(hub.queue_len(slot) as isize)
+    })
 }
 
 /// Frees the queue; its waiters wake with GH_ECLOSED; items still in it are dropped

@@ -472,12 +472,6 @@ impl Hub {
         let slot = self.current.get();
         (slot, self.st.borrow().greenlets.gen(slot))
     }
-
-    /// Live greenlets and watchers (tests: counts back to baseline).
-    pub fn counts(&self) -> (usize, usize) {
-        let st = self.st.borrow();
-        (st.greenlets.len(), st.watchers.len())
-    }
 }
 
 /// Discards a never-started task: recycle its stack, mark it dead (no joiner wake-up

@@ -161,8 +161,6 @@ pub struct HubState {
     pub switch_to: Option<SwitchTo>,
     /// Callbacks run since the loop last polled (yield storms must not starve IO).
     pub since_poll: u32,
-    /// Loop iterations that polled (tests and diagnostics).
-    pub polls: u64,
     pub shared: Arc<HubShared>,
     pub main_slot: u32,
     /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
@@ -240,9 +238,6 @@ pub fn configure(cfg: Config) -> Result<&'static Hub> {
     }
     create(cfg)
 }
-
-/// The backend names greenhub knows, in the order documented.
-pub const BACKENDS: [&str; 3] = ["epoll", "polling", "poll"];
 
 fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
     let os = |e: i32| Error(-e);
@@ -335,7 +330,6 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             main_wake: None,
             switch_to: None,
             since_poll: 0,
-            polls: 0,
             shared,
             main_slot,
             scratch_io: Vec::with_capacity(64),
@@ -476,11 +470,6 @@ impl Hub {
             Err(e) => Err(e),
             Ok(_) => Ok(()),
         }
-    }
-
-    /// Loop iterations that polled so far (tests).
-    pub fn polls(&self) -> u64 {
-        self.st.borrow().polls
     }
 }
 

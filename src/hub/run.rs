@@ -196,7 +196,6 @@ impl Hub {
         }
         st.now = now_ns();
         st.since_poll = 0;
-        st.polls += 1;
         !st.ready.is_empty()
     }
 
@@ -252,7 +251,7 @@ impl Hub {
         }
         let extra: Vec<i32> = {
             let mut st = self.st.borrow_mut();
-            if st.failed.is_empty() && st.always_ready_none() {
+            if st.failed.is_empty() && st.fds.always_ready.is_empty() {
                 Vec::new()
             } else {
                 st.fds.prune_always_ready();
@@ -622,11 +621,5 @@ impl Hub {
         }
         joiners.clear();
         self.st.borrow_mut().scratch_joiners = joiners;
-    }
-}
-
-impl super::HubState {
-    fn always_ready_none(&self) -> bool {
-        self.fds.always_ready.is_empty()
     }
 }

@@ -74,14 +74,20 @@ impl Hub {
                 }
                 return Err(e);
             }
-            let call_deadline = match timeout {
-                Some(t) if t > 0 => crate::event_loop::now_ns().saturating_add(t),
-                _ => u64::MAX,
+            // One clock read for the whole wait: its own deadline and the greenlet's
+            // gh_timeout deadline are folded into one absolute time for one timer.
+            let own = timeout.filter(|&t| t > 0);
+            let deadline = st.greenlets.at(slot).map_or(u64::MAX, |g| g.deadline);
+            let now = if own.is_some() || deadline != u64::MAX {
+                crate::event_loop::now_ns()
+            } else {
+                0
             };
-            let timeout = Self::with_deadline(&st, slot, timeout)?;
-            if timeout == Some(0) {
+            if now >= deadline || timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
+            let call_deadline = own.map_or(u64::MAX, |t| now.saturating_add(t));
+            let at = call_deadline.min(deadline);
             let gen = st.greenlets.gen(slot);
             let g = st
                 .greenlets
@@ -96,24 +102,24 @@ impl Hub {
                 gen,
                 seq: g.seq,
             };
-            let armed = setup(&mut st, w).and_then(|()| match timeout {
-                Some(ns) => {
-                    let (t, _) = st.new_watcher(
-                        WatchKind::Timer {
-                            after: ns,
-                            repeat: 0,
-                        },
-                        true,
-                    )?;
-                    match st.start_watcher(t, w.action(Error::TIMEDOUT.0)) {
-                        Ok(()) => Ok(Some(t)),
-                        Err(e) => {
-                            st.close_watcher(t);
-                            Err(e)
-                        }
+            let armed = setup(&mut st, w).and_then(|()| {
+                if at == u64::MAX {
+                    return Ok(None);
+                }
+                let (t, _) = st.new_watcher(
+                    WatchKind::Timer {
+                        after: 0,
+                        repeat: 0,
+                    },
+                    true,
+                )?;
+                match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
+                    Ok(()) => Ok(Some(t)),
+                    Err(e) => {
+                        st.close_watcher(t);
+                        Err(e)
                     }
                 }
-                None => Ok(None),
             });
             match armed {
                 Ok(timer) => {
@@ -155,22 +161,6 @@ impl Hub {
             return Err(Error(msg.code));
         }
         Ok(msg)
-    }
-
-    /// Folds the greenlet's gh_timeout deadline into a wait's timeout; `ETIMEDOUT` once
-    /// the deadline has passed.
-    #[inline]
-    fn with_deadline(st: &HubState, slot: u32, timeout: Option<u64>) -> Result<Option<u64>> {
-        let deadline = st.greenlets.at(slot).map_or(u64::MAX, |g| g.deadline);
-        if deadline == u64::MAX {
-            return Ok(timeout);
-        }
-        let now = crate::event_loop::now_ns();
-        if now >= deadline {
-            return Err(Error::TIMEDOUT);
-        }
-        let left = deadline - now;
-        Ok(Some(timeout.map_or(left, |t| t.min(left))))
     }
 
     /// Lets every other ready greenlet and the loop run once, ignoring pending kills.

@@ -20,6 +20,16 @@ impl HubState {
     }
 
     pub fn start_watcher(&mut self, slot: u32, action: Action) -> Result<()> {
+        self.start(slot, action, None)
+    }
+
+    /// Starts timer watcher `slot` due at the absolute monotonic time `at` (ns), for
+    /// callers that already read the clock.
+    pub fn start_timer_at(&mut self, slot: u32, action: Action, at: u64) -> Result<()> {
+        self.start(slot, action, Some(at))
+    }
+
+    fn start(&mut self, slot: u32, action: Action, at: Option<u64>) -> Result<()> {
         let w = self.watchers.at(slot).ok_or(Error::BADHANDLE)?;
         if w.active {
             return Err(Error::BUSY);
@@ -32,7 +42,8 @@ impl HubState {
                     .map_err(|e| Error(-e))?;
             }
             WatchKind::Timer { after, .. } => {
-                self.timers.insert(slot, now_ns().saturating_add(after));
+                let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
+                self.timers.insert(slot, at);
             }
             WatchKind::Prepare => self.prepare.push(slot),
             WatchKind::Check => self.check.push(slot),
