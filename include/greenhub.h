@@ -46,6 +46,45 @@ struct addrinfo;
 
 
 /**
+ * gh_debug_fail_nth `what`: mmap — reserving greenlet stack regions, mapping a thread's
+ * alternate signal stack (fails with ENOMEM).
+ */
+#define GH_FAIL_MMAP 1
+
+/**
+ * gh_debug_fail_nth `what`: madvise — installing a stack's guard page (ENOMEM), returning
+ * a free stack's pages (its failure only keeps the pages).
+ */
+#define GH_FAIL_MADVISE 2
+
+/**
+ * gh_debug_fail_nth `what`: malloc. Refused (GH_ENOTSUP): the library never allocates
+ * fallibly — an allocation failure aborts the process, as in any Rust program.
+ */
+#define GH_FAIL_MALLOC 3
+
+/**
+ * gh_debug_fail_nth `what`: epoll_ctl of the epoll backend (ENOMEM); the "polling"
+ * backend's calls are inside that crate and are not covered.
+ */
+#define GH_FAIL_EPOLL_CTL 4
+
+/**
+ * gh_debug_fail_nth `what`: eventfd — the hub's wake-up fd (EMFILE).
+ */
+#define GH_FAIL_EVENTFD 5
+
+/**
+ * gh_debug_fail_nth `what`: epoll_create1 of the epoll backend (EMFILE).
+ */
+#define GH_FAIL_EPOLL_CREATE 6
+
+/**
+ * gh_debug_fail_nth `what`: starting a thread-pool worker thread (EAGAIN).
+ */
+#define GH_FAIL_THREAD 7
+
+/**
  * Success.
  */
 #define GH_OK 0
@@ -441,6 +480,22 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Test hook: makes the `n`-th call from now at the sites of kind `what` (a GH_FAIL_*
+ * value) fail with the errno that call would fail with; `n` 0 disarms. Only in a
+ * library built with the cargo feature `fault-injection` (never in a release build);
+ * otherwise it returns GH_ENOTSUP, so programs link against either build.
+ *
+ * Returns the countdown it replaced: 0 when `what` was disarmed or its armed failure has
+ * happened, N > 0 when N more calls were still to come (so `gh_debug_fail_nth(what, 0)`
+ * after an operation tells whether the failure fired).
+ *
+ * *Threads*: any thread; the counters are process-wide. *Blocking*: never.
+ * *Errors*: GH_ENOTSUP (built without `fault-injection`, or `what` is GH_FAIL_MALLOC),
+ * GH_EINVAL (`what` unknown).
+ */
+int gh_debug_fail_nth(int what, unsigned int n);
+
+/**
  * A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
  *
  * *Ownership*: the string is static; do not free it.
@@ -472,6 +527,19 @@ unsigned int gh_version(void);
  * *Ownership*: static; do not free. *Threads*: any thread. *Errors*: none.
  */
 const char *gh_version_string(void);
+
+/**
+ * How this library was built, one line of `key=value` fields separated by "; ", e.g.
+ * "greenhub 0.1.0; backends=epoll,polling,poll; features=fault-injection;
+ * panic=unwind; target=x86_64-unknown-linux-gnu; profile=release" (`features=` lists
+ * the optional cargo features compiled in — sanitizer, fault-injection — comma
+ * separated, empty when none). greenhub needs panic=unwind: a build with
+ * panic=abort is broken (its panic boundaries cannot work).
+ *
+ * *Ownership*: static; do not free. *Threads*: any thread. *Blocking*: never.
+ * *Errors*: none.
+ */
+const char *gh_build_info(void);
 
 /**
  * Spawns a greenlet running `fn(arg)`, scheduled to start in the hub's next loop

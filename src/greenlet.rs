@@ -90,6 +90,9 @@ pub struct Greenlet {
     pub spawn_file: *const c_char,
     pub spawn_line: i32,
     pub stack_size: usize,
+    /// `GhStack::top` of its stack while alive (0 for main and the hub): where the
+    /// overflow reporter's copy of its name lives.
+    pub stack_top: usize,
     pub seq: u32,
     pub blocked: bool,
     pub waiting_on: WaitOn,
@@ -132,6 +135,7 @@ impl Greenlet {
             spawn_file: std::ptr::null(),
             spawn_line: 0,
             stack_size: 0,
+            stack_top: 0,
             seq: 0,
             blocked: false,
             waiting_on: WaitOn::Nothing,

@@ -24,7 +24,9 @@
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
 //! greenlet      the greenlet record and coroutine types
-//! stack         stacks with guard pages, and their pool
+//! stack         stacks carved from reserved regions, guard pages, the per-hub pool
+//! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
+//! fault         test-only fault injection (cargo feature `fault-injection`)
 //! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
@@ -33,11 +35,13 @@
 
 pub mod error;
 pub mod event_loop;
+pub mod fault;
 pub mod ffi;
 pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod overflow;
 pub mod signals;
 pub mod stack;
 pub mod sync;

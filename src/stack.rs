@@ -1,23 +1,46 @@
-//! Greenlet stacks: mmap'd regions with a guard page, recycled through a per-hub pool.
+//! Greenlet stacks: slots carved from large reserved regions, a guard page under each,
+//! recycled through a per-hub pool.
 //!
 //! ```text
-//!  high  +------------------+ <- base()   (stack grows down)
-//!        |   usable stack   |
-//!        |       ...        |
-//!        +------------------+
-//!        |    guard page    |  PROT_NONE (mprotect) or MADV_GUARD_INSTALL (Linux >= 6.13)
-//!  low   +------------------+ <- limit()
+//!  one region (CHUNK bytes of MAP_NORESERVE address space), carved bottom-up into slots:
+//!
+//!  +-------+---------------------+-------+---------------------+-------+-----  ...
+//!  | guard |  stack 0   ...|meta | guard |  stack 1   ...|meta | guard |  (not carved yet)
+//!  +-------+---------------------+-------+---------------------+-------+-----  ...
+//!  ^ slot 0 = guard page + size bytes    ^ slot 1                        stacks grow down:
+//!                                                                        base() = meta
 //! ```
 //!
-//! Invariants: a `GhStack` owns its mapping and unmaps it on drop; a stack in the
-//! pool is not used by any coroutine. Spawning at steady state takes stacks from the
-//! pool, so it costs no mmap/munmap. Stacks are registered with valgrind so it
-//! understands the switches.
+//! * Guard page: `madvise(MADV_GUARD_INSTALL)` where the kernel has it (Linux >= 6.13: no
+//!   extra memory mapping per stack; the region stays one mapping), else
+//!   `mprotect(PROT_NONE)` (each stack then splits the region: 2 mappings per stack).
+//!   Decided once per process, on the first slot carved.
+//! * With `mprotect`, carving a slot first takes 2 mappings from a process-wide budget
+//!   counted against `/proc/sys/vm/max_map_count` (see `MapBudget`): spawn fails with
+//!   `GH_ENOMEM` while a margin of mappings is still left for everyone else in the process.
+//! * `meta` (top `META` bytes of each slot) is written at spawn: the greenlet's id, name and
+//!   stack size, for the stack-overflow reporter (`crate::overflow`), which finds a faulting
+//!   address's slot through the lock-free `REGIONS` table — no cost per switch.
+//! * Pool policy (`StackPool::give`): a freed stack goes on its size class's *hot* list
+//!   (pages kept: reuse costs no syscall) while that list holds fewer than `HOT_CAP`
+//!   stacks; beyond that its pages are returned with `MADV_DONTNEED` (one syscall; the
+//!   address space and guard page stay) and it goes on the *cold* list. Take prefers hot,
+//!   then cold, then carves a new slot. So a hub keeps at most `HOT_CAP` touched free
+//!   stacks per size class; regions are unmapped when the pool drops (`gh_hub_destroy`),
+//!   when no stack is in use any more.
+//! * Every stack is registered with valgrind (`ValgrindStackRegistration`) while it
+//!   exists as a `GhStack`, so valgrind understands the switches.
+//!
+//! Invariants: a `GhStack` is a slot of a region owned by the `StackPool` it came from, and
+//! is given back to that pool (or dropped while the pool is being torn down, which only
+//! happens once no coroutine uses any stack: `Hub::drop` discards every greenlet first).
 
 use crate::error::{Error, Result};
+use crate::fault::{self, Site};
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
 /// Default greenlet stack: 256 KiB of address space; only touched pages cost memory.
 pub(crate) const DEFAULT_STACK: usize = 256 * 1024;
@@ -25,8 +48,18 @@ pub(crate) const DEFAULT_STACK: usize = 256 * 1024;
 pub(crate) const MIN_STACK: usize = 16 * 1024;
 /// Largest stack accepted; larger requests are `EINVAL`.
 pub(crate) const MAX_STACK: usize = 1 << 30;
-/// Free stacks kept per size class.
-const POOL_CAP: usize = 1024;
+/// Address space reserved per region (more for a class whose slot is bigger). 64 MiB keeps
+/// valgrind (which cannot map huge reservations) and small machines happy, and costs one
+/// mmap per ~3,200 16 KiB stacks.
+const CHUNK: usize = 64 << 20;
+/// Address space that must be left after a region is reserved (see `Region::reserve`).
+const HEADROOM: usize = 64 << 20;
+/// Free stacks per size class kept with their pages (see the module doc).
+const HOT_CAP: usize = 1024;
+/// Bytes at the top of each slot holding its `SlotMeta`.
+const META: usize = 64;
+const MAGIC: u64 = 0x6275_686e_6565_7267; // "greenhub", little-endian
+const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -38,7 +71,7 @@ pub fn page_size() -> usize {
     }
 }
 
-/// Rounds a requested size to what `GhStack::new` allocates; 0 means `default`.
+/// Rounds a requested size to what the pool hands out; 0 means `default`.
 /// `EINVAL` above `MAX_STACK`.
 pub fn normalize(size: usize, default: usize) -> Result<usize> {
     let size = if size == 0 { default } else { size };
@@ -49,26 +82,321 @@ pub fn normalize(size: usize, default: usize) -> Result<usize> {
     Ok(size.max(MIN_STACK).div_ceil(page) * page)
 }
 
-const MADV_GUARD_INSTALL: libc::c_int = 102;
-static GUARD_MADVISE_WORKS: AtomicBool = AtomicBool::new(true);
+/// What the overflow reporter learns about a slot (written at spawn, top of the slot).
+#[repr(C)]
+pub struct SlotMeta {
+    pub magic: u64,
+    pub id: u64,
+    pub size: u64,
+    /// NUL-terminated, truncated copy of the greenlet's name.
+    pub name: [u8; META - 24],
+}
 
-/// One greenlet stack and its guard page.
+// ---- guard mode --------------------------------------------------------------------------
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum Guard {
+    Madvise,
+    Mprotect,
+}
+
+/// 0 = not probed yet, 1 = madvise, 2 = mprotect.
+static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
+
+/// The process's guard mode, if probed.
+pub fn guard_mode() -> Option<Guard> {
+    match GUARD_MODE.load(Ordering::Relaxed) {
+        1 => Some(Guard::Madvise),
+        2 => Some(Guard::Mprotect),
+        _ => None,
+    }
+}
+
+/// `GREENHUB_STACK_GUARD=mprotect` forces the fallback (to test it on kernels that have
+/// `MADV_GUARD_INSTALL`); read until the mode is decided.
+fn env_mode() -> Option<Guard> {
+    if std::env::var_os("GREENHUB_STACK_GUARD").is_some_and(|v| v == "mprotect") {
+        GUARD_MODE.store(2, Ordering::Relaxed);
+        return Some(Guard::Mprotect);
+    }
+    None
+}
+
+// ---- mapping budget (mprotect mode) ------------------------------------------------------
+
+/// Mappings the pools may still add before recounting `/proc/self/maps`. Refilled (under
+/// `REFILL`) with `min(room, 1024)` where room = max_map_count - margin - mappings now,
+/// margin = max(max_map_count / 8, 1024): so spawn fails with `GH_ENOMEM` while at least the
+/// margin is left for the rest of the process, and the file is read once per ~512 stacks.
+static MAP_BUDGET: AtomicIsize = AtomicIsize::new(0);
+static REFILL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Lines of a /proc file (a mapping count for /proc/self/maps), read without allocating.
+fn count_lines(path: &CStr) -> Option<usize> {
+    // SAFETY: path is NUL-terminated; result checked.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 16384];
+    let mut n = 0;
+    loop {
+        // SAFETY: buf is writable for its length.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if r <= 0 {
+            // SAFETY: closes the fd opened above.
+            unsafe { libc::close(fd) };
+            return (r == 0).then_some(n);
+        }
+        n += buf[..r as usize].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+/// `vm.max_map_count` (65530 when it cannot be read: the kernel default).
+pub fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65530)
+}
+
+/// Mappings of this process now.
+pub fn mapping_count() -> usize {
+    count_lines(c"/proc/self/maps").unwrap_or(0)
+}
+
+/// Takes `n` mappings from the budget; false when that would eat into the margin.
+fn take_mappings(n: isize, limit: usize) -> bool {
+    loop {
+        let b = MAP_BUDGET.load(Ordering::Relaxed);
+        if b >= n {
+            if MAP_BUDGET
+                .compare_exchange(b, b - n, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+            continue;
+        }
+        let _g = REFILL.lock().unwrap_or_else(|p| p.into_inner());
+        if MAP_BUDGET.load(Ordering::Relaxed) >= n {
+            continue; // another thread refilled
+        }
+        let margin = (limit / 8).max(1024);
+        let room = limit as isize - margin as isize - mapping_count() as isize;
+        if room < n {
+            return false;
+        }
+        MAP_BUDGET.store(room.min(1024), Ordering::Relaxed);
+    }
+}
+
+// ---- the lock-free region table (read by the SIGSEGV handler) ----------------------------
+
+struct RegionEntry {
+    /// 0 = free, 1 = being (re)written, else the region's base address.
+    base: AtomicUsize,
+    len: AtomicUsize,
+    slot: AtomicUsize,
+}
+
+const MAX_REGIONS: usize = 16384;
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE_ENTRY: RegionEntry = RegionEntry {
+    base: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    slot: AtomicUsize::new(0),
+};
+static REGIONS: [RegionEntry; MAX_REGIONS] = [FREE_ENTRY; MAX_REGIONS];
+/// Entries in use are all below this index.
+static REGIONS_HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// Publishes a region; `None` when the table is full (its overflows go unreported).
+fn publish(base: usize, len: usize, slot: usize) -> Option<usize> {
+    for (i, e) in REGIONS.iter().enumerate() {
+        if e.base
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            e.len.store(len, Ordering::Relaxed);
+            e.slot.store(slot, Ordering::Relaxed);
+            e.base.store(base, Ordering::Release);
+            REGIONS_HIGH.fetch_max(i + 1, Ordering::AcqRel);
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn unpublish(i: usize) {
+    REGIONS[i].base.store(0, Ordering::Release);
+}
+
+/// What the overflow reporter prints about a fault in a guard page.
+pub struct GuardHit {
+    pub id: u64,
+    pub size: u64,
+    pub name: [u8; META - 24],
+}
+
+/// If `addr` lies in the guard page of a carved slot whose meta is set, that slot's
+/// owner. Async-signal-safe: atomics and plain reads only.
+pub fn guard_hit(addr: usize) -> Option<GuardHit> {
+    let page = page_size();
+    let high = REGIONS_HIGH.load(Ordering::Acquire).min(MAX_REGIONS);
+    for e in &REGIONS[..high] {
+        let base = e.base.load(Ordering::Acquire);
+        if base <= 1 || addr < base {
+            continue;
+        }
+        let len = e.len.load(Ordering::Relaxed);
+        let slot = e.slot.load(Ordering::Relaxed);
+        if e.base.load(Ordering::Acquire) != base || slot == 0 || addr - base >= len {
+            continue; // rewritten meanwhile, or not in this region
+        }
+        let off = addr - base;
+        if off % slot >= page {
+            return None; // inside a region, but not in a guard page
+        }
+        let top = base + (off / slot + 1) * slot;
+        let meta = (top - META) as *const SlotMeta;
+        // SAFETY: `top - META` lies inside this published region, which stays mapped while
+        // a greenlet of it runs (the only code that can fault in its guard pages); the
+        // volatile reads keep the compiler from assuming anything about this memory.
+        let (magic, id, size, name) = unsafe {
+            (
+                std::ptr::addr_of!((*meta).magic).read_volatile(),
+                std::ptr::addr_of!((*meta).id).read_volatile(),
+                std::ptr::addr_of!((*meta).size).read_volatile(),
+                std::ptr::addr_of!((*meta).name).read_volatile(),
+            )
+        };
+        return (magic == MAGIC).then_some(GuardHit { id, size, name });
+    }
+    None
+}
+
+// ---- stacks ------------------------------------------------------------------------------
+
+/// One greenlet stack: a slot of a region (guard page + `size` bytes, meta at the top).
 pub struct GhStack {
-    base: usize,
-    len: usize,
+    /// End of the slot (one past its highest byte).
+    top: usize,
+    size: usize,
     _valgrind: ValgrindStackRegistration,
 }
 
 impl GhStack {
-    /// Maps `size` usable bytes (already normalized) plus a guard page.
-    pub fn new(size: usize) -> Result<GhStack> {
-        let page = page_size();
-        let len = size.checked_add(page).ok_or(Error::NOMEM)?;
+    fn new(slot_start: usize, slot_len: usize) -> GhStack {
+        GhStack {
+            top: slot_start + slot_len,
+            size: slot_len - page_size(),
+            _valgrind: ValgrindStackRegistration::new(slot_start as *mut u8, slot_len),
+        }
+    }
+
+    /// Usable bytes (without the guard page; the top `META` bytes hold the slot's meta).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Lowest usable address (just above the guard page).
+    pub fn bottom(&self) -> usize {
+        self.top - self.size
+    }
+
+    fn meta(&self) -> *mut SlotMeta {
+        (self.top - META) as *mut SlotMeta
+    }
+
+    /// Records who runs on this stack, for the overflow reporter. Call before the
+    /// coroutine first runs, and again when its name changes.
+    pub fn set_owner(&mut self, id: u64, name: Option<&CStr>) {
+        let mut m = SlotMeta {
+            magic: MAGIC,
+            id,
+            size: self.size as u64,
+            name: [0; META - 24],
+        };
+        if let Some(n) = name {
+            let b = n.to_bytes();
+            let k = b.len().min(m.name.len() - 1);
+            m.name[..k].copy_from_slice(&b[..k]);
+        }
+        // SAFETY: the meta area is inside this stack's slot, writable, and not used as
+        // stack (base() is below it); nothing else writes it while we own the stack.
+        unsafe { self.meta().write_volatile(m) };
+    }
+
+    fn clear_owner(&mut self) {
+        // SAFETY: as in set_owner.
+        unsafe { std::ptr::addr_of_mut!((*self.meta()).magic).write_volatile(0) };
+    }
+}
+
+/// Sets the name in the meta of a stack owned by a suspended/new coroutine.
+///
+/// # Safety
+/// `top` must be the `top()` of a live `GhStack`.
+pub unsafe fn rename(top: usize, name: &CStr) {
+    let meta = (top - META) as *mut SlotMeta;
+    let mut buf = [0u8; META - 24];
+    let b = name.to_bytes();
+    let k = b.len().min(buf.len() - 1);
+    buf[..k].copy_from_slice(&b[..k]);
+    // SAFETY: per the contract the meta area belongs to a live stack's slot.
+    unsafe { std::ptr::addr_of_mut!((*meta).name).write_volatile(buf) };
+}
+
+impl GhStack {
+    /// End of the slot; identifies the stack for `rename`.
+    pub fn top(&self) -> usize {
+        self.top
+    }
+}
+
+// SAFETY: base and limit are 16-byte aligned bounds of a slot of a region that stays mapped
+// while this value exists (module invariant); limit includes the guard page, base is
+// below the slot's meta.
+unsafe impl Stack for GhStack {
+    fn base(&self) -> StackPointer {
+        StackPointer::new(self.top - META).expect("stack base is never null")
+    }
+
+    fn limit(&self) -> StackPointer {
+        StackPointer::new(self.top - self.size - page_size()).expect("stack limit is never null")
+    }
+}
+
+// ---- regions and the pool ----------------------------------------------------------------
+
+/// A reserved range carved into equal slots, bottom-up.
+struct Region {
+    base: usize,
+    len: usize,
+    slot: usize,
+    carved: usize,
+    entry: Option<usize>,
+}
+
+impl Region {
+    /// Reserves a region for slots of `slot` bytes. It maps `HEADROOM` more and gives that
+    /// back at once: a reservation only succeeds while address space (RLIMIT_AS) is left
+    /// for the rest of the process after it.
+    fn reserve(slot: usize) -> Result<Region> {
+        let len = slot * (CHUNK / slot).max(1);
+        if let Some(e) = fault::fail(Site::Mmap) {
+            return Err(Error(-e));
+        }
+        let probe = len.checked_add(HEADROOM).ok_or(Error::NOMEM)?;
         // SAFETY: anonymous private mapping with no address hint; the result is checked.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                probe,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
                 -1,
@@ -78,93 +406,160 @@ impl GhStack {
         if p == libc::MAP_FAILED {
             return Err(Error::NOMEM);
         }
-        let stack = GhStack {
-            base: p as usize + len,
+        let base = p as usize;
+        // SAFETY: gives back the headroom part of the mapping just made.
+        unsafe { libc::munmap((base + len) as *mut libc::c_void, HEADROOM) };
+        Ok(Region {
+            base,
             len,
-            _valgrind: ValgrindStackRegistration::new(p as *mut u8, len),
-        };
-        let mut guarded = false;
-        if GUARD_MADVISE_WORKS.load(Ordering::Relaxed) {
-            // SAFETY: the first page of our own fresh mapping.
-            guarded = unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0;
-            if !guarded {
-                GUARD_MADVISE_WORKS.store(false, Ordering::Relaxed);
+            slot,
+            carved: 0,
+            entry: publish(base, len, slot),
+        })
+    }
+
+    fn full(&self) -> bool {
+        (self.carved + 1) * self.slot > self.len
+    }
+
+    /// Guards the next slot and hands it out.
+    fn carve(&mut self, force: Option<Guard>, map_limit: usize) -> Result<GhStack> {
+        let page = page_size();
+        let start = self.base + self.carved * self.slot;
+        let p = start as *mut libc::c_void;
+        let mut mode = force.or_else(guard_mode).or_else(env_mode);
+        if mode != Some(Guard::Mprotect) {
+            if let Some(e) = fault::fail(Site::Madvise) {
+                return Err(Error(-e));
             }
+            // SAFETY: the first page of an uncarved slot of our own region.
+            if unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0 {
+                if mode.is_none() {
+                    GUARD_MODE.store(1, Ordering::Relaxed);
+                }
+                self.carved += 1;
+                return Ok(GhStack::new(start, self.slot));
+            }
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if mode == Some(Guard::Madvise) || e != libc::EINVAL {
+                return Err(Error::NOMEM);
+            }
+            // The kernel does not know MADV_GUARD_INSTALL (< 6.13): mprotect from now on.
+            GUARD_MODE.store(2, Ordering::Relaxed);
+            mode = Some(Guard::Mprotect);
         }
-        // SAFETY: the first page of our own fresh mapping.
-        if !guarded && unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
-            return Err(Error::NOMEM); // drop unmaps
+        debug_assert_eq!(mode, Some(Guard::Mprotect));
+        if !take_mappings(2, map_limit) {
+            return Err(Error::NOMEM);
         }
-        Ok(stack)
-    }
-
-    /// Usable bytes (without the guard page).
-    pub fn size(&self) -> usize {
-        self.len - page_size()
-    }
-
-    /// Lowest usable address (just above the guard page).
-    pub fn bottom(&self) -> usize {
-        self.base - self.size()
+        // SAFETY: the first page of an uncarved slot of our own region.
+        if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+            return Err(Error::NOMEM);
+        }
+        self.carved += 1;
+        Ok(GhStack::new(start, self.slot))
     }
 }
 
-impl Drop for GhStack {
+impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping this value owns.
-        unsafe { libc::munmap((self.base - self.len) as *mut libc::c_void, self.len) };
+        if let Some(i) = self.entry {
+            unpublish(i);
+        }
+        // SAFETY: unmaps exactly the region this value reserved; no stack of it is in use
+        // (module invariant).
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
 }
 
-// SAFETY: base and limit are page aligned (hence STACK_ALIGNMENT aligned) bounds of a mapping
-// this value owns for its whole life; limit includes the guard page.
-unsafe impl Stack for GhStack {
-    fn base(&self) -> StackPointer {
-        StackPointer::new(self.base).expect("stack base is never null")
-    }
-
-    fn limit(&self) -> StackPointer {
-        StackPointer::new(self.base - self.len).expect("stack limit is never null")
-    }
+struct Class {
+    size: usize,
+    hot: Vec<GhStack>,
+    cold: Vec<GhStack>,
+    /// Index in `StackPool::regions` of the region being carved.
+    carving: Option<usize>,
 }
 
-/// Free stacks by size, so spawn at steady state does no mmap.
+/// Free stacks by size class, and the regions they are carved from.
 #[derive(Default)]
 pub struct StackPool {
-    classes: Vec<(usize, Vec<GhStack>)>,
-    /// Stacks mapped so far (for tests and diagnostics).
+    // Field order matters: stacks (valgrind registrations) drop before their regions unmap.
+    classes: Vec<Class>,
+    regions: Vec<Region>,
+    /// Slots carved so far (for tests and diagnostics).
     pub mapped: usize,
+    /// Stacks handed out and not given back.
+    pub in_use: usize,
+    /// Tests: force a guard mode / a max_map_count.
+    force: Option<Guard>,
+    map_limit: Option<usize>,
 }
 
 impl StackPool {
-    /// A stack of exactly `size` (normalized) bytes: from the pool, else fresh.
+    /// A stack of exactly `size` (normalized) bytes: hot, cold, else carved.
     pub fn take(&mut self, size: usize) -> Result<GhStack> {
-        if let Some((_, v)) = self.classes.iter_mut().find(|(s, _)| *s == size) {
-            if let Some(st) = v.pop() {
-                return Ok(st);
-            }
-        }
-        let st = GhStack::new(size)?;
-        self.mapped += 1;
-        Ok(st)
-    }
-
-    /// Returns a stack no coroutine uses any more.
-    pub fn give(&mut self, st: GhStack) {
-        let size = st.size();
-        let class = match self.classes.iter().position(|(s, _)| *s == size) {
+        let ci = match self.classes.iter().position(|c| c.size == size) {
             Some(i) => i,
             None => {
-                self.classes.push((size, Vec::new()));
+                self.classes.push(Class {
+                    size,
+                    hot: Vec::new(),
+                    cold: Vec::new(),
+                    carving: None,
+                });
                 self.classes.len() - 1
             }
         };
-        let v = &mut self.classes[class].1;
-        if v.len() < POOL_CAP {
-            v.push(st);
-        } else {
-            self.mapped -= 1;
+        let class = &mut self.classes[ci];
+        if let Some(st) = class.hot.pop().or_else(|| class.cold.pop()) {
+            self.in_use += 1;
+            return Ok(st);
         }
+        let slot = size.checked_add(page_size()).ok_or(Error::NOMEM)?;
+        let ri = match class.carving {
+            Some(r) if !self.regions[r].full() => r,
+            _ => {
+                self.regions.push(Region::reserve(slot)?);
+                class.carving = Some(self.regions.len() - 1);
+                self.regions.len() - 1
+            }
+        };
+        let limit = self.map_limit.unwrap_or_else(max_map_count);
+        let st = self.regions[ri].carve(self.force, limit)?;
+        self.mapped += 1;
+        self.in_use += 1;
+        Ok(st)
+    }
+
+    /// Returns a stack no coroutine uses any more (policy in the module doc).
+    pub fn give(&mut self, mut st: GhStack) {
+        self.in_use -= 1;
+        let Some(class) = self.classes.iter_mut().find(|c| c.size == st.size) else {
+            debug_assert!(false, "a stack is given back to the pool it came from");
+            return;
+        };
+        if class.hot.len() < HOT_CAP {
+            st.clear_owner();
+            class.hot.push(st);
+            return;
+        }
+        if fault::fail(Site::Madvise).is_none() {
+            // SAFETY: the usable part (not the guard page) of a slot nobody uses now; its
+            // pages read back as zero (which also clears its meta).
+            unsafe {
+                libc::madvise(st.bottom() as *mut libc::c_void, st.size, libc::MADV_DONTNEED)
+            };
+        } else {
+            st.clear_owner();
+        }
+        class.cold.push(st);
+    }
+
+    /// Free stacks kept with their pages, and without, over all classes.
+    pub fn free_counts(&self) -> (usize, usize) {
+        self.classes.iter().fold((0, 0), |(h, c), cl| {
+            (h + cl.hot.len(), c + cl.cold.len())
+        })
     }
 }
 
@@ -194,5 +589,101 @@ mod tests {
         let s2 = pool.take(MIN_STACK).unwrap();
         assert_eq!(s2.bottom(), bottom);
         assert_eq!(pool.mapped, 1);
+        pool.give(s2);
+        assert_eq!(pool.in_use, 0);
+    }
+
+    #[test]
+    fn slots_are_adjacent_and_guarded() {
+        let mut pool = StackPool::default();
+        let a = pool.take(MIN_STACK).unwrap();
+        let b = pool.take(MIN_STACK).unwrap();
+        let page = page_size();
+        assert_eq!(b.bottom(), a.top() + page);
+        // The guard page of b is recognised; a's usable bytes are not a guard.
+        let mut b = b;
+        b.set_owner(77, Some(c"worker"));
+        let hit = guard_hit(b.bottom() - 1).expect("guard page of b");
+        assert_eq!((hit.id, hit.size), (77, MIN_STACK as u64));
+        assert_eq!(&hit.name[..7], b"worker\0");
+        assert!(guard_hit(b.bottom()).is_none());
+        assert!(guard_hit(a.bottom() + 100).is_none());
+        // a has no owner yet: its guard page is not reported.
+        assert!(guard_hit(a.bottom() - page).is_none());
+        pool.give(a);
+        pool.give(b);
+    }
+
+    #[test]
+    fn region_table_forgets_dropped_pools() {
+        let addr;
+        {
+            let mut pool = StackPool::default();
+            let mut s = pool.take(MIN_STACK).unwrap();
+            s.set_owner(1, None);
+            addr = s.bottom() - 1;
+            assert!(guard_hit(addr).is_some());
+            pool.give(s);
+        }
+        assert!(guard_hit(addr).is_none());
+    }
+
+    #[test]
+    fn hot_list_is_capped_and_cold_stacks_are_zeroed() {
+        let mut pool = StackPool::default();
+        let size = MIN_STACK + page_size();
+        let mut v: Vec<GhStack> = (0..HOT_CAP + 3).map(|_| pool.take(size).unwrap()).collect();
+        for s in &mut v {
+            s.set_owner(5, None);
+            // SAFETY: writes inside the usable part of a stack we own and nobody runs on.
+            unsafe { *((s.bottom() + 8) as *mut u64) = 0xdead_beef };
+        }
+        let bottoms: Vec<usize> = v.iter().map(|s| s.bottom()).collect();
+        for s in v {
+            pool.give(s);
+        }
+        assert_eq!(pool.free_counts(), (HOT_CAP, 3));
+        assert_eq!(pool.in_use, 0);
+        // The last three given back went cold: their pages read back as zero.
+        for &b in &bottoms[HOT_CAP..] {
+            // SAFETY: still mapped (the pool owns the region); nobody uses the slot.
+            assert_eq!(unsafe { *((b + 8) as *const u64) }, 0);
+        }
+        assert_eq!(pool.mapped, HOT_CAP + 3);
+    }
+
+    #[test]
+    fn mprotect_mode_counts_mappings_and_stops_before_the_limit() {
+        let mut pool = StackPool {
+            force: Some(Guard::Mprotect),
+            ..StackPool::default()
+        };
+        let before = mapping_count();
+        let v: Vec<GhStack> = (0..8).map(|_| pool.take(MIN_STACK).unwrap()).collect();
+        let added = mapping_count() - before;
+        assert!((15..=17).contains(&added), "8 mprotect stacks added {added} mappings");
+        // A max_map_count just above what exists now: the margin refuses more stacks.
+        let mut tight = StackPool {
+            force: Some(Guard::Mprotect),
+            map_limit: Some(mapping_count() + 1024 + 4),
+            ..StackPool::default()
+        };
+        MAP_BUDGET.store(0, Ordering::Relaxed);
+        let mut got = Vec::new();
+        let err = loop {
+            match tight.take(MIN_STACK) {
+                Ok(s) => got.push(s),
+                Err(e) => break e,
+            }
+            assert!(got.len() < 100, "the mapping budget never ran out");
+        };
+        assert_eq!(err, Error::NOMEM);
+        for s in got {
+            tight.give(s);
+        }
+        MAP_BUDGET.store(0, Ordering::Relaxed);
+        for s in v {
+            pool.give(s);
+        }
     }
 }

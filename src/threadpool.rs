@@ -85,9 +85,12 @@ impl Pool {
             return Ok(());
         }
         let inner = self.inner.clone();
-        let spawned = std::thread::Builder::new()
-            .name("greenhub-pool".into())
-            .spawn(move || worker(inner));
+        let spawned = match crate::fault::fail(crate::fault::Site::Thread) {
+            Some(e) => Err(std::io::Error::from_raw_os_error(e)),
+            None => std::thread::Builder::new()
+                .name("greenhub-pool".into())
+                .spawn(move || worker(inner)),
+        };
         match spawned {
             Ok(handle) => {
                 st.threads += 1;

@@ -28,6 +28,9 @@ impl Epoll {
             events: flags,
             u64: token,
         };
+        if let Some(e) = crate::fault::fail(crate::fault::Site::EpollCtl) {
+            return Err(e);
+        }
         // SAFETY: ev is a valid epoll_event for the duration of the call.
         if unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut ev) } < 0 {
             return Err(errno());
@@ -113,6 +116,9 @@ impl Backend for Epoll {
 
 impl Epoll {
     fn create() -> Result<i32, i32> {
+        if let Some(e) = crate::fault::fail(crate::fault::Site::EpollCreate) {
+            return Err(e);
+        }
         // SAFETY: plain syscall; result checked.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epfd < 0 {

@@ -110,6 +110,82 @@ pub extern "C" fn gh_version_string() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
+#[cfg(all(feature = "sanitizer", feature = "fault-injection"))]
+macro_rules! features {
+    () => {
+        "sanitizer,fault-injection"
+    };
+}
+#[cfg(all(feature = "sanitizer", not(feature = "fault-injection")))]
+macro_rules! features {
+    () => {
+        "sanitizer"
+    };
+}
+#[cfg(all(not(feature = "sanitizer"), feature = "fault-injection"))]
+macro_rules! features {
+    () => {
+        "fault-injection"
+    };
+}
+#[cfg(not(any(feature = "sanitizer", feature = "fault-injection")))]
+macro_rules! features {
+    () => {
+        ""
+    };
+}
+#[cfg(panic = "unwind")]
+macro_rules! panic_strategy {
+    () => {
+        "unwind"
+    };
+}
+#[cfg(not(panic = "unwind"))]
+macro_rules! panic_strategy {
+    () => {
+        "abort"
+    };
+}
+#[cfg(debug_assertions)]
+macro_rules! profile {
+    () => {
+        "debug"
+    };
+}
+#[cfg(not(debug_assertions))]
+macro_rules! profile {
+    () => {
+        "release"
+    };
+}
+
+/// How this library was built, one line of `key=value` fields separated by "; ", e.g.
+/// "greenhub 0.1.0; backends=epoll,polling,poll; features=fault-injection;
+/// panic=unwind; target=x86_64-unknown-linux-gnu; profile=release" (`features=` lists
+/// the optional cargo features compiled in — sanitizer, fault-injection — comma
+/// separated, empty when none). greenhub needs panic=unwind: a build with
+/// panic=abort is broken (its panic boundaries cannot work).
+///
+/// *Ownership*: static; do not free. *Threads*: any thread. *Blocking*: never.
+/// *Errors*: none.
+#[no_mangle]
+pub extern "C" fn gh_build_info() -> *const c_char {
+    concat!(
+        "greenhub ",
+        env!("CARGO_PKG_VERSION"),
+        "; backends=epoll,polling,poll; features=",
+        features!(),
+        "; panic=",
+        panic_strategy!(),
+        "; target=",
+        env!("GH_BUILD_TARGET"),
+        "; profile=",
+        profile!(),
+        "\0"
+    )
+    .as_ptr() as *const c_char
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

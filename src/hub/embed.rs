@@ -94,8 +94,7 @@ impl Hub {
                 return;
             }
         };
-        // SAFETY: plain syscall; result checked.
-        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
         if wake_fd < 0 {
             eprintln!("greenhub: cannot create a wake-up fd after fork");
             return;

@@ -61,7 +61,7 @@ impl Hub {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         let size = stack::normalize(opts.stack_size, st.default_stack)?;
-        let stack = st.stacks.take(size)?;
+        let mut stack = st.stacks.take(size)?;
         let mut g = Greenlet::new(Role::Task);
         g.entry = Some(entry);
         g.arg = arg;
@@ -77,6 +77,11 @@ impl Hub {
                 return Err(e);
             }
         };
+        stack.set_owner(
+            self.handle(crate::handle::Kind::Greenlet, slot, gen),
+            st.greenlets.at(slot).and_then(|g| g.name.as_deref()),
+        );
+        st.greenlets.at_mut(slot).expect("just inserted").stack_top = stack.top();
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
@@ -442,12 +447,14 @@ impl Hub {
 
     pub fn set_name(&self, slot: u32, gen: u32, name: CString) -> Result<()> {
         self.greenlet_ok(slot, gen)?;
-        self.st
-            .borrow_mut()
-            .greenlets
-            .at_mut(slot)
-            .expect("checked")
-            .name = Some(name);
+        let mut st = self.st.borrow_mut();
+        let g = st.greenlets.at_mut(slot).expect("checked");
+        if g.stack_top != 0 && !g.is_dead() {
+            // SAFETY: a task that is not dead still owns the stack it was spawned with
+            // (the stack goes back to the pool only when it dies).
+            unsafe { stack::rename(g.stack_top, &name) };
+        }
+        g.name = Some(name);
         Ok(())
     }
 

@@ -156,6 +156,8 @@ pub struct HubState {
     pub alive: usize,
     pub stacks: StackPool,
     pub default_stack: usize,
+    /// The alternate signal stack greenhub gave this thread (None: it had one).
+    pub altstack: Option<crate::overflow::AltStack>,
     /// Set when the main greenlet was woken; the loop returns it to main.
     pub main_wake: Option<Msg>,
     pub switch_to: Option<SwitchTo>,
@@ -274,9 +276,10 @@ fn create(cfg: Config) -> Result<&'static Hub> {
                 stack::MAX_STACK
             );
         })?;
+    crate::overflow::install_handler();
+    let altstack = crate::overflow::AltStack::for_this_thread()?;
     let mut backend = make_backend(cfg.backend.as_deref())?;
-    // SAFETY: plain syscall; result checked.
-    let wake_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
     if wake_fd < 0 {
         return Err(Error::last_os());
     }
@@ -327,6 +330,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             alive: 0,
             stacks: StackPool::default(),
             default_stack,
+            altstack,
             main_wake: None,
             switch_to: None,
             since_poll: 0,
