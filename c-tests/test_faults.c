@@ -12,7 +12,9 @@
  *   gh_version, gh_version_string, gh_hub_run, gh_hub_destroy, gh_hub_current,
  *   gh_hub_backend, gh_current, gh_main (no arguments; test_hub.c),
  *   gh_sleep (a double: the timeout sweep below),
- *   gh_wait_fd, gh_wait_read, gh_wait_write (an fd: the fd/event sweep below).
+ *   gh_wait_fd, gh_wait_read, gh_wait_write (an fd: the fd/event sweep below),
+ *   gh_build_info (no arguments; test_stacks.c), gh_debug_fail_nth (two integers:
+ *   test_faultinject.c sweeps `what`).
  * gh_hub_ref is taken by gh_hub_call_threadsafe only (issue 5 sweeps below).
  *
  * Issue 5 (signals, children, threads, embedding): gh_signal_new, gh_child_new,

@@ -103,6 +103,28 @@ for src in "${tests[@]}"; do
     record "$name" "$rc" "$bin.out"
 done
 
+# ---- test_faultinject again, against a library built with the fault-injection hook:
+# a debug build (target/debug, never shipped), incremental after the first time
+if [[ " ${tests[*]} " == *" c-tests/test_faultinject.c "* ]]; then
+    echo "== cargo build --features fault-injection (debug)"
+    rc=0
+    cargo build --features fault-injection || rc=$?
+    bin=$OUT/tests-fi/test_faultinject
+    mkdir -p "$OUT/tests-fi"
+    saved_libs=("${LIBS[@]}")
+    LIBS=("$TARGET_DIR/debug/libgreenhub.a" -lpthread -ldl -lm)
+    ((rc == 0)) && compile c-tests/test_faultinject.c "$bin" "${TEST_CFLAGS[@]}" || rc=1
+    LIBS=("${saved_libs[@]}")
+    if ((rc == 0)); then
+        echo "== ${runner[*]:+valgrind }test_faultinject (fault-injection build)"
+        "${runner[@]}" "$bin" </dev/null 2>&1 | tee "$bin.out" || rc=${PIPESTATUS[0]}
+        record "test_faultinject (fault-injection build)" "$rc" "$bin.out"
+    else
+        [[ -f $bin.log ]] && cat "$bin.log"
+        record "test_faultinject (fault-injection build)" 1 "" "not built"
+    fi
+fi
+
 # ---- examples: compiled; run with their "// smoke: ARGS" line if they have one
 examples=(examples-c/*.c)
 if ((!c_only && ${#examples[@]})); then
