@@ -312,23 +312,31 @@ impl GhStack {
         (self.top - META) as *mut SlotMeta
     }
 
-    /// Records who runs on this stack, for the overflow reporter. Call before the
-    /// coroutine first runs, and again when its name changes.
-    pub fn set_owner(&mut self, id: u64, name: Option<&CStr>) {
-        let mut m = SlotMeta {
-            magic: MAGIC,
-            id,
-            size: self.size as u64,
-            name: [0; META - 24],
-        };
-        if let Some(n) = name {
-            let b = n.to_bytes();
-            let k = b.len().min(m.name.len() - 1);
-            m.name[..k].copy_from_slice(&b[..k]);
-        }
+    /// Records the name of who runs on this stack (truncated copy), for the overflow
+    /// reporter. Call `set_owner` afterwards.
+    pub fn set_name(&mut self, name: Option<&CStr>) {
+        let meta = self.meta();
+        let b = name.map_or(&[][..], |n| n.to_bytes());
         // SAFETY: the meta area is inside this stack's slot, writable, and not used as
         // stack (base() is below it); nothing else writes it while we own the stack.
-        unsafe { self.meta().write_volatile(m) };
+        unsafe {
+            let dst = std::ptr::addr_of_mut!((*meta).name) as *mut u8;
+            let k = b.len().min(META - 24 - 1);
+            std::ptr::copy_nonoverlapping(b.as_ptr(), dst, k);
+            dst.add(k).write_volatile(0);
+        }
+    }
+
+    /// Records the owner's id and marks the meta valid. Call before the coroutine first
+    /// runs (after `set_name`).
+    pub fn set_owner(&mut self, id: u64) {
+        let meta = self.meta();
+        // SAFETY: as in set_name.
+        unsafe {
+            std::ptr::addr_of_mut!((*meta).id).write_volatile(id);
+            std::ptr::addr_of_mut!((*meta).size).write_volatile(self.size as u64);
+            std::ptr::addr_of_mut!((*meta).magic).write_volatile(MAGIC);
+        }
     }
 
     fn clear_owner(&mut self) {
@@ -497,7 +505,20 @@ pub struct StackPool {
 
 impl StackPool {
     /// A stack of exactly `size` (normalized) bytes: hot, cold, else carved.
+    #[inline]
     pub fn take(&mut self, size: usize) -> Result<GhStack> {
+        if let Some(c) = self.classes.iter_mut().find(|c| c.size == size) {
+            if let Some(st) = c.hot.pop() {
+                self.in_use += 1;
+                return Ok(st);
+            }
+        }
+        self.take_slow(size)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&mut self, size: usize) -> Result<GhStack> {
         let ci = match self.classes.iter().position(|c| c.size == size) {
             Some(i) => i,
             None => {
@@ -602,7 +623,8 @@ mod tests {
         assert_eq!(b.bottom(), a.top() + page);
         // The guard page of b is recognised; a's usable bytes are not a guard.
         let mut b = b;
-        b.set_owner(77, Some(c"worker"));
+        b.set_name(Some(c"worker"));
+        b.set_owner(77);
         let hit = guard_hit(b.bottom() - 1).expect("guard page of b");
         assert_eq!((hit.id, hit.size), (77, MIN_STACK as u64));
         assert_eq!(&hit.name[..7], b"worker\0");
@@ -620,7 +642,8 @@ mod tests {
         {
             let mut pool = StackPool::default();
             let mut s = pool.take(MIN_STACK).unwrap();
-            s.set_owner(1, None);
+            s.set_name(None);
+            s.set_owner(1);
             addr = s.bottom() - 1;
             assert!(guard_hit(addr).is_some());
             pool.give(s);
@@ -634,7 +657,7 @@ mod tests {
         let size = MIN_STACK + page_size();
         let mut v: Vec<GhStack> = (0..HOT_CAP + 3).map(|_| pool.take(size).unwrap()).collect();
         for s in &mut v {
-            s.set_owner(5, None);
+            s.set_owner(5);
             // SAFETY: writes inside the usable part of a stack we own and nobody runs on.
             unsafe { *((s.bottom() + 8) as *mut u64) = 0xdead_beef };
         }

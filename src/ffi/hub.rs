@@ -105,6 +105,13 @@ pub extern "C" fn gh_hub_run() -> c_int {
 /// are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
 /// stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
 /// A thread that exits without calling this has its hub destroyed the same way.
+/// The hub's greenlet stacks (reserved regions) are unmapped, and the alternate signal
+/// stack the hub gave this thread, if it did, is removed.
+///
+/// Creating a thread's hub gives the thread an alternate signal stack (64 KiB) unless
+/// it has one; the first hub of the process installs greenhub's SIGSEGV/SIGBUS handler,
+/// which reports a greenlet stack overflow (greenlet name, id, stack size) on stderr and
+/// re-raises, and passes every other fault to the handler installed before it.
 ///
 /// Thread-pool jobs that have not started are discarded; running ones finish on their
 /// threads (their results are dropped); idle workers are joined (at most 0.1 s).

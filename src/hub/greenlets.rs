@@ -62,7 +62,9 @@ impl Hub {
         let st = &mut *st;
         let size = stack::normalize(opts.stack_size, st.default_stack)?;
         let mut stack = st.stacks.take(size)?;
+        stack.set_name(opts.name.as_deref());
         let mut g = Greenlet::new(Role::Task);
+        g.stack_top = stack.top();
         g.entry = Some(entry);
         g.arg = arg;
         g.name = opts.name;
@@ -77,11 +79,7 @@ impl Hub {
                 return Err(e);
             }
         };
-        stack.set_owner(
-            self.handle(crate::handle::Kind::Greenlet, slot, gen),
-            st.greenlets.at(slot).and_then(|g| g.name.as_deref()),
-        );
-        st.greenlets.at_mut(slot).expect("just inserted").stack_top = stack.top();
+        stack.set_owner(self.handle(crate::handle::Kind::Greenlet, slot, gen));
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
