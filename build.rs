@@ -11,7 +11,10 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 
     // For gh_build_info().
-    println!("cargo:rustc-env=GH_BUILD_TARGET={}", env::var("TARGET").unwrap());
+    println!(
+        "cargo:rustc-env=GH_BUILD_TARGET={}",
+        env::var("TARGET").unwrap()
+    );
 
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();

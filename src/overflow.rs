@@ -104,7 +104,11 @@ fn message(hit: &GuardHit) -> Line {
         buf: [0; 320],
         len: 0,
     };
-    let name_len = hit.name.iter().position(|&b| b == 0).unwrap_or(hit.name.len());
+    let name_len = hit
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(hit.name.len());
     l.push(b"greenhub: stack overflow in greenlet ");
     if name_len == 0 {
         l.push(b"<unnamed>");
@@ -279,7 +283,10 @@ mod tests {
             name: [0; 40],
         });
         let s = std::str::from_utf8(&l.buf[..l.len]).unwrap();
-        assert!(s.contains("greenlet <unnamed> (id 0), stack 256 KiB"), "{s}");
+        assert!(
+            s.contains("greenlet <unnamed> (id 0), stack 256 KiB"),
+            "{s}"
+        );
     }
 
     #[test]

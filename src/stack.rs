@@ -2,7 +2,8 @@
 //! recycled through a per-hub pool.
 //!
 //! ```text
-//!  one region (CHUNK bytes of MAP_NORESERVE address space), carved bottom-up into slots:
+//!  one region (CHUNK = 64 MiB of MAP_NORESERVE address space; 4 MiB under valgrind),
+//!  carved bottom-up into slots:
 //!
 //!  +-------+---------------------+-------+---------------------+-------+-----  ...
 //!  | guard |  stack 0   ...|meta | guard |  stack 1   ...|meta | guard |  (not carved yet)
@@ -52,8 +53,24 @@ pub(crate) const MAX_STACK: usize = 1 << 30;
 /// valgrind (which cannot map huge reservations) and small machines happy, and costs one
 /// mmap per ~3,200 16 KiB stacks.
 const CHUNK: usize = 64 << 20;
-/// Address space that must be left after a region is reserved (see `Region::reserve`).
-const HEADROOM: usize = 64 << 20;
+/// Under valgrind: memcheck pays per byte mapped (tens of ms for 64 MiB + headroom).
+const CHUNK_VALGRIND: usize = 4 << 20;
+
+/// `CHUNK`, or `CHUNK_VALGRIND` when the process runs under valgrind (its preload
+/// library is in LD_PRELOAD: as cheap as RUNNING_ON_VALGRIND, and read once).
+fn chunk() -> usize {
+    static CACHED: AtomicUsize = AtomicUsize::new(0);
+    match CACHED.load(Ordering::Relaxed) {
+        0 => {
+            let vg = std::env::var_os("LD_PRELOAD")
+                .is_some_and(|v| v.to_string_lossy().contains("vgpreload"));
+            let c = if vg { CHUNK_VALGRIND } else { CHUNK };
+            CACHED.store(c, Ordering::Relaxed);
+            c
+        }
+        c => c,
+    }
+}
 /// Free stacks per size class kept with their pages (see the module doc).
 const HOT_CAP: usize = 1024;
 /// Bytes at the top of each slot holding its `SlotMeta`.
@@ -155,12 +172,21 @@ fn count_lines(path: &CStr) -> Option<usize> {
     }
 }
 
-/// `vm.max_map_count` (65530 when it cannot be read: the kernel default).
+/// `vm.max_map_count` (65530 when it cannot be read: the kernel default); read once.
 pub fn max_map_count() -> usize {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(65530)
+    static CACHED: AtomicUsize = AtomicUsize::new(0);
+    match CACHED.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or(65530);
+            CACHED.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
 }
 
 /// Mappings of this process now.
@@ -391,15 +417,16 @@ struct Region {
 }
 
 impl Region {
-    /// Reserves a region for slots of `slot` bytes. It maps `HEADROOM` more and gives that
-    /// back at once: a reservation only succeeds while address space (RLIMIT_AS) is left
-    /// for the rest of the process after it.
+    /// Reserves a region for slots of `slot` bytes. It maps one more chunk (headroom) and
+    /// gives that back at once: a reservation only succeeds while address space
+    /// (RLIMIT_AS) is left for the rest of the process after it.
     fn reserve(slot: usize) -> Result<Region> {
-        let len = slot * (CHUNK / slot).max(1);
+        let headroom = chunk();
+        let len = slot * (headroom / slot).max(1);
         if let Some(e) = fault::fail(Site::Mmap) {
             return Err(Error(-e));
         }
-        let probe = len.checked_add(HEADROOM).ok_or(Error::NOMEM)?;
+        let probe = len.checked_add(headroom).ok_or(Error::NOMEM)?;
         // SAFETY: anonymous private mapping with no address hint; the result is checked.
         let p = unsafe {
             libc::mmap(
@@ -416,7 +443,7 @@ impl Region {
         }
         let base = p as usize;
         // SAFETY: gives back the headroom part of the mapping just made.
-        unsafe { libc::munmap((base + len) as *mut libc::c_void, HEADROOM) };
+        unsafe { libc::munmap((base + len) as *mut libc::c_void, headroom) };
         Ok(Region {
             base,
             len,
@@ -431,7 +458,7 @@ impl Region {
     }
 
     /// Guards the next slot and hands it out.
-    fn carve(&mut self, force: Option<Guard>, map_limit: usize) -> Result<GhStack> {
+    fn carve(&mut self, force: Option<Guard>, map_limit: Option<usize>) -> Result<GhStack> {
         let page = page_size();
         let start = self.base + self.carved * self.slot;
         let p = start as *mut libc::c_void;
@@ -457,7 +484,7 @@ impl Region {
             mode = Some(Guard::Mprotect);
         }
         debug_assert_eq!(mode, Some(Guard::Mprotect));
-        if !take_mappings(2, map_limit) {
+        if !take_mappings(2, map_limit.unwrap_or_else(max_map_count)) {
             return Err(Error::NOMEM);
         }
         // SAFETY: the first page of an uncarved slot of our own region.
@@ -545,8 +572,7 @@ impl StackPool {
                 self.regions.len() - 1
             }
         };
-        let limit = self.map_limit.unwrap_or_else(max_map_count);
-        let st = self.regions[ri].carve(self.force, limit)?;
+        let st = self.regions[ri].carve(self.force, self.map_limit)?;
         self.mapped += 1;
         self.in_use += 1;
         Ok(st)
@@ -568,7 +594,11 @@ impl StackPool {
             // SAFETY: the usable part (not the guard page) of a slot nobody uses now; its
             // pages read back as zero (which also clears its meta).
             unsafe {
-                libc::madvise(st.bottom() as *mut libc::c_void, st.size, libc::MADV_DONTNEED)
+                libc::madvise(
+                    st.bottom() as *mut libc::c_void,
+                    st.size,
+                    libc::MADV_DONTNEED,
+                )
             };
         } else {
             st.clear_owner();
@@ -578,9 +608,9 @@ impl StackPool {
 
     /// Free stacks kept with their pages, and without, over all classes.
     pub fn free_counts(&self) -> (usize, usize) {
-        self.classes.iter().fold((0, 0), |(h, c), cl| {
-            (h + cl.hot.len(), c + cl.cold.len())
-        })
+        self.classes
+            .iter()
+            .fold((0, 0), |(h, c), cl| (h + cl.hot.len(), c + cl.cold.len()))
     }
 }
 
@@ -684,7 +714,10 @@ mod tests {
         let before = mapping_count();
         let v: Vec<GhStack> = (0..8).map(|_| pool.take(MIN_STACK).unwrap()).collect();
         let added = mapping_count() - before;
-        assert!((15..=17).contains(&added), "8 mprotect stacks added {added} mappings");
+        assert!(
+            (15..=17).contains(&added),
+            "8 mprotect stacks added {added} mappings"
+        );
         // A max_map_count just above what exists now: the margin refuses more stacks.
         let mut tight = StackPool {
             force: Some(Guard::Mprotect),
