@@ -38,6 +38,7 @@ pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod monitor;
 pub mod signals;
 pub mod stack;
 pub mod sync;

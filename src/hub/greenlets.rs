@@ -70,6 +70,12 @@ impl Hub {
         g.spawn_line = opts.line;
         g.stack_size = size;
         g.released = opts.detached;
+        g.parent = self.current.get();
+        {
+            use corosensei::stack::Stack;
+            g.stack_lo = stack.limit().get();
+            g.stack_hi = stack.base().get();
+        }
         let (slot, gen) = match st.greenlets.insert(g) {
             Ok(x) => x,
             Err(e) => {
@@ -105,6 +111,9 @@ impl Hub {
                     return Err(e);
                 }
             }
+        }
+        if self.monitored.get() {
+            crate::monitor::publish(self, st, slot);
         }
         Ok((slot, gen))
     }
@@ -242,6 +251,7 @@ impl Hub {
                 }
             }
         };
+        crate::monitor::on_throw(self, slot);
         match then {
             Then::Discarded => self.mark_dead(slot),
             Then::Wake(seq) => self.wake(slot, gen, seq, Msg::code(Error::CANCELED.0), false),
@@ -279,6 +289,7 @@ impl Hub {
                 None
             }
         };
+        crate::monitor::on_throw(self, slot);
         if let Some(seq) = wake {
             self.wake(slot, gen, seq, Msg::code(code), false);
         }
@@ -360,6 +371,7 @@ impl Hub {
                         true,
                     )?;
                     timer = Some(t);
+                    st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
                     st.start_watcher(t, w.action(0))
                 });
                 if let Some(t) = timer {
@@ -442,12 +454,11 @@ impl Hub {
 
     pub fn set_name(&self, slot: u32, gen: u32, name: CString) -> Result<()> {
         self.greenlet_ok(slot, gen)?;
-        self.st
-            .borrow_mut()
-            .greenlets
-            .at_mut(slot)
-            .expect("checked")
-            .name = Some(name);
+        let mut st = self.st.borrow_mut();
+        st.greenlets.at_mut(slot).expect("checked").name = Some(name);
+        if self.monitored.get() {
+            crate::monitor::publish(self, &st, slot);
+        }
         Ok(())
     }
 
