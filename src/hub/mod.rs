@@ -191,6 +191,9 @@ pub struct Hub {
     pub trace: Cell<Option<(crate::monitor::TraceFn, *mut c_void)>>,
     /// The blocking monitor watches this hub.
     pub monitored: Cell<bool>,
+    /// `since_poll` value at which the loop next reads the clock to bound the time
+    /// between polls (`run::SLICE_NS`).
+    pub clock_next: Cell<u32>,
 }
 
 /// Bumped in the child of every fork(); hubs compare it on each use.
@@ -356,6 +359,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         diag: Cell::new(0),
         trace: Cell::new(None),
         monitored: Cell::new(false),
+        clock_next: Cell::new(run::CLOCK_EVERY),
     });
     hub.shared
         .active

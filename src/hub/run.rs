@@ -36,6 +36,11 @@ use std::ffi::c_void;
 
 /// Callbacks run between two polls at most, when callbacks keep coming.
 const POLL_BUDGET: u32 = 1024;
+/// ... and time: a yield storm of slow greenlets polls (and runs due timers) at least
+/// every 5 ms (gevent's switch interval), reading the clock once per `CLOCK_EVERY`
+/// callbacks.
+const SLICE_NS: u64 = 5_000_000;
+pub(crate) const CLOCK_EVERY: u32 = 64;
 
 #[derive(Copy, Clone)]
 enum List {
@@ -87,7 +92,7 @@ impl Hub {
             {
                 let st = self.st.borrow();
                 let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
-                if more && st.since_poll < POLL_BUDGET {
+                if more && st.since_poll < POLL_BUDGET && !self.slice_over(&st) {
                     continue;
                 }
                 if !more && st.alive == 0 {
@@ -122,6 +127,17 @@ impl Hub {
         if !busy && self.st.borrow().queue.is_empty() {
             self.fire_list(List::Idle);
         }
+    }
+
+    /// True when callbacks have run for `SLICE_NS` since the last poll (checked every
+    /// `CLOCK_EVERY` callbacks, so a fast yield storm reads no clock).
+    #[inline]
+    fn slice_over(&self, st: &super::HubState) -> bool {
+        if st.since_poll < self.clock_next.get() {
+            return false;
+        }
+        self.clock_next.set(st.since_poll + CLOCK_EVERY);
+        now_ns().saturating_sub(st.now) >= SLICE_NS
     }
 
     /// True when the loop must not sleep in its poll.
@@ -232,6 +248,7 @@ impl Hub {
         }
         st.now = now_ns();
         st.since_poll = 0;
+        self.clock_next.set(CLOCK_EVERY);
         !st.ready.is_empty()
     }
 
