@@ -1,6 +1,7 @@
 /* test_scenarios.c — the FAULTS.md scenarios no other test file covered (docs/faults.md
  * maps every scenario to its cases):
  *
+ *   18  8 threads x 10^6 gh_async_send (full size)   async_send_8_threads_1e6
  *   19  gh_async_send racing gh_hub_destroy          async_send_races_destroy
  *   22  spawn until stacks run out                    spawn_until_enomem
  *   35  CLOCK_REALTIME jumps do not move sleeps       realtime_jumps_do_not_move_sleeps
@@ -223,6 +224,64 @@ TEST(async_send_races_destroy) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* ---- 8 threads x 10^6 gh_async_send (FAULTS 18) ------------------------- */
+
+#define SEND_THREADS 8
+static long sends_per_thread;
+static atomic_long sends_started;
+static atomic_int senders_done;
+static long storm_callbacks;
+static int storm_saw_all;
+static gh_watcher storm_w;
+
+/* Counts each send before making it: a callback that sees the full count started after
+ * every send was counted, so the wake-up of the last send was not lost. */
+static void *storm_sender(void *arg) {
+    long i, bad = 0;
+    (void)arg;
+    for (i = 0; i < sends_per_thread; i++) {
+        atomic_fetch_add(&sends_started, 1);
+        if (gh_async_send(storm_w) != GH_OK) bad++;
+    }
+    atomic_fetch_add(&senders_done, 1);
+    return (void *)(intptr_t)bad;
+}
+static void storm_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)arg;
+    if (revents != GH_ASYNC) return;
+    storm_callbacks++;
+    if (atomic_load(&sends_started) == SEND_THREADS * sends_per_thread) storm_saw_all = 1;
+}
+
+/* FAULTS 18 at its full size: 8 threads x 10^6 gh_async_send (10^4 under valgrind)
+ * while the hub runs: every send GH_OK, the sends coalesce (fewer callbacks than
+ * sends), and a callback runs after the last send. */
+TEST(async_send_8_threads_1e6) {
+    pthread_t th[SEND_THREADS];
+    int i, fd0 = gh_test_fd_count();
+    long n;
+    sends_per_thread = under_valgrind() ? 10000 : 1000000;
+    ASSERT_OK(gh_async_new(&storm_w));
+    ASSERT_OK(gh_watcher_start(storm_w, storm_cb, NULL));
+    for (i = 0; i < SEND_THREADS; i++) ASSERT_OK(pthread_create(&th[i], NULL, storm_sender, NULL));
+    while (atomic_load(&senders_done) < SEND_THREADS) ASSERT_OK(gh_sleep(0.002));
+    for (i = 0; i < SEND_THREADS; i++) {
+        void *bad;
+        ASSERT_OK(pthread_join(th[i], &bad));
+        ASSERT_TRUE(bad == NULL);
+    }
+    while (!storm_saw_all) ASSERT_OK(gh_sleep(0.002)); /* bounded by the harness */
+    printf("%d x %ld sends: %ld callbacks\n", SEND_THREADS, sends_per_thread, storm_callbacks);
+    ASSERT_TRUE(storm_callbacks >= 1 && storm_callbacks < SEND_THREADS * sends_per_thread);
+    n = storm_callbacks; /* nothing sent any more: at most the one already queued */
+    ASSERT_OK(gh_sleep(0.02));
+    ASSERT_LE(storm_callbacks, n + 1);
+    ASSERT_OK(gh_watcher_close(storm_w));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
 /* ---- spawn until stacks run out (FAULTS 22) ------------------------------ */
 
 static long vm_size_kb(void) {
@@ -404,6 +463,7 @@ int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(realtime_jumps_do_not_move_sleeps);
     RUN(async_send_races_destroy);
+    RUN(async_send_8_threads_1e6);
     RUN(spawn_until_enomem);
     RUN(foreign_exception_from_greenlet);
     RUN(foreign_exception_from_watcher_cb);
