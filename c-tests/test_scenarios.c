@@ -127,7 +127,7 @@ TEST(realtime_jumps_do_not_move_sleeps) {
     gh_greenlet s, d, j;
     void *r;
     int fd0 = gh_test_fd_count();
-    long mono0, rt0;
+    long mono0, rt0, maps0 = gh_test_map_count();
     struct timespec ts;
 
     atomic_store(&wall_offset, 0);
@@ -158,6 +158,7 @@ TEST(realtime_jumps_do_not_move_sleeps) {
     ASSERT_OK(gh_hub_destroy());
     atomic_store(&wall_offset, 0);
     ASSERT_EQ(gh_test_fd_count(), fd0);
+    if (!under_valgrind()) ASSERT_EQ(gh_test_map_count(), maps0);
 }
 
 /* ---- gh_async_send racing gh_hub_destroy (FAULTS 19) --------------------- */
@@ -318,7 +319,7 @@ TEST(spawn_until_enomem) {
     static gh_greenlet gs[MAX_PARKED];
     gh_spawn_options opts = {GIB, "big"};
     struct rlimit old, lim;
-    long vm = vm_size_kb();
+    long vm = vm_size_kb(), maps0 = gh_test_map_count();
     int n = 0, rc = GH_OK, i, fd0 = gh_test_fd_count(), limited = !under_valgrind();
     void *p, *r;
 
@@ -367,6 +368,7 @@ TEST(spawn_until_enomem) {
     ASSERT_OK(gh_hub_destroy());
     ASSERT_OK(setrlimit(RLIMIT_AS, &old));
     ASSERT_EQ(gh_test_fd_count(), fd0);
+    if (!under_valgrind()) ASSERT_EQ(gh_test_map_count(), maps0); /* every stack unmapped */
 }
 
 /* ---- an exception unwinding into greenhub (FAULTS 39) -------------------- */
