@@ -23,7 +23,8 @@
  *
  * Scale: GH_SOAK_SCALE (a factor, default 1; under valgrind default 0.05) multiplies
  * the operation counts: 1 = 10^6 cycles and 4 * 10^5 echo operations, a few seconds
- * natively. Below 1 the sampling interval shrinks with it (at least 1,000). Under
+ * natively. Below 1 the sampling interval shrinks with it (at least 1,000; the echo
+ * load runs at least 20,000 operations, so every fault of its mix happens). Under
  * valgrind only the fd count is checked (valgrind's own heap moves the mapping count
  * and RSS). scripts/soak.sh runs the full scale (GH_SOAK_SCALE=20 by default, minutes).
  *
@@ -451,6 +452,7 @@ TEST(echo_load) {
     gh_greenlet acc;
 
     if (total < 4 * interval) total = 4 * interval;
+    if (total < 20000) total = 20000; /* enough connections for every fault of the mix */
     memset(&server_addr, 0, sizeof server_addr);
     server_addr.sun_family = AF_UNIX;
     /* abstract address: sun_path[0] = 0, nothing in the file system */

@@ -8,7 +8,9 @@
 #   TEST      run only these C test programs (test_hub or c-tests/test_hub.c;
 #             test_sweep_gen: the sweep scripts/gen_sweep.py generates from the header)
 # Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_CC, GH_CFLAGS,
-#      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case).
+#      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case),
+#      GH_SOAK_SCALE (c-tests/test_soak.c: default 1, 0.05 under valgrind; scripts/soak.sh
+#      runs it at full scale), GH_SWEEP_SEED (the generated sweep's random handles).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 shopt -s nullglob
@@ -17,7 +19,7 @@ c_only=0 names=()
 for arg; do
     case $arg in
     --c-only) c_only=1 ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
