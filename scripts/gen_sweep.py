@@ -15,7 +15,13 @@ function:
                value, or a `const struct gh_X *` array of them) for each bad value —
                zero, all-ones, 16 random 64-bit values, a live handle of every other
                handle kind, and a handle whose hub was destroyed — and asserts
-               GH_EBADHANDLE.
+               GH_EBADHANDLE; then a live handle of another thread's hub (a thread
+               holding one of each kind) and asserts GH_EWRONGTHREAD, except for
+               functions whose doc says "*Threads*: thread-safe" (FAULTS 5, 17).
+
+Each case ends with a control call: the same call with every argument valid (under an
+expired gh_timeout, so nothing waits) must not give the code the case expects — else
+the generator's own arguments are wrong and the case would prove nothing.
 
 Each case ends with gh_hub_destroy() and the fd count (and, natively, the mapping
 count) back at its start. Arguments are chosen by type (handles, pointers, function
@@ -24,7 +30,9 @@ pointers, ints, doubles, size_t), refined by a few parameter names (`fd`, `event
 an unknown by-value type, a function pointer spelt inline, a function with a pointer or
 handle parameter whose return type cannot carry an error code, a handle type nothing in
 the header creates — fails the generation with the function's name (exit 1), as does
-an entry of NULL_ALLOWED that names no parameter of the header.
+an entry of NULL_ALLOWED that names no parameter of the header. When a new function
+documents NULL as allowed for a parameter (e.g. "NULL = remove the hook"), add it to
+NULL_ALLOWED with that reason; otherwise its null_<fn> case asserts GH_EINVAL.
 
 Usage: scripts/gen_sweep.py [--header include/greenhub.h] [--out FILE]
        (default out: target/c/gen/test_sweep_gen.c; the file is not committed)
@@ -135,7 +143,12 @@ class Param:
 
 class Header:
     def __init__(self, path):
-        text = strip_comments(open(path).read())
+        raw = open(path).read()
+        # the doc comment in front of each prototype: name -> text
+        self.docs = {}
+        for m in re.finditer(r"/\*\*((?:(?!\*/).)*)\*/\s*[^;/{}]*?\b(gh_\w+)\s*\(", raw, re.S):
+            self.docs[m.group(2)] = " ".join(m.group(1).replace("*", " ").split())
+        text = strip_comments(raw)
         text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#"))
         self.handles = []  # handle struct names, in header order
         self.structs = set()
@@ -193,6 +206,13 @@ def kind_of(h, p):
     if p.depth == 1 and p.const and p.base in h.handles:
         return "handles"
     return "ptr"
+
+
+def thread_safe(h, func):
+    """Documented as callable from any thread (its *Threads* line says thread-safe):
+    another thread's handle is no error for it."""
+    doc = h.docs.get(func, "")
+    return re.search(r"Threads\s*:\s*thread-safe", doc) is not None
 
 
 def null_allowed(func, p):
@@ -273,7 +293,7 @@ def generate(h, header_path):
     used_handles = set()
     cases = []  # (case name, body lines)
     stats = {"null_calls": 0, "null_funcs": 0, "allowed": [], "handle_params": 0,
-             "handle_funcs": 0, "plain": []}
+             "handle_funcs": 0, "plain": [], "wrong_thread": 0, "thread_safe": set()}
 
     for func, ret, params in h.funcs:
         kinds = [kind_of(h, p) for p in params]
@@ -325,12 +345,27 @@ def generate(h, header_path):
                 body.append(f"        sweep_clear();")
                 body.append(f"        SWEEP_EXPECT({call}, GH_EBADHANDLE, i);")
                 body.append(f"    }}")
+                if thread_safe(h, func):
+                    stats["thread_safe"].add(func)
+                    continue
+                # a live handle of another thread's hub (FAULTS 5, 17)
+                stats["wrong_thread"] += 1
+                body.append(f"    sweep_peer_start();")
+                body.append(f"    {{")
+                body.append(f"        {p.base} BAD;")
+                body.append(f"        BAD.id = sweep_peer_id(\"{p.base}\");")
+                body.append(f"        sweep_clear();")
+                body.append(f"        SWEEP_EXPECT({call}, GH_EWRONGTHREAD, -1);")
+                body.append(f"    }}")
+                body.append(f"    sweep_peer_stop();")
             body += control(func, params, kinds, h, "GH_EBADHANDLE")
             stats["handle_funcs"] += 1
             cases.append((f"handle_{func}", ["    int i;"] + body,
                           f"{func}: zero, all-ones, random, other-kind and destroyed-hub "
                           f"values for each handle ({', '.join(p.name for p, _ in hparams)})"
-                          f" -> GH_EBADHANDLE. FAULTS 2."))
+                          f" -> GH_EBADHANDLE; another thread's live handle -> "
+                          f"GH_EWRONGTHREAD{' (not: thread-safe)' if thread_safe(h, func) else ''}."
+                          f" FAULTS 2, 5, 17."))
 
     # stale allow-list entries
     names = {f: {p.name for p in ps} for f, _, ps in h.funcs}
@@ -349,6 +384,8 @@ def generate(h, header_path):
       f"({stats['null_calls']} NULL calls),")
     w(f" * {stats['handle_funcs']} with handle parameters ({stats['handle_params']} "
       f"parameters x (3 + {NRANDOM} random + {len(handles) - 1} other kinds) values);")
+    w(f" * {stats['wrong_thread']} handle parameters also given another thread's live handle "
+      f"(GH_EWRONGTHREAD; not to the thread-safe {', '.join(sorted(stats['thread_safe']))});")
     w(f" * {len(stats['allowed'])} NULL-allowed parameters skipped:")
     for a in stats["allowed"]:
         w(f" *   {a}")
@@ -356,6 +393,7 @@ def generate(h, header_path):
     w(" */")
     w('#include "harness.h"')
     w("")
+    w("#include <pthread.h>")
     w("#include <signal.h>")
     w("#include <stdint.h>")
     w("#include <sys/socket.h>")
@@ -369,7 +407,7 @@ def generate(h, header_path):
     w("static struct sockaddr_un sweep_addr; /* sweep_lfd's address */")
     w("static socklen_t sweep_addrlen;")
     w("static gh_timeout sweep_ctl;")
-    w("static uint64_t sweep_seed = 0x9E3779B97F4A7C15ull;")
+    w("static uint64_t sweep_seed = 0x9E3779B97F4A7C15ull, sweep_seed0 = 0x9E3779B97F4A7C15ull;")
     w("")
     w("static void sweep_clear(void) { memset(sweep_mem, 0, sizeof sweep_mem); }")
     w("")
@@ -460,12 +498,50 @@ def generate(h, header_path):
     w("    return sweep_next_random();")
     w("}")
     w("")
+    w("/* The peer: a thread with its own hub holding a live handle of every kind, until")
+    w(" * sweep_peer_stop (then it destroys its hub and exits). */")
+    w(f"static uint64_t sweep_peer_ids[{len(handles)}];")
+    w("static int sweep_peer_ready[2] = {-1, -1}, sweep_peer_quit[2] = {-1, -1};")
+    w("static pthread_t sweep_peer_thread;")
+    w("static void *sweep_peer_main(void *arg) {")
+    w("    char c = 0;")
+    w("    (void)arg;")
+    for i, hd in enumerate(handles):
+        w(f"    sweep_peer_ids[{i}] = sweep_make_{hd}().id;")
+    w("    if (write(sweep_peer_ready[1], &c, 1) != 1) return (void *)1;")
+    w("    if (read(sweep_peer_quit[0], &c, 1) != 1) return (void *)2;")
+    w("    if (gh_hub_destroy() != GH_OK) return (void *)3;")
+    w("    return NULL;")
+    w("}")
+    w("SWEEP_HELPER void sweep_peer_start(void) {")
+    w("    char c;")
+    w("    ASSERT_OK(pipe(sweep_peer_ready));")
+    w("    ASSERT_OK(pipe(sweep_peer_quit));")
+    w("    ASSERT_OK(pthread_create(&sweep_peer_thread, NULL, sweep_peer_main, NULL));")
+    w("    ASSERT_EQ(read(sweep_peer_ready[0], &c, 1), 1);")
+    w("}")
+    w("SWEEP_HELPER void sweep_peer_stop(void) {")
+    w("    void *r = (void *)1;")
+    w("    ASSERT_EQ(write(sweep_peer_quit[1], \"q\", 1), 1);")
+    w("    ASSERT_OK(pthread_join(sweep_peer_thread, &r));")
+    w("    ASSERT_TRUE(r == NULL);")
+    w("    ASSERT_OK(close(sweep_peer_ready[0]));")
+    w("    ASSERT_OK(close(sweep_peer_ready[1]));")
+    w("    ASSERT_OK(close(sweep_peer_quit[0]));")
+    w("    ASSERT_OK(close(sweep_peer_quit[1]));")
+    w("}")
+    w("SWEEP_HELPER uint64_t sweep_peer_id(const char *kind) {")
+    for i, hd in enumerate(handles):
+        w(f"    if (strcmp(kind, \"{hd}\") == 0) return sweep_peer_ids[{i}];")
+    w("    return 0;")
+    w("}")
+    w("")
     w("#define SWEEP_EXPECT(call, code, i)                                              \\")
     w("    do {                                                                         \\")
     w("        long long got_ = (long long)(call);                                      \\")
     w("        if (got_ != (code))                                                      \\")
-    w("            fprintf(stderr, \"bad value #%d (seed %llu)\\n\", (i),                   \\")
-    w("                    (unsigned long long)sweep_seed);                             \\")
+    w("            fprintf(stderr, \"bad value #%d (-1: another thread's handle; \"          \\")
+    w("                    \"GH_SWEEP_SEED=%llu)\\n\", (i), (unsigned long long)sweep_seed0); \\")
     w("        ASSERT_CODE(got_, code);                                                 \\")
     w("    } while (0)")
     w("")
@@ -480,7 +556,7 @@ def generate(h, header_path):
     w("static void sweep_begin(void) {")
     w("    int sv[2];")
     w("    const char *seed = getenv(\"GH_SWEEP_SEED\");")
-    w("    if (seed && *seed) sweep_seed = strtoull(seed, NULL, 0);")
+    w("    if (seed && *seed) sweep_seed = sweep_seed0 = strtoull(seed, NULL, 0);")
     w("    sweep_fd0 = gh_test_fd_count();")
     w("    sweep_maps0 = gh_test_map_count();")
     w("    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));")
@@ -520,6 +596,11 @@ def generate(h, header_path):
         if body[0].startswith("    int i;"):
             w(body[0])
             body = body[1:]
+        if "    sweep_peer_start();" in body:
+            # a first thread leaves mappings behind (glibc's thread-stack cache and
+            # malloc arena): let it do so before the counts are taken
+            w("    sweep_peer_start();")
+            w("    sweep_peer_stop();")
         w("    sweep_begin();")
         for line in body:
             w(line)
@@ -555,7 +636,8 @@ def main():
     print(f"gen_sweep: {len(h.funcs)} functions in {os.path.relpath(a.header, root)}: "
           f"{stats['null_funcs']} with required pointers ({stats['null_calls']} NULL calls), "
           f"{stats['handle_funcs']} with handles ({stats['handle_params']} parameters x "
-          f"{nbad} bad values = {stats['handle_params'] * nbad} calls), "
+          f"{nbad} bad values = {stats['handle_params'] * nbad} calls, "
+          f"{stats['wrong_thread']} other-thread calls), "
           f"{len(stats['allowed'])} NULL-allowed parameters skipped, "
           f"{len(stats['plain'])} without pointer or handle -> {os.path.relpath(a.out, root)}")
     return 0
