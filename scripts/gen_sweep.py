@@ -47,6 +47,8 @@ import sys
 # reason. ("*", name) applies to every function (only for pass-through `void *`).
 NULL_ALLOWED = {
     ("*", "arg"): "a user argument passed through untouched",
+    ("gh_monitor_set_callback", "cb"): "NULL = back to stderr",
+    ("gh_settrace", "hook"): "NULL = remove the hook",
     ("gh_spawn", "out"): "NULL = detached",
     ("gh_spawn_ex", "out"): "NULL = detached",
     ("gh_spawn_ex", "opts"): "NULL = defaults",
