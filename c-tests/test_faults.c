@@ -2230,6 +2230,37 @@ TEST(issue5_null_pointers) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* Issue 4 (diagnostics): NULL pointers and bad tokens; NULL hooks/callbacks are the
+ * documented "remove" (not an error), NULL buffers only with len 0 (a size query). */
+TEST(issue4_null_pointers_and_bad_tokens) {
+    gh_switch_token tok, zero = {0}, ones;
+    gh_trace_fn f;
+    void *arg;
+    char buf[8];
+    int fd0 = gh_test_fd_count();
+    ASSERT_CODE(gh_assert_switches_begin(NULL, 0), GH_EINVAL);
+    ASSERT_CODE(gh_gettrace(NULL, &arg), GH_EINVAL);
+    ASSERT_CODE(gh_gettrace(&f, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_format_run_info(NULL, 1), GH_EINVAL);
+    ASSERT_CODE(gh_format_run_info(NULL, (size_t)-1), GH_EINVAL);
+    ASSERT_TRUE(gh_format_run_info(NULL, 0) > 0);
+    ASSERT_TRUE(gh_format_run_info(buf, sizeof buf) > (ssize_t)sizeof buf);
+    ASSERT_EQ(strlen(buf), sizeof buf - 1);
+    ASSERT_OK(gh_settrace(NULL, NULL));
+    ASSERT_OK(gh_gettrace(&f, &arg));
+    ASSERT_TRUE(f == NULL && arg == NULL);
+    ASSERT_OK(gh_monitor_set_callback(NULL, NULL));
+    ASSERT_CODE(gh_assert_switches_end(zero), GH_EBADHANDLE);
+    memset(&ones, 0xff, sizeof ones);
+    ASSERT_CODE(gh_assert_switches_end(ones), GH_EBADHANDLE);
+    ASSERT_OK(gh_assert_switches_begin(&tok, 0));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_assert_switches_end(tok));
+    ASSERT_CODE(gh_assert_switches_end(tok), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
 static int i5_ran;
 static void i5_mark(void *arg) {
     (void)arg;
@@ -2404,6 +2435,7 @@ int main(int argc, char **argv) {
     RUN(threadpool_set_size_bad_sizes);
     RUN(blocking_calls_in_callbacks_eperm);
     RUN(issue3_blocking_calls_in_callbacks_eperm);
+    RUN(issue4_null_pointers_and_bad_tokens);
     RUN(issue5_null_pointers);
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);

@@ -2098,8 +2098,51 @@ TEST(handles_stale_after_hub_destroy) {
     END();
 }
 
+/* A yield storm of slow greenlets (each pass ~0.2 ms of CPU, then gh_sleep(0)) does not
+ * starve timers: the loop polls at least every 5 ms of callbacks (gevent's switch
+ * interval), not only after 1024 callbacks. A 10 ms ticker gets at least a quarter of
+ * its ticks (before the fix: one tick per ~200 ms here). */
+static int storm_stop, storm_ticks;
+static void *storm_ticker(void *arg) {
+    (void)arg;
+    while (!storm_stop) {
+        storm_ticks++;
+        if (gh_sleep(0.01) != GH_OK) break;
+    }
+    return NULL;
+}
+static volatile unsigned long storm_spin;
+static void *storm_yielder(void *arg) {
+    double end = gh_test_now() + *(double *)arg;
+    while (gh_test_now() < end) {
+        double pass = gh_test_now() + 0.0002;
+        while (gh_test_now() < pass) storm_spin++;
+        ASSERT_OK(gh_sleep(0));
+    }
+    return NULL;
+}
+TEST(yield_storm_does_not_starve_timers) {
+    gh_greenlet t, y1, y2;
+    double secs = 0.4;
+    ASSERT_OK(GH_SPAWN(&t, storm_ticker, NULL));
+    ASSERT_OK(GH_SPAWN(&y1, storm_yielder, &secs));
+    ASSERT_OK(GH_SPAWN(&y2, storm_yielder, &secs));
+    double t0 = gh_test_now();
+    ASSERT_OK(gh_join(y1, GH_FOREVER, NULL));
+    ASSERT_OK(gh_join(y2, GH_FOREVER, NULL));
+    double took = gh_test_now() - t0;
+    storm_stop = 1;
+    ASSERT_OK(gh_join(t, GH_FOREVER, NULL));
+    ASSERT_GE(storm_ticks, (int)(took / 0.01 / 4));
+    ASSERT_OK(gh_release(t));
+    ASSERT_OK(gh_release(y1));
+    ASSERT_OK(gh_release(y2));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
+    RUN(yield_storm_does_not_starve_timers);
     /* gh_spawn, gh_spawn_ex, macros */
     RUN(spawn_runs_fn_and_join_returns_its_result);
     RUN(spawn_starts_on_yield_in_spawn_order);

@@ -317,6 +317,17 @@ struct addrinfo;
 #define GH_CHILD 16384
 
 /**
+ * gh_trace_fn event: control passes from `origin` to `target`.
+ */
+#define GH_TRACE_SWITCH 1
+
+/**
+ * gh_trace_fn event: `origin` called gh_throw or gh_kill on `target` (the switch that
+ * delivers it follows as a GH_TRACE_SWITCH).
+ */
+#define GH_TRACE_THROW 2
+
+/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {
@@ -361,7 +372,8 @@ typedef struct gh_hub_config {
    */
   size_t stack_size;
   /**
-   * 1 = start the blocking monitor for this hub (not built yet: GH_ENOTSUP).
+   * 1 = start the blocking monitor for this hub (see gh_monitor_start); 0 = only if
+   * GREENHUB_MONITOR_THREAD_ENABLE is `1` or `true`.
    */
   int monitor;
   /**
@@ -446,6 +458,70 @@ typedef void *(*gh_pool_fn)(void *arg);
  * It must not unwind (C++ exceptions, longjmp) out of itself.
  */
 typedef void (*gh_watcher_cb)(struct gh_watcher w, int revents, void *arg);
+
+/**
+ * A blocking report, handed to the gh_monitor_set_callback callback (or written to
+ * stderr as `text`). Every pointer in it is valid during the callback only.
+ */
+typedef struct gh_block_report {
+  /**
+   * Kernel thread id (gettid) of the blocked hub's thread.
+   */
+  uint64_t thread_id;
+  /**
+   * The greenlet that kept the thread: a task, or the main greenlet, or the hub
+   * greenlet itself (a slow watcher callback).
+   */
+  struct gh_greenlet greenlet;
+  /**
+   * Its name ("main", "hub (callbacks)", the spawn name, or "").
+   */
+  const char *name;
+  /**
+   * Where it was spawned (GH_SPAWN's __FILE__); NULL if unknown.
+   */
+  const char *spawn_file;
+  /**
+   * GH_SPAWN's __LINE__; 0 if unknown.
+   */
+  int spawn_line;
+  /**
+   * 0: a blockage was detected (blocked_for = how long so far); 1: that blockage
+   * ended (blocked_for = its total, measured to the monitor's sampling period, a
+   * quarter of max_blocking_time).
+   */
+  int ended;
+  /**
+   * Seconds: how long so far (ended = 0) or in all (ended = 1).
+   */
+  double blocked_for;
+  /**
+   * The full report: for a detection, the greenlet tree of the hub and the native
+   * backtrace of the blocked thread; for an end, one line.
+   */
+  const char *text;
+} gh_block_report;
+
+/**
+ * A blocking-report callback (see gh_monitor_set_callback).
+ */
+typedef void (*gh_report_fn)(const struct gh_block_report *report, void *arg);
+
+/**
+ * A trace hook (greenlet.settrace): `event` is GH_TRACE_SWITCH or GH_TRACE_THROW.
+ * It runs in the hub on the hub's thread, before the switch it reports: it must not
+ * block (blocking calls return GH_EPERM), and may call gh_settrace.
+ */
+typedef void (*gh_trace_fn)(int event, struct gh_greenlet origin, struct gh_greenlet target, void *arg);
+
+/**
+ * The token of gh_assert_switches_begin (a value).
+ */
+typedef struct gh_switch_token {
+  uint64_t id;
+} gh_switch_token;
+
+
 
 
 
@@ -760,7 +836,6 @@ void gh_hub_config_init(struct gh_hub_config *cfg);
  * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
  * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
  * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
- * GH_ENOTSUP (monitor = 1: the blocking monitor is not built yet),
  * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
  *
  * # Safety
@@ -1562,6 +1637,123 @@ int gh_async_send(struct gh_watcher w);
  * *Errors*: GH_EINVAL (`cb` NULL), errors creating the hub.
  */
 int gh_run_callback(gh_callback_fn cb, void *arg);
+
+/**
+ * Starts the blocking monitor for this thread's hub (gevent's monitor thread): when
+ * one greenlet, main or a hub callback keeps the thread for more than
+ * `max_blocking_time` seconds without a switch (outside the hub's idle poll), one
+ * report goes to stderr (or the gh_monitor_set_callback callback): the time, the
+ * thread, the greenlet with its name and spawn site, the hub's greenlet tree and a
+ * native backtrace of the blocked thread; then one line when the blockage ends, with
+ * its total. One monitor thread serves every hub of the process; the hub pays one
+ * relaxed store per switch. Also started by GREENHUB_MONITOR_THREAD_ENABLE=1 or
+ * gh_hub_config.monitor. Calling it again changes the threshold.
+ *
+ * To take the backtrace of a thread that runs (a CPU loop), the monitor signals it
+ * with SIGRTMIN+7 if no handler is installed for that signal (SA_RESTART); a thread
+ * sleeping in a system call is not signalled (its call would be cut short): its call,
+ * stack scan and the published greenlet names are reported instead.
+ *
+ * *Threads*: this thread's hub (created if needed). *Blocking*: never.
+ * *Errors*: GH_EINVAL (max_blocking_time negative, NaN, infinite or >= 1e9; 0 means
+ * GREENHUB_MAX_BLOCKING_TIME or 0.1 s), GH_ENOMEM (the monitor thread could not be
+ * started), errors creating the hub.
+ */
+int gh_monitor_start(double max_blocking_time);
+
+/**
+ * Stops the blocking monitor for this thread's hub (nothing if it was not on; a
+ * blockage reported and not ended gets no end line). The monitor thread exits when no
+ * hub is monitored.
+ *
+ * *Threads*: this thread's hub (never creates one). *Blocking*: never. *Errors*: none.
+ */
+int gh_monitor_stop(void);
+
+/**
+ * Sends blocking reports to `cb(report, arg)` instead of stderr, for every hub of the
+ * process; NULL restores stderr. `cb` runs on the monitor thread: it must not call
+ * hub-bound greenhub functions (they would be another thread's; thread-safe ones such
+ * as gh_hub_call_threadsafe are fine) and should return quickly.
+ *
+ * *Threads*: any thread. *Blocking*: never. *Errors*: none.
+ */
+int gh_monitor_set_callback(gh_report_fn cb, void *arg);
+
+/**
+ * Installs `hook(event, origin, target, arg)` as this thread's trace hook
+ * (greenlet.settrace): it sees every switch main -> hub, hub -> greenlet,
+ * greenlet -> hub and hub -> main (GH_TRACE_SWITCH), and every gh_throw / gh_kill
+ * (GH_TRACE_THROW). NULL removes it. It replaces the previous hook: read that one
+ * first with gh_gettrace to chain to it. Costs one predictable branch per switch when
+ * unset.
+ *
+ * *Threads*: this thread's hub (created if needed). *Blocking*: never.
+ * *Errors*: errors creating the hub.
+ */
+int gh_settrace(gh_trace_fn hook, void *arg);
+
+/**
+ * Reads this thread's trace hook and its argument (NULL, NULL when none).
+ *
+ * *Ownership*: writes into the caller's variables. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`hook` or `arg` NULL), errors creating the hub.
+ *
+ * # Safety
+ * `hook` and `arg` must be NULL or writable.
+ */
+int gh_gettrace(gh_trace_fn *hook, void **arg);
+
+/**
+ * Starts an assert_switches region (gevent.util.assert_switches): the matching
+ * gh_assert_switches_end fails with GH_ENOSWITCH if, in between, this thread did not
+ * switch at all (`max_blocking_time` 0), or — with `max_blocking_time` > 0 — if some
+ * stretch without a switch (including from begin to the first switch and from the last
+ * switch to end) was longer than that many seconds (then not switching at all is fine
+ * while it is quick). Regions may nest and overlap; each token is ended once.
+ * With `max_blocking_time` > 0, every switch reads the clock until the region ends.
+ *
+ * *Ownership*: writes the token. *Threads*: this thread's hub (created if needed).
+ * *Blocking*: never. *Errors*: GH_EINVAL (`tok` NULL, `max_blocking_time` negative or
+ * NaN; +inf never fails on time), GH_ENOMEM, errors creating the hub.
+ *
+ * # Safety
+ * `tok` must be NULL or writable.
+ */
+int gh_assert_switches_begin(struct gh_switch_token *tok, double max_blocking_time);
+
+/**
+ * Ends the region `tok` began: 0 if it switched as required, else GH_ENOSWITCH and a
+ * report on stderr (why, and this hub's greenlet tree). The token is used up either way.
+ *
+ * *Threads*: the thread of the hub that issued `tok`. *Blocking*: never.
+ * *Errors*: GH_ENOSWITCH, GH_EBADHANDLE (zero, forged or already ended token, or its hub
+ * destroyed), GH_EWRONGTHREAD (a token of another thread's hub).
+ */
+int gh_assert_switches_end(struct gh_switch_token tok);
+
+/**
+ * Formats the run info of the process (gevent.util.format_run_info) into `buf`: every
+ * hub, its greenlet tree (main, the hub, each greenlet with its state, what it waits on
+ * — fd and events, timer and due time, event / queue / semaphore, join, thread-pool
+ * call —, gh_timeout deadline, spawn site and parent, and its stack use: pages touched
+ * of its stack size). This thread's hub is read directly; every other hub is asked to
+ * format itself from its loop, and one that does not answer within 0.25 s (blocked, or
+ * not running its loop) is listed as such — the call then blocks this thread that long.
+ * Writes at most `len` bytes including a terminating NUL (snprintf semantics) and
+ * returns the length of the whole text, so a return >= `len` means it was truncated;
+ * `buf` NULL with `len` 0 only measures. Also written to stderr by a hub whose process
+ * gets the signal named by GREENHUB_RUN_INFO_SIGNAL (e.g. `SIGUSR2`), read at hub
+ * creation.
+ *
+ * *Ownership*: writes into the caller's buffer. *Threads*: any thread (with or without a
+ * hub). *Blocking*: up to 0.25 s per hub that does not answer.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0, or `len` > SSIZE_MAX).
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+ssize_t gh_format_run_info(char *buf, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,9 +5,12 @@
 #
 # Usage: scripts/test.sh [--c-only] [TEST...]
 #   --c-only  only the C test programs (no cargo test, header checks, examples, Python)
-#   TEST      run only these C test programs (test_hub or c-tests/test_hub.c)
+#   TEST      run only these C test programs (test_hub or c-tests/test_hub.c;
+#             test_sweep_gen: the sweep scripts/gen_sweep.py generates from the header)
 # Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_CC, GH_CFLAGS,
-#      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case).
+#      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case),
+#      GH_SOAK_SCALE (c-tests/test_soak.c: default 1, 0.05 under valgrind; scripts/soak.sh
+#      runs it at full scale), GH_SWEEP_SEED (the generated sweep's random handles).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 shopt -s nullglob
@@ -16,7 +19,7 @@ c_only=0 names=()
 for arg; do
     case $arg in
     --c-only) c_only=1 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
@@ -74,12 +77,29 @@ int main(int argc, char **argv) { TEST_INIT(argc, argv); RUN(t); return TEST_DON
     record "exports (scripts/check_exports.sh)" "$rc"
 fi
 
-# ---- C test programs
+# ---- C test programs: c-tests/test_*.c, and the sweep generated from the header
+gen_src=$OUT/gen/test_sweep_gen.c want_gen=0
 tests=()
 if ((${#names[@]})); then
-    for n in "${names[@]}"; do tests+=("c-tests/$n.c"); done
+    for n in "${names[@]}"; do
+        if [[ $n == test_sweep_gen ]]; then want_gen=1; else tests+=("c-tests/$n.c"); fi
+    done
 else
     tests=(c-tests/test_*.c)
+    want_gen=1
+fi
+if ((want_gen)); then
+    # FAULTS 1 and 2: NULL for every required pointer and bad values for every handle
+    # parameter of every gh_* prototype (beside c-tests/check_sweep.sh's check of the
+    # hand-written sweeps in test_faults.c)
+    echo "== generated sweep: scripts/gen_sweep.py -> $gen_src"
+    rc=0
+    python3 scripts/gen_sweep.py --out "$gen_src" || rc=$?
+    if ((rc == 0)); then
+        tests+=("$gen_src")
+    else
+        record "generated sweep (scripts/gen_sweep.py)" "$rc"
+    fi
 fi
 runner=()
 if [[ ${GH_VALGRIND:-0} == 1 ]]; then

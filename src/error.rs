@@ -36,6 +36,7 @@ impl Error {
     pub const LOOPEXIT: Error = Error(ELOOPEXIT);
     pub const DEAD: Error = Error(EDEAD);
     pub const INTERNAL: Error = Error(EINTERNAL);
+    pub const NOSWITCH: Error = Error(ENOSWITCH);
 
     /// The error of the last failed libc call (`errno`), as a code.
     pub fn last_os() -> Error {

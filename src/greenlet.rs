@@ -115,6 +115,11 @@ pub struct Greenlet {
     /// the wait's own deadline: re-armed when a gh_timeout is cancelled meanwhile.
     pub wait_timer: Option<u32>,
     pub call_deadline: u64,
+    /// The greenlet that spawned this one (slot; diagnostics' tree).
+    pub parent: u32,
+    /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
+    pub stack_lo: usize,
+    pub stack_hi: usize,
 }
 
 impl Greenlet {
@@ -149,6 +154,9 @@ impl Greenlet {
             deadline: u64::MAX,
             wait_timer: None,
             call_deadline: u64::MAX,
+            parent: u32::MAX,
+            stack_lo: 0,
+            stack_hi: 0,
         }
     }
 

@@ -43,6 +43,8 @@ pub enum Kind {
     Queue = 7,
     Waiter = 8,
     Timeout = 9,
+    /// gh_assert_switches_begin's token.
+    SwitchToken = 10,
 }
 
 /// A decoded handle.
@@ -174,6 +176,10 @@ impl<T> Table<T> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
     }
 
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slab.iter_mut().filter_map(|(_, v)| v.as_mut())
+    }
+
     /// Removes every object (hub teardown).
     pub fn drain(&mut self) -> Vec<T> {
         self.retired = 0;
@@ -187,7 +193,19 @@ impl<T> Table<T> {
 pub struct HubShared {
     pub id: u16,
     pub remote: Mutex<Remote>,
+    /// What the hub's thread runs now, for the blocking monitor: `switch count << 32 |
+    /// running greenlet slot`, with `POLLING` set while the hub waits in its poll. One
+    /// relaxed store per switch; only the monitor thread reads it.
+    pub active: std::sync::atomic::AtomicU64,
+    /// The hub's thread (kernel tid): monitor reports and captures.
+    pub tid: std::sync::atomic::AtomicI32,
+    /// Greenlet names and spawn sites, published for the monitor thread while this hub
+    /// is monitored (kept current at spawn, rename and death; not on switches).
+    pub published: Mutex<crate::monitor::Published>,
 }
+
+/// `HubShared::active`: set while the hub waits in its poll (idle, not blocked).
+pub(crate) const POLLING: u64 = 1 << 31;
 
 /// State behind `HubShared::remote`'s lock.
 pub struct Remote {
@@ -250,6 +268,10 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
             done: Vec::new(),
             calls: Vec::new(),
         }),
+        active: std::sync::atomic::AtomicU64::new(0),
+        // SAFETY: gettid and pthread_self have no preconditions.
+        tid: std::sync::atomic::AtomicI32::new(unsafe { libc::gettid() }),
+        published: Mutex::new(crate::monitor::Published::default()),
     });
     reg.insert(id, shared.clone());
     Ok(shared)
@@ -257,6 +279,13 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
 
 pub fn unregister_hub(id: u16) {
     lock_registry().remove(&id);
+}
+
+/// The ids of every live hub, in creation order of their ids.
+pub fn live_hub_ids() -> Vec<u16> {
+    let mut v: Vec<u16> = lock_registry().keys().copied().collect();
+    v.sort_unstable();
+    v
 }
 
 /// The shared part of a live hub (any thread).

@@ -41,6 +41,7 @@ pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod monitor;
 pub mod overflow;
 pub mod signals;
 pub mod stack;

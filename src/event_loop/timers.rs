@@ -42,6 +42,12 @@ impl Timers {
         self.heap.first().map(|e| e.at)
     }
 
+    /// When timer `slot` is due, if it is scheduled (diagnostics).
+    pub fn due(&self, slot: u32) -> Option<u64> {
+        let i = *self.pos.get(slot as usize)?;
+        self.heap.get(i as usize).map(|e| e.at)
+    }
+
     /// Schedules `slot` at `at` (re-schedules it if present).
     pub fn insert(&mut self, slot: u32, at: u64) {
         self.remove(slot);

@@ -18,7 +18,8 @@ pub struct gh_hub_config {
     /// Default greenlet stack size in bytes; 0 = GREENHUB_STACK_SIZE or 256 KiB.
     /// Rounded up to whole pages, at least 16 KiB; above 1 GiB is GH_EINVAL.
     pub stack_size: usize,
-    /// 1 = start the blocking monitor for this hub (not built yet: GH_ENOTSUP).
+    /// 1 = start the blocking monitor for this hub (see gh_monitor_start); 0 = only if
+    /// GREENHUB_MONITOR_THREAD_ENABLE is `1` or `true`.
     pub monitor: c_int,
     /// Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
     pub max_blocking_time: f64,
@@ -51,7 +52,6 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
 /// *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
 /// stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
 /// GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
-/// GH_ENOTSUP (monitor = 1: the blocking monitor is not built yet),
 /// GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
 ///
 /// # Safety

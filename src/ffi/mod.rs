@@ -14,6 +14,8 @@ pub mod io;
 pub mod sync;
 pub mod threadpool;
 pub mod watcher;
+// Last in the header: diagnostics.
+pub mod diag;
 
 use crate::error::{Error, Result, EINTERNAL};
 use std::ffi::c_int;

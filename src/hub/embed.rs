@@ -21,9 +21,11 @@ impl Hub {
             st.alive == 0 && st.queue.is_empty() && st.switch_to.is_none()
         };
         self.current.set(self.hub_slot);
+        self.switched(self.main_slot, self.hub_slot);
         // Nothing referenced left: do not sleep (libuv's UV_RUN_ONCE returns at once too).
         self.iterate(Some(if idle { 0 } else { cap_ms }));
         self.current.set(self.main_slot);
+        self.switched(self.hub_slot, self.main_slot);
         let st = self.st.borrow();
         Ok(st.alive > 0 || !st.queue.is_empty())
     }
@@ -81,8 +83,8 @@ impl Hub {
     pub(crate) fn after_fork(&self) {
         self.fork_gen
             .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
-        let mut st = self.st.borrow_mut();
-        let st = &mut *st;
+        let mut st_ref = self.st.borrow_mut();
+        let st = &mut *st_ref;
         let name = st.backend.name();
         let backend = match super::make_backend(Some(name)) {
             Ok(b) => b,
@@ -131,6 +133,8 @@ impl Hub {
             }
             st.wake_later(js.wait, Msg::code(ECLOSED));
         }
+        drop(st_ref);
+        crate::monitor::after_fork(self);
     }
 }
 

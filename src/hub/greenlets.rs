@@ -72,6 +72,12 @@ impl Hub {
         g.spawn_line = opts.line;
         g.stack_size = size;
         g.released = opts.detached;
+        g.parent = self.current.get();
+        {
+            use corosensei::stack::Stack;
+            g.stack_lo = stack.limit().get();
+            g.stack_hi = stack.base().get();
+        }
         let (slot, gen) = match st.greenlets.insert(g) {
             Ok(x) => x,
             Err(e) => {
@@ -108,6 +114,9 @@ impl Hub {
                     return Err(e);
                 }
             }
+        }
+        if self.monitored.get() {
+            crate::monitor::publish(self, st, slot);
         }
         Ok((slot, gen))
     }
@@ -245,6 +254,7 @@ impl Hub {
                 }
             }
         };
+        crate::monitor::on_throw(self, slot);
         match then {
             Then::Discarded => self.mark_dead(slot),
             Then::Wake(seq) => self.wake(slot, gen, seq, Msg::code(Error::CANCELED.0), false),
@@ -282,6 +292,7 @@ impl Hub {
                 None
             }
         };
+        crate::monitor::on_throw(self, slot);
         if let Some(seq) = wake {
             self.wake(slot, gen, seq, Msg::code(code), false);
         }
@@ -363,6 +374,7 @@ impl Hub {
                         true,
                     )?;
                     timer = Some(t);
+                    st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
                     st.start_watcher(t, w.action(0))
                 });
                 if let Some(t) = timer {
@@ -453,6 +465,9 @@ impl Hub {
             unsafe { stack::rename(g.stack_top, &name) };
         }
         g.name = Some(name);
+        if self.monitored.get() {
+            crate::monitor::publish(self, &st, slot);
+        }
         Ok(())
     }
 

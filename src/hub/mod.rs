@@ -168,6 +168,8 @@ pub struct HubState {
     /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
     pub scratch_io: Vec<(u32, u32, i32)>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
+    /// gh_assert_switches_begin tokens in use.
+    pub tokens: Table<crate::monitor::Token>,
 }
 
 pub struct Hub {
@@ -183,6 +185,17 @@ pub struct Hub {
     pub wake_fd: Cell<i32>,
     /// `FORK_GEN` when this hub last checked (a fork makes it rebuild its loop).
     pub fork_gen: Cell<u64>,
+    /// Switches so far (wrapping); published with the running slot in `shared.active`.
+    pub switches: Cell<u32>,
+    /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
+    pub diag: Cell<u8>,
+    /// gh_settrace's hook.
+    pub trace: Cell<Option<(crate::monitor::TraceFn, *mut c_void)>>,
+    /// The blocking monitor watches this hub.
+    pub monitored: Cell<bool>,
+    /// `since_poll` value at which the loop next reads the clock to bound the time
+    /// between polls (`run::SLICE_NS`).
+    pub clock_next: Cell<u32>,
 }
 
 /// Bumped in the child of every fork(); hubs compare it on each use.
@@ -264,9 +277,8 @@ fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
 }
 
 fn create(cfg: Config) -> Result<&'static Hub> {
-    if cfg.monitor {
-        eprintln!("greenhub: the blocking monitor is not available in this build yet");
-        return Err(Error::NOTSUP);
+    if cfg.monitor && !(cfg.max_blocking_time > 0.0 && cfg.max_blocking_time.is_finite()) {
+        return Err(Error::INVAL);
     }
     let default_stack =
         stack::normalize(cfg.stack_size, stack::DEFAULT_STACK).inspect_err(|_| {
@@ -338,6 +350,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             main_slot,
             scratch_io: Vec::with_capacity(64),
             scratch_joiners: Vec::with_capacity(8),
+            tokens: Table::default(),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -346,7 +359,15 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         hub_gen,
         wake_fd: Cell::new(wake_fd),
         fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
+        switches: Cell::new(0),
+        diag: Cell::new(0),
+        trace: Cell::new(None),
+        monitored: Cell::new(false),
+        clock_next: Cell::new(run::CLOCK_EVERY),
     });
+    hub.shared
+        .active
+        .store(main_slot as u64, std::sync::atomic::Ordering::Relaxed);
     static ATFORK: std::sync::Once = std::sync::Once::new();
     ATFORK.call_once(|| {
         // SAFETY: registers plain extern "C" functions without arguments.
@@ -362,7 +383,19 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     HUB.with(|h| h.set(p));
     GUARD.with(|_| ());
     // SAFETY: just published; see `existing`.
-    Ok(unsafe { &*p })
+    let hub = unsafe { &*p };
+    crate::monitor::install_dump_signal(hub);
+    if cfg.monitor {
+        if let Err(e) = crate::monitor::start(hub, cfg.max_blocking_time) {
+            eprintln!("greenhub: cannot start the blocking monitor: {}", e.code());
+        }
+    }
+    Ok(hub)
+}
+
+/// This thread's hub pointer as published, without the fork check (signal handlers).
+pub(crate) fn published() -> *const Hub {
+    HUB.with(|h| h.get())
 }
 
 /// Tears down this thread's hub. Only from the main greenlet (`EPERM` otherwise).
@@ -422,6 +455,7 @@ impl Drop for Hub {
                 unsafe { f(d.result) };
             }
         }
+        crate::monitor::stop(self);
         handle::unregister_hub(self.id);
     }
 }

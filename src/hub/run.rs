@@ -36,6 +36,11 @@ use std::ffi::c_void;
 
 /// Callbacks run between two polls at most, when callbacks keep coming.
 const POLL_BUDGET: u32 = 1024;
+/// ... and time: a yield storm of slow greenlets polls (and runs due timers) at least
+/// every 5 ms (gevent's switch interval), reading the clock once per `CLOCK_EVERY`
+/// callbacks.
+const SLICE_NS: u64 = 5_000_000;
+pub(crate) const CLOCK_EVERY: u32 = 64;
 
 #[derive(Copy, Clone)]
 enum List {
@@ -48,9 +53,27 @@ impl Hub {
     /// Runs the loop as the hub until the main greenlet is woken; returns main's message.
     pub(crate) fn run_for_main(&self) -> Msg {
         self.current.set(self.hub_slot);
+        self.switched(self.main_slot, self.hub_slot);
         let msg = self.run_loop();
         self.current.set(self.main_slot);
+        self.switched(self.hub_slot, self.main_slot);
         msg
+    }
+
+    /// Records a switch `from` -> `to` (both already decided; `current` is the hub):
+    /// the switch count and running slot for the monitor (one relaxed store), and the
+    /// trace hook / assert_switches clocks when any is active.
+    #[inline(always)]
+    pub(crate) fn switched(&self, from: u32, to: u32) {
+        let n = self.switches.get().wrapping_add(1);
+        self.switches.set(n);
+        self.shared.active.store(
+            ((n as u64) << 32) | to as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if self.diag.get() != 0 {
+            crate::monitor::on_switch(self, from, to);
+        }
     }
 
     fn run_loop(&self) -> Msg {
@@ -69,7 +92,7 @@ impl Hub {
             {
                 let st = self.st.borrow();
                 let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
-                if more && st.since_poll < POLL_BUDGET {
+                if more && st.since_poll < POLL_BUDGET && !self.slice_over(&st) {
                     continue;
                 }
                 if !more && st.alive == 0 {
@@ -104,6 +127,17 @@ impl Hub {
         if !busy && self.st.borrow().queue.is_empty() {
             self.fire_list(List::Idle);
         }
+    }
+
+    /// True when callbacks have run for `SLICE_NS` since the last poll (checked every
+    /// `CLOCK_EVERY` callbacks, so a fast yield storm reads no clock).
+    #[inline]
+    fn slice_over(&self, st: &super::HubState) -> bool {
+        if st.since_poll < self.clock_next.get() {
+            return false;
+        }
+        self.clock_next.set(st.since_poll + CLOCK_EVERY);
+        now_ns().saturating_sub(st.now) >= SLICE_NS
     }
 
     /// True when the loop must not sleep in its poll.
@@ -192,10 +226,29 @@ impl Hub {
             st.fds.tick();
         }
         if timeout_ms != -2 {
+            // Idle in the poll is not blocked: tell the monitor (same store as a switch).
+            let active = ((self.switches.get() as u64) << 32) | self.hub_slot as u64;
+            let polling = timeout_ms != 0;
+            if polling {
+                let a = active | crate::handle::POLLING;
+                self.shared
+                    .active
+                    .store(a, std::sync::atomic::Ordering::Relaxed);
+            }
             Self::poll_backend(st, timeout_ms);
+            if polling {
+                // A new value: the monitor restarts its clock for the hub's own work.
+                let n = self.switches.get().wrapping_add(1);
+                self.switches.set(n);
+                let a = ((n as u64) << 32) | self.hub_slot as u64;
+                self.shared
+                    .active
+                    .store(a, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         st.now = now_ns();
         st.since_poll = 0;
+        self.clock_next.set(CLOCK_EVERY);
         !st.ready.is_empty()
     }
 
@@ -566,9 +619,11 @@ impl Hub {
             g.co.take()
         };
         let Some(mut co) = co else { return };
+        self.switched(self.hub_slot, slot);
         self.current.set(slot);
         let r = co.resume(msg);
         self.current.set(self.hub_slot);
+        self.switched(slot, self.hub_slot);
         match r {
             CoroutineResult::Yield(()) => {
                 self.st
@@ -611,6 +666,9 @@ impl Hub {
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
+            if self.monitored.get() {
+                crate::monitor::unpublish(self, slot);
+            }
             if g.released {
                 st.greenlets.remove(slot);
             }
