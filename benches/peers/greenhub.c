@@ -7,7 +7,8 @@
  *   timers           1M one-shot timer watchers, due uniformly in [0, 1 s)
  *   sleepers         1M greenlets each gh_sleep(random [0, 1 s))
  *   echo-server LFD N  a greenlet per connection on an inherited listening socket
- *   scale N          park N greenlets (2 KiB of stack touched) on timers due at one instant
+ *   scale N          park N greenlets (2 KiB of stack touched) on timers due at one instant;
+ *                    time the pass waking them all, then the pass letting them all exit
  */
 #include "peers.h"
 
@@ -261,10 +262,12 @@ static int echo_server(int lfd, int nconn) {
 /* ---- scale ------------------------------------------------------------------------ */
 
 static double deadline, first_wake, last_wake;
-static long parked, woken, early;
+static long parked, woken, early, finished;
+static gh_event release_all;
 
 /* Touches PEERS_SCALE_TOUCH bytes of this greenlet's stack, then parks on a timer due at
- * `deadline` (the same instant for all), inside that frame. */
+ * `deadline` (the same instant for all), inside that frame. Once woken it parks again on
+ * `release_all`, so the timed wake pass measures waking, not greenlet exit. */
 static __attribute__((noinline)) void *parker(void *arg) {
     volatile char buf[PEERS_SCALE_TOUCH];
     (void)arg;
@@ -276,7 +279,9 @@ static __attribute__((noinline)) void *parker(void *arg) {
     now = peers_now();
     if (woken++ == 0) first_wake = now;
     last_wake = now;
-    return (void *)(intptr_t)buf[sizeof buf - 1];
+    if (gh_event_wait(release_all, GH_FOREVER) != GH_OK) return "event";
+    finished += buf[sizeof buf - 1] == (char)(PEERS_SCALE_TOUCH - 1);
+    return NULL;
 }
 
 static int scale(long want) {
@@ -286,7 +291,7 @@ static int scale(long want) {
         return 0;
     }
     configure_stack();
-    gh_hub_current();
+    OK(gh_event_new(&release_all));
     long base_rss = peers_rss_kib(), base_maps = peers_maps(), spawned = 0;
     const char *limit = "none";
     deadline = 1e300;
@@ -308,12 +313,18 @@ static int scale(long want) {
     double park_s = peers_now() - t0 - spawn_s;
     long rss = peers_rss_kib(), maps = peers_maps();
     PEERS_CHECK(early == 0 && peers_now() < deadline, "scale: parking took past the deadline");
+    while (woken < spawned) OK(gh_sleep(0.001));
+    double t_exit = peers_now();
+    OK(gh_event_set(release_all));
     OK(gh_hub_run());
-    PEERS_CHECK(woken == spawned, "scale: %ld of %ld woke", woken, spawned);
+    double exit_s = peers_now() - t_exit;
+    PEERS_CHECK(woken == spawned && finished == spawned, "scale: %ld woke, %ld finished of %ld", woken, finished,
+                spawned);
+    OK(gh_event_close(release_all));
     printf("RESULT workload=scale-%ld prog=%s n=%ld reached=%ld limit=%s rss_per_kib=%.2f maps=%ld "
-           "maps_base=%ld spawn_s=%.3f park_s=%.3f pass_ms=%.1f\n",
+           "maps_base=%ld spawn_s=%.3f park_s=%.3f pass_ms=%.1f exit_ms=%.1f\n",
            want, P, want, spawned, limit, (double)(rss - base_rss) / (double)spawned, maps, base_maps,
-           spawn_s, park_s, (last_wake - first_wake) * 1e3);
+           spawn_s, park_s, (last_wake - first_wake) * 1e3, exit_s * 1e3);
     return 0;
 }
 
