@@ -285,7 +285,7 @@ static __attribute__((noinline)) void *parker(void *arg) {
 }
 
 static int scale(long want) {
-    long n = peers_bound(want, 12 + (long)peers_env_long("PEERS_STACK", 16 * 1024) / 4096);
+    long n = peers_bound(want, 8);
     if (n < want) {
         printf("SKIP workload=scale-%ld prog=%s reason=memory fits=%ld\n", want, P, n);
         return 0;

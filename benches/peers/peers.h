@@ -76,7 +76,9 @@ static inline long peers_env_long(const char *name, long dflt) {
     return s && atol(s) > 0 ? atol(s) : dflt;
 }
 
-/* How many tasks of `per_task_kib` resident KiB fit in 60% of MemAvailable (at most `want`). */
+/* How many tasks of `per_task_kib` resident KiB fit in 60% of MemAvailable (at most `want`).
+ * The many-task workloads estimate 8 KiB per task: two touched stack pages and the records
+ * (they measure 4-4.5 KiB). */
 static inline long peers_bound(long want, long per_task_kib) {
     long avail = peers_memavail_kib();
     if (avail <= 0) return want;
