@@ -40,6 +40,19 @@ done
 [[ -n $reps ]] || reps=$((quick ? 1 : 5))
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps wants a positive number" >&2; exit 2; }
 
+# ---- workloads --------------------------------------------------------------------
+WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k scale-100k scale-1M)
+((quick)) && WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k)
+if [[ -n $only ]]; then
+    IFS=, read -r -a wanted <<<"$only"
+    selected=()
+    for w in "${WORKLOADS[@]}"; do
+        for o in "${wanted[@]}"; do [[ $w == "$o"* ]] && { selected+=("$w"); break; }; done
+    done
+    ((${#selected[@]})) || { echo "run.sh: --only $only matches none of: ${WORKLOADS[*]}" >&2; exit 2; }
+    WORKLOADS=("${selected[@]}")
+fi
+
 # ---- packages ---------------------------------------------------------------------
 missing=()
 if command -v dpkg-query >/dev/null; then
@@ -79,19 +92,6 @@ if ((gevent)); then
     fi
 fi
 
-# ---- workloads --------------------------------------------------------------------
-WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k scale-100k scale-1M)
-((quick)) && WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k)
-if [[ -n $only ]]; then
-    IFS=, read -r -a wanted <<<"$only"
-    selected=()
-    for w in "${WORKLOADS[@]}"; do
-        for o in "${wanted[@]}"; do [[ $w == "$o"* ]] && { selected+=("$w"); break; }; done
-    done
-    ((${#selected[@]})) || { echo "run.sh: --only $only matches none of: ${WORKLOADS[*]}" >&2; exit 2; }
-    WORKLOADS=("${selected[@]}")
-fi
-
 # The programs of a workload, greenhub first, those built only.
 programs() {
     local want
@@ -103,7 +103,9 @@ programs() {
     echo) want="greenhub libev libuv st gevent" ;;
     scale-*) want="greenhub st" ;;
     esac
-    for p in $want; do [[ " ${PEERS_BUILT[*]} " == *" $p "* ]] && echo "$p"; done
+    for p in $want; do
+        if [[ " ${PEERS_BUILT[*]} " == *" $p "* ]]; then echo "$p"; fi
+    done
 }
 
 # CMD=(the command line of workload $1 for program $2).

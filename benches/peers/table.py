@@ -79,7 +79,7 @@ def parse(path):
             continue
         kv = dict(f.split("=", 1) for f in body.split()[1:] if "=" in f)
         if body.startswith("SKIP"):
-            entry[rep] = "skipped: " + kv.get("reason", "?") + (f" (fits {kv['fits']})" if "fits" in kv else "")
+            entry[rep] = "skipped: " + kv.get("reason", "?") + (f" (fits {int(kv['fits']):,})" if "fits" in kv else "")
             continue
         limit = parts[4] if len(parts) > 4 else ""
         if limit:
