@@ -136,6 +136,8 @@ quick_n() {
 }
 
 RES=$TARGET_DIR/peers
+child=""
+trap 'if [[ -n $child ]]; then kill "$child" 2>/dev/null; fi' EXIT
 mkdir -p "$RES/logs"
 results=$RES/results.tsv
 : >"$results"
@@ -148,13 +150,15 @@ for ((r = 1; r <= reps; r++)); do
             command_of "$w" "$p"
             n=""
             ((quick)) && n=$(quick_n "$w")
+            [[ -n $n ]] || n=${PEERS_N:-}
+            # In the background so an interrupted run stops the program too (timeout runs
+            # it in a process group of its own, out of reach of the terminal's ^C).
             set +e
-            if [[ -n $n ]]; then
-                PEERS_N=$n timeout 600 "${CMD[@]}" >"$log" 2>&1 </dev/null
-            else
-                timeout 600 "${CMD[@]}" >"$log" 2>&1 </dev/null
-            fi
+            PEERS_N=$n timeout 600 "${CMD[@]}" >"$log" 2>&1 </dev/null &
+            child=$!
+            wait "$child"
             rc=$?
+            child=""
             set -e
             line=$(grep -E '^(RESULT|SKIP) ' "$log" | tail -n 1 || true)
             limit=$(grep -E '^LIMIT ' "$log" | tail -n 1 || true)

@@ -2,7 +2,7 @@
 
 Same protocol as the C programs (see peers.h): `python gevent_peer.py WORKLOAD [ARGS]`
 runs one repetition and prints one `RESULT workload=W prog=gevent key=value ...` line;
-it checks its own work and exits non-zero on a mismatch. Workloads: handoff, spawn,
+it checks its own work and exits non-zero on a mismatch. Workloads: handoff, handoff-cond, spawn,
 pingpong, timers, sleepers, echo-server LFD N. The per-operation workloads run fewer
 operations than the C programs (PEERS_N overrides); timers and sleepers run the same 1M.
 """
@@ -14,6 +14,7 @@ import time
 
 import gevent
 import gevent.socket
+from gevent.lock import Semaphore
 
 P = "gevent"
 
@@ -76,6 +77,30 @@ def handoff():
     t = time.perf_counter() - t0
     check(done[0] == 2 * n, "handoff: %d of %d yields" % (done[0], 2 * n))
     print("RESULT workload=handoff prog=%s n=%d ns=%.1f" % (P, n, t * 1e9 / n))
+
+
+def handoff_cond():
+    """The direct hand-off: a semaphore each, as greenhub.c's handoff-cond."""
+    n = env_n(200000)
+    done = [0]
+
+    def side(me, sems, k):
+        for _ in range(k):
+            sems[me].acquire()
+            done[0] += 1
+            sems[1 - me].release()
+
+    def run(k):
+        sems = [Semaphore(1), Semaphore(0)]
+        done[0] = 0
+        t0 = time.perf_counter()
+        gevent.joinall([gevent.spawn(side, 0, sems, k), gevent.spawn(side, 1, sems, k)], raise_error=True)
+        t = time.perf_counter() - t0
+        check(done[0] == 2 * k, "handoff-cond: %d of %d hand-offs" % (done[0], 2 * k))
+        return t
+
+    run(n // 10 + 1)
+    print("RESULT workload=handoff-cond prog=%s n=%d ns=%.1f" % (P, n, run(n) * 1e9 / n))
 
 
 def spawn():
@@ -205,13 +230,13 @@ def echo_server(lfd, nconn):
 
 def main(argv):
     w = argv[1] if len(argv) > 1 else ""
-    table = {"handoff": handoff, "spawn": spawn, "pingpong": pingpong, "timers": timers, "sleepers": sleepers}
+    table = {"handoff": handoff, "handoff-cond": handoff_cond, "spawn": spawn, "pingpong": pingpong, "timers": timers, "sleepers": sleepers}
     if w in table and len(argv) == 2:
         table[w]()
     elif w == "echo-server" and len(argv) == 4:
         echo_server(int(argv[2]), int(argv[3]))
     else:
-        sys.stderr.write("usage: %s handoff|spawn|pingpong|timers|sleepers|echo-server LFD N\n" % argv[0])
+        sys.stderr.write("usage: %s handoff|handoff-cond|spawn|pingpong|timers|sleepers|echo-server LFD N\n" % argv[0])
         return 2
     sys.stdout.flush()
     return 0
