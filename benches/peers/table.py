@@ -62,6 +62,14 @@ def fmt(v):
     return f"{v:.2f}"
 
 
+def scale_n(w):
+    """scale-10k -> 10000, for ordering the scale levels."""
+    n = w[len("scale-"):]
+    mult = {"k": 1000, "M": 1000000}.get(n[-1:], 1)
+    n = n.rstrip("kM")
+    return int(n) * mult if n.isdigit() else 0
+
+
 def parse(path):
     runs = {}  # (workload, prog) -> {rep: dict or str}
     progs = defaultdict(list)
@@ -91,7 +99,7 @@ def parse(path):
 
 def main():
     runs, progs = parse(sys.argv[1])
-    workloads = [w for w in ORDER if w in progs] + sorted(w for w in progs if w.startswith("scale-"))
+    workloads = [w for w in ORDER if w in progs] + sorted((w for w in progs if w.startswith("scale-")), key=scale_n)
     workloads += [w for w in progs if w not in workloads]
     print("| workload | metric | program | median | min–max | greenhub/program | goal (issue 6) |")
     print("|---|---|---|---|---|---|---|")
