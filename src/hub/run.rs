@@ -230,6 +230,8 @@ impl Hub {
             let active = ((self.switches.get() as u64) << 32) | self.hub_slot as u64;
             let polling = timeout_ms != 0;
             if polling {
+                // About to sleep: give back the pages of stacks freed in a burst.
+                st.stacks.trim();
                 let a = active | crate::handle::POLLING;
                 self.shared
                     .active
