@@ -341,20 +341,24 @@ static void log_timer_cb(gh_watcher w, int revents, void *arg) {
     else log_add("?");
 }
 
-/* gh_spawn_later orders with timers by deadline: t10 B20 G30 A40 t60. */
+/* gh_spawn_later orders with timers by deadline: t100 B200 G300 A400 t600, started in the
+ * order t600 A400 G300 t100 B200. Each deadline counts from its own start call, so the
+ * order holds only while the calls are closer together than the 100 ms between deadlines:
+ * under valgrind the first gh_spawn_later alone takes 15+ ms (code translation), which
+ * 10 ms steps did not survive on a loaded machine. */
 TEST(spawn_later_orders_with_timers) {
     BEGIN();
     gh_watcher t1, t2;
     gh_greenlet a, b, g;
-    ASSERT_OK(gh_timer_new(&t1, 0.010, 0));
-    ASSERT_OK(gh_timer_new(&t2, 0.060, 0));
-    ASSERT_OK(gh_watcher_start(t2, log_timer_cb, "[t60]"));
-    ASSERT_OK(gh_spawn_later(&a, 0.040, log_arg, "[A40]"));
-    ASSERT_OK(gh_spawn_later(&g, 0.030, log_arg, "[G30]"));
-    ASSERT_OK(gh_watcher_start(t1, log_timer_cb, "[t10]"));
-    ASSERT_OK(gh_spawn_later(&b, 0.020, log_arg, "[B20]"));
+    ASSERT_OK(gh_timer_new(&t1, 0.100, 0));
+    ASSERT_OK(gh_timer_new(&t2, 0.600, 0));
+    ASSERT_OK(gh_watcher_start(t2, log_timer_cb, "[t600]"));
+    ASSERT_OK(gh_spawn_later(&a, 0.400, log_arg, "[A400]"));
+    ASSERT_OK(gh_spawn_later(&g, 0.300, log_arg, "[G300]"));
+    ASSERT_OK(gh_watcher_start(t1, log_timer_cb, "[t100]"));
+    ASSERT_OK(gh_spawn_later(&b, 0.200, log_arg, "[B200]"));
     ASSERT_OK(gh_hub_run());
-    ASSERT_STREQ(g_log, "[t10][B20][G30][A40][t60]");
+    ASSERT_STREQ(g_log, "[t100][B200][G300][A400][t600]");
     ASSERT_OK(gh_watcher_close(t1));
     ASSERT_OK(gh_watcher_close(t2));
     ASSERT_OK(gh_release(a));
@@ -698,20 +702,29 @@ TEST(joinall_all_done) {
     END();
 }
 
-/* gh_joinall: one deadline for all; on expiry GH_ETIMEDOUT with *ndone = those dead. */
+/* gh_joinall: one deadline for all; on expiry GH_ETIMEDOUT with *ndone = those dead.
+ * Two of four greenlets die during the wait (10 and 20 ms sleeps), two never do. The
+ * 500 ms timeout leaves the short sleepers ~480 ms to finish: they only start once
+ * gh_joinall parks main, and under valgrind the first greenlet starts alone take tens
+ * of ms (a 60 ms timeout lost the 20 ms sleeper on a loaded machine). */
 TEST(joinall_timeout_reports_ndone) {
     BEGIN();
     struct sleeper s[4] = {{0.01, 1, 0, 0, 0}, {GH_FOREVER, 1, 0, 0, 0}, {0.02, 1, 0, 0, 0},
                            {GH_FOREVER, 1, 0, 0, 0}};
     gh_greenlet g[4];
     size_t nd = 99;
+    const double timeout = 0.5;
     for (int i = 0; i < 4; i++) ASSERT_OK(gh_spawn(&g[i], sleeper_fn, &s[i]));
     double t0 = gh_test_now();
-    ASSERT_CODE(gh_joinall(g, 4, 0.06, &nd), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_joinall(g, 4, timeout, &nd), GH_ETIMEDOUT);
     double dt = gh_test_now() - t0;
-    ASSERT_TRUE(dt >= 0.9 * 0.06);
-    ASSERT_TRUE(dt < 0.06 * 2 + 1.0); /* one deadline for all, not one per greenlet */
+    ASSERT_TRUE(dt >= 0.9 * timeout);
+    ASSERT_TRUE(dt < timeout * 2 + 1.0); /* one deadline for all, not one per greenlet */
     ASSERT_EQ(nd, 2);
+    ASSERT_EQ(s[0].done, 1); /* the two that died are the short sleepers, woken by time */
+    ASSERT_EQ(s[2].done, 1);
+    ASSERT_OK(s[0].rc);
+    ASSERT_OK(s[2].rc);
     nd = 99;
     ASSERT_CODE(gh_joinall(g, 4, 0, &nd), GH_ETIMEDOUT);
     ASSERT_EQ(nd, 2);

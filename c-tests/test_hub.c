@@ -424,24 +424,35 @@ TEST(run_empty) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* sleep_and_log(id) sleeps until run_base + id * RUN_GAP, then logs id. The deadlines
+ * share one time base, taken once the hub exists (creating it took 80-250 ms under
+ * valgrind on a loaded machine), so how late each greenlet got to start does not move
+ * them: the order holds as long as all three started within 2 * RUN_GAP. (With sleeps of
+ * id * 10 ms counted from each greenlet's own start, the 30 ms sleeper, started first,
+ * finished before the others when their starts were 20+ ms late.) */
+#define RUN_GAP 0.1
 static int run_order[8], run_n;
+static double run_base;
 static void *sleep_and_log(void *arg) {
     int id = (int)(intptr_t)arg;
-    if (gh_sleep(0.01 * id) != GH_OK) return NULL;
+    double left = run_base + RUN_GAP * id - gh_test_now();
+    if (gh_sleep(left > 0 ? left : 0) != GH_OK) return NULL; /* negative would be forever */
     run_order[run_n++] = id;
     return arg;
 }
 
-/* gh_hub_run runs spawned greenlets to completion (in the order their sleeps end). */
+/* gh_hub_run runs spawned greenlets to completion (in the order their sleeps end: the
+ * greenlets are spawned 3, 1, 2 and their sleeps end 1, 2, 3, 100 ms apart). */
 TEST(run_runs_greenlets_to_completion) {
     gh_greenlet g[3];
     int i, fd0 = gh_test_fd_count();
-    double t0 = gh_test_now();
     ASSERT_OK(gh_spawn(&g[0], sleep_and_log, (void *)(intptr_t)3));
     ASSERT_OK(gh_spawn(&g[1], sleep_and_log, (void *)(intptr_t)1));
     ASSERT_OK(gh_spawn(&g[2], sleep_and_log, (void *)(intptr_t)2));
+    run_base = gh_test_now(); /* none has started yet: they start in gh_hub_run */
     ASSERT_OK(gh_hub_run());
-    ASSERT_GE((gh_test_now() - t0) * 1000, 27); /* the 30 ms sleeper was waited for */
+    /* the last sleeper (until run_base + 300 ms) was waited for */
+    ASSERT_GE((gh_test_now() - run_base) * 1000, 0.9 * 3 * RUN_GAP * 1000);
     ASSERT_EQ(run_n, 3);
     ASSERT_EQ(run_order[0], 1);
     ASSERT_EQ(run_order[1], 2);

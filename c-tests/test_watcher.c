@@ -482,20 +482,42 @@ TEST(prepare_before_check) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
-/* While an idle watcher is active the loop does not sleep in its poll: during a 30 ms
- * gh_sleep it fires in many iterations (well over one). */
+/* While an idle watcher is active the loop does not sleep in its poll: main waits on an
+ * event with a 5 s timeout (a pending timer, as in a gh_sleep), and the idle watcher sets
+ * the event from its 20th callback. A loop that slept in its poll until the timer would
+ * fire idle at most once or twice and the wait would end GH_ETIMEDOUT. (It used to count
+ * callbacks during a 30 ms gh_sleep: under valgrind on a loaded machine that window
+ * held 0 or 1 iterations.) */
+struct idle_wake {
+    struct rec r;
+    gh_event ev;
+    int set_at; /* set the event at this count */
+    int set_rc;
+};
+static void idle_wake_cb(gh_watcher w, int revents, void *arg) {
+    struct idle_wake *iw = arg;
+    record_cb(w, revents, &iw->r);
+    if (iw->r.count == iw->set_at) iw->set_rc = gh_event_set(iw->ev);
+}
 TEST(idle_keeps_loop_spinning) {
     int fds0 = gh_test_fd_count();
-    struct rec r = {0};
+    struct idle_wake iw = {{0}, {0}, 20, 1};
     gh_watcher i;
+    ASSERT_OK(gh_event_new(&iw.ev));
     ASSERT_OK(gh_idle_new(&i));
-    ASSERT_OK(gh_watcher_start(i, record_cb, &r));
-    ASSERT_OK(gh_sleep(0.03));
-    ASSERT_GE(r.count, 3);
+    ASSERT_OK(gh_watcher_start(i, idle_wake_cb, &iw));
+    ASSERT_OK(gh_event_wait(iw.ev, 5.0));
+    ASSERT_OK(iw.set_rc);
+    ASSERT_GE(iw.r.count, 20);
+    for (int k = 0; k < 20; k++) {
+        ASSERT_EQ(iw.r.revents[k], GH_IDLE);
+        ASSERT_EQ(iw.r.ids[k], i.id);
+    }
     ASSERT_OK(gh_watcher_close(i));
-    int n = r.count;
+    int n = iw.r.count;
     ASSERT_OK(gh_sleep(0.01));
-    ASSERT_EQ(r.count, n);
+    ASSERT_EQ(iw.r.count, n);
+    ASSERT_OK(gh_event_close(iw.ev));
     ASSERT_OK(gh_hub_destroy());
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
