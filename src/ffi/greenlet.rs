@@ -260,11 +260,13 @@ pub unsafe extern "C" fn gh_joinall(
     guard(|| {
         // SAFETY: NULL or writable per the contract.
         unsafe { put(ndone, 0) };
+        // The timeout is checked before the empty-list shortcut: NaN is GH_EINVAL
+        // whatever `n` is (found by fuzz/api_sequence).
+        let t = self::timeout(timeout)?;
         if n == 0 {
             return Ok(0);
         }
         need(gs)?;
-        let t = self::timeout(timeout)?;
         // SAFETY: readable for n handles per the contract.
         let list = unsafe { std::slice::from_raw_parts(gs, n) };
         let hub = hub::for_handle(list[0].id)?;
