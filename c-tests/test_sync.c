@@ -668,6 +668,51 @@ TEST(event_close_with_waiters) {
     END();
 }
 
+/* Waiters woken by gh_event_close run after main has reused the event's slot: for a
+ * gh_timeout, each still gets GH_ECLOSED (it used to look the slot up without its
+ * generation and hit the timeout: GH_EINTERNAL; found by fuzz/api_sequence); for a new
+ * event, that event still works for its own waiter. */
+TEST(event_close_then_slot_reused_before_waiters_run) {
+    BEGIN();
+    struct op a, b, c, d;
+    gh_event e, e2;
+    gh_timeout t;
+    ASSERT_OK(gh_event_new(&e));
+    op_init(&a, OP_EVENT_WAIT, 0);
+    op_init(&b, OP_EVENT_WAIT, 1);
+    a.e = b.e = e;
+    spawn_op(&a);
+    spawn_op(&b);
+    settle();
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_timeout_start(&t, 60.0)); /* takes the freed slot */
+    finish_op(&a);
+    finish_op(&b);
+    ASSERT_CODE(a.rc, GH_ECLOSED);
+    ASSERT_CODE(b.rc, GH_ECLOSED);
+    ASSERT_OK(gh_timeout_cancel(t));
+
+    ASSERT_OK(gh_event_new(&e));
+    op_init(&d, OP_EVENT_WAIT, 3);
+    d.e = e;
+    spawn_op(&d);
+    settle();
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_event_new(&e2)); /* takes the freed slot */
+    op_init(&c, OP_EVENT_WAIT, 2);
+    c.e = e2;
+    spawn_op(&c);
+    finish_op(&d);
+    ASSERT_CODE(d.rc, GH_ECLOSED);
+    settle();
+    ASSERT_EQ(c.rc, PENDING);
+    ASSERT_OK(gh_event_set(e2));
+    finish_op(&c);
+    ASSERT_OK(c.rc);
+    ASSERT_OK(gh_event_close(e2));
+    END();
+}
+
 /* ---- gh_result -------------------------------------------------------------- */
 
 /* gh_result_set wakes all three waiting getters (in arrival order 2, 0, 1) with the
@@ -2464,6 +2509,7 @@ int main(int argc, char **argv) {
     RUN(event_waiter_woken_then_cleared);
     RUN(event_wait_timeout);
     RUN(event_close_with_waiters);
+    RUN(event_close_then_slot_reused_before_waiters_run);
     RUN(result_value_to_many_getters);
     RUN(result_error_to_getters);
     RUN(result_set_twice_ebusy);
