@@ -259,6 +259,40 @@ TEST(timeout_expires_every_blocking_call) {
     END();
 }
 
+/* gh_switch and gh_hub_wait are blocking calls too: the caller's expired gh_timeout
+ * ends them with GH_ETIMEDOUT (as their header docs now list), the switch to a
+ * greenlet that parks forever and the wait on a timer 10 s out alike. */
+static gh_event parked_ev;
+static void *park_on_event(void *arg) {
+    (void)arg;
+    return PTR((intptr_t)gh_event_wait(parked_ev, GH_FOREVER));
+}
+TEST(timeout_ends_switch_and_hub_wait) {
+    BEGIN();
+    gh_timeout t;
+    gh_greenlet g;
+    gh_watcher w;
+    void *got = SENTINEL, *res = NULL;
+    ASSERT_OK(gh_event_new(&parked_ev));
+    ASSERT_OK(gh_spawn(&g, park_on_event, NULL));
+    ASSERT_OK(gh_timeout_start(&t, 0.01));
+    ASSERT_CODE(gh_switch(g, NULL, &got), GH_ETIMEDOUT);
+    ASSERT_TRUE(got == SENTINEL);
+    ASSERT_OK(gh_timeout_cancel(t));
+    ASSERT_OK(gh_timer_new(&w, 10, 0));
+    ASSERT_OK(gh_timeout_start(&t, 0.01));
+    ASSERT_CODE(gh_hub_wait(w), GH_ETIMEDOUT);
+    ASSERT_OK(gh_timeout_cancel(t));
+    ASSERT_EQ(gh_watcher_active(w), 0);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_event_set(parked_ev));
+    ASSERT_OK(gh_join(g, GH_FOREVER, &res));
+    ASSERT_OK((intptr_t)res);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(parked_ev));
+    END();
+}
+
 /* Once a gh_timeout has expired, every blocking call of that greenlet returns
  * GH_ETIMEDOUT at once, whatever its own timeout, until the timeout is cancelled;
  * after the cancel the calls work again. A 0-second timeout is expired at once. */
@@ -2503,6 +2537,7 @@ int main(int argc, char **argv) {
     RUN(timeout_cancelled_while_owner_blocked);
     RUN(timeout_cancel_after_owner_died);
     RUN(timeout_never_expires);
+    RUN(timeout_ends_switch_and_hub_wait);
     RUN(timeout_bad_args);
     RUN(event_set_wakes_all_fifo);
     RUN(event_wait_on_set_and_clear);
