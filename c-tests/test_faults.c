@@ -1342,6 +1342,9 @@ TEST(timeouts_joinall) {
     ASSERT_OK(gh_spawn(&gs[0], sleep_20ms, (void *)1));
     ASSERT_OK(gh_spawn(&gs[1], return_arg, (void *)2));
     ASSERT_CODE(gh_joinall(gs, 2, NAN, &nd), GH_EINVAL);
+    ASSERT_CODE(gh_joinall(gs, 0, NAN, &nd), GH_EINVAL); /* empty list too (fuzz) */
+    ASSERT_CODE(gh_joinall(NULL, 0, NAN, NULL), GH_EINVAL);
+    ASSERT_OK(gh_joinall(NULL, 0, GH_FOREVER, NULL));
     ASSERT_OK(gh_joinall(gs, 2, GH_FOREVER, &nd));
     ASSERT_EQ(nd, 2);
     ASSERT_OK(gh_release(gs[0]));

@@ -716,6 +716,42 @@ TEST(fd_reuse_while_dup_alive) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* The user close()s an fd while an io watcher is still started on it (no dup: the
+ * kernel drops the file from the epoll set), a new pipe reuses the number and has data:
+ * a wait on the new fd joins the still-active watcher's interest and must still see
+ * the data (it used to time out on epoll and polling: nothing was registered for the
+ * new file and nothing re-checked it; found by fuzz/api_sequence). */
+static int reuse_fired;
+static void reuse_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    reuse_fired++;
+}
+TEST(fd_reuse_under_active_watcher) {
+    int fds0 = gh_test_fd_count(), p[2], q[2];
+    gh_watcher w;
+    ASSERT_OK(gh_sleep(0)); /* the hub's own fds exist before the numbers are taken */
+    ASSERT_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+    ASSERT_OK(gh_io_new(&w, p[0], GH_READ));
+    ASSERT_OK(gh_watcher_start(w, reuse_cb, NULL));
+    ASSERT_TRUE(gh_hub_run_once(0) >= 0); /* registered with the kernel */
+    ASSERT_OK(close(p[0]));
+    ASSERT_OK(close(p[1]));
+    ASSERT_OK(pipe2(q, O_CLOEXEC | O_NONBLOCK));
+    ASSERT_EQ(q[0], p[0]); /* the number really is reused */
+    put_byte(q[1]);
+    ASSERT_OK(gh_wait_read(q[0], 5.0));
+    ASSERT_EQ(gh_wait_fd(q[0], GH_READ, 5.0), GH_READ);
+    ASSERT_TRUE(reuse_fired > 0); /* the old watcher now watches the number's new file */
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_EQ(drain(q[0]), 1);
+    ASSERT_OK(close(q[0]));
+    ASSERT_OK(close(q[1]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(ready_before_call_returns_at_once);
@@ -742,5 +778,6 @@ int main(int argc, char **argv) {
     RUN(ping_pong_10000);
     RUN(fd_reuse_no_stale_registration);
     RUN(fd_reuse_while_dup_alive);
+    RUN(fd_reuse_under_active_watcher);
     return TEST_DONE();
 }

@@ -259,6 +259,40 @@ TEST(timeout_expires_every_blocking_call) {
     END();
 }
 
+/* gh_switch and gh_hub_wait are blocking calls too: the caller's expired gh_timeout
+ * ends them with GH_ETIMEDOUT (as their header docs now list), the switch to a
+ * greenlet that parks forever and the wait on a timer 10 s out alike. */
+static gh_event parked_ev;
+static void *park_on_event(void *arg) {
+    (void)arg;
+    return PTR((intptr_t)gh_event_wait(parked_ev, GH_FOREVER));
+}
+TEST(timeout_ends_switch_and_hub_wait) {
+    BEGIN();
+    gh_timeout t;
+    gh_greenlet g;
+    gh_watcher w;
+    void *got = SENTINEL, *res = NULL;
+    ASSERT_OK(gh_event_new(&parked_ev));
+    ASSERT_OK(gh_spawn(&g, park_on_event, NULL));
+    ASSERT_OK(gh_timeout_start(&t, 0.01));
+    ASSERT_CODE(gh_switch(g, NULL, &got), GH_ETIMEDOUT);
+    ASSERT_TRUE(got == SENTINEL);
+    ASSERT_OK(gh_timeout_cancel(t));
+    ASSERT_OK(gh_timer_new(&w, 10, 0));
+    ASSERT_OK(gh_timeout_start(&t, 0.01));
+    ASSERT_CODE(gh_hub_wait(w), GH_ETIMEDOUT);
+    ASSERT_OK(gh_timeout_cancel(t));
+    ASSERT_EQ(gh_watcher_active(w), 0);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_event_set(parked_ev));
+    ASSERT_OK(gh_join(g, GH_FOREVER, &res));
+    ASSERT_OK((intptr_t)res);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(parked_ev));
+    END();
+}
+
 /* Once a gh_timeout has expired, every blocking call of that greenlet returns
  * GH_ETIMEDOUT at once, whatever its own timeout, until the timeout is cancelled;
  * after the cancel the calls work again. A 0-second timeout is expired at once. */
@@ -665,6 +699,51 @@ TEST(event_close_with_waiters) {
     ASSERT_CODE(gh_event_is_set(e), GH_EBADHANDLE);
     ASSERT_CODE(gh_event_wait(e, 0), GH_EBADHANDLE);
     ASSERT_CODE(gh_event_wait(e, GH_FOREVER), GH_EBADHANDLE);
+    END();
+}
+
+/* Waiters woken by gh_event_close run after main has reused the event's slot: for a
+ * gh_timeout, each still gets GH_ECLOSED (it used to look the slot up without its
+ * generation and hit the timeout: GH_EINTERNAL; found by fuzz/api_sequence); for a new
+ * event, that event still works for its own waiter. */
+TEST(event_close_then_slot_reused_before_waiters_run) {
+    BEGIN();
+    struct op a, b, c, d;
+    gh_event e, e2;
+    gh_timeout t;
+    ASSERT_OK(gh_event_new(&e));
+    op_init(&a, OP_EVENT_WAIT, 0);
+    op_init(&b, OP_EVENT_WAIT, 1);
+    a.e = b.e = e;
+    spawn_op(&a);
+    spawn_op(&b);
+    settle();
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_timeout_start(&t, 60.0)); /* takes the freed slot */
+    finish_op(&a);
+    finish_op(&b);
+    ASSERT_CODE(a.rc, GH_ECLOSED);
+    ASSERT_CODE(b.rc, GH_ECLOSED);
+    ASSERT_OK(gh_timeout_cancel(t));
+
+    ASSERT_OK(gh_event_new(&e));
+    op_init(&d, OP_EVENT_WAIT, 3);
+    d.e = e;
+    spawn_op(&d);
+    settle();
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_event_new(&e2)); /* takes the freed slot */
+    op_init(&c, OP_EVENT_WAIT, 2);
+    c.e = e2;
+    spawn_op(&c);
+    finish_op(&d);
+    ASSERT_CODE(d.rc, GH_ECLOSED);
+    settle();
+    ASSERT_EQ(c.rc, PENDING);
+    ASSERT_OK(gh_event_set(e2));
+    finish_op(&c);
+    ASSERT_OK(c.rc);
+    ASSERT_OK(gh_event_close(e2));
     END();
 }
 
@@ -2458,12 +2537,14 @@ int main(int argc, char **argv) {
     RUN(timeout_cancelled_while_owner_blocked);
     RUN(timeout_cancel_after_owner_died);
     RUN(timeout_never_expires);
+    RUN(timeout_ends_switch_and_hub_wait);
     RUN(timeout_bad_args);
     RUN(event_set_wakes_all_fifo);
     RUN(event_wait_on_set_and_clear);
     RUN(event_waiter_woken_then_cleared);
     RUN(event_wait_timeout);
     RUN(event_close_with_waiters);
+    RUN(event_close_then_slot_reused_before_waiters_run);
     RUN(result_value_to_many_getters);
     RUN(result_error_to_getters);
     RUN(result_set_twice_ebusy);

@@ -2,7 +2,7 @@
  * a ring through async watchers and through gh_hub_call_threadsafe; the errors of
  * gh_hub_call_threadsafe; wrong-thread calls with another live hub's handles; a thread
  * that exits with live greenlets and watchers frees its hub (valgrind clean, no fd
- * left).
+ * left); gh_async_send and gh_hub_call_threadsafe racing gh_hub_destroy (FAULTS 19).
  *
  * Build and run: see /work/brief/tests.md (links with -lpthread).
  */
@@ -372,6 +372,102 @@ TEST(thread_exit_frees_hub) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* ---- gh_async_send racing gh_hub_destroy (FAULTS 19) --------------------- */
+
+#define RACE_SENDERS 4
+#define RACE_ROUNDS 50
+
+struct race {
+    gh_watcher w;
+    gh_hub_ref hub;
+    atomic_int started; /* senders that got at least one GH_OK from each function */
+    atomic_int bad_code; /* a return code other than GH_OK / GH_EBADHANDLE (first seen) */
+    atomic_long ok;      /* GH_OK returns of gh_hub_call_threadsafe */
+    atomic_long ran;     /* race_cb runs */
+};
+static struct race RACE;
+
+static void race_cb(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&RACE.ran, 1);
+}
+
+static void race_note(int rc) {
+    int none = 0;
+    if (rc != GH_OK && rc != GH_EBADHANDLE) atomic_compare_exchange_strong(&RACE.bad_code, &none, rc);
+}
+
+/* Sends to the hub until both gh_async_send and gh_hub_call_threadsafe say
+ * GH_EBADHANDLE (the hub was destroyed), noting each code. */
+static void *race_sender(void *arg) {
+    int a_ok = 0, c_ok = 0, a_dead = 0, c_dead = 0, counted = 0;
+    (void)arg;
+    while (!(a_dead && c_dead)) {
+        int rc = gh_async_send(RACE.w);
+        race_note(rc);
+        if (rc == GH_OK) a_ok = 1;
+        else a_dead = 1;
+        rc = gh_hub_call_threadsafe(RACE.hub, race_cb, NULL);
+        race_note(rc);
+        if (rc == GH_OK) {
+            c_ok = 1;
+            atomic_fetch_add(&RACE.ok, 1);
+        } else {
+            c_dead = 1;
+        }
+        if (a_ok && c_ok && !counted) {
+            counted = 1;
+            atomic_fetch_add(&RACE.started, 1);
+        }
+    }
+    return (void *)(intptr_t)counted;
+}
+
+static int race_async_fired;
+static void race_async_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    race_async_fired++;
+}
+
+/* FAULTS 19: 4 threads hammer gh_async_send and gh_hub_call_threadsafe at a hub while
+ * its thread destroys it, 50 rounds: every call answers GH_OK or GH_EBADHANDLE (never
+ * anything else, never a use-after-free: scripts/asan.sh runs this under ASan), each
+ * sender got GH_OK before the destroy and GH_EBADHANDLE after it, callbacks run never
+ * exceed accepted calls, and the fd count is back at the baseline every round. */
+TEST(async_send_races_destroy) {
+    int fd0 = gh_test_fd_count();
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        pthread_t t[RACE_SENDERS];
+        void *counted;
+        atomic_store(&RACE.started, 0);
+        atomic_store(&RACE.bad_code, 0);
+        atomic_store(&RACE.ok, 0);
+        atomic_store(&RACE.ran, 0);
+        race_async_fired = 0;
+        ASSERT_OK(gh_async_new(&RACE.w));
+        ASSERT_OK(gh_watcher_start(RACE.w, race_async_cb, NULL));
+        RACE.hub = gh_hub_current();
+        ASSERT_NE(RACE.hub.id, 0);
+        for (int i = 0; i < RACE_SENDERS; i++)
+            ASSERT_OK(pthread_create(&t[i], NULL, race_sender, NULL));
+        /* Run the loop until every sender is past its first accepted calls: the
+         * destroy below then lands in the middle of their sending. */
+        while (atomic_load(&RACE.started) < RACE_SENDERS) ASSERT_GE(gh_hub_run_once(0.001), 0);
+        ASSERT_OK(gh_hub_destroy());
+        for (int i = 0; i < RACE_SENDERS; i++) {
+            ASSERT_OK(pthread_join(t[i], &counted));
+            ASSERT_EQ((intptr_t)counted, 1);
+        }
+        ASSERT_CODE(atomic_load(&RACE.bad_code), GH_OK);
+        ASSERT_LE(atomic_load(&RACE.ran), atomic_load(&RACE.ok));
+        ASSERT_CODE(gh_async_send(RACE.w), GH_EBADHANDLE);
+        ASSERT_CODE(gh_hub_call_threadsafe(RACE.hub, race_cb, NULL), GH_EBADHANDLE);
+        ASSERT_EQ(gh_test_fd_count(), fd0);
+    }
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(ring_async_8_threads);
@@ -381,5 +477,6 @@ int main(int argc, char **argv) {
     RUN(call_threadsafe_errors);
     RUN(wrong_thread_calls);
     RUN(thread_exit_frees_hub);
+    RUN(async_send_races_destroy);
     return TEST_DONE();
 }

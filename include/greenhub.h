@@ -755,7 +755,8 @@ int gh_throw(struct gh_greenlet g, int code);
  * *Errors*: GH_EINVAL (`g` is the caller), GH_EDEAD (`g` is dead), GH_EBUSY (`g` is
  * blocked in another call: wake it through what it waits on), GH_EPERM (from a hub
  * callback), GH_EBADHANDLE, GH_EWRONGTHREAD, GH_ECANCELED (the caller was killed while
- * parked), a gh_throw code, GH_ELOOPEXIT (main: nothing left could switch back).
+ * parked), GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code,
+ * GH_ELOOPEXIT (main: nothing left could switch back).
  *
  * # Safety
  * `received` NULL or writable.
@@ -769,7 +770,8 @@ int gh_switch(struct gh_greenlet g, void *value, void **received);
  *
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_EINVAL (NaN), GH_EPERM (hub callback), GH_ECANCELED (killed),
- * a gh_throw code, GH_ELOOPEXIT (main greenlet sleeping forever with nothing else alive).
+ * GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code, GH_ELOOPEXIT
+ * (main greenlet sleeping forever with nothing else alive).
  */
 int gh_sleep(double seconds);
 
@@ -888,7 +890,7 @@ int gh_hub_destroy(void);
  * *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_OK when `w` fired; GH_EBUSY (`w` already started), GH_EBADHANDLE,
  * GH_EWRONGTHREAD, GH_EPERM (inside a hub callback), GH_ECANCELED (the caller was
- * killed), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
+ * killed), GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
  * `w`, e.g. it is unreferenced and nothing else is active), GH_EBADF (an io watcher's fd
  * was closed), GH_ECLOSED (`w` was closed by another greenlet meanwhile).
  */

@@ -162,7 +162,12 @@ impl Fds {
             }
             return Ok(());
         }
-        if was_idle && e.lapsed && !e.unverified && !e.always_ready {
+        // Joining watchers that are still active re-arms nothing either, yet the user
+        // may have closed the fd behind their back and reused the number: verify that
+        // registration too, or a wait on the new file could never wake (found by
+        // fuzz/api_sequence; the single-watcher steady state is unaffected).
+        let joined = !was_idle && e.reified != 0;
+        if (joined || (was_idle && e.lapsed)) && !e.unverified && !e.always_ready {
             e.unverified = true;
             e.quiet_polls = 0;
             self.unverified.push(fd);

@@ -260,11 +260,13 @@ pub unsafe extern "C" fn gh_joinall(
     guard(|| {
         // SAFETY: NULL or writable per the contract.
         unsafe { put(ndone, 0) };
+        // The timeout is checked before the empty-list shortcut: NaN is GH_EINVAL
+        // whatever `n` is (found by fuzz/api_sequence).
+        let t = self::timeout(timeout)?;
         if n == 0 {
             return Ok(0);
         }
         need(gs)?;
-        let t = self::timeout(timeout)?;
         // SAFETY: readable for n handles per the contract.
         let list = unsafe { std::slice::from_raw_parts(gs, n) };
         let hub = hub::for_handle(list[0].id)?;
@@ -323,7 +325,8 @@ pub extern "C" fn gh_throw(g: gh_greenlet, code: c_int) -> c_int {
 /// *Errors*: GH_EINVAL (`g` is the caller), GH_EDEAD (`g` is dead), GH_EBUSY (`g` is
 /// blocked in another call: wake it through what it waits on), GH_EPERM (from a hub
 /// callback), GH_EBADHANDLE, GH_EWRONGTHREAD, GH_ECANCELED (the caller was killed while
-/// parked), a gh_throw code, GH_ELOOPEXIT (main: nothing left could switch back).
+/// parked), GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code,
+/// GH_ELOOPEXIT (main: nothing left could switch back).
 ///
 /// # Safety
 /// `received` NULL or writable.
@@ -348,7 +351,8 @@ pub unsafe extern "C" fn gh_switch(
 ///
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_EINVAL (NaN), GH_EPERM (hub callback), GH_ECANCELED (killed),
-/// a gh_throw code, GH_ELOOPEXIT (main greenlet sleeping forever with nothing else alive).
+/// GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code, GH_ELOOPEXIT
+/// (main greenlet sleeping forever with nothing else alive).
 #[no_mangle]
 pub extern "C" fn gh_sleep(seconds: f64) -> c_int {
     guard(|| hub::current()?.sleep(seconds).map(|_| 0))

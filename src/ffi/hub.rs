@@ -133,7 +133,7 @@ pub extern "C" fn gh_hub_destroy() -> c_int {
 /// *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_OK when `w` fired; GH_EBUSY (`w` already started), GH_EBADHANDLE,
 /// GH_EWRONGTHREAD, GH_EPERM (inside a hub callback), GH_ECANCELED (the caller was
-/// killed), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
+/// killed), GH_ETIMEDOUT (a gh_timeout of the caller expired), a gh_throw code, GH_ELOOPEXIT (main greenlet: nothing left that could fire
 /// `w`, e.g. it is unreferenced and nothing else is active), GH_EBADF (an io watcher's fd
 /// was closed), GH_ECLOSED (`w` was closed by another greenlet meanwhile).
 #[no_mangle]

@@ -218,8 +218,16 @@ struct ThreadGuard;
 impl Drop for ThreadGuard {
     fn drop(&mut self) {
         let p = HUB.with(|h| h.replace(ptr::null()));
-        if !p.is_null() {
-            // SAFETY: p came from Box::into_raw in `create` and was just unpublished.
+        // SAFETY: p came from Box::into_raw in `create` and was just unpublished.
+        if let Some(hub) = unsafe { p.as_ref() } {
+            if hub.current.get() != hub.main_slot {
+                // exit() called on a greenlet's (or from a callback in the hub's) stack: the
+                // process is ending, and freeing the hub would unmap the stack we run on.
+                // Left published (and so reachable: not a leak to valgrind).
+                HUB.with(|h| h.set(p));
+                return;
+            }
+            // SAFETY: as above; no greenlet runs, so nothing on a live stack uses it.
             drop(unsafe { Box::from_raw(p as *mut Hub) });
         }
     }

@@ -190,8 +190,10 @@ impl Hub {
     /// On an error, leaves the list, passing on a notification it had received.
     fn park_on(&self, slot: u32, side: Side, front: bool, timeout: Option<u64>) -> Result<Msg> {
         let mut me = None;
+        let mut gen = 0;
         let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
             me = Some(w);
+            gen = st.objects.gen(slot);
             let o = st.objects.at_mut(slot).ok_or(Error::BADHANDLE)?;
             let l = list(o, side);
             if front {
@@ -203,9 +205,12 @@ impl Hub {
         });
         if let Some(w) = me {
             // Woken waiters were popped (and counted in `.1`); others leave the list.
+            // Only the object parked on: if it was closed meanwhile, its slot may already
+            // hold a new object (of any kind) whose lists and counts are not ours
+            // (found by fuzz/api_sequence: a timeout reusing a closed event's slot).
             let notified = {
                 let mut st = self.st.borrow_mut();
-                match st.objects.at_mut(slot) {
+                match st.objects.get_mut(slot, gen) {
                     Some(o) => {
                         let l = list(o, side);
                         let notified = !l.remove(w);
