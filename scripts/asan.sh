@@ -81,7 +81,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 
 # Sanitizer output that fails a run even when the program's exit code says it passed.
-REPORTS='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
+REPORTS='ERROR: (AddressSanitizer|LeakSanitizer)|[0-9]+:[0-9]+: runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 
 passed=0 failed=0 reports=0 bad=()
 record() { # record NAME RC LOG: a program's result, counting its cases and reports
