@@ -46,6 +46,12 @@
 #endif
 
 #define RSS_TOLERANCE_KB 1024L /* the stated RSS tolerance over the first sample */
+/* Mappings may grow by a couple after warm-up without a leak: a new 64 MiB stack region
+ * when the number of live greenlets peaks above any earlier sample, or a buffer crossing
+ * malloc's mmap threshold (seen once under the poll backend on a loaded machine: 32 -> 33
+ * after 200k operations). A leak grows them without bound: the last sample still must
+ * stay within this. */
+#define MAPS_TOLERANCE 2L
 
 /* ---- scale, samples ------------------------------------------------------ */
 
@@ -100,12 +106,12 @@ static void track(struct tracker *t, long ops) {
         t->first = s;
         t->rss_max = s.rss_kb;
     } else {
-        if (s.fds != t->first.fds || (t->check_maps_rss && s.maps != t->first.maps))
+        if (s.fds != t->first.fds || (t->check_maps_rss && s.maps > t->first.maps + MAPS_TOLERANCE))
             printf("soak: %s grew after %ld ops: fds %d -> %d, maps %ld -> %ld\n", t->what,
                    ops, t->first.fds, s.fds, t->first.maps, s.maps);
         ASSERT_EQ(s.fds, t->first.fds);
         if (t->check_maps_rss) {
-            ASSERT_EQ(s.maps, t->first.maps);
+            ASSERT_LE(s.maps, t->first.maps + MAPS_TOLERANCE);
             ASSERT_LE(s.rss_kb, t->first.rss_kb + RSS_TOLERANCE_KB);
         }
     }
