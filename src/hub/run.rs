@@ -65,15 +65,22 @@ impl Hub {
     /// trace hook / assert_switches clocks when any is active.
     #[inline(always)]
     pub(crate) fn switched(&self, from: u32, to: u32) {
-        let n = self.switches.get().wrapping_add(1);
-        self.switches.set(n);
-        self.shared.active.store(
-            ((n as u64) << 32) | to as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.publish_active(to, 0);
         if self.diag.get() != 0 {
             crate::monitor::on_switch(self, from, to);
         }
+    }
+
+    /// Bumps the switch count and publishes `count << 32 | slot | flags` for the monitor
+    /// (`HubShared::active`): a new value each time, so the monitor restarts its clock.
+    #[inline(always)]
+    fn publish_active(&self, slot: u32, flags: u64) {
+        let n = self.switches.get().wrapping_add(1);
+        self.switches.set(n);
+        self.shared.active.store(
+            ((n as u64) << 32) | slot as u64 | flags,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn run_loop(&self) -> Msg {
@@ -227,25 +234,15 @@ impl Hub {
         }
         if timeout_ms != -2 {
             // Idle in the poll is not blocked: tell the monitor (same store as a switch).
-            let active = ((self.switches.get() as u64) << 32) | self.hub_slot as u64;
             let polling = timeout_ms != 0;
             if polling {
                 // About to sleep: give back the pages of stacks freed in a burst.
                 st.stacks.trim();
-                let a = active | crate::handle::POLLING;
-                self.shared
-                    .active
-                    .store(a, std::sync::atomic::Ordering::Relaxed);
+                self.publish_active(self.hub_slot, crate::handle::POLLING);
             }
             Self::poll_backend(st, timeout_ms);
             if polling {
-                // A new value: the monitor restarts its clock for the hub's own work.
-                let n = self.switches.get().wrapping_add(1);
-                self.switches.set(n);
-                let a = ((n as u64) << 32) | self.hub_slot as u64;
-                self.shared
-                    .active
-                    .store(a, std::sync::atomic::Ordering::Relaxed);
+                self.publish_active(self.hub_slot, 0);
             }
         }
         st.now = now_ns();

@@ -126,21 +126,20 @@ pub(crate) fn start(hub: &Hub, threshold: f64) -> Result<()> {
     }
     capture::prepare();
     {
-        let st = hub.st.borrow();
         let mut p = lock(&hub.shared.published);
         p.main_slot = hub.main_slot;
         p.main_gen = hub.main_gen;
         p.hub_slot = hub.hub_slot;
         p.hub_gen = hub.hub_gen;
         p.greenlets.clear();
-        for (slot, _) in st.greenlets.iter() {
-            if slot != hub.main_slot && slot != hub.hub_slot {
-                drop(p);
-                publish(hub, &st, slot);
-                p = lock(&hub.shared.published);
-            }
+    }
+    let st = hub.st.borrow();
+    for (slot, _) in st.greenlets.iter() {
+        if slot != hub.main_slot && slot != hub.hub_slot {
+            publish(hub, &st, slot);
         }
     }
+    drop(st);
     hub.monitored.set(true);
     register_atfork();
     let mut reg = lock(&REGISTRY);
@@ -192,12 +191,16 @@ pub(crate) fn after_fork(hub: &Hub) {
         .tid
         .store(tid, std::sync::atomic::Ordering::Relaxed);
     if hub.monitored.replace(false) {
-        let t = lock(&REGISTRY)
-            .hubs
-            .iter()
-            .find(|w| w.shared.id == hub.id)
-            .map(|w| w.threshold.as_secs_f64());
-        lock(&REGISTRY).hubs.clear();
+        let t = {
+            let mut reg = lock(&REGISTRY);
+            let t = reg
+                .hubs
+                .iter()
+                .find(|w| w.shared.id == hub.id)
+                .map(|w| w.threshold.as_secs_f64());
+            reg.hubs.clear(); // the parent's other hubs do not exist in this child
+            t
+        };
         if let Some(t) = t {
             if let Err(e) = start(hub, t) {
                 eprintln!("greenhub: monitor: cannot restart after fork: {}", e.code());

@@ -111,14 +111,24 @@ fn greenlet_label<W: Write>(w: &mut W, hub: &Hub, st: &HubState, slot: u32) -> f
     }
 }
 
+/// "a timer due in X s" / "... X s ago", or `unscheduled` when it is not in the heap.
+fn due_desc<W: Write>(w: &mut W, at: Option<u64>, now: u64, unscheduled: &str) -> fmt::Result {
+    match at {
+        Some(at) if at >= now => write!(w, "a timer due in {:.3} s", secs(at - now)),
+        Some(at) => write!(w, "a timer due {:.3} s ago", secs(now - at)),
+        None => w.write_str(unscheduled),
+    }
+}
+
 fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u64) -> fmt::Result {
     match g.waiting_on {
         // A plain timed wait (gh_sleep): only its timer.
-        WaitOn::Nothing => match g.wait_timer.and_then(|t| st.timers.due(t)) {
-            Some(at) if at >= now => write!(w, "a timer due in {:.3} s", secs(at - now)),
-            Some(at) => write!(w, "a timer due {:.3} s ago", secs(now - at)),
-            None => w.write_str("nothing"),
-        },
+        WaitOn::Nothing => due_desc(
+            w,
+            g.wait_timer.and_then(|t| st.timers.due(t)),
+            now,
+            "nothing",
+        ),
         WaitOn::Yield => w.write_str("its turn (yielded)"),
         WaitOn::Switch => w.write_str("gh_switch"),
         WaitOn::Job => w.write_str("a thread-pool call"),
@@ -146,11 +156,7 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
                     ""
                 }
             ),
-            Some(WatchKind::Timer { .. }) => match st.timers.due(ws) {
-                Some(at) if at >= now => write!(w, "a timer due in {:.3} s", secs(at - now)),
-                Some(at) => write!(w, "a timer due {:.3} s ago", secs(now - at)),
-                None => w.write_str("a stopped timer"),
-            },
+            Some(WatchKind::Timer { .. }) => due_desc(w, st.timers.due(ws), now, "a stopped timer"),
             Some(WatchKind::Child { pid, .. }) => write!(w, "child process {pid}"),
             Some(WatchKind::Signal { signum }) => write!(w, "signal {signum}"),
             Some(_) => write!(w, "watcher {ws}"),
