@@ -7,8 +7,9 @@
 //! without running or unwinding any of its frames.
 //!
 //! Invariants:
-//! * `co` is `Some` for NEW/READY/WAITING tasks, `None` while the task runs (the hub
-//!   took it out to resume it), for the main and hub greenlets, and once DEAD.
+//! * `co` is `Some` for every task until it dies (it stays in its box while it runs:
+//!   the hub resumes it through a pointer), `None` for the main and hub greenlets and
+//!   once DEAD. A record whose task runs is never removed (release only marks it).
 //! * `blocked` is true exactly while the greenlet is parked in wait number `seq`;
 //!   a wake-up carries the `seq` it was meant for, so a late wake-up is ignored.
 
@@ -81,7 +82,8 @@ pub type Joiner = (u32, u32, u32);
 pub struct Greenlet {
     pub role: Role,
     pub state: State,
-    pub co: Option<Co>,
+    /// Boxed so it never moves while it runs (the hub resumes it through a pointer).
+    pub co: Option<Box<Co>>,
     pub yielder: *const TaskYielder,
     pub entry: Option<Entry>,
     pub arg: *mut c_void,

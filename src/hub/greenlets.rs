@@ -89,7 +89,7 @@ impl Hub {
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
-        st.greenlets.at_mut(slot).expect("just inserted").co = Some(co);
+        st.greenlets.at_mut(slot).expect("just inserted").co = Some(Box::new(co));
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
             Some(ns) => {
@@ -352,8 +352,8 @@ impl Hub {
         };
         match dur {
             Some(0) => {
+                // wait_for marks a Yield wait READY.
                 self.wait_for(WaitOn::Yield, None, |st, w| {
-                    st.greenlets.at_mut(w.slot).expect("current").state = State::Ready;
                     st.queue.push_back(Callback::Wake {
                         slot: w.slot,
                         gen: w.gen,
@@ -510,7 +510,7 @@ fn drop_unstarted(st: &mut super::HubState, slot: u32) {
         // SAFETY: the coroutine never ran, so its stack holds only the closure, which
         // captures a plain u32: skipping its drop leaks nothing.
         unsafe { co.force_reset() };
-        st.stacks.give(co.into_stack());
+        st.stacks.give((*co).into_stack());
     }
 }
 

@@ -429,7 +429,7 @@ impl Drop for Hub {
                 // (module invariant of `greenlet`), so skipping its frames leaks nothing
                 // of ours; C frames are discarded as documented for gh_hub_destroy.
                 unsafe { co.force_reset() };
-                drop(co.into_stack());
+                drop((*co).into_stack());
             }
         }
         if let Some(slot) = st.sig_slot.take() {

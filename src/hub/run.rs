@@ -178,6 +178,12 @@ impl Hub {
                     gen,
                     seq,
                     msg,
+                } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
+                Callback::Wake {
+                    slot,
+                    gen,
+                    seq,
+                    msg,
                 } => self.wake(slot, gen, seq, msg, true),
                 // SAFETY: f and arg come from gh_run_callback's caller, who promised f is a
                 // valid function for arg; it runs in the hub like any watcher callback.
@@ -614,25 +620,53 @@ impl Hub {
                 .greenlets
                 .at_mut(slot)
                 .expect("resumed greenlet has a record");
+            let Some(co) = g.co.as_deref_mut() else {
+                return;
+            };
             g.state = State::Running;
-            g.co.take()
+            co as *mut Co
         };
-        let Some(mut co) = co else { return };
+        self.run_task(slot, co, msg);
+    }
+
+    /// Wakes and runs task (slot, gen) now if it is still parked in wait `seq` (one
+    /// record lookup: the check and the coroutine). Hub context only.
+    #[inline]
+    pub(crate) fn resume_wait(&self, slot: u32, gen: u32, seq: u32, msg: Msg) {
+        let co = {
+            let mut st = self.st.borrow_mut();
+            let Some(g) = st.greenlets.get_mut(slot, gen) else {
+                return;
+            };
+            if !g.blocked || g.seq != seq {
+                return;
+            }
+            g.blocked = false;
+            let Some(co) = g.co.as_deref_mut() else {
+                return;
+            };
+            g.state = State::Running;
+            co as *mut Co
+        };
+        self.run_task(slot, co, msg);
+    }
+
+    /// Switches into task `slot` (its boxed coroutine `co`) until it parks or dies;
+    /// then performs any `gh_switch` it asked for.
+    #[inline]
+    fn run_task(&self, slot: u32, co: *mut Co, msg: Msg) {
+        debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
-        let r = co.resume(msg);
+        // SAFETY: `co` points into the task's box, which stays put and alive while the
+        // task is not dead: its record is only removed once dead (release of a live
+        // greenlet just marks it), and only the hub resumes tasks, one at a time (the
+        // hub runs no task now: `current` was the hub), so this is the only reference.
+        let r = unsafe { (*co).resume(msg) };
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
-        match r {
-            CoroutineResult::Yield(()) => {
-                self.st
-                    .borrow_mut()
-                    .greenlets
-                    .at_mut(slot)
-                    .expect("parked greenlet has a record")
-                    .co = Some(co);
-            }
-            CoroutineResult::Return(result) => self.finish(slot, co, result),
+        if let CoroutineResult::Return(result) = r {
+            self.finish(slot, result);
         }
         let sw = self.st.borrow_mut().switch_to.take();
         if let Some(sw) = sw {
@@ -641,15 +675,15 @@ impl Hub {
     }
 
     /// A task returned: recycle its stack, keep its result, wake its joiners.
-    fn finish(&self, slot: u32, co: Co, result: *mut c_void) {
-        let stack = co.into_stack();
+    fn finish(&self, slot: u32, result: *mut c_void) {
         let mut st = self.st.borrow_mut();
-        st.stacks.give(stack);
         let g = st
             .greenlets
             .at_mut(slot)
             .expect("finished greenlet has a record");
         g.result = result;
+        let co = g.co.take().expect("a finished task had its coroutine");
+        st.stacks.give((*co).into_stack());
         drop(st);
         self.mark_dead(slot);
     }
