@@ -57,6 +57,15 @@ pub struct FdEntry {
     pub writer: u32,
     /// gh_read found out this fd is not a socket (use read(2), not recv(2)).
     pub not_socket: bool,
+    /// Readiness hints (tokio's): the last read-like (write-like) call on this fd hit
+    /// EAGAIN or a short transfer, so the next one waits for readiness before its
+    /// syscall instead of making one that would fail. Level-triggered polling makes a
+    /// stale hint cost one poll, never a lost wake-up.
+    pub read_drained: bool,
+    pub write_full: bool,
+    /// Internal io watchers kept for greenlet waits on this fd (READ, WRITE; u32::MAX:
+    /// none): a wait starts and stops one instead of creating and freeing a record.
+    pub wait_watcher: [u32; 2],
 }
 
 impl Default for FdEntry {
@@ -77,6 +86,9 @@ impl Default for FdEntry {
             reader: u32::MAX,
             writer: u32::MAX,
             not_socket: false,
+            read_drained: false,
+            write_full: false,
+            wait_watcher: [u32::MAX; 2],
         }
     }
 }

@@ -399,14 +399,14 @@ impl Hub {
         }
         let mut watcher = None;
         let r = self.wait_for(WaitOn::Nothing, timeout, |st, w| {
-            let (t, _) = st.new_watcher(WatchKind::Io { fd, events }, true)?;
-            watcher = Some(t);
+            let (t, kept) = st.take_wait_watcher(fd, events)?;
+            watcher = Some((t, kept));
             st.start_watcher(t, w.action(0))?;
             st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
             Ok(())
         });
-        if let Some(t) = watcher {
-            self.st.borrow_mut().close_watcher(t);
+        if let Some((t, kept)) = watcher {
+            self.st.borrow_mut().put_wait_watcher(t, kept);
         }
         r.map(|m| m.code)
     }
