@@ -33,7 +33,7 @@ declare -A LABEL=(
     [handoff]="semaphore hand-off round trip (gh_sem_release / gh_sem_acquire)"
     [spawn]="spawn + run + join + release of an empty greenlet"
     [pingpong]="1-byte socketpair ping-pong round trip (gh_wait_read + read/write)"
-    [recvsend]="1-byte socketpair ping-pong round trip (gh_recv / gh_send)"
+    [recvsend]="1-byte socketpair ping-pong round trip (gh_recv into 64 B / gh_send)"
     [echo]="echo request, 10 connections x 32 B, server + clients in-process (loopback TCP)"
 )
 declare -A CEILING=([yield]=300 [handoff]=500 [spawn]=700 [pingpong]=1000 [recvsend]=1100 [echo]="")
