@@ -237,8 +237,8 @@ impl Hub {
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
         let mut done = 0usize;
         loop {
-            // SAFETY: buf is readable for len bytes per the caller; done <= len.
             let hint_len = if hinted { len - done } else { 0 };
+            // SAFETY: buf is readable for len bytes per the caller; done <= len.
             let n = self.retry(fd, Side::Write, left(deadline), hint_len, || unsafe {
                 libc::send(
                     fd,
