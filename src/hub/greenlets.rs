@@ -89,7 +89,11 @@ impl Hub {
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
-        st.greenlets.at_mut(slot).expect("just inserted").co = Some(Box::new(co));
+        let co = match st.co_boxes.pop() {
+            Some(b) => Box::write(b, co),
+            None => Box::new(co),
+        };
+        st.greenlets.at_mut(slot).expect("just inserted").co = Some(co);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
             Some(ns) => {

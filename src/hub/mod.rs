@@ -170,6 +170,8 @@ pub struct HubState {
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
+    /// Boxes of dead greenlets' coroutines, reused by spawn (no malloc/free per spawn).
+    pub co_boxes: Vec<Box<std::mem::MaybeUninit<crate::greenlet::Co>>>,
 }
 
 pub struct Hub {
@@ -359,6 +361,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_io: Vec::with_capacity(64),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
+            co_boxes: Vec::new(),
         }),
         current: Cell::new(main_slot),
         main_slot,

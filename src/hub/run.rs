@@ -41,6 +41,8 @@ const POLL_BUDGET: u32 = 1024;
 /// callbacks.
 const SLICE_NS: u64 = 5_000_000;
 pub(crate) const CLOCK_EVERY: u32 = 64;
+/// Coroutine boxes kept for reuse by spawn.
+const CO_BOXES_KEPT: usize = 256;
 
 #[derive(Copy, Clone)]
 enum List {
@@ -95,7 +97,7 @@ impl Hub {
                 return m;
             }
 
-            self.run_callbacks();
+            self.run_callbacks(true);
             {
                 let st = self.st.borrow();
                 let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
@@ -119,7 +121,7 @@ impl Hub {
         if let Some(sw) = sw {
             self.resume_switch(sw);
         }
-        self.run_callbacks();
+        self.run_callbacks(false);
         self.iterate_io(cap_ms);
     }
 
@@ -159,36 +161,58 @@ impl Hub {
             || st.fds.any_always_ready()
     }
 
-    /// Runs the callbacks queued now, in order.
-    fn run_callbacks(&self) {
-        let n = self.st.borrow().queue.len();
-        for _ in 0..n {
-            let cb = {
-                let mut st = self.st.borrow_mut();
-                st.since_poll += 1;
-                match st.queue.pop_front() {
-                    Some(cb) => cb,
-                    None => break,
+    /// Runs the callbacks queued now, in order. With `chain`, when that pass is over and
+    /// the loop would only start the next pass (nothing for main or a gh_switch, poll
+    /// budget and time slice left, no fork), the next pass runs here: the same order
+    /// as going round the loop, without its overhead per pass (a hand-off between two
+    /// greenlets is one callback per pass).
+    fn run_callbacks(&self, chain: bool) {
+        let mut n = self.st.borrow().queue.len();
+        loop {
+            while n > 0 {
+                n -= 1;
+                let cb = {
+                    let mut st = self.st.borrow_mut();
+                    st.since_poll += 1;
+                    match st.queue.pop_front() {
+                        Some(cb) => cb,
+                        None => return,
+                    }
+                };
+                match cb {
+                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
+                    Callback::Wake {
+                        slot,
+                        gen,
+                        seq,
+                        msg,
+                    } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
+                    Callback::Wake {
+                        slot,
+                        gen,
+                        seq,
+                        msg,
+                    } => self.wake(slot, gen, seq, msg, true),
+                    // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
+                    // a valid function for arg; it runs in the hub like any watcher callback.
+                    Callback::User { f, arg } => unsafe { f(arg) },
                 }
-            };
-            match cb {
-                Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
-                Callback::Wake {
-                    slot,
-                    gen,
-                    seq,
-                    msg,
-                } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
-                Callback::Wake {
-                    slot,
-                    gen,
-                    seq,
-                    msg,
-                } => self.wake(slot, gen, seq, msg, true),
-                // SAFETY: f and arg come from gh_run_callback's caller, who promised f is a
-                // valid function for arg; it runs in the hub like any watcher callback.
-                Callback::User { f, arg } => unsafe { f(arg) },
             }
+            if !chain {
+                return;
+            }
+            let st = self.st.borrow();
+            if st.queue.is_empty()
+                || st.main_wake.is_some()
+                || st.switch_to.is_some()
+                || st.since_poll >= POLL_BUDGET
+                // Time to read the clock for the slice: the loop does that (slice_over).
+                || st.since_poll >= self.clock_next.get()
+                || self.fork_gen.get() != super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            n = st.queue.len();
         }
     }
 
@@ -682,8 +706,19 @@ impl Hub {
             .at_mut(slot)
             .expect("finished greenlet has a record");
         g.result = result;
-        let co = g.co.take().expect("a finished task had its coroutine");
-        st.stacks.give((*co).into_stack());
+        let co = Box::into_raw(g.co.take().expect("a finished task had its coroutine"));
+        // SAFETY: `co` came from a live Box<Co>: the value is moved out once, and the
+        // allocation is kept as uninitialised memory for the next spawn (never read).
+        let (co, spare) = unsafe {
+            (
+                co.read(),
+                Box::from_raw(co as *mut std::mem::MaybeUninit<Co>),
+            )
+        };
+        st.stacks.give(co.into_stack());
+        if st.co_boxes.len() < CO_BOXES_KEPT {
+            st.co_boxes.push(spare);
+        }
         drop(st);
         self.mark_dead(slot);
     }
