@@ -128,28 +128,38 @@ impl Fds {
 
     /// The entry of `fd`, growing the table for a new, open fd (`EBADF` otherwise, so a
     /// huge bogus fd number never allocates).
+    #[inline]
     fn entry(&mut self, fd: i32) -> Result<&mut FdEntry, i32> {
         let i = fd as usize;
         if fd < 0 {
             return Err(libc::EBADF);
         }
         if i >= self.entries.len() {
-            // SAFETY: F_GETFD only queries the descriptor table.
-            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                return Err(libc::EBADF);
-            }
-            let len = (i + 1).next_power_of_two().max(64);
-            self.entries.resize_with(len, FdEntry::default);
+            self.grow(fd)?;
         }
         Ok(&mut self.entries[i])
     }
 
+    /// Grows the table to hold `fd` if it is open.
+    #[cold]
+    fn grow(&mut self, fd: i32) -> Result<(), i32> {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(libc::EBADF);
+        }
+        let len = (fd as usize + 1).next_power_of_two().max(64);
+        self.entries.resize_with(len, FdEntry::default);
+        Ok(())
+    }
+
     /// The entry of an open fd (grown if needed), for per-fd flags.
+    #[inline]
     pub fn entry_mut(&mut self, fd: i32) -> Option<&mut FdEntry> {
         self.entry(fd).ok()
     }
 
     /// The reader (or writer) slot of `fd`; None for a bad fd.
+    #[inline]
     pub fn owner_mut(&mut self, fd: i32, reader: bool) -> Option<&mut u32> {
         let e = self.entry(fd).ok()?;
         Some(if reader { &mut e.reader } else { &mut e.writer })

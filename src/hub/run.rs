@@ -128,12 +128,23 @@ impl Hub {
     /// The IO half of an iteration: prepare, poll (at most `cap_ms`), io, timers,
     /// check, idle.
     fn iterate_io(&self, cap_ms: Option<i32>) {
-        self.fire_list(List::Prepare);
+        if !self.st.borrow().prepare.is_empty() {
+            self.fire_list(List::Prepare);
+        }
         let mut busy = self.poll(cap_ms);
         busy |= self.dispatch_io();
         busy |= self.run_timers();
-        self.fire_list(List::Check);
-        if !busy && self.st.borrow().queue.is_empty() {
+        let (check, idle) = {
+            let st = self.st.borrow();
+            (
+                !st.check.is_empty(),
+                !st.idle.is_empty() && !busy && st.queue.is_empty(),
+            )
+        };
+        if check {
+            self.fire_list(List::Check);
+        }
+        if idle && self.st.borrow().queue.is_empty() {
             self.fire_list(List::Idle);
         }
     }
@@ -328,8 +339,20 @@ impl Hub {
                 self.dispatch_fd(fd, ev.events, true);
             }
         }
-        if self.st.borrow().fds.rebuild {
+        let (rebuild, rest) = {
+            let st = self.st.borrow();
+            (
+                st.fds.rebuild,
+                !st.failed.is_empty()
+                    || !st.fds.always_ready.is_empty()
+                    || st.async_recheck
+                    || st.child_recheck,
+            )
+        };
+        if rebuild {
             self.rebuild_backend();
+        } else if !rest {
+            return busy;
         }
         let extra: Vec<i32> = {
             let mut st = self.st.borrow_mut();
@@ -587,7 +610,11 @@ impl Hub {
                 code,
             } => {
                 let code = if code == 0 { revents } else { code };
-                self.wake(slot, gen, seq, Msg::code(code), true)
+                if slot != self.main_slot && self.in_hub() {
+                    self.resume_wait(slot, gen, seq, Msg::code(code))
+                } else {
+                    self.wake(slot, gen, seq, Msg::code(code), true)
+                }
             }
             Action::Start { slot, gen } => self.start_greenlet(slot, gen),
         }
