@@ -68,6 +68,11 @@ pub enum WaitOn {
     Nothing,
     Yield,
     Watcher(u32),
+    /// Parked on an fd's entry for READ or WRITE (`HubState::park_fd`).
+    Fd {
+        fd: i32,
+        events: u8,
+    },
     Join(u32),
     Switch,
     /// An event, result, semaphore, queue or waiter (object slot).

@@ -334,6 +334,10 @@ impl Hub {
                 .map(|e| e.watchers.iter().map(|w| w.0).collect())
                 .unwrap_or_default();
             for slot in watchers {
+                if let Some(w) = st.take_parked(fd, slot) {
+                    st.wake_later(w, Msg::code(ECLOSED));
+                    continue;
+                }
                 if let Some(Action::Resume {
                     slot: g, gen, seq, ..
                 }) = st.watchers.at(slot).map(|w| w.action)

@@ -27,6 +27,12 @@
 use super::{Backend, READ, WRITE};
 
 const VERIFY_FIRST: u32 = 64;
+
+/// Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
+/// entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
+pub const PARKED: [u32; 2] = [u32::MAX - 1, u32::MAX - 2];
+/// `FdEntry::parked` value for "no wait parked".
+pub const NO_PARK: (u32, u32, u32) = (u32::MAX, 0, 0);
 const VERIFY_MAX: u32 = 65536;
 
 pub struct FdEntry {
@@ -66,6 +72,9 @@ pub struct FdEntry {
     /// Internal io watchers kept for greenlet waits on this fd (READ, WRITE; u32::MAX:
     /// none): a wait starts and stops one instead of creating and freeing a record.
     pub wait_watcher: [u32; 2],
+    /// A greenlet wait (slot, generation, seq) parked on this fd for READ / WRITE
+    /// without a watcher record; linked into `watchers` as `PARKED[side]`.
+    pub parked: [(u32, u32, u32); 2],
 }
 
 impl Default for FdEntry {
@@ -89,6 +98,7 @@ impl Default for FdEntry {
             read_drained: false,
             write_full: false,
             wait_watcher: [u32::MAX; 2],
+            parked: [NO_PARK; 2],
         }
     }
 }
@@ -150,6 +160,12 @@ impl Fds {
         let len = (fd as usize + 1).next_power_of_two().max(64);
         self.entries.resize_with(len, FdEntry::default);
         Ok(())
+    }
+
+    /// The entry of `fd` if the table has one (never grows it).
+    #[inline]
+    pub fn get_mut(&mut self, fd: i32) -> Option<&mut FdEntry> {
+        self.entries.get_mut(fd as usize)
     }
 
     /// The entry of an open fd (grown if needed), for per-fd flags.

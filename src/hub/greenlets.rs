@@ -401,15 +401,23 @@ impl Hub {
         if timeout == Some(0) {
             return poll_once(fd, events);
         }
+        let mut parked = None;
         let mut watcher = None;
-        let r = self.wait_for(WaitOn::Nothing, timeout, |st, w| {
+        let r = self.wait_for(WaitOn::Fd { fd, events }, timeout, |st, w| {
+            // The common case: parked on the fd's entry, no watcher record.
+            if st.park_fd(fd, events, w)? {
+                parked = Some(w);
+                return Ok(());
+            }
             let (t, kept) = st.take_wait_watcher(fd, events)?;
             watcher = Some((t, kept));
             st.start_watcher(t, w.action(0))?;
             st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
             Ok(())
         });
-        if let Some((t, kept)) = watcher {
+        if let Some(w) = parked {
+            self.st.borrow_mut().unpark_fd(fd, events, w);
+        } else if let Some((t, kept)) = watcher {
             self.st.borrow_mut().put_wait_watcher(t, kept);
         }
         r.map(|m| m.code)

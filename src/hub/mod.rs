@@ -167,6 +167,7 @@ pub struct HubState {
     pub main_slot: u32,
     /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
     pub scratch_io: Vec<(u32, u32, i32)>,
+    pub(crate) scratch_fd: Vec<run::FdFire>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
@@ -359,6 +360,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             shared,
             main_slot,
             scratch_io: Vec::with_capacity(64),
+            scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
             co_boxes: Vec::new(),

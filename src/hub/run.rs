@@ -21,9 +21,10 @@
 //! Yield storms: up to `POLL_BUDGET` callbacks run between polls, then the loop polls
 //! (timeout 0) and runs due timers, so IO is never starved.
 
+use super::wait::WaitId;
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
-use crate::event_loop::fds::{self, Verdict};
+use crate::event_loop::fds::{self, Verdict, PARKED};
 use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
     EV_TIMER,
@@ -33,6 +34,14 @@ use crate::greenlet::{Co, Msg, State, WaitOn};
 use crate::handle::Kind;
 use corosensei::CoroutineResult;
 use std::ffi::c_void;
+
+/// What an fd event fires: a watcher (slot, generation), or a greenlet wait parked on
+/// the fd's entry; with the revents.
+#[derive(Copy, Clone)]
+pub(crate) enum FdFire {
+    Watcher(u32, u32, i32),
+    Wait(WaitId, i32),
+}
 
 /// Callbacks run between two polls at most, when callbacks keep coming.
 const POLL_BUDGET: u32 = 1024;
@@ -390,25 +399,46 @@ impl Hub {
         let mut list = {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
-            let mut list = std::mem::take(&mut st.scratch_io);
+            let mut list = std::mem::take(&mut st.scratch_fd);
             list.clear();
             wanted_then = st.fds.wanted(fd);
             if let Some(e) = st.fds.get(fd) {
                 for &(slot, ev) in &e.watchers {
-                    if ev & got != 0 {
-                        list.push((slot, st.watchers.gen(slot), (ev & got) as i32));
+                    if ev & got == 0 {
+                        continue;
+                    }
+                    let revents = (ev & got) as i32;
+                    // The waits parked on the entry are taken as they are now: one that
+                    // parks again meanwhile is a new wait, not woken by this event.
+                    if let Some(side) = PARKED.iter().position(|&p| p == slot) {
+                        let (slot, gen, seq) = e.parked[side];
+                        if slot != u32::MAX {
+                            list.push(FdFire::Wait(WaitId { slot, gen, seq }, revents));
+                        }
+                    } else {
+                        list.push(FdFire::Watcher(slot, st.watchers.gen(slot), revents));
                     }
                 }
             }
             list
         };
-        for &(slot, gen, revents) in &list {
-            self.fire(slot, gen, revents);
+        for f in &list {
+            match *f {
+                FdFire::Watcher(slot, gen, revents) => self.fire(slot, gen, revents),
+                FdFire::Wait(w, revents) => {
+                    let msg = Msg::code(revents);
+                    if w.slot != self.main_slot && self.in_hub() {
+                        self.resume_wait(w.slot, w.gen, w.seq, msg)
+                    } else {
+                        self.wake(w.slot, w.gen, w.seq, msg, true)
+                    }
+                }
+            }
         }
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         list.clear();
-        st.scratch_io = list;
+        st.scratch_fd = list;
         if from_kernel {
             st.fds.settle(&mut *st.backend, fd, got, wanted_then);
         }

@@ -6,6 +6,7 @@
 
 use super::HubState;
 use crate::error::{Error, Result};
+use crate::event_loop::fds::{NO_PARK, PARKED};
 use crate::event_loop::now_ns;
 use crate::event_loop::watcher::{Action, WatchKind, Watcher};
 
@@ -179,6 +180,57 @@ impl HubState {
         }
     }
 
+    /// Parks wait `w` on `fd`'s entry for READ or WRITE alone, without a watcher record.
+    /// Ok(false): not possible (both events, or that side has a wait parked already):
+    /// use a watcher. Errors as for starting an io watcher (`EBADF`, …).
+    pub fn park_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) -> Result<bool> {
+        let Some(side) = park_side(events) else {
+            return Ok(false);
+        };
+        let e = self.fds.entry_mut(fd).ok_or(Error::BADF)?;
+        if e.parked[side] != NO_PARK {
+            return Ok(false);
+        }
+        e.parked[side] = (w.slot, w.gen, w.seq);
+        if let Err(err) = self
+            .fds
+            .attach(&mut *self.backend, fd, PARKED[side], events)
+        {
+            if let Some(e) = self.fds.get_mut(fd) {
+                e.parked[side] = NO_PARK;
+            }
+            return Err(Error(-err));
+        }
+        self.alive += 1;
+        Ok(true)
+    }
+
+    /// Ends a wait parked by `park_fd` if it is still there (gh_close may have taken it).
+    pub fn unpark_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) {
+        let Some(side) = park_side(events) else {
+            return;
+        };
+        match self.fds.get_mut(fd) {
+            Some(e) if e.parked[side] == (w.slot, w.gen, w.seq) => e.parked[side] = NO_PARK,
+            _ => return,
+        }
+        self.fds.detach(fd, PARKED[side]);
+        self.alive -= 1;
+    }
+
+    /// Takes the wait parked on `fd` for pseudo slot `pseudo` (gh_close), if any.
+    pub fn take_parked(&mut self, fd: i32, pseudo: u32) -> Option<crate::hub::wait::WaitId> {
+        let side = PARKED.iter().position(|&p| p == pseudo)?;
+        let e = self.fds.get_mut(fd)?;
+        let (slot, gen, seq) = std::mem::replace(&mut e.parked[side], NO_PARK);
+        if slot == u32::MAX {
+            return None;
+        }
+        self.fds.detach(fd, pseudo);
+        self.alive -= 1;
+        Some(crate::hub::wait::WaitId { slot, gen, seq })
+    }
+
     /// Frees the kept wait watchers of `fd` (gh_close).
     pub fn drop_wait_watchers(&mut self, fd: i32) {
         let kept = match self.fds.entry_mut(fd) {
@@ -234,6 +286,15 @@ impl HubState {
                 self.alive -= 1;
             }
         }
+    }
+}
+
+/// The `FdEntry::parked` side for a wait on `events` (READ or WRITE alone).
+fn park_side(events: u8) -> Option<usize> {
+    match events {
+        crate::event_loop::READ => Some(0),
+        crate::event_loop::WRITE => Some(1),
+        _ => None,
     }
 }
 
