@@ -551,12 +551,6 @@ typedef struct gh_switch_token {
 
 
 
-/**
- * Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
- * entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
- */
-#define PARKED { (UINT32_MAX - 1), (UINT32_MAX - 2), }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -30,9 +30,9 @@ const VERIFY_FIRST: u32 = 64;
 
 /// Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
 /// entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
-pub const PARKED: [u32; 2] = [u32::MAX - 1, u32::MAX - 2];
+pub(crate) const PARKED: [u32; 2] = [u32::MAX - 1, u32::MAX - 2];
 /// `FdEntry::parked` value for "no wait parked".
-pub const NO_PARK: (u32, u32, u32) = (u32::MAX, 0, 0);
+pub(crate) const NO_PARK: (u32, u32, u32) = (u32::MAX, 0, 0);
 const VERIFY_MAX: u32 = 65536;
 
 pub struct FdEntry {

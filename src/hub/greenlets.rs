@@ -114,7 +114,7 @@ impl Hub {
                     });
                 if let Err(e) = started {
                     drop_unstarted(st, slot);
-                    st.greenlets.remove(slot);
+                    st.greenlets.discard(slot);
                     return Err(e);
                 }
             }
@@ -492,7 +492,7 @@ impl Hub {
             return Err(Error::INVAL);
         }
         if g.is_dead() {
-            st.greenlets.remove(slot);
+            st.greenlets.discard(slot);
         } else {
             g.released = true;
         }

@@ -795,7 +795,7 @@ impl Hub {
                 crate::monitor::unpublish(self, slot);
             }
             if g.released {
-                st.greenlets.remove(slot);
+                st.greenlets.discard(slot);
             }
             joiners
         };
