@@ -81,6 +81,10 @@ pub enum WaitOn {
     Job,
 }
 
+/// `Greenlet::kept_timers`: gh_sleep's timer, and a wait's timeout timer.
+pub const KEPT_SLEEP: usize = 0;
+pub const KEPT_TIMEOUT: usize = 1;
+
 /// A greenlet waiting for another one to die: (slot, generation, wait seq).
 pub type Joiner = (u32, u32, u32);
 
@@ -122,6 +126,10 @@ pub struct Greenlet {
     /// the wait's own deadline: re-armed when a gh_timeout is cancelled meanwhile.
     pub wait_timer: Option<u32>,
     pub call_deadline: u64,
+    /// Internal timer watchers this greenlet keeps between waits (`KEPT_SLEEP`,
+    /// `KEPT_TIMEOUT`; u32::MAX: none yet): a timed wait starts and stops one instead of
+    /// creating and freeing a record. Closed when the greenlet dies.
+    pub kept_timers: [u32; 2],
     /// The greenlet that spawned this one (slot; diagnostics' tree).
     pub parent: u32,
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
@@ -161,6 +169,7 @@ impl Greenlet {
             deadline: u64::MAX,
             wait_timer: None,
             call_deadline: u64::MAX,
+            kept_timers: [u32::MAX; 2],
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,

@@ -9,7 +9,7 @@ use super::{Callback, Hub, SwitchTo};
 use crate::error::{Error, Result};
 use crate::event_loop::watcher::{Action, WatchKind};
 use crate::event_loop::{duration_ns, now_ns};
-use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, TaskYielder, WaitOn};
+use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, TaskYielder, WaitOn, KEPT_SLEEP};
 use crate::stack;
 use std::ffi::{c_char, c_void, CStr, CString};
 
@@ -370,19 +370,13 @@ impl Hub {
             Some(ns) => {
                 let mut timer = None;
                 let r = self.wait_for(WaitOn::Nothing, None, |st, w| {
-                    let (t, _) = st.new_watcher(
-                        WatchKind::Timer {
-                            after: ns,
-                            repeat: 0,
-                        },
-                        true,
-                    )?;
-                    timer = Some(t);
+                    let (t, kept) = st.take_kept_timer(w.slot, KEPT_SLEEP)?;
+                    timer = Some((t, kept));
                     st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
-                    st.start_watcher(t, w.action(0))
+                    st.start_timer_at(t, w.action(0), now_ns().saturating_add(ns))
                 });
-                if let Some(t) = timer {
-                    self.st.borrow_mut().close_watcher(t);
+                if let Some((t, kept)) = timer {
+                    self.st.borrow_mut().put_wait_watcher(t, kept);
                 }
                 r?;
             }

@@ -786,6 +786,7 @@ impl Hub {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
             let mut joiners = std::mem::take(&mut st.scratch_joiners);
+            st.drop_kept_timers(slot);
             let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
             g.state = State::Dead;
             g.blocked = false;

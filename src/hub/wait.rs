@@ -9,8 +9,8 @@
 
 use super::{Callback, Hub, HubState};
 use crate::error::{Error, Result};
-use crate::event_loop::watcher::{Action, WatchKind};
-use crate::greenlet::{Msg, State, WaitOn};
+use crate::event_loop::watcher::Action;
+use crate::greenlet::{Msg, State, WaitOn, KEPT_TIMEOUT};
 
 /// Identifies one wait of one greenlet: (slot, generation, seq).
 #[derive(Copy, Clone, Debug)]
@@ -114,29 +114,23 @@ impl Hub {
                 if at == u64::MAX {
                     return Ok(None);
                 }
-                let (t, _) = st.new_watcher(
-                    WatchKind::Timer {
-                        after: 0,
-                        repeat: 0,
-                    },
-                    true,
-                )?;
+                let (t, kept) = st.take_kept_timer(slot, KEPT_TIMEOUT)?;
                 match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
-                    Ok(()) => Ok(Some(t)),
+                    Ok(()) => Ok(Some((t, kept))),
                     Err(e) => {
-                        st.close_watcher(t);
+                        st.put_wait_watcher(t, kept);
                         Err(e)
                     }
                 }
             });
             match armed {
                 Ok(None) => (None, yielder),
-                Ok(Some(t)) => {
+                Ok(Some((t, kept))) => {
                     st.greenlets
                         .at_mut(slot)
                         .expect("current greenlet has a record")
                         .wait_timer = Some(t);
-                    (Some(t), yielder)
+                    (Some((t, kept)), yielder)
                 }
                 Err(e) => {
                     let g = st
@@ -161,8 +155,8 @@ impl Hub {
         };
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
-        if let Some(t) = timer {
-            st.close_watcher(t);
+        if let Some((t, kept)) = timer {
+            st.put_wait_watcher(t, kept);
         }
         let g = st
             .greenlets

@@ -231,6 +231,50 @@ impl HubState {
         Some(crate::hub::wait::WaitId { slot, gen, seq })
     }
 
+    /// An internal timer for greenlet `slot`'s wait: its kept timer `which` when free
+    /// (created on first use), else a new one. Returns (watcher slot, kept); give it
+    /// back with `put_wait_watcher`.
+    pub fn take_kept_timer(&mut self, slot: u32, which: usize) -> Result<(u32, bool)> {
+        let kept = self
+            .greenlets
+            .at(slot)
+            .map_or(u32::MAX, |g| g.kept_timers[which]);
+        if kept != u32::MAX {
+            if let Some(w) = self.watchers.at(kept) {
+                if !w.active {
+                    return Ok((kept, true));
+                }
+            }
+        }
+        let (t, _) = self.new_watcher(
+            WatchKind::Timer {
+                after: 0,
+                repeat: 0,
+            },
+            true,
+        )?;
+        if kept == u32::MAX {
+            if let Some(g) = self.greenlets.at_mut(slot) {
+                g.kept_timers[which] = t;
+                return Ok((t, true));
+            }
+        }
+        Ok((t, false))
+    }
+
+    /// Frees the timers greenlet `slot` kept (it died).
+    pub fn drop_kept_timers(&mut self, slot: u32) {
+        let kept = match self.greenlets.at_mut(slot) {
+            Some(g) => std::mem::replace(&mut g.kept_timers, [u32::MAX; 2]),
+            None => return,
+        };
+        for t in kept {
+            if t != u32::MAX {
+                self.close_watcher(t);
+            }
+        }
+    }
+
     /// Frees the kept wait watchers of `fd` (gh_close).
     pub fn drop_wait_watchers(&mut self, fd: i32) {
         let kept = match self.fds.entry_mut(fd) {

@@ -147,21 +147,13 @@ impl Hub {
         let Some(o) = st.objects.at_mut(slot) else {
             return false;
         };
-        let l = list(o, side);
-        while let Some(w) = l.0.pop_front() {
-            if wake_split(
-                &mut st.greenlets,
-                &mut st.queue,
-                &mut st.main_wake,
-                st.main_slot,
-                w,
-                Msg::OK,
-            ) {
-                l.1 += 1;
-                return true;
-            }
-        }
-        false
+        notify_list(
+            list(o, side),
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+        )
     }
 
     /// Wakes every waiter of `side` with `msg`.
@@ -328,14 +320,19 @@ impl Hub {
     }
 
     pub fn sem_release(&self, slot: u32) -> Result<()> {
-        {
-            let mut st = self.st.borrow_mut();
-            let Some(Obj::Sem { count, .. }) = st.objects.at_mut(slot) else {
-                return Err(Error::BADHANDLE);
-            };
-            *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
-        }
-        self.notify(slot, Side::Main);
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
+            return Err(Error::BADHANDLE);
+        };
+        *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
+        notify_list(
+            waiters,
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+        );
         Ok(())
     }
 
@@ -558,9 +555,28 @@ impl Hub {
     }
 }
 
+/// Wakes the first live waiter of `l` (popping it; counted as woken-not-run).
+#[inline]
+fn notify_list(
+    l: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+) -> bool {
+    while let Some(w) = l.0.pop_front() {
+        if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
+            l.1 += 1;
+            return true;
+        }
+    }
+    false
+}
+
 /// Wakes wait `w` without running it now (split borrows, so callers can hold
 /// `objects` meanwhile): main is marked woken, a task gets a queued wake-up.
 /// Returns false if `w` is no longer a live wait.
+#[inline]
 pub(crate) fn wake_split(
     greenlets: &mut Table<crate::greenlet::Greenlet>,
     queue: &mut VecDeque<crate::hub::Callback>,
