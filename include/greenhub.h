@@ -328,13 +328,6 @@ struct addrinfo;
 #define GH_TRACE_THROW 2
 
 /**
- * `Greenlet::kept_timers`: gh_sleep's timer, and a wait's timeout timer.
- */
-#define KEPT_SLEEP 0
-
-#define KEPT_TIMEOUT 1
-
-/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {

@@ -82,8 +82,8 @@ pub enum WaitOn {
 }
 
 /// `Greenlet::kept_timers`: gh_sleep's timer, and a wait's timeout timer.
-pub const KEPT_SLEEP: usize = 0;
-pub const KEPT_TIMEOUT: usize = 1;
+pub(crate) const KEPT_SLEEP: usize = 0;
+pub(crate) const KEPT_TIMEOUT: usize = 1;
 
 /// A greenlet waiting for another one to die: (slot, generation, wait seq).
 pub type Joiner = (u32, u32, u32);
