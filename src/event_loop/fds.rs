@@ -27,6 +27,12 @@
 use super::{Backend, READ, WRITE};
 
 const VERIFY_FIRST: u32 = 64;
+/// How long a re-armed (unverified) registration may stay quiet before it is verified
+/// with the kernel; also the longest a wait on an fd number closed and reused behind
+/// greenhub's back is delayed before its registration is repaired. A busy connection
+/// fires well within it, so keep-alive servers verify almost never (it used to be "two
+/// quiet polls, and all before the loop blocks": an `epoll_ctl` per request).
+pub(crate) const VERIFY_QUIET_NS: u64 = 20_000_000;
 
 /// Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
 /// entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
@@ -49,8 +55,10 @@ pub struct FdEntry {
     lapsed: bool,
     /// Re-armed after a lapse: the registration may belong to a closed file.
     unverified: bool,
-    /// Polls since it became unverified without an event.
-    quiet_polls: u32,
+    /// When a poll first saw it unverified and quiet (ns; 0: not yet, or it fired since).
+    quiet_since: u64,
+    /// In `Fds::unverified` (which drops verified fds lazily): never listed twice.
+    listed: bool,
     /// Events taken on trust since the last verification, and the bound on them.
     trusted: u32,
     bound: u32,
@@ -87,7 +95,8 @@ impl Default for FdEntry {
             dirty: false,
             lapsed: false,
             unverified: false,
-            quiet_polls: 0,
+            quiet_since: 0,
+            listed: false,
             trusted: 0,
             bound: VERIFY_FIRST,
             gen: 0,
@@ -207,8 +216,11 @@ impl Fds {
         let joined = !was_idle && e.reified != 0;
         if (joined || (was_idle && e.lapsed)) && !e.unverified && !e.always_ready {
             e.unverified = true;
-            e.quiet_polls = 0;
-            self.unverified.push(fd);
+            e.quiet_since = 0;
+            if !e.listed {
+                e.listed = true;
+                self.unverified.push(fd);
+            }
         }
         self.mark(fd);
         Ok(())
@@ -318,7 +330,7 @@ impl Fds {
     fn verify(&mut self, be: &mut dyn Backend, fd: i32, failed: &mut Vec<i32>) -> bool {
         let e = &mut self.entries[fd as usize];
         e.unverified = false;
-        e.quiet_polls = 0;
+        e.quiet_since = 0;
         e.trusted = 0;
         let want = e.wanted;
         if want == 0 || e.always_ready {
@@ -339,34 +351,51 @@ impl Fds {
         intact
     }
 
-    /// Before polling: verifies unverified fds that stayed quiet for two polls, or all
-    /// of them when the loop is about to block (`all`).
-    pub fn verify_due(&mut self, be: &mut dyn Backend, all: bool, failed: &mut Vec<i32>) {
+    /// Before polling: verifies the unverified fds that stayed quiet (no event) for
+    /// `VERIFY_QUIET_NS`; starts the quiet clock of those seen for the first time.
+    /// Returns when the next of the others falls due (the poll sleeps no longer).
+    pub fn verify_due(
+        &mut self,
+        be: &mut dyn Backend,
+        now: u64,
+        failed: &mut Vec<i32>,
+    ) -> Option<u64> {
+        let mut next = u64::MAX;
         let mut i = 0;
         while i < self.unverified.len() {
             let fd = self.unverified[i];
-            let e = &self.entries[fd as usize];
+            let e = &mut self.entries[fd as usize];
             if !e.unverified {
+                e.listed = false;
                 self.unverified.swap_remove(i);
-            } else if all || e.quiet_polls >= 2 {
+                continue;
+            }
+            if e.quiet_since == 0 {
+                e.quiet_since = now.max(1);
+            } else if now.saturating_sub(e.quiet_since) >= VERIFY_QUIET_NS {
+                e.listed = false;
                 self.unverified.swap_remove(i);
                 self.verify(be, fd, failed);
-            } else {
-                i += 1;
+                continue;
+            }
+            next = next.min(e.quiet_since + VERIFY_QUIET_NS);
+            i += 1;
+        }
+        (next != u64::MAX).then_some(next)
+    }
+
+    /// Verifies every unverified fd now (a host loop is about to sleep on the backend).
+    pub fn verify_all(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
+        while let Some(fd) = self.unverified.pop() {
+            self.entries[fd as usize].listed = false;
+            if self.entries[fd as usize].unverified {
+                self.verify(be, fd, failed);
             }
         }
     }
 
     pub fn has_unverified(&self) -> bool {
         !self.unverified.is_empty()
-    }
-
-    /// After a poll: one more quiet poll for every unverified fd (those that fire are
-    /// reset in `check`).
-    pub fn tick(&mut self) {
-        for &fd in &self.unverified {
-            self.entries[fd as usize].quiet_polls += 1;
-        }
     }
 
     /// Judges an event for (fd, gen) before it is dispatched.
@@ -386,7 +415,7 @@ impl Fds {
             return Verdict::Stale;
         }
         if e.unverified {
-            e.quiet_polls = 0;
+            e.quiet_since = 0;
             e.trusted += 1;
             if e.trusted >= e.bound && !self.verify(be, fd, failed) {
                 self.rebuild = true;
@@ -430,6 +459,7 @@ impl Fds {
         self.unverified.clear();
         for fd in 0..self.entries.len() {
             let e = &mut self.entries[fd];
+            e.listed = false;
             e.kernel = 0;
             e.reified = 0;
             e.unverified = false;

@@ -264,25 +264,28 @@ impl Hub {
             _ => timeout_ms,
         };
         st.ready.clear();
-        // Unverified registrations (fd closed and reused?): check the ones overdue, and
-        // all of them before blocking, unless a non-blocking poll already finds work.
+        // Unverified registrations (fd closed and reused behind our back?): verify the
+        // ones quiet for VERIFY_QUIET_NS, and sleep no longer than until the next one is.
         let mut timeout_ms = timeout_ms;
         if st.fds.has_unverified() {
-            st.fds.verify_due(&mut *st.backend, false, &mut st.failed);
-            if timeout_ms != 0 && st.fds.has_unverified() {
-                Self::poll_backend(st, 0);
-                if st.ready.is_empty() {
-                    st.fds.verify_due(&mut *st.backend, true, &mut st.failed);
-                } else {
-                    timeout_ms = -2; // already polled
+            let now = st.now;
+            let next = st.fds.verify_due(&mut *st.backend, now, &mut st.failed);
+            if timeout_ms != 0 {
+                if let Some(due) = next {
+                    let ms = due
+                        .saturating_sub(now)
+                        .div_ceil(1_000_000)
+                        .clamp(1, i32::MAX as u64) as i32;
+                    if timeout_ms < 0 || ms < timeout_ms {
+                        timeout_ms = ms;
+                    }
                 }
             }
-            if !st.failed.is_empty() && timeout_ms != -2 {
+            if !st.failed.is_empty() {
                 timeout_ms = 0;
             }
-            st.fds.tick();
         }
-        if timeout_ms != -2 {
+        {
             // Idle in the poll is not blocked: tell the monitor (same store as a switch).
             let polling = timeout_ms != 0;
             if polling {
