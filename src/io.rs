@@ -108,9 +108,13 @@ impl Hub {
     /// The readiness hint of `fd`'s `side`: true when the last call found it drained.
     #[inline]
     fn hint(&self, fd: i32, side: Side) -> bool {
-        self.st.borrow().fds.get(fd).is_some_and(|e| match side {
-            Side::Read => e.read_drained,
-            Side::Write => e.write_full,
+        // An always-ready fd (regular file) has nothing to wait for: never wait first.
+        self.st.borrow().fds.get(fd).is_some_and(|e| {
+            !e.always_ready
+                && match side {
+                    Side::Read => e.read_drained,
+                    Side::Write => e.write_full,
+                }
         })
     }
 

@@ -340,7 +340,10 @@ impl Hub {
                     m.state = State::Ready;
                     st.main_wake = Some(msg);
                 }
-                Role::Task => st.switch_to = Some(SwitchTo { slot, gen, msg }),
+                Role::Task => {
+                    st.switch_to = Some(SwitchTo { slot, gen, msg });
+                    self.switch_pending.set(true);
+                }
             }
             Ok(())
         })?;

@@ -196,6 +196,8 @@ pub struct Hub {
     pub trace: Cell<Option<(crate::monitor::TraceFn, *mut c_void)>>,
     /// The blocking monitor watches this hub.
     pub monitored: Cell<bool>,
+    /// `HubState::switch_to` is set (read without a borrow after every task switch).
+    pub switch_pending: Cell<bool>,
     /// `since_poll` value at which the loop next reads the clock to bound the time
     /// between polls (`run::SLICE_NS`).
     pub clock_next: Cell<u32>,
@@ -377,6 +379,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         trace: Cell::new(None),
         monitored: Cell::new(false),
         clock_next: Cell::new(run::CLOCK_EVERY),
+        switch_pending: Cell::new(false),
     });
     hub.shared
         .active

@@ -98,7 +98,7 @@ impl Hub {
         loop {
             // fork() inside a greenlet or callback: rebuild before touching the backend.
             self.check_fork();
-            let sw = self.st.borrow_mut().switch_to.take();
+            let sw = self.take_switch();
             if let Some(sw) = sw {
                 self.resume_switch(sw);
             }
@@ -126,7 +126,7 @@ impl Hub {
     /// (`gh_hub_run_once`).
     pub(crate) fn iterate(&self, cap_ms: Option<i32>) {
         self.check_fork();
-        let sw = self.st.borrow_mut().switch_to.take();
+        let sw = self.take_switch();
         if let Some(sw) = sw {
             self.resume_switch(sw);
         }
@@ -735,6 +735,16 @@ impl Hub {
         self.run_task(slot, co, msg);
     }
 
+    /// Takes the pending `gh_switch`, if any (no borrow when there is none).
+    #[inline]
+    fn take_switch(&self) -> Option<SwitchTo> {
+        if !self.switch_pending.get() {
+            return None;
+        }
+        self.switch_pending.set(false);
+        self.st.borrow_mut().switch_to.take()
+    }
+
     /// Switches into task `slot` (its boxed coroutine `co`) until it parks or dies;
     /// then performs any `gh_switch` it asked for.
     #[inline]
@@ -752,7 +762,7 @@ impl Hub {
         if let CoroutineResult::Return(result) = r {
             self.finish(slot, result);
         }
-        let sw = self.st.borrow_mut().switch_to.take();
+        let sw = self.take_switch();
         if let Some(sw) = sw {
             self.resume_switch(sw);
         }
