@@ -8,9 +8,11 @@
 //! entries, when the buffer is reallocated). The buffer is a plain `Vec` of 8-byte
 //! aligned entries, so growing it is a `realloc` (an `mremap`, no copy, for a big one).
 //!
-//! `pos[slot]` is the logical index of the slot's entry. It is only meaningful while
-//! the entry at that index names the slot (each slot is in the heap at most once), so
-//! firing a timer does not write it: one random memory access fewer per timer.
+//! `pos[slot]` is the logical index of the slot's entry, in 3 bytes (a hub has at most
+//! 2^24 watcher slots, so at most 2^24 entries: 1 MB less per million timers). It is
+//! only meaningful while the entry at that index names the slot (each slot is in the
+//! heap at most once), so firing a timer does not write it (one random memory access
+//! fewer per timer) and a slot that was never scheduled needs no sentinel.
 //!
 //! Equal deadlines fire in start order: `seq` is a 32-bit start stamp; when the counter
 //! would wrap, the live entries are renumbered in their order (once per 2^32 starts),
@@ -24,6 +26,9 @@
 //! once the vectors have grown to the peak number of timers.
 
 const NONE: u32 = u32::MAX;
+
+// Heap indices are stored in 24 bits: there are never more entries than watcher slots.
+const _: () = assert!(crate::handle::MAX_SLOTS <= 1 << 24);
 
 /// `slot` and `seq` first: on little-endian machines the key below is then the entry's
 /// 16 bytes as they lie in memory (two loads, no shifting).
@@ -60,8 +65,9 @@ pub struct Timers {
     /// `off` padding entries, then the heap: logical entry `i` is `heap[off + i]`.
     heap: Vec<Entry>,
     off: usize,
-    /// Logical heap index of each slot's entry (see the module comment).
-    pos: Vec<u32>,
+    /// Logical heap index of each slot's entry, little-endian 24 bits (see the module
+    /// comment).
+    pos: Vec<[u8; 3]>,
     /// The last start stamp handed out.
     seq: u32,
 }
@@ -77,21 +83,33 @@ impl Timers {
         self.len() == 0
     }
 
+    /// Entry `i`; `i < self.len()`.
     #[inline(always)]
     fn get(&self, i: usize) -> Entry {
-        self.heap[self.off + i]
+        debug_assert!(i < self.len());
+        // SAFETY: every caller passes i < len(), so off + i < heap.len().
+        unsafe { *self.heap.get_unchecked(self.off + i) }
     }
 
+    /// Stores `e` as entry `i` (`i < self.len()`, `e` an entry of the heap: its slot
+    /// went through `insert`, which sized `pos` for it) and records its index.
     #[inline(always)]
     fn put(&mut self, i: usize, e: Entry) {
-        self.heap[self.off + i] = e;
-        self.pos[e.slot as usize] = i as u32;
+        debug_assert!(i < self.len() && (e.slot as usize) < self.pos.len());
+        let b = (i as u32).to_le_bytes();
+        // SAFETY: off + i < heap.len() and slot < pos.len() (pos never shrinks), as
+        // above.
+        unsafe {
+            *self.heap.get_unchecked_mut(self.off + i) = e;
+            *self.pos.get_unchecked_mut(e.slot as usize) = [b[0], b[1], b[2]];
+        }
     }
 
     /// The logical index of `slot`'s entry, if it is scheduled.
     #[inline]
     fn index(&self, slot: u32) -> Option<usize> {
-        let i = *self.pos.get(slot as usize)? as usize;
+        let p = *self.pos.get(slot as usize)?;
+        let i = u32::from_le_bytes([p[0], p[1], p[2], 0]) as usize;
         (i < self.len() && self.get(i).slot == slot).then_some(i)
     }
 
@@ -110,9 +128,10 @@ impl Timers {
     /// started).
     pub fn insert(&mut self, slot: u32, at: u64) {
         let s = slot as usize;
+        debug_assert!(s < crate::handle::MAX_SLOTS);
         if s >= self.pos.len() {
             // In steps of 4 KiB, not one slot per new watcher.
-            self.pos.resize((s + 1).next_multiple_of(1024), NONE);
+            self.pos.resize((s + 1).next_multiple_of(1024), [0; 3]);
         }
         if self.seq == u32::MAX {
             self.renumber();
@@ -182,7 +201,9 @@ impl Timers {
                 // The next level's four groups (the children of c..c+4, logical
                 // 4c+1..4c+17) are contiguous, from storage off + 4c + 1.
                 prefetch(self.heap.as_ptr().wrapping_add(self.off + 4 * c + 1));
-                let g = &self.heap[s..s + 4];
+                debug_assert!(s + 4 <= self.heap.len());
+                // SAFETY: c + 4 <= n = len(), so s + 4 <= off + len() = heap.len().
+                let g = unsafe { self.heap.get_unchecked(s..s + 4) };
                 let (k0, k1, k2, k3) = (g[0].key(), g[1].key(), g[2].key(), g[3].key());
                 let (a, ka) = if k1 < k0 { (1, k1) } else { (0, k0) };
                 let (b, kb) = if k3 < k2 { (3, k3) } else { (2, k2) };
@@ -327,7 +348,7 @@ mod tests {
     fn check(t: &Timers) {
         for i in 0..t.len() {
             let e = t.get(i);
-            assert_eq!(t.pos[e.slot as usize], i as u32);
+            assert_eq!(t.index(e.slot), Some(i));
             if i > 0 {
                 assert!(!e.before(&t.get((i - 1) / 4)), "heap order at {i}");
             }
