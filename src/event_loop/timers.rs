@@ -31,9 +31,11 @@ const NONE: u32 = u32::MAX;
 const _: () = assert!(crate::handle::MAX_SLOTS <= 1 << 24);
 
 /// `slot` and `seq` first: on little-endian machines the key below is then the entry's
-/// 16 bytes as they lie in memory (two loads, no shifting).
+/// 16 bytes as they lie in memory (two loads, no shifting). Aligned to 16 so that an
+/// entry moves as one 16-byte load and store (and the buffer is 16-byte aligned: still
+/// a plain malloc/realloc).
 #[derive(Copy, Clone, Debug)]
-#[repr(C)]
+#[repr(C, align(16))]
 struct Entry {
     slot: u32,
     seq: u32,
