@@ -15,6 +15,12 @@
  *              and 10 client greenlets in this process over loopback TCP, each sending
  *              32-byte requests one at a time and reading the echo back; N requests in all
  *              (N a multiple of 10)
+ *   timers     N one-shot timer watchers (gh_timer_new + gh_watcher_start, `after` drawn
+ *              from a fixed sequence in [0, 1 ms): random order, all due by the time the
+ *              loop runs), then gh_hub_run fires them; each callback gh_watcher_close-s
+ *              its watcher and checks the deadline order. Per op: a timer's create,
+ *              start, fire and close with N live timers (the 1M-timers workload's work,
+ *              benches/peers/ev.c and greenhub.c, without its 1 s of real time)
  * Every workload checks its own counts and bytes; the exit status is non-zero on failure.
  */
 #include <arpa/inet.h>
@@ -98,6 +104,39 @@ static void spawn_loop(long n) {
         OK(gh_release(g));
         done++;
     }
+}
+
+/* ---- timers ------------------------------------------------------------------------ */
+
+static double *timer_after;
+static double timer_last = -1.0;
+
+static void timer_fired(gh_watcher w, int revents, void *arg) {
+    (void)revents;
+    /* Started back to back, so deadlines order as the `after`s do, give or take the
+     * clock's progress between two starts: checked to within 1 ms. */
+    double a = timer_after[(intptr_t)arg];
+    CHECK(a + 1e-3 >= timer_last, "timers: fired out of deadline order");
+    if (a > timer_last) timer_last = a;
+    OK(gh_watcher_close(w));
+    done++;
+}
+
+static void timers(long n) {
+    timer_after = malloc((size_t)n * sizeof *timer_after);
+    CHECK(timer_after, "malloc");
+    uint64_t x = 42;
+    for (long i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        timer_after[i] = (double)(x >> 11) * 0x1.0p-53 * 1e-3;
+    }
+    for (long i = 0; i < n; i++) {
+        gh_watcher w;
+        OK(gh_timer_new(&w, timer_after[i], 0));
+        OK(gh_watcher_start(w, timer_fired, (void *)(intptr_t)i));
+    }
+    OK(gh_hub_run());
+    free(timer_after);
 }
 
 /* ---- pingpong / recvsend ----------------------------------------------------------- */
@@ -268,6 +307,8 @@ static __attribute__((noinline)) int run_workload(const char *w, long n) {
         want = 2 * n;
     } else if (!strcmp(w, "echo")) {
         echo(n);
+    } else if (!strcmp(w, "timers")) {
+        timers(n);
     } else {
         CHECK(0, "unknown workload %s", w);
     }
@@ -278,7 +319,7 @@ static __attribute__((noinline)) int run_workload(const char *w, long n) {
 }
 
 int main(int argc, char **argv) {
-    CHECK(argc == 3, "usage: icount yield|handoff|spawn|pingpong|recvsend|echo N");
+    CHECK(argc == 3, "usage: icount yield|handoff|spawn|pingpong|recvsend|echo|timers N");
     long n = atol(argv[2]);
     CHECK(n > 0, "N must be positive");
     /* Where main's stack starts depends on the size of argv, the environment and the

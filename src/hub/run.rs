@@ -583,7 +583,7 @@ impl Hub {
         {
             let mut st = self.st.borrow_mut();
             if let Some(w) = st.watchers.get_mut(slot, gen) {
-                w.status = Some(status);
+                w.set_status(status);
             }
             st.stop_watcher(slot);
         }

@@ -31,21 +31,27 @@ impl HubState {
     }
 
     fn start(&mut self, slot: u32, action: Action, at: Option<u64>) -> Result<()> {
-        let w = self.watchers.at(slot).ok_or(Error::BADHANDLE)?;
+        let w = self.watchers.at_mut(slot).ok_or(Error::BADHANDLE)?;
         if w.active {
             return Err(Error::BUSY);
         }
         let kind = w.kind;
+        if let WatchKind::Timer { after, .. } = kind {
+            // The common case in one lookup of the record (a timer start cannot fail).
+            w.active = true;
+            w.action = action;
+            self.alive += w.referenced as usize;
+            let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
+            self.timers.insert(slot, at);
+            return Ok(());
+        }
         match kind {
             WatchKind::Io { fd, events } => {
                 self.fds
                     .attach(&mut *self.backend, fd, slot, events)
                     .map_err(|e| Error(-e))?;
             }
-            WatchKind::Timer { after, .. } => {
-                let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
-                self.timers.insert(slot, at);
-            }
+            WatchKind::Timer { .. } => unreachable!("started above"),
             WatchKind::Prepare => self.prepare.push(slot),
             WatchKind::Check => self.check.push(slot),
             WatchKind::Idle => self.idle.push(slot),
@@ -53,7 +59,7 @@ impl HubState {
                 self.watch_signal(signum)?;
                 self.signals.push(slot);
             }
-            WatchKind::Child { pid, pidfd } => {
+            WatchKind::Child { pid, pidfd, .. } => {
                 if pidfd >= 0 {
                     self.fds
                         .attach(&mut *self.backend, pidfd, slot, crate::event_loop::READ)
