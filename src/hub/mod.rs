@@ -193,7 +193,7 @@ pub struct Hub {
     /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
     pub diag: Cell<u8>,
     /// gh_settrace's hook.
-    pub trace: Cell<Option<(crate::monitor::TraceFn, *mut c_void)>>,
+    pub trace: Cell<Option<crate::monitor::TraceHook>>,
     /// The blocking monitor watches this hub.
     pub monitored: Cell<bool>,
     /// `HubState::switch_to` is set (read without a borrow after every task switch).
