@@ -75,28 +75,39 @@ impl Id {
 
 /// A slab whose slots carry a generation, for handle checking.
 ///
-/// Records stay in place: a slot is a `Vec` element, freed slots are reused last-freed
-/// first (as `slab` does), and `discard` drops a record where it lies (a greenlet
+/// Records stay in place: a slot is a `Vec` element; free slots form an intrusive list
+/// through the vacant slots themselves (last freed first, as `slab` does: no memory per
+/// free slot beyond the slot), and `discard` drops a record where it lies (a greenlet
 /// record is ~230 bytes: moving it out to drop it was a third of spawn's memcpy).
 ///
-/// A slot whose generation would wrap is retired instead of reused (it stays
-/// occupied by `None` for good), so no stale handle can ever match again: one slot's
+/// A slot whose generation would wrap is retired instead of reused (it stays vacant
+/// and off the free list for good), so no stale handle can ever match again: one slot's
 /// worth of memory per 2^20 - 1 reuses.
 pub struct Table<T> {
-    slots: Vec<Option<T>>,
+    slots: Vec<Slot<T>>,
     gens: Vec<u32>,
-    /// Free slots, the last freed at the end.
-    free: Vec<u32>,
+    /// First free slot (`NO_SLOT`: none).
+    free: u32,
     /// Live objects.
     live: usize,
 }
+
+enum Slot<T> {
+    Full(T),
+    /// Vacant; the next free slot (`NO_SLOT`: the end of the list).
+    Free(u32),
+    /// Vacant for good (its generation would wrap).
+    Retired,
+}
+
+const NO_SLOT: u32 = u32::MAX;
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             slots: Vec::new(),
             gens: Vec::new(),
-            free: Vec::new(),
+            free: NO_SLOT,
             live: 0,
         }
     }
@@ -106,56 +117,73 @@ impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
-        let slot = match self.free.pop() {
-            Some(s) => s as usize,
-            None => {
-                let s = self.slots.len();
-                if s >= MAX_SLOTS {
-                    return Err(Error::NOMEM);
-                }
-                self.slots.push(None);
-                self.gens.push(1);
-                s
+        let slot = if self.free != NO_SLOT {
+            let s = self.free as usize;
+            self.free = match self.slots[s] {
+                Slot::Free(next) => next,
+                _ => unreachable!("the free list holds free slots only"),
+            };
+            s
+        } else {
+            let s = self.slots.len();
+            if s >= MAX_SLOTS {
+                return Err(Error::NOMEM);
             }
+            self.slots.push(Slot::Retired);
+            self.gens.push(1);
+            s
         };
-        self.slots[slot] = Some(value);
+        self.slots[slot] = Slot::Full(value);
         self.live += 1;
         Ok((slot as u32, self.gens[slot]))
     }
 
-    /// Frees a slot, bumping its generation so old handles go stale (or retiring it
-    /// when the generation would wrap). Returns whether it held an object.
+    /// Frees a full slot: bumps its generation so old handles go stale (or retires it
+    /// when the generation would wrap) and returns what it held.
     #[inline]
-    fn release_slot(&mut self, slot: u32) -> bool {
+    fn vacate(&mut self, slot: u32) -> Option<Slot<T>> {
         let i = slot as usize;
-        if self.slots.get(i).is_none_or(Option::is_none) {
-            return false;
+        if !matches!(self.slots.get(i), Some(Slot::Full(_))) {
+            return None;
         }
         self.live -= 1;
         let g = &mut self.gens[i];
-        if *g == GEN_MASK {
-            // Retire: the slot is never handed out again.
+        let next = if *g == GEN_MASK {
             *g = 0;
+            Slot::Retired
         } else {
             *g += 1;
-            self.free.push(slot);
-        }
-        true
+            let next = Slot::Free(self.free);
+            self.free = slot;
+            next
+        };
+        Some(std::mem::replace(&mut self.slots[i], next))
     }
 
     /// Frees a slot and returns its object.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        if !self.release_slot(slot) {
-            return None;
+        match self.vacate(slot)? {
+            Slot::Full(v) => Some(v),
+            _ => None,
         }
-        self.slots[slot as usize].take()
     }
 
     /// Frees a slot, dropping its object in place.
     #[inline]
     pub fn discard(&mut self, slot: u32) {
-        if self.release_slot(slot) {
-            self.slots[slot as usize] = None;
+        let i = slot as usize;
+        if !matches!(self.slots.get(i), Some(Slot::Full(_))) {
+            return;
+        }
+        self.live -= 1;
+        let g = &mut self.gens[i];
+        if *g == GEN_MASK {
+            *g = 0;
+            self.slots[i] = Slot::Retired;
+        } else {
+            *g += 1;
+            self.slots[i] = Slot::Free(self.free);
+            self.free = slot;
         }
     }
 
@@ -184,12 +212,18 @@ impl<T> Table<T> {
     /// The live object at `slot`, whatever its generation (internal references).
     #[inline]
     pub fn at(&self, slot: u32) -> Option<&T> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        match self.slots.get(slot as usize) {
+            Some(Slot::Full(v)) => Some(v),
+            _ => None,
+        }
     }
 
     #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Full(v)) => Some(v),
+            _ => None,
+        }
     }
 
     /// Live objects.
@@ -202,30 +236,40 @@ impl<T> Table<T> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
+        self.slots.iter().enumerate().filter_map(|(k, v)| match v {
+            Slot::Full(v) => Some((k as u32, v)),
+            _ => None,
+        })
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().filter_map(Option::as_mut)
+        self.slots.iter_mut().filter_map(|v| match v {
+            Slot::Full(v) => Some(v),
+            _ => None,
+        })
     }
 
     /// Removes every object (hub teardown). Retired slots stay retired.
     pub fn drain(&mut self) -> Vec<T> {
         self.live = 0;
-        self.free.clear();
+        self.free = NO_SLOT;
         let mut out = Vec::new();
-        for (i, v) in self.slots.iter_mut().enumerate() {
-            if let Some(x) = v.take() {
-                out.push(x);
+        // Rebuilt from the top so the lowest slot is handed out first.
+        for i in (0..self.slots.len()).rev() {
+            let retired = self.gens[i] == 0;
+            let next = if retired {
+                Slot::Retired
+            } else {
+                Slot::Free(self.free)
+            };
+            if let Slot::Full(v) = std::mem::replace(&mut self.slots[i], next) {
+                out.push(v);
             }
-            if self.gens[i] != 0 {
-                self.free.push(i as u32);
+            if !retired {
+                self.free = i as u32;
             }
         }
-        self.free.reverse();
+        out.reverse();
         out
     }
 }
