@@ -125,6 +125,9 @@ pub struct Fds {
     entries: Vec<FdEntry>,
     dirty: Vec<i32>,
     unverified: Vec<i32>,
+    /// No unverified fd falls due before this time (ns): `verify_due` skips its scan
+    /// until then (0: scan at the next poll — a newly listed fd needs its clock started).
+    next_due: u64,
     /// fds marked always ready (may contain fds whose watchers have since stopped).
     pub always_ready: Vec<i32>,
     /// A stale registration was seen: rebuild the backend after this dispatch.
@@ -220,6 +223,7 @@ impl Fds {
             if !e.listed {
                 e.listed = true;
                 self.unverified.push(fd);
+                self.next_due = 0;
             }
         }
         self.mark(fd);
@@ -360,6 +364,12 @@ impl Fds {
         now: u64,
         failed: &mut Vec<i32>,
     ) -> Option<u64> {
+        // Nothing can be due yet: an event only restarts an fd's clock (later), and a
+        // newly listed fd resets `next_due`. A quiet fd is so verified 20-40 ms after it
+        // went quiet, and a busy loop scans the list once per 20 ms, not per poll.
+        if now < self.next_due {
+            return Some(self.next_due);
+        }
         let mut next = u64::MAX;
         let mut i = 0;
         while i < self.unverified.len() {
@@ -381,11 +391,13 @@ impl Fds {
             next = next.min(e.quiet_since + VERIFY_QUIET_NS);
             i += 1;
         }
+        self.next_due = if next == u64::MAX { 0 } else { next };
         (next != u64::MAX).then_some(next)
     }
 
     /// Verifies every unverified fd now (a host loop is about to sleep on the backend).
     pub fn verify_all(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
+        self.next_due = 0;
         while let Some(fd) = self.unverified.pop() {
             self.entries[fd as usize].listed = false;
             if self.entries[fd as usize].unverified {
@@ -457,6 +469,7 @@ impl Fds {
     pub fn rebuild_all(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
         self.rebuild = false;
         self.unverified.clear();
+        self.next_due = 0;
         for fd in 0..self.entries.len() {
             let e = &mut self.entries[fd];
             e.listed = false;
