@@ -7,9 +7,11 @@
 //! without running or unwinding any of its frames.
 //!
 //! Invariants:
-//! * `co` is `Some` for every task until it dies (it stays in its box while it runs:
-//!   the hub resumes it through a pointer), `None` for the main and hub greenlets and
-//!   once DEAD. A record whose task runs is never removed (release only marks it).
+//! * `co` is `Some` for every task until it dies: the coroutine object lives in its own
+//!   stack slot's top (`GhStack::co_slot`), is resumed in place through that pointer and
+//!   read out when the task dies or is discarded (`take_co`); `None` for the main and
+//!   hub greenlets and once DEAD. A record whose task runs is never removed (release only
+//!   marks it).
 //! * `blocked` is true exactly while the greenlet is parked in wait number `seq`;
 //!   a wake-up carries the `seq` it was meant for, so a late wake-up is ignored.
 
@@ -91,8 +93,9 @@ pub type Joiner = (u32, u32, u32);
 pub struct Greenlet {
     pub role: Role,
     pub state: State,
-    /// Boxed so it never moves while it runs (the hub resumes it through a pointer).
-    pub co: Option<Box<Co>>,
+    /// The coroutine, kept at the top of its own stack slot (`GhStack::co_slot`): it never
+    /// moves, and the hub resumes it through this pointer.
+    pub co: Option<std::ptr::NonNull<Co>>,
     pub yielder: *const TaskYielder,
     pub entry: Option<Entry>,
     pub arg: *mut c_void,
@@ -138,6 +141,16 @@ pub struct Greenlet {
 }
 
 impl Greenlet {
+    /// Moves the coroutine out of its stack slot (the task died or is discarded).
+    pub fn take_co(&mut self) -> Option<Co> {
+        let p = self.co.take()?;
+        // SAFETY: `p` was written by spawn into this task's stack slot and has not been
+        // read out since (`co` was Some); nothing runs on that stack now (the task
+        // returned, or never runs again), and the slot stays mapped until the stack goes
+        // back to the pool, which happens only through the value read here.
+        Some(unsafe { p.as_ptr().read() })
+    }
+
     pub fn new(role: Role) -> Greenlet {
         Greenlet {
             role,

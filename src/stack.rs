@@ -82,6 +82,10 @@ const HOT_CAP: usize = 1024;
 const BATCH: usize = 256;
 /// Bytes at the top of each slot holding its `SlotMeta`.
 const META: usize = 64;
+/// Below the meta, each slot holds its greenlet's coroutine object (`GhStack::co_slot`):
+/// it never moves while the greenlet lives (the hub resumes it through a pointer), costs
+/// no allocation, and shares the stack's top page, which a switch touches anyway.
+pub const CO_AREA: usize = (std::mem::size_of::<crate::greenlet::Co>() + 15) & !15;
 const MAGIC: u64 = 0x6275_686e_6565_7267; // "greenhub", little-endian
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
@@ -403,14 +407,20 @@ impl GhStack {
     pub fn top(&self) -> usize {
         self.top
     }
+
+    /// Where this slot keeps its greenlet's coroutine object (`CO_AREA` bytes, 16-byte
+    /// aligned, above the stack's base: never part of the stack itself).
+    pub fn co_slot(&self) -> *mut crate::greenlet::Co {
+        (self.top - META - CO_AREA) as *mut crate::greenlet::Co
+    }
 }
 
 // SAFETY: base and limit are 16-byte aligned bounds of a slot of a region that stays mapped
 // while this value exists (module invariant); limit includes the guard page, base is
-// below the slot's meta.
+// below the slot's meta and its coroutine object.
 unsafe impl Stack for GhStack {
     fn base(&self) -> StackPointer {
-        StackPointer::new(self.top - META).expect("stack base is never null")
+        StackPointer::new(self.top - META - CO_AREA).expect("stack base is never null")
     }
 
     fn limit(&self) -> StackPointer {

@@ -86,14 +86,16 @@ impl Hub {
             }
         };
         stack.set_owner(self.handle(crate::handle::Kind::Greenlet, slot, gen));
+        let at = stack.co_slot();
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
-        let co = match st.co_boxes.pop() {
-            Some(b) => Box::write(b, co),
-            None => Box::new(co),
-        };
-        st.greenlets.at_mut(slot).expect("just inserted").co = Some(co);
+        // SAFETY: `at` is this stack's coroutine area: CO_AREA bytes, aligned, mapped while
+        // the stack lives, used by nothing else (the stack's base is below it); the value
+        // written here is read out exactly once (Greenlet::take_co) before the stack goes
+        // back to the pool.
+        unsafe { at.write(co) };
+        st.greenlets.at_mut(slot).expect("just inserted").co = std::ptr::NonNull::new(at);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
             Some(ns) => {
@@ -510,7 +512,7 @@ fn drop_unstarted(st: &mut super::HubState, slot: u32) {
         let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
         g.state = State::Dead;
         g.result = std::ptr::null_mut();
-        (g.co.take(), g.start_timer.take())
+        (g.take_co(), g.start_timer.take())
     };
     if let Some(t) = timer {
         st.close_watcher(t);
@@ -519,7 +521,7 @@ fn drop_unstarted(st: &mut super::HubState, slot: u32) {
         // SAFETY: the coroutine never ran, so its stack holds only the closure, which
         // captures a plain u32: skipping its drop leaks nothing.
         unsafe { co.force_reset() };
-        st.stacks.give((*co).into_stack());
+        st.stacks.give(co.into_stack());
     }
 }
 

@@ -171,8 +171,6 @@ pub struct HubState {
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
-    /// Boxes of dead greenlets' coroutines, reused by spawn (no malloc/free per spawn).
-    pub co_boxes: Vec<Box<std::mem::MaybeUninit<crate::greenlet::Co>>>,
 }
 
 pub struct Hub {
@@ -365,7 +363,6 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
-            co_boxes: Vec::new(),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -432,12 +429,12 @@ impl Drop for Hub {
         let st = self.st.get_mut();
         // Discard every greenlet without running or unwinding its frames.
         for mut g in st.greenlets.drain() {
-            if let Some(mut co) = g.co.take() {
+            if let Some(mut co) = g.take_co() {
                 // SAFETY: nothing Rust-owned lives on a greenlet's stack across a switch
                 // (module invariant of `greenlet`), so skipping its frames leaks nothing
                 // of ours; C frames are discarded as documented for gh_hub_destroy.
                 unsafe { co.force_reset() };
-                drop((*co).into_stack());
+                drop(co.into_stack());
             }
         }
         if let Some(slot) = st.sig_slot.take() {

@@ -50,8 +50,6 @@ const POLL_BUDGET: u32 = 1024;
 /// callbacks.
 const SLICE_NS: u64 = 5_000_000;
 pub(crate) const CLOCK_EVERY: u32 = 64;
-/// Coroutine boxes kept for reuse by spawn.
-const CO_BOXES_KEPT: usize = 256;
 
 #[derive(Copy, Clone)]
 enum List {
@@ -704,11 +702,11 @@ impl Hub {
                 .greenlets
                 .at_mut(slot)
                 .expect("resumed greenlet has a record");
-            let Some(co) = g.co.as_deref_mut() else {
+            let Some(co) = g.co else {
                 return;
             };
             g.state = State::Running;
-            co as *mut Co
+            co.as_ptr()
         };
         self.run_task(slot, co, msg);
     }
@@ -726,11 +724,11 @@ impl Hub {
                 return;
             }
             g.blocked = false;
-            let Some(co) = g.co.as_deref_mut() else {
+            let Some(co) = g.co else {
                 return;
             };
             g.state = State::Running;
-            co as *mut Co
+            co.as_ptr()
         };
         self.run_task(slot, co, msg);
     }
@@ -752,10 +750,11 @@ impl Hub {
         debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
-        // SAFETY: `co` points into the task's box, which stays put and alive while the
-        // task is not dead: its record is only removed once dead (release of a live
-        // greenlet just marks it), and only the hub resumes tasks, one at a time (the
-        // hub runs no task now: `current` was the hub), so this is the only reference.
+        // SAFETY: `co` points at the task's coroutine in its own stack slot, which never
+        // moves and stays valid until the task dies (take_co reads it out only then, or
+        // when a never-started or discarded task goes); only the hub resumes tasks, one at
+        // a time (the hub runs no task now: `current` was the hub), so this is the only
+        // reference.
         let r = unsafe { (*co).resume(msg) };
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
@@ -776,19 +775,8 @@ impl Hub {
             .at_mut(slot)
             .expect("finished greenlet has a record");
         g.result = result;
-        let co = Box::into_raw(g.co.take().expect("a finished task had its coroutine"));
-        // SAFETY: `co` came from a live Box<Co>: the value is moved out once, and the
-        // allocation is kept as uninitialised memory for the next spawn (never read).
-        let (co, spare) = unsafe {
-            (
-                co.read(),
-                Box::from_raw(co as *mut std::mem::MaybeUninit<Co>),
-            )
-        };
+        let co = g.take_co().expect("a finished task had its coroutine");
         st.stacks.give(co.into_stack());
-        if st.co_boxes.len() < CO_BOXES_KEPT {
-            st.co_boxes.push(spare);
-        }
         drop(st);
         self.mark_dead(slot);
     }
