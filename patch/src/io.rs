@@ -677,6 +677,12 @@ fn connect_coop(g: &Gh, fd: c_int, addr: *const sockaddr, len: socklen_t, fl: c_
                         )
                     };
                     if err == 0 {
+                        // One more connect moves the socket to "connected" in the
+                        // kernel's socket state, as a blocking connect leaves it (else
+                        // the program's next connect would answer 0, not EISCONN).
+                        // SAFETY: the caller's arguments.
+                        with_nonblock(fd, fl, || unsafe { real::connect()(fd, addr, len) } as ssize_t);
+                        set_errno(0);
                         return 0;
                     }
                     set_errno(err);
