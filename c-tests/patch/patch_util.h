@@ -31,11 +31,11 @@ static void *ticker_fn(void *arg) {
         ticks++;
     }
 }
-static void ticker_start(void) {
+static inline void ticker_start(void) {
     ticks = 0;
     ASSERT_OK(gh_spawn(&ticker_g, ticker_fn, NULL));
 }
-static void ticker_stop(void) {
+static inline void ticker_stop(void) {
     ASSERT_OK(gh_kill(ticker_g, 1.0));
     ASSERT_OK(gh_release(ticker_g));
 }
@@ -55,12 +55,12 @@ static void *later_fn(void *arg) {
     if (l->close_after) close(l->fd);
     return RC_PTR(0);
 }
-static gh_greenlet later_spawn(struct later *l) {
+static inline gh_greenlet later_spawn(struct later *l) {
     gh_greenlet g;
     ASSERT_OK(gh_spawn(&g, later_fn, l));
     return g;
 }
-static int join_rc(gh_greenlet g) {
+static inline int join_rc(gh_greenlet g) {
     void *r = NULL;
     ASSERT_OK(gh_join(g, 10.0, &r));
     ASSERT_OK(gh_release(g));
@@ -68,24 +68,24 @@ static int join_rc(gh_greenlet g) {
 }
 
 /* A blocking AF_UNIX stream pair (what a blocking client library would hold). */
-static void bpair(int sv[2]) { ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv)); }
-static void closepair(int sv[2]) {
+static inline void bpair(int sv[2]) { ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv)); }
+static inline void closepair(int sv[2]) {
     close(sv[0]);
     close(sv[1]);
 }
-static int is_nonblock(int fd) {
+static inline int is_nonblock(int fd) {
     int fl = fcntl(fd, F_GETFL);
     ASSERT_TRUE(fl >= 0);
     return (fl & O_NONBLOCK) != 0;
 }
-static void set_timeo(int fd, int opt, double s) {
+static inline void set_timeo(int fd, int opt, double s) {
     struct timeval tv;
     tv.tv_sec = (time_t)s;
     tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
     ASSERT_OK(setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv));
 }
 /* A blocking TCP listener on 127.0.0.1 (ephemeral port); *port gets the port. */
-static int tcp_listener(int *port) {
+static inline int tcp_listener(int *port) {
     struct sockaddr_in a;
     socklen_t len = sizeof a;
     int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -100,7 +100,7 @@ static int tcp_listener(int *port) {
     *port = ntohs(a.sin_port);
     return fd;
 }
-static struct sockaddr_in loopback(int port) {
+static inline struct sockaddr_in loopback(int port) {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
