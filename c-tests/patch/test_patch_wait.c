@@ -8,6 +8,7 @@
 #include "patch_util.h"
 
 #include <netdb.h>
+#include <signal.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -347,6 +348,61 @@ TEST(getaddrinfo_from_greenlets_and_killed) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+
+/* A blocking call inside a signal handler: plain libc, never a park (the handler runs
+ * on the interrupted greenlet's stack). */
+static int sig_fd, sig_result, sig_ticks_before, sig_ticks_after;
+static void on_usr1(int sig) {
+    char c;
+    (void)sig;
+    sig_ticks_before = ticks;
+    sig_result = (int)read(sig_fd, &c, 1) < 0 ? -errno : 0; /* SO_RCVTIMEO 0.05 s */
+    usleep(20000);
+    sig_ticks_after = ticks;
+}
+static void on_usr2(int sig, siginfo_t *info, void *ctx) { (void)sig, (void)info, (void)ctx; }
+
+static void *raise_usr1(void *arg) {
+    (void)arg;
+    raise(SIGUSR1);
+    return NULL;
+}
+
+TEST(signal_handler_is_plain) {
+    int sv[2];
+    struct sigaction sa, old;
+    bpair(sv);
+    sig_fd = sv[0];
+    set_timeo(sv[0], SO_RCVTIMEO, 0.05);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGUSR1, &sa, NULL));
+    ASSERT_OK(sigaction(SIGUSR1, NULL, &old)); /* the program's view: its own handler */
+    ASSERT_TRUE(old.sa_handler == on_usr1);
+    ASSERT_TRUE(!(old.sa_flags & SA_SIGINFO));
+    sa.sa_sigaction = on_usr2;
+    sa.sa_flags = SA_SIGINFO;
+    ASSERT_OK(sigaction(SIGUSR2, &sa, NULL));
+    ASSERT_OK(sigaction(SIGUSR2, NULL, &old));
+    ASSERT_TRUE(old.sa_sigaction == on_usr2 && (old.sa_flags & SA_SIGINFO));
+    ASSERT_TRUE((void *)signal(SIGUSR2, SIG_IGN) == (void *)on_usr2);
+    ASSERT_TRUE(signal(SIGUSR2, SIG_DFL) == SIG_IGN);
+    ticker_start();
+    ASSERT_OK(gh_sleep(0.03));
+    gh_greenlet g;
+    ASSERT_OK(gh_spawn(&g, raise_usr1, NULL));
+    ASSERT_EQ(join_rc(g), 0);
+    ASSERT_EQ(sig_result, -EAGAIN);
+    ASSERT_EQ(sig_ticks_after, sig_ticks_before); /* nothing else ran: plain libc */
+    raise(SIGUSR1); /* and from main */
+    ASSERT_EQ(sig_result, -EAGAIN);
+    ASSERT_EQ(sig_ticks_after, sig_ticks_before);
+    ticker_stop();
+    closepair(sv);
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* ---- where the patch is plain libc ------------------------------------------------------ */
 
 static int thr_fd;
@@ -481,6 +537,7 @@ int main(int argc, char **argv) {
     RUN(getaddrinfo_from_greenlets_and_killed);
     RUN(thread_without_hub_is_plain);
     RUN(callback_is_plain);
+    RUN(signal_handler_is_plain);
     RUN(fork_child_cooperative);
     RUN(patch_off_child);
     RUN(patch_off_by_env);

@@ -681,7 +681,8 @@ fn connect_coop(g: &Gh, fd: c_int, addr: *const sockaddr, len: socklen_t, fl: c_
                         // kernel's socket state, as a blocking connect leaves it (else
                         // the program's next connect would answer 0, not EISCONN).
                         // SAFETY: the caller's arguments.
-                        with_nonblock(fd, fl, || unsafe { real::connect()(fd, addr, len) } as ssize_t);
+                        with_nonblock(fd, fl, || unsafe { real::connect()(fd, addr, len) }
+                            as ssize_t);
                         set_errno(0);
                         return 0;
                     }
