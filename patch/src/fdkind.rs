@@ -50,6 +50,16 @@ pub fn kind(fd: c_int) -> Kind {
     classify(fd)
 }
 
+/// True when `fd` is a socket (the interposers' fast path: one load).
+#[inline(always)]
+pub fn is_socket(fd: c_int) -> bool {
+    match TABLE.get(fd as u32 as usize).map(|s| s.load(Relaxed)) {
+        Some(SOCKET) => true,
+        Some(STREAM) | Some(PLAIN) => false,
+        _ => classify(fd) == Kind::Socket,
+    }
+}
+
 /// Looks at `fd` with fstat and caches the answer.
 #[cold]
 pub fn classify(fd: c_int) -> Kind {

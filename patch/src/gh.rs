@@ -125,9 +125,23 @@ fn build() -> Option<Gh> {
 /// libgreenhub in the process, or a call made while another thread initialises).
 #[inline(always)]
 pub fn gh() -> Option<&'static Gh> {
-    match TABLE.get() {
-        Some(t) => t.as_ref(),
-        None => init_slow(),
+    if ON.load(Ordering::Acquire) == 1 {
+        // SAFETY: ON is 1 only after TABLE was set to Some (Release store below).
+        return unsafe { TABLE.get().unwrap_unchecked().as_ref() };
+    }
+    init_slow()
+}
+
+/// 0: not initialised yet, 1: on (TABLE holds Some), 2: off.
+static ON: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// True when the patch is on (libgreenhub found, GREENHUB_PATCH not off).
+#[inline(always)]
+pub fn on() -> bool {
+    match ON.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => init_slow().is_some(),
     }
 }
 
@@ -139,6 +153,7 @@ fn init_slow() -> Option<&'static Gh> {
         return None;
     }
     let t = TABLE.get_or_init(build);
+    ON.store(if t.is_some() { 1 } else { 2 }, Ordering::Release);
     BUSY.store(false, Ordering::Release);
     t.as_ref()
 }

@@ -74,12 +74,34 @@ pub fn transfer(
     events: c_int,
     timeo: c_int,
     all: Option<usize>,
+    op: impl FnMut(usize, bool) -> ssize_t,
+) -> ssize_t {
+    transfer_from(g, fd, events, timeo, all, 0, false, op)
+}
+
+/// `transfer` continuing a call whose fast path already moved `start` bytes;
+/// `again`: its last attempt failed with EAGAIN (so the loop waits before retrying).
+#[allow(clippy::too_many_arguments)]
+pub fn transfer_from(
+    g: &Gh,
+    fd: c_int,
+    events: c_int,
+    timeo: c_int,
+    all: Option<usize>,
+    start: usize,
+    mut again: bool,
     mut op: impl FnMut(usize, bool) -> ssize_t,
 ) -> ssize_t {
-    let mut done = 0usize;
+    let mut done = start;
     let mut deadline: Option<Option<f64>> = None;
     loop {
-        let r = op(done, true);
+        let r = if again {
+            again = false;
+            set_errno(libc::EAGAIN);
+            -1
+        } else {
+            op(done, true)
+        };
         if r >= 0 {
             let r = r as usize;
             match all {
@@ -266,27 +288,67 @@ fn stale_socket(r: ssize_t) -> bool {
 /// As read(2): `buf` writable for `count` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    if let Some(g) = gh::parkable() {
-        match fdkind::kind(fd) {
-            Kind::Socket => {
-                let r = transfer(g, fd, GH_READ, libc::SO_RCVTIMEO, None, |_, nb| {
-                    // SAFETY: the caller's buffer, passed through.
-                    unsafe { real::recv()(fd, buf, count, dontwait(nb)) }
-                });
-                if !stale_socket(r) {
-                    return r;
-                }
-                fdkind::classify(fd);
-            }
-            Kind::Stream => {
-                // SAFETY: the caller's buffer, passed through.
-                return stream_in(g, fd, || unsafe { real::read()(fd, buf, count) });
-            }
-            Kind::Plain => {}
+    if gh::on() && fdkind::is_socket(fd) {
+        // The fast path, right in any context (no hub, a callback, a signal handler): a
+        // read that finds data returns the same whether or not it could have waited.
+        // Only EAGAIN needs to know who is calling.
+        // SAFETY: the caller's buffer, passed through.
+        let r = unsafe { real::recv()(fd, buf, count, libc::MSG_DONTWAIT) };
+        if r >= 0 {
+            return r;
+        }
+        // SAFETY: the caller's arguments.
+        return unsafe { read_slow(fd, buf, count) };
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { read_other(fd, buf, count) }
+}
+
+/// read on anything but a socket: pipes and streams cooperatively, the rest libc's.
+///
+/// # Safety
+/// As read(2).
+#[inline(never)]
+unsafe fn read_other(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    if gh::on() && fdkind::kind(fd) == Kind::Stream {
+        if let Some(g) = gh::parkable() {
+            // SAFETY: the caller's buffer, passed through.
+            return stream_in(g, fd, || unsafe { real::read()(fd, buf, count) });
         }
     }
     // SAFETY: the caller's arguments, passed through.
     unsafe { real::read()(fd, buf, count) }
+}
+
+/// A socket read whose no-wait attempt failed.
+///
+/// # Safety
+/// As read(2).
+#[cold]
+unsafe fn read_slow(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    match errno() {
+        libc::EAGAIN => {}
+        libc::ENOTSOCK => {
+            fdkind::classify(fd); // a stale kind: the number names another file now
+                                  // SAFETY: the caller's arguments, passed through.
+            return unsafe { real::read()(fd, buf, count) };
+        }
+        _ => return -1,
+    }
+    match may_wait() {
+        Some(g) => transfer_from(g, fd, GH_READ, libc::SO_RCVTIMEO, None, 0, true, |_, nb| {
+            // SAFETY: the caller's buffer, passed through.
+            unsafe { real::recv()(fd, buf, count, dontwait(nb)) }
+        }),
+        // SAFETY: the caller's arguments: libc's own (blocking or EAGAIN) read.
+        None => unsafe { real::read()(fd, buf, count) },
+    }
+}
+
+/// libgreenhub's functions when the caller may park (a hub, main or a greenlet, not in
+/// a signal handler).
+fn may_wait() -> Option<&'static Gh> {
+    gh::parkable().filter(|_| !crate::signal::in_handler())
 }
 
 /// write(2), cooperative on sockets and pipes; writes all of `count` unless an error,
@@ -296,52 +358,104 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
 /// As write(2): `buf` readable for `count` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
-    if let Some(g) = gh::parkable() {
-        match fdkind::kind(fd) {
-            Kind::Socket => {
-                let r = transfer(
-                    g,
-                    fd,
-                    GH_WRITE,
-                    libc::SO_SNDTIMEO,
-                    Some(count),
-                    |done, nb| {
-                        // SAFETY: done < count: inside the caller's buffer.
-                        unsafe {
-                            real::send()(
-                                fd,
-                                (buf as *const u8).add(done) as *const c_void,
-                                count - done,
-                                dontwait(nb),
-                            )
-                        }
-                    },
-                );
-                if !stale_socket(r) {
-                    return r;
+    if gh::on() && fdkind::is_socket(fd) {
+        // The fast path (see read): all of it sent without waiting.
+        // SAFETY: the caller's buffer, passed through.
+        let r = unsafe { real::send()(fd, buf, count, libc::MSG_DONTWAIT) };
+        if r as usize == count {
+            return r;
+        }
+        // SAFETY: the caller's arguments.
+        return unsafe { write_slow(fd, buf, count, r) };
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { write_other(fd, buf, count) }
+}
+
+/// write on anything but a socket: pipes and streams cooperatively, the rest libc's.
+///
+/// # Safety
+/// As write(2).
+#[inline(never)]
+unsafe fn write_other(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if gh::on() && fdkind::kind(fd) == Kind::Stream {
+        if let Some(g) = gh::parkable() {
+            let r = stream_out(g, fd, count, |done| {
+                // SAFETY: done < count: inside the caller's buffer.
+                unsafe {
+                    real::write()(
+                        fd,
+                        (buf as *const u8).add(done) as *const c_void,
+                        count - done,
+                    )
                 }
-                fdkind::classify(fd);
+            });
+            if let Some(r) = r {
+                return r;
             }
-            Kind::Stream => {
-                let r = stream_out(g, fd, count, |done| {
-                    // SAFETY: done < count: inside the caller's buffer.
-                    unsafe {
-                        real::write()(
-                            fd,
-                            (buf as *const u8).add(done) as *const c_void,
-                            count - done,
-                        )
-                    }
-                });
-                if let Some(r) = r {
-                    return r;
-                }
-            }
-            Kind::Plain => {}
         }
     }
     // SAFETY: the caller's arguments, passed through.
     unsafe { real::write()(fd, buf, count) }
+}
+
+/// A socket write whose no-wait attempt sent `r` bytes (or failed: -1).
+///
+/// # Safety
+/// As write(2).
+#[cold]
+unsafe fn write_slow(fd: c_int, buf: *const c_void, count: size_t, r: ssize_t) -> ssize_t {
+    if r < 0 {
+        match errno() {
+            libc::EAGAIN => {}
+            libc::ENOTSOCK => {
+                fdkind::classify(fd);
+                // SAFETY: the caller's arguments, passed through.
+                return unsafe { real::write()(fd, buf, count) };
+            }
+            _ => return -1,
+        }
+    }
+    let done = r.max(0) as usize;
+    let part = |done: usize, flags: c_int| {
+        // SAFETY: done < count: inside the caller's buffer.
+        unsafe {
+            real::send()(
+                fd,
+                (buf as *const u8).add(done) as *const c_void,
+                count - done,
+                flags,
+            )
+        }
+    };
+    match may_wait() {
+        Some(g) => transfer_from(
+            g,
+            fd,
+            GH_WRITE,
+            libc::SO_SNDTIMEO,
+            Some(count),
+            done,
+            r < 0,
+            |d, nb| part(d, dontwait(nb)),
+        ),
+        None => {
+            // libc's own write of the rest (blocking, or EAGAIN for a non-blocking fd).
+            // SAFETY: done < count: inside the caller's buffer.
+            let rr = unsafe {
+                real::write()(
+                    fd,
+                    (buf as *const u8).add(done) as *const c_void,
+                    count - done,
+                )
+            };
+            if rr >= 0 {
+                (done + rr as usize) as ssize_t
+            } else {
+                finish(done, errno())
+            }
+        }
+    }
 }
 
 /// readv(2), cooperative on sockets and pipes.
@@ -458,25 +572,36 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     addrlen: *mut socklen_t,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT == 0 {
-        if let Some(g) = gh::parkable() {
-            if fdkind::kind(fd) == Kind::Socket {
-                let all = (flags & libc::MSG_WAITALL != 0).then_some(len);
-                let fl = flags & !libc::MSG_WAITALL;
-                return transfer(g, fd, GH_READ, libc::SO_RCVTIMEO, all, |done, nb| {
-                    // SAFETY: done < len: inside the caller's buffer.
-                    unsafe {
-                        real::recvfrom()(
-                            fd,
-                            (buf as *mut u8).add(done) as *mut c_void,
-                            len - done,
-                            fl | dontwait(nb),
-                            addr,
-                            addrlen,
-                        )
-                    }
-                });
-            }
+    if flags & (libc::MSG_DONTWAIT | libc::MSG_WAITALL) == 0 && gh::on() && fdkind::is_socket(fd) {
+        // The fast path (see read).
+        // SAFETY: the caller's arguments, passed through.
+        let r =
+            unsafe { real::recvfrom()(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, addrlen) };
+        if r >= 0 || errno() != libc::EAGAIN {
+            return r;
+        }
+        if let Some(g) = may_wait() {
+            return transfer_from(g, fd, GH_READ, libc::SO_RCVTIMEO, None, 0, true, |_, nb| {
+                // SAFETY: the caller's arguments, passed through.
+                unsafe { real::recvfrom()(fd, buf, len, flags | dontwait(nb), addr, addrlen) }
+            });
+        }
+    } else if flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_DONTWAIT == 0 {
+        if let (Some(g), true) = (may_wait(), fdkind::is_socket(fd)) {
+            let fl = flags & !libc::MSG_WAITALL;
+            return transfer(g, fd, GH_READ, libc::SO_RCVTIMEO, Some(len), |done, nb| {
+                // SAFETY: done < len: inside the caller's buffer.
+                unsafe {
+                    real::recvfrom()(
+                        fd,
+                        (buf as *mut u8).add(done) as *mut c_void,
+                        len - done,
+                        fl | dontwait(nb),
+                        addr,
+                        addrlen,
+                    )
+                }
+            });
         }
     }
     // SAFETY: the caller's arguments, passed through.
@@ -526,24 +651,47 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     addrlen: socklen_t,
 ) -> ssize_t {
-    if flags & libc::MSG_DONTWAIT == 0 {
-        if let Some(g) = gh::parkable() {
-            if fdkind::kind(fd) == Kind::Socket {
-                return transfer(g, fd, GH_WRITE, libc::SO_SNDTIMEO, Some(len), |done, nb| {
-                    // SAFETY: done < len: inside the caller's buffer.
-                    unsafe {
-                        real::sendto()(
-                            fd,
-                            (buf as *const u8).add(done) as *const c_void,
-                            len - done,
-                            flags | dontwait(nb),
-                            addr,
-                            addrlen,
-                        )
-                    }
-                });
-            }
+    if flags & libc::MSG_DONTWAIT == 0 && gh::on() && fdkind::is_socket(fd) {
+        // The fast path (see write).
+        // SAFETY: the caller's arguments, passed through.
+        let r = unsafe { real::sendto()(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, addrlen) };
+        if r as usize == len || (r < 0 && errno() != libc::EAGAIN) {
+            return r;
         }
+        let part = |done: usize, nb: bool| {
+            // SAFETY: done < len: inside the caller's buffer.
+            unsafe {
+                real::sendto()(
+                    fd,
+                    (buf as *const u8).add(done) as *const c_void,
+                    len - done,
+                    flags | dontwait(nb),
+                    addr,
+                    addrlen,
+                )
+            }
+        };
+        let done = r.max(0) as usize;
+        return match may_wait() {
+            Some(g) => transfer_from(
+                g,
+                fd,
+                GH_WRITE,
+                libc::SO_SNDTIMEO,
+                Some(len),
+                done,
+                r < 0,
+                part,
+            ),
+            None => {
+                let rr = part(done, false);
+                if rr >= 0 {
+                    (done + rr as usize) as ssize_t
+                } else {
+                    finish(done, errno())
+                }
+            }
+        };
     }
     // SAFETY: the caller's arguments, passed through.
     unsafe { real::sendto()(fd, buf, len, flags, addr, addrlen) }
