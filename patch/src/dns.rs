@@ -31,7 +31,8 @@ pub unsafe extern "C" fn getaddrinfo(
 ) -> c_int {
     // SAFETY: hints is NULL or the caller's.
     let numeric = unsafe { hints.as_ref() }.is_some_and(|h| h.ai_flags & libc::AI_NUMERICHOST != 0);
-    if !res.is_null() && !(node.is_null() && service.is_null()) && !numeric {
+    let both_null = node.is_null() && service.is_null();
+    if !(res.is_null() || both_null || numeric) {
         if let Some(g) = may_park() {
             // SAFETY: the caller's arguments; gh_getaddrinfo copies them.
             let r = unsafe { (g.getaddrinfo)(node, service, hints, res) };

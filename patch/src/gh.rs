@@ -21,6 +21,7 @@
 //!   (`poll(…, 0)`): the interposer tries the call without waiting, sees the
 //!   program-visible `O_NONBLOCK` on `EAGAIN`, and returns `EAGAIN` as libc would. The
 //!   patch never waits on behalf of such a call, so it never re-enters the hub.
+//!
 //! The patch itself calls only the real libc symbols (`real::*`) and libgreenhub.
 
 use libc::{c_char, c_int, c_void};
@@ -93,6 +94,8 @@ fn sym(name: &std::ffi::CStr) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
+// Each transmute's target is the Gh field it initialises (its C prototype).
+#[allow(clippy::missing_transmute_annotations)]
 fn build() -> Option<Gh> {
     if disabled_by_env() {
         return None;

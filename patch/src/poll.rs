@@ -239,7 +239,9 @@ pub unsafe extern "C" fn select(
             let start = gh::now();
             // SAFETY: the caller's sets.
             let r = unsafe { select_coop(g, nfds, rd, wr, ex, t) };
-            if let (Some(t), Some(tv)) = (t, unsafe { tv.as_mut() }) {
+            // SAFETY: tv is NULL or the caller's timeval.
+            let tvm = unsafe { tv.as_mut() };
+            if let (Some(t), Some(tv)) = (t, tvm) {
                 let left = (t - (gh::now() - start)).max(0.0);
                 tv.tv_sec = left.trunc() as _;
                 tv.tv_usec = ((left.fract() * 1e6) as i64).min(999_999) as _;
