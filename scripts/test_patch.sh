@@ -87,5 +87,6 @@ fi
 echo
 echo "== patch summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-echo "patch total: $passed passed, $failed failed"
+echo "patch total:"
+echo "$passed passed, $failed failed"
 ((${#bad[@]} == 0))
