@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 TEST(patch_is_active) {
@@ -656,6 +657,30 @@ TEST(dup_and_reuse) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+
+/* An fd closed behind the patch's back (a raw syscall, as fclose's internal close is):
+ * its number reused by a socketpair must still be seen as a socket. */
+TEST(unseen_close_then_socket) {
+    char path[] = "/tmp/gh_patch_XXXXXX", buf[8];
+    int file = mkstemp(path), sv[2];
+    unlink(path);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(read(file, buf, sizeof buf), 0); /* classified: a regular file */
+    ASSERT_OK((int)syscall(SYS_close, file));
+    bpair(sv);
+    ASSERT_TRUE(sv[0] == file || sv[1] == file);
+    int me = sv[0] == file ? sv[0] : sv[1], peer = sv[0] == file ? sv[1] : sv[0];
+    struct later l = {peer, "re", 2, 0.05, 0};
+    ticker_start();
+    gh_greenlet w = later_spawn(&l);
+    ASSERT_EQ(read(me, buf, sizeof buf), 2);
+    ASSERT_GE(ticks, 1); /* cooperative, not a blocked thread */
+    ASSERT_EQ(join_rc(w), 0);
+    ticker_stop();
+    closepair(sv);
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* ---- greenhub's own calls pass through without recursion ------------------------ */
 
 TEST(greenhub_io_through_patch) {
@@ -705,6 +730,7 @@ int main(int argc, char **argv) {
     RUN(connect_results);
     RUN(connect_unix_backlog);
     RUN(dup_and_reuse);
+    RUN(unseen_close_then_socket);
     RUN(greenhub_io_through_patch);
     return TEST_DONE();
 }

@@ -92,3 +92,67 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the same call.
     unsafe { fcntl(fd, cmd, arg) }
 }
+
+/// socket(2): the new fd is known to be a socket (no fstat on its first use, and no
+/// stale kind left by a close the patch did not see — fclose, a raw syscall).
+///
+/// # Safety
+/// As socket(2).
+#[no_mangle]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
+    // SAFETY: passed through.
+    let r = unsafe { real::socket()(domain, ty, proto) };
+    fdkind::set(r, fdkind::Kind::Socket);
+    r
+}
+
+/// socketpair(2): both fds are sockets.
+///
+/// # Safety
+/// As socketpair(2).
+#[no_mangle]
+pub unsafe extern "C" fn socketpair(
+    domain: c_int,
+    ty: c_int,
+    proto: c_int,
+    sv: *mut c_int,
+) -> c_int {
+    // SAFETY: passed through.
+    let r = unsafe { real::socketpair()(domain, ty, proto, sv) };
+    if r == 0 {
+        // SAFETY: libc filled sv[0..2].
+        unsafe {
+            fdkind::set(*sv, fdkind::Kind::Socket);
+            fdkind::set(*sv.add(1), fdkind::Kind::Socket);
+        }
+    }
+    r
+}
+
+/// pipe(2): both fds are streams.
+///
+/// # Safety
+/// As pipe(2).
+#[no_mangle]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: the same call.
+    unsafe { pipe2(fds, 0) }
+}
+
+/// pipe2(2): both fds are streams.
+///
+/// # Safety
+/// As pipe2(2).
+#[no_mangle]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    // SAFETY: passed through.
+    let r = unsafe { real::pipe2()(fds, flags) };
+    if r == 0 {
+        // SAFETY: libc filled fds[0..2].
+        unsafe {
+            fdkind::set(*fds, fdkind::Kind::Stream);
+            fdkind::set(*fds.add(1), fdkind::Kind::Stream);
+        }
+    }
+    r
+}

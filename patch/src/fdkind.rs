@@ -2,7 +2,8 @@
 //! pollable streams (pipes, FIFOs, eventfd/timerfd/signalfd and other anonymous inodes)
 //! cooperatively; regular files, directories, ttys and other character or block devices
 //! go straight to libc (epoll cannot watch a regular file, and a tty stays the
-//! program's). The cache is reset by the interposed `close`/`dup2`/`dup3`; an entry
+//! program's). The cache is reset by the interposed `close`/`dup2`/`dup3` and set by
+//! `socket`/`socketpair`/`pipe`/`pipe2`/`accept`; an entry
 //! made stale by a close the patch did not see heals itself where it matters: a
 //! "socket" that is no longer one answers `ENOTSOCK` and is looked at again.
 
@@ -89,6 +90,14 @@ pub fn classify(fd: c_int) -> Kind {
 pub fn forget(fd: c_int) {
     if let Some(slot) = TABLE.get(fd as u32 as usize) {
         slot.store(UNKNOWN, Relaxed);
+    }
+}
+
+/// `fd` was just created as a `k` (socket, socketpair, pipe).
+#[inline(always)]
+pub fn set(fd: c_int, k: Kind) {
+    if let Some(slot) = TABLE.get(fd as u32 as usize) {
+        slot.store(code(k), Relaxed);
     }
 }
 

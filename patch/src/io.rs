@@ -765,16 +765,14 @@ pub unsafe extern "C" fn accept4(
                         call()
                     }
                 });
-                if r >= 0 {
-                    fdkind::forget(r as c_int);
-                }
+                fdkind::set(r as c_int, Kind::Socket);
                 return r as c_int;
             }
         }
     }
     // SAFETY: the caller's arguments, passed through.
     let r = unsafe { real::accept4()(fd, addr, len, flags) };
-    fdkind::forget(r);
+    fdkind::set(r, Kind::Socket);
     r
 }
 

@@ -88,6 +88,9 @@ real! {
     dup: fn(c_int) -> c_int;
     dup2: fn(c_int, c_int) -> c_int;
     dup3: fn(c_int, c_int, c_int) -> c_int;
+    socket: fn(c_int, c_int, c_int) -> c_int;
+    socketpair: fn(c_int, c_int, c_int, *mut c_int) -> c_int;
+    pipe2: fn(*mut c_int, c_int) -> c_int;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     __read_chk: fn(c_int, *mut c_void, size_t, size_t) -> ssize_t;
     __recv_chk: fn(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
