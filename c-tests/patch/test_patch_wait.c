@@ -488,6 +488,43 @@ TEST(fork_child_cooperative) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+
+/* The monitor stays useful: a patched sleep is not a blockage; a CPU loop still is. */
+static volatile int reports;
+static void on_report(const gh_block_report *r, void *arg) {
+    (void)arg;
+    if (!r->ended) __atomic_fetch_add(&reports, 1, __ATOMIC_SEQ_CST);
+}
+static void *patched_sleep(void *arg) {
+    (void)arg;
+    usleep(300000);
+    return NULL;
+}
+static void *cpu_loop(void *arg) {
+    (void)arg;
+    double t0 = gh_test_now();
+    while (gh_test_now() - t0 < 0.3) {
+    }
+    return NULL;
+}
+
+TEST(monitor_reports_only_real_blocking) {
+    gh_greenlet g;
+    ASSERT_OK(gh_monitor_set_callback(on_report, NULL));
+    ASSERT_OK(gh_monitor_start(0.05));
+    ASSERT_OK(gh_spawn(&g, patched_sleep, NULL));
+    ASSERT_EQ(join_rc(g), 0);
+    ASSERT_OK(gh_sleep(0.1));
+    ASSERT_EQ(__atomic_load_n(&reports, __ATOMIC_SEQ_CST), 0);
+    ASSERT_OK(gh_spawn(&g, cpu_loop, NULL));
+    ASSERT_EQ(join_rc(g), 0);
+    ASSERT_OK(gh_sleep(0.1));
+    ASSERT_GE(__atomic_load_n(&reports, __ATOMIC_SEQ_CST), 1);
+    ASSERT_OK(gh_monitor_stop());
+    ASSERT_OK(gh_monitor_set_callback(NULL, NULL));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* GREENHUB_PATCH=0: this program again, one case, with the patch turned off. */
 TEST(patch_off_child) {
     int sv[2];
@@ -539,6 +576,7 @@ int main(int argc, char **argv) {
     RUN(callback_is_plain);
     RUN(signal_handler_is_plain);
     RUN(fork_child_cooperative);
+    RUN(monitor_reports_only_real_blocking);
     RUN(patch_off_child);
     RUN(patch_off_by_env);
     return TEST_DONE();
