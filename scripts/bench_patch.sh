@@ -4,7 +4,7 @@
 # plain libc vs LD_PRELOAD=libgreenhub_patch.so. Prints wall-clock medians and callgrind
 # user-space instructions per write+read (two ITERS values, difference divided; the
 # kernel's share of a syscall is invisible to callgrind). Never fails on a figure.
-# Usage: scripts/bench_patch.sh [--no-callgrind]
+# Usage: scripts/bench_patch.sh [--no-callgrind | --compile-only]
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 [[ ${GH_SKIP_BUILD:-0} == 1 ]] || build_lib
@@ -14,6 +14,7 @@ mkdir -p "$OUT/patch"
 "$CC" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -Werror -Iinclude benches/patch/rw.c \
     -o "$bin" -L"$R" -Wl,-rpath,"$R" -lgreenhub
 patch=$R/libgreenhub_patch.so
+[[ ${1:-} == --compile-only ]] && { echo "built $bin"; exit 0; }
 
 echo "== wall clock (median of 7 runs)"
 printf '  plain libc:  '; "$bin" 200000
