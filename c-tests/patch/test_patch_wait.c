@@ -65,6 +65,11 @@ static void *poll_forever(void *arg) {
     return RC_PTR(r < 0 ? -errno : r);
 }
 
+static void *read_forever(void *arg) {
+    char c;
+    return RC_PTR((int)read(*(int *)arg, &c, 1));
+}
+
 TEST(poll_killed_and_timed_out) {
     int sv[2];
     gh_greenlet g;
@@ -198,6 +203,59 @@ TEST(epoll_wait_program_epoll) {
     close(ep);
     closepair(sv);
     ASSERT_OK(gh_hub_destroy());
+}
+
+
+/* Many fds (past the interposer's on-stack list) and a hub destroyed while greenlets
+ * are parked inside interposed calls (nothing may leak: valgrind checks). */
+static int many[24][2];
+static void *poll_many(void *arg) {
+    struct pollfd p[24];
+    (void)arg;
+    for (int i = 0; i < 24; i++) {
+        p[i].fd = many[i][0];
+        p[i].events = POLLIN;
+        p[i].revents = 0;
+    }
+    return RC_PTR(poll(p, 24, -1));
+}
+static void *select_many(void *arg) {
+    fd_set r;
+    int maxfd = 0;
+    (void)arg;
+    FD_ZERO(&r);
+    for (int i = 0; i < 24; i++) {
+        FD_SET(many[i][0], &r);
+        if (many[i][0] > maxfd) maxfd = many[i][0];
+    }
+    return RC_PTR(select(maxfd + 1, &r, NULL, NULL, NULL));
+}
+
+TEST(many_fds_and_destroy_while_parked) {
+    gh_greenlet a, b;
+    for (int i = 0; i < 24; i++) bpair(many[i]);
+    ASSERT_OK(gh_spawn(&a, poll_many, NULL));
+    ASSERT_OK(gh_spawn(&b, select_many, NULL));
+    ASSERT_OK(gh_sleep(0.03));
+    ASSERT_EQ(write(many[20][1], "m", 1), 1);
+    ASSERT_EQ(join_rc(a), 1);
+    ASSERT_EQ(join_rc(b), 1);
+    char c;
+    ASSERT_EQ(read(many[20][0], &c, 1), 1);
+    /* parked for good, then the hub goes away under them */
+    ASSERT_OK(gh_spawn(&a, poll_many, NULL));
+    ASSERT_OK(gh_spawn(&b, select_many, NULL));
+    gh_greenlet r;
+    static int one_pair[2];
+    bpair(one_pair);
+    ASSERT_OK(gh_spawn(&r, read_forever, one_pair));
+    ASSERT_OK(gh_sleep(0.03));
+    ASSERT_OK(gh_release(a));
+    ASSERT_OK(gh_release(b));
+    ASSERT_OK(gh_release(r));
+    ASSERT_OK(gh_hub_destroy());
+    for (int i = 0; i < 24; i++) closepair(many[i]);
+    closepair(one_pair);
 }
 
 /* ---- the sleep family ---------------------------------------------------------------- */
@@ -575,6 +633,7 @@ int main(int argc, char **argv) {
     RUN(ppoll_waits);
     RUN(select_waits);
     RUN(epoll_wait_program_epoll);
+    RUN(many_fds_and_destroy_while_parked);
     RUN(sleeps_run_concurrently);
     RUN(sleep_killed_and_timed_out);
     RUN(getaddrinfo_and_gethostbyname);

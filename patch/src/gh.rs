@@ -267,6 +267,47 @@ pub fn sleep_until(g: &Gh, deadline: Option<f64>) -> Result<(), Stop> {
     }
 }
 
+/// A short list kept on the caller's stack, longer ones on the heap. Lists that live
+/// across a park use it: if gh_hub_destroy discards the parked greenlet's stack, a
+/// stack array leaves nothing behind (a Vec would leak: only past N entries).
+pub struct Small<T: Copy + Default, const N: usize> {
+    arr: [T; N],
+    vec: Vec<T>,
+    len: usize,
+}
+
+impl<T: Copy + Default, const N: usize> Default for Small<T, N> {
+    fn default() -> Self {
+        Self {
+            arr: [T::default(); N],
+            vec: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Small<T, N> {
+    pub fn push(&mut self, v: T) {
+        if self.len < N {
+            self.arr[self.len] = v;
+        } else {
+            if self.vec.is_empty() {
+                self.vec.extend_from_slice(&self.arr);
+            }
+            self.vec.push(v);
+        }
+        self.len += 1;
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        if self.len <= N {
+            &self.arr[..self.len]
+        } else {
+            &self.vec
+        }
+    }
+}
+
 unsafe extern "C" fn wake_event(_w: Handle, _revents: c_int, arg: *mut c_void) {
     if let Some(g) = gh() {
         // SAFETY: arg carries the id of the event wait_any created and still owns.
@@ -274,12 +315,16 @@ unsafe extern "C" fn wake_event(_w: Handle, _revents: c_int, arg: *mut c_void) {
     }
 }
 
-/// Parks the caller until one of `fds` (fd, GH_READ|GH_WRITE; 0 = watch nothing, just
-/// re-check every 10 ms) is ready, or the wait stops. Ok also for a spurious wake: the
+/// Parks the caller until one of `fds()` (fd, GH_READ|GH_WRITE; 0 = watch nothing, just
+/// re-check every 10 ms; a function, so no list is held across the park) is ready, or the wait stops. Ok also for a spurious wake: the
 /// caller re-checks with the real call.
-pub fn wait_any(g: &Gh, fds: &[(c_int, c_int)], deadline: Option<f64>) -> Result<(), Stop> {
-    let watched = fds.iter().filter(|(fd, ev)| *fd >= 0 && *ev != 0).count();
-    let unwatched = fds.iter().any(|(fd, ev)| *fd >= 0 && *ev == 0);
+pub fn wait_any<I: Iterator<Item = (c_int, c_int)>>(
+    g: &Gh,
+    fds: impl Fn() -> I,
+    deadline: Option<f64>,
+) -> Result<(), Stop> {
+    let watched = fds().filter(|(fd, ev)| *fd >= 0 && *ev != 0).count();
+    let unwatched = fds().any(|(fd, ev)| fd >= 0 && ev == 0);
     // An entry greenhub cannot watch (POLLPRI only, errors only) is re-checked in slices.
     let slice_deadline = |d: Option<f64>| {
         let s = now() + 0.01;
@@ -298,7 +343,7 @@ pub fn wait_any(g: &Gh, fds: &[(c_int, c_int)], deadline: Option<f64>) -> Result
         return sleep_until(g, eff).or_else(map_slice);
     }
     if watched == 1 {
-        let &(fd, ev) = fds.iter().find(|(fd, ev)| *fd >= 0 && *ev != 0).unwrap();
+        let (fd, ev) = fds().find(|(fd, ev)| *fd >= 0 && *ev != 0).unwrap();
         return wait_fd(g, fd, ev, eff).or_else(map_slice);
     }
     let t = left(eff).or_else(|e| map_slice(e).map(|()| 0.0))?;
@@ -310,8 +355,8 @@ pub fn wait_any(g: &Gh, fds: &[(c_int, c_int)], deadline: Option<f64>) -> Result
     if unsafe { (g.event_new)(&mut ev) } != 0 {
         return Err(Stop::Errno(libc::ENOMEM));
     }
-    let mut ws: Vec<Handle> = Vec::with_capacity(watched);
-    for &(fd, events) in fds {
+    let mut ws: Small<Handle, 64> = Small::default();
+    for (fd, events) in fds() {
         if fd < 0 || events == 0 {
             continue;
         }
@@ -327,7 +372,7 @@ pub fn wait_any(g: &Gh, fds: &[(c_int, c_int)], deadline: Option<f64>) -> Result
     }
     // SAFETY: ev is ours; the watchers set it from the hub.
     let r = unsafe { (g.event_wait)(ev, t) };
-    for w in ws {
+    for &w in ws.as_slice() {
         // SAFETY: w is ours and still open.
         unsafe { (g.watcher_close)(w) };
     }

@@ -40,10 +40,10 @@ fn ms_left(deadline: Option<f64>) -> c_int {
 /// The cooperative loop shared by every interposer here: `check()` is the real call with
 /// a zero timeout; `fds` what to watch while nothing is ready; `plain(ms)` the real
 /// call when parking is refused. The own timeout's expiry returns 0.
-fn coop(
+fn coop<I: Iterator<Item = (c_int, c_int)>>(
     g: &Gh,
     deadline: Option<f64>,
-    fds: &[(c_int, c_int)],
+    fds: impl Fn() -> I,
     mut check: impl FnMut() -> c_int,
     plain: impl FnOnce(c_int) -> c_int,
 ) -> c_int {
@@ -52,7 +52,7 @@ fn coop(
         if r != 0 {
             return r;
         }
-        match gh::wait_any(g, fds, deadline) {
+        match gh::wait_any(g, &fds, deadline) {
             Ok(()) => {}
             Err(Stop::Own) => return 0,
             Err(Stop::Errno(e)) => {
@@ -87,19 +87,19 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
 /// # Safety
 /// `fds` valid for `nfds` entries.
 unsafe fn poll_coop(g: &Gh, fds: *mut pollfd, nfds: nfds_t, deadline: Option<f64>) -> c_int {
-    let list: Vec<(c_int, c_int)> = if nfds == 0 {
-        Vec::new()
-    } else {
-        // SAFETY: per this function's contract.
-        unsafe { std::slice::from_raw_parts(fds, nfds as usize) }
-            .iter()
-            .map(|p| (p.fd, gh_events(p.events)))
-            .collect()
+    // Read through the pointer each time: the real poll writes revents into the same
+    // array between two looks.
+    let list = || {
+        (0..nfds as usize).map(move |i| {
+            // SAFETY: i < nfds: inside the caller's array (valid per the contract).
+            let p = unsafe { fds.add(i).read() };
+            (p.fd, gh_events(p.events))
+        })
     };
     coop(
         g,
         deadline,
-        &list,
+        list,
         // SAFETY: the caller's array.
         || unsafe { real::poll()(fds, nfds, 0) },
         // SAFETY: the caller's array.
@@ -157,14 +157,13 @@ unsafe fn select_coop(
         // SAFETY: fd < nfds <= FD_SETSIZE.
         s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) })
     };
-    let mut list = Vec::new();
-    for fd in 0..nfds {
-        let (r, w, e) = (isset(&r0, fd), isset(&w0, fd), isset(&e0, fd));
-        if r || w || e {
+    let list = || {
+        (0..nfds).filter_map(|fd| {
+            let (r, w, e) = (isset(&r0, fd), isset(&w0, fd), isset(&e0, fd));
             let ev = if r { GH_READ } else { 0 } | if w { GH_WRITE } else { 0 };
-            list.push((fd, ev));
-        }
-    }
+            (r || w || e).then_some((fd, ev))
+        })
+    };
     let opt = |s: &mut Option<fd_set>| {
         s.as_mut()
             .map_or(std::ptr::null_mut(), |s| s as *mut fd_set)
@@ -178,7 +177,7 @@ unsafe fn select_coop(
     let r = coop(
         g,
         deadline,
-        &list,
+        list,
         || {
             let (mut a, mut b, mut c) = (r0, w0, e0);
             let mut zero = timeval {
@@ -299,7 +298,7 @@ pub unsafe extern "C" fn epoll_wait(
             return coop(
                 g,
                 ms_deadline(timeout),
-                &[(epfd, GH_READ)],
+                || std::iter::once((epfd, GH_READ)),
                 // SAFETY: the caller's arguments with a zero timeout.
                 || unsafe { real::epoll_wait()(epfd, events, max, 0) },
                 // SAFETY: the caller's arguments.
