@@ -17,6 +17,11 @@
 //!    libc. Otherwise the call waits on the hub, within the socket's SO_RCVTIMEO /
 //!    SO_SNDTIMEO.
 //!
+//! One shortcut: `read`/`write`/`recv`/`recvfrom`/`send`/`sendto` on a socket first try
+//! the call with `MSG_DONTWAIT` (after step 2 only): a transfer that does not have to
+//! wait is the same whoever calls, so question 1 is asked only on `EAGAIN`. That keeps
+//! the ready path at one table load and one flag more than libc's.
+//!
 //! Any "no" is the real libc function (`real`, resolved once with
 //! `dlsym(RTLD_NEXT)`), so results, errno and partial counts are libc's. A kill
 //! (`gh_kill`) or gh_timeout ending a wait returns -1 with ECANCELED / ETIMEDOUT after
