@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cooperative libc's tests (issue 13): c-tests/patch/test_*.c, each built against
 # libgreenhub.so and run twice — with libgreenhub_patch.so in LD_PRELOAD, and linked
-# ahead of libc (-lgreenhub_patch before the C library) — then the example
-# examples-c/patch/clients.c smoke run (libpq and libcurl; see scripts/patch_example.sh).
+# ahead of libc (-lgreenhub_patch before the C library) — then
+# c-tests/patch/test_patch_python.py (the Python binding, which loads libgreenhub late)
+# and the examples-c/patch/clients.c smoke run (libpq and libcurl; scripts/patch_example.sh).
 #
 # Usage: scripts/test_patch.sh [--no-example] [TEST...]
 # Env: GH_VALGRIND=1 (each program under valgrind), GREENHUB_BACKEND (the hub's backend),
@@ -15,7 +16,7 @@ example=1 names=()
 for arg; do
     case $arg in
     --no-example) example=0 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "test_patch.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
@@ -76,6 +77,16 @@ for src in "${tests[@]}"; do
         rc=${PIPESTATUS[0]}
     record "$name (linked)" "$rc" "$dir/$name-linked.out"
 done
+
+# A program that loads libgreenhub late (RTLD_LOCAL): the Python binding
+if ((${#names[@]} == 0)) && [[ ${GH_VALGRIND:-0} != 1 ]] && command -v python3 >/dev/null; then
+    echo "== python3 c-tests/patch/test_patch_python.py (LD_PRELOAD, libgreenhub loaded by ctypes)"
+    rc=0
+    GREENHUB_LIBRARY=$R/libgreenhub.so LD_PRELOAD=$R/libgreenhub_patch.so \
+        python3 -B c-tests/patch/test_patch_python.py </dev/null 2>&1 | tee "$dir/python.out" ||
+        rc=${PIPESTATUS[0]}
+    record "test_patch_python.py" "$rc" "$dir/python.out"
+fi
 
 if ((example && ${#names[@]} == 0)); then
     echo "== example: scripts/patch_example.sh --smoke"

@@ -1,5 +1,6 @@
-//! The fd-table interposers: close, dup, dup2, dup3, fcntl. They are libc's calls; they
-//! keep the patch's per-fd kind cache (`fdkind`) in step with the fd numbers.
+//! The fd-table interposers: close, dup, dup2, dup3, fcntl, socket, socketpair, pipe,
+//! pipe2 (and dlopen, which only tells `gh` about a late libgreenhub). They are libc's
+//! calls; they keep the patch's per-fd kind cache (`fdkind`) in step with the fd numbers.
 //!
 //! The patch never changes an fd's flags for longer than one syscall made while no
 //! other code of the program can run, so `fcntl(F_GETFL)` and `ioctl(FIONBIO)` need no
@@ -155,4 +156,19 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
         }
     }
     r
+}
+
+/// dlopen(3): libc's; a successful load makes a patch that found no libgreenhub look
+/// for it again (a program that loads libgreenhub late, like the Python binding).
+///
+/// # Safety
+/// As dlopen(3).
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(file: *const libc::c_char, mode: c_int) -> *mut libc::c_void {
+    // SAFETY: passed through.
+    let h = unsafe { real::dlopen()(file, mode) };
+    if !h.is_null() {
+        crate::gh::library_loaded(h);
+    }
+    h
 }

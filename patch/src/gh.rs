@@ -1,11 +1,12 @@
 //! libgreenhub, found at run time, and the one question every interposer asks first:
 //! may this call park its caller?
 //!
-//! libgreenhub is not linked in: its functions are looked up once with
+//! libgreenhub is not linked in: its functions are looked up with
 //! `dlsym(RTLD_DEFAULT, "gh_...")`, so whichever copy the program uses (normally
 //! libgreenhub.so) is the one the patch talks to, and a program without greenhub gets
-//! plain libc. The lookup happens on the first interposed call; a library loaded later
-//! with dlopen is not seen (the patch then stays plain: `gh_patch_active()` says so).
+//! plain libc. The lookup happens on the first interposed call, and in each library
+//! `dlopen` returns while libgreenhub is missing (a program may load it late, even
+//! RTLD_LOCAL: the Python binding).
 //!
 //! # Recursion: why greenhub's own calls never come back through the patch
 //! greenhub's core calls `read`, `write`, `close`, `poll`, `epoll_wait`… through the
@@ -70,7 +71,8 @@ pub const GH_ECLOSED: c_int = -1006;
 pub const GH_ELOOPEXIT: c_int = -1003;
 pub const GH_EAI_BASE: c_int = -2000;
 
-static TABLE: OnceLock<Option<Gh>> = OnceLock::new();
+/// libgreenhub's functions, once found (set once, never freed).
+static TABLE: OnceLock<Gh> = OnceLock::new();
 static BUSY: AtomicBool = AtomicBool::new(false);
 
 /// `GREENHUB_PATCH=0|off|false|no` turns the patch into plain libc.
@@ -88,21 +90,19 @@ fn disabled_by_env() -> bool {
     )
 }
 
-fn sym(name: &std::ffi::CStr) -> Option<*mut c_void> {
-    // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the global scope.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+fn sym(from: *mut c_void, name: &std::ffi::CStr) -> Option<*mut c_void> {
+    // SAFETY: a NUL-terminated name; `from` is RTLD_DEFAULT (the global scope) or a
+    // handle dlopen just returned.
+    let p = unsafe { libc::dlsym(from, name.as_ptr()) };
     (!p.is_null()).then_some(p)
 }
 
 // Each transmute's target is the Gh field it initialises (its C prototype).
 #[allow(clippy::missing_transmute_annotations)]
-fn build() -> Option<Gh> {
-    if disabled_by_env() {
-        return None;
-    }
+fn build(from: *mut c_void) -> Option<Gh> {
     macro_rules! f {
         ($name:literal) => {{
-            let p = sym($name)?;
+            let p = sym(from, $name)?;
             // SAFETY: p is libgreenhub's exported function of that name; the field's
             // type is its prototype in include/greenhub.h.
             unsafe { std::mem::transmute::<*mut c_void, _>(p) }
@@ -125,40 +125,77 @@ fn build() -> Option<Gh> {
 }
 
 /// libgreenhub's functions, or None when the patch is off (GREENHUB_PATCH=0, no
-/// libgreenhub in the process, or a call made while another thread initialises).
+/// libgreenhub in the process yet, or a call made while another thread initialises).
 #[inline(always)]
 pub fn gh() -> Option<&'static Gh> {
-    if ON.load(Ordering::Acquire) == 1 {
-        // SAFETY: ON is 1 only after TABLE was set to Some (Release store below).
-        return unsafe { TABLE.get().unwrap_unchecked().as_ref() };
+    if ON.load(Ordering::Acquire) == ON_YES {
+        // SAFETY: ON is ON_YES only after TABLE was set (Release store in init_slow).
+        return Some(unsafe { TABLE.get().unwrap_unchecked() });
     }
     init_slow()
 }
 
-/// 0: not initialised yet, 1: on (TABLE holds Some), 2: off.
-static ON: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const ON_UNKNOWN: u8 = 0;
+const ON_YES: u8 = 1;
+/// libgreenhub not in the process: plain libc until a dlopen (then looked up again).
+const ON_ABSENT: u8 = 2;
+/// GREENHUB_PATCH=0: plain libc for good.
+const ON_DISABLED: u8 = 3;
+static ON: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(ON_UNKNOWN);
 
 /// True when the patch is on (libgreenhub found, GREENHUB_PATCH not off).
 #[inline(always)]
 pub fn on() -> bool {
     match ON.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
+        ON_YES => true,
+        ON_ABSENT | ON_DISABLED => false,
         _ => init_slow().is_some(),
     }
 }
 
 #[cold]
 fn init_slow() -> Option<&'static Gh> {
+    match ON.load(Ordering::Acquire) {
+        ON_ABSENT | ON_DISABLED => return None,
+        // SAFETY: as in gh().
+        ON_YES => return Some(unsafe { TABLE.get().unwrap_unchecked() }),
+        _ => {}
+    }
     // One initialiser; a re-entrant or concurrent first call is plain libc (never a
-    // deadlock on the OnceLock).
+    // deadlock).
     if BUSY.swap(true, Ordering::Acquire) {
         return None;
     }
-    let t = TABLE.get_or_init(build);
-    ON.store(if t.is_some() { 1 } else { 2 }, Ordering::Release);
+    let state = if disabled_by_env() {
+        ON_DISABLED
+    } else if TABLE.get().is_some() {
+        ON_YES
+    } else if let Some(t) = build(libc::RTLD_DEFAULT) {
+        let _ = TABLE.set(t);
+        ON_YES
+    } else {
+        ON_ABSENT
+    };
+    ON.store(state, Ordering::Release);
     BUSY.store(false, Ordering::Release);
-    t.as_ref()
+    TABLE.get().filter(|_| state == ON_YES)
+}
+
+/// dlopen returned `handle`: if libgreenhub was missing, it may be this one (a program
+/// that loads libgreenhub late — the Python binding, with RTLD_LOCAL — gets the patch
+/// from then on).
+pub fn library_loaded(handle: *mut c_void) {
+    if ON.load(Ordering::Acquire) == ON_UNKNOWN {
+        init_slow();
+    }
+    if ON.load(Ordering::Acquire) != ON_ABSENT || BUSY.swap(true, Ordering::Acquire) {
+        return;
+    }
+    if let Some(t) = build(handle).or_else(|| build(libc::RTLD_DEFAULT)) {
+        let _ = TABLE.set(t);
+        ON.store(ON_YES, Ordering::Release);
+    }
+    BUSY.store(false, Ordering::Release);
 }
 
 /// libgreenhub's functions if the caller may park: this thread has a hub and the caller

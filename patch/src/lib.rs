@@ -36,7 +36,8 @@
 //! poll      poll ppoll select pselect epoll_wait epoll_pwait (+ __poll_chk, __ppoll_chk)
 //! sleep     sleep usleep nanosleep clock_nanosleep
 //! dns       getaddrinfo gethostbyname gethostbyname_r (thread pool)
-//! fd        close dup dup2 dup3 fcntl fcntl64 socket socketpair pipe pipe2 (kind cache upkeep)
+//! fd        close dup dup2 dup3 fcntl fcntl64 socket socketpair pipe pipe2 (kind cache upkeep),
+//!           dlopen (a late libgreenhub)
 //! signal    signal-handler detection: sigaction signal bsd_signal wrap handlers
 //! ```
 
@@ -56,7 +57,7 @@ use libc::{c_char, c_int};
 const COVERED: &str = "read write readv writev recv recvfrom recvmsg send sendto sendmsg \
 accept accept4 connect poll ppoll select pselect epoll_wait epoll_pwait sleep usleep \
 nanosleep clock_nanosleep getaddrinfo gethostbyname gethostbyname_r close dup dup2 dup3 \
-fcntl fcntl64 socket socketpair pipe pipe2 sigaction signal bsd_signal __read_chk __recv_chk __recvfrom_chk __poll_chk __ppoll_chk";
+fcntl fcntl64 socket socketpair pipe pipe2 dlopen sigaction signal bsd_signal __read_chk __recv_chk __recvfrom_chk __poll_chk __ppoll_chk";
 
 /// 1 when the interposed functions may park greenlets (libgreenhub found, and
 /// GREENHUB_PATCH is not 0/off); 0 when every one of them is plain libc.
@@ -80,7 +81,7 @@ pub extern "C" fn gh_patch_info() -> *const c_char {
     } else {
         (
             &OFF,
-            "inactive (GREENHUB_PATCH=0, or libgreenhub is not loaded): plain libc",
+            "inactive (GREENHUB_PATCH=0, or libgreenhub is not loaded yet): plain libc",
         )
     };
     cell.get_or_init(|| {

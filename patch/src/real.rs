@@ -91,6 +91,7 @@ real! {
     socket: fn(c_int, c_int, c_int) -> c_int;
     socketpair: fn(c_int, c_int, c_int, *mut c_int) -> c_int;
     pipe2: fn(*mut c_int, c_int) -> c_int;
+    dlopen: fn(*const c_char, c_int) -> *mut c_void;
     sigaction: fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
     __read_chk: fn(c_int, *mut c_void, size_t, size_t) -> ssize_t;
     __recv_chk: fn(c_int, *mut c_void, size_t, size_t, c_int) -> ssize_t;
