@@ -16,7 +16,7 @@ example=1 names=()
 for arg; do
     case $arg in
     --no-example) example=0 ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "test_patch.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
