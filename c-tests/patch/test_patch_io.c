@@ -184,6 +184,26 @@ TEST(read_regular_file) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+
+/* A tty is the program's: plain libc (here with input waiting, so it returns). */
+TEST(read_tty_is_plain) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    char buf[16];
+    ASSERT_TRUE(m >= 0);
+    ASSERT_OK(grantpt(m));
+    ASSERT_OK(unlockpt(m));
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    ASSERT_TRUE(s >= 0);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(write(m, "tty\n", 4), 4);
+    ASSERT_EQ(read(s, buf, sizeof buf), 4);
+    ASSERT_TRUE(memcmp(buf, "tty\n", 4) == 0);
+    ASSERT_EQ(is_nonblock(s), 0);
+    close(s);
+    close(m);
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* ---- pipes ---------------------------------------------------------------- */
 
 static void *drain_slowly(void *arg) {
@@ -715,6 +735,7 @@ int main(int argc, char **argv) {
     RUN(read_killed);
     RUN(read_program_nonblocking);
     RUN(read_regular_file);
+    RUN(read_tty_is_plain);
     RUN(pipe_read_write);
     RUN(write_all_cooperatively);
     RUN(write_so_sndtimeo_partial);
