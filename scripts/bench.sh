@@ -2,7 +2,8 @@
 # Compile each benches/*.c against the static library (-O2) and run it, printing
 # its figures. Times are never judged here; a benchmark that crashes or exits
 # non-zero fails the script. Without BENCH arguments it also compiles the peer
-# programs (benches/peers/, those whose library is installed; benches/run.sh runs them).
+# programs (benches/peers/, those whose library is installed; benches/run.sh runs them)
+# and the instruction-count workloads (benches/icount/; benches/icount.sh runs them).
 # Usage: scripts/bench.sh [--compile-only] [BENCH...]
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -13,7 +14,7 @@ run=1 benches=()
 for arg; do
     case $arg in
     --compile-only) run=0 ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
     -*) echo "bench.sh: unknown option $arg" >&2; exit 2 ;;
     *) benches+=("benches/$(basename "${arg%.c}").c") ;;
     esac
@@ -33,6 +34,9 @@ compile_many "$OUT/bench" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -
 if ((peers)); then
     echo "== compile the peer programs into $OUT/peers (benches/run.sh runs them)"
     compile_peers "$OUT/peers"
+    echo "== compile benches/icount/*.c into $OUT/icount (benches/icount.sh runs them)"
+    compile_many "$OUT/icount" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -Werror \
+        -- benches/icount/*.c
 fi
 ((run)) || exit 0
 failed=()

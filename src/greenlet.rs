@@ -7,8 +7,9 @@
 //! without running or unwinding any of its frames.
 //!
 //! Invariants:
-//! * `co` is `Some` for NEW/READY/WAITING tasks, `None` while the task runs (the hub
-//!   took it out to resume it), for the main and hub greenlets, and once DEAD.
+//! * `co` is `Some` for every task until it dies (it stays in its box while it runs:
+//!   the hub resumes it through a pointer), `None` for the main and hub greenlets and
+//!   once DEAD. A record whose task runs is never removed (release only marks it).
 //! * `blocked` is true exactly while the greenlet is parked in wait number `seq`;
 //!   a wake-up carries the `seq` it was meant for, so a late wake-up is ignored.
 
@@ -67,6 +68,11 @@ pub enum WaitOn {
     Nothing,
     Yield,
     Watcher(u32),
+    /// Parked on an fd's entry for READ or WRITE (`HubState::park_fd`).
+    Fd {
+        fd: i32,
+        events: u8,
+    },
     Join(u32),
     Switch,
     /// An event, result, semaphore, queue or waiter (object slot).
@@ -75,13 +81,18 @@ pub enum WaitOn {
     Job,
 }
 
+/// `Greenlet::kept_timers`: gh_sleep's timer, and a wait's timeout timer.
+pub(crate) const KEPT_SLEEP: usize = 0;
+pub(crate) const KEPT_TIMEOUT: usize = 1;
+
 /// A greenlet waiting for another one to die: (slot, generation, wait seq).
 pub type Joiner = (u32, u32, u32);
 
 pub struct Greenlet {
     pub role: Role,
     pub state: State,
-    pub co: Option<Co>,
+    /// Boxed so it never moves while it runs (the hub resumes it through a pointer).
+    pub co: Option<Box<Co>>,
     pub yielder: *const TaskYielder,
     pub entry: Option<Entry>,
     pub arg: *mut c_void,
@@ -115,6 +126,10 @@ pub struct Greenlet {
     /// the wait's own deadline: re-armed when a gh_timeout is cancelled meanwhile.
     pub wait_timer: Option<u32>,
     pub call_deadline: u64,
+    /// Internal timer watchers this greenlet keeps between waits (`KEPT_SLEEP`,
+    /// `KEPT_TIMEOUT`; u32::MAX: none yet): a timed wait starts and stops one instead of
+    /// creating and freeing a record. Closed when the greenlet dies.
+    pub kept_timers: [u32; 2],
     /// The greenlet that spawned this one (slot; diagnostics' tree).
     pub parent: u32,
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
@@ -154,6 +169,7 @@ impl Greenlet {
             deadline: u64::MAX,
             wait_timer: None,
             call_deadline: u64::MAX,
+            kept_timers: [u32::MAX; 2],
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,

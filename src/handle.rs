@@ -20,7 +20,6 @@
 //! `EBADHANDLE` or `EWRONGTHREAD`, never UB.
 
 use crate::error::{Error, Result};
-use slab::Slab;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,66 +75,97 @@ impl Id {
 
 /// A slab whose slots carry a generation, for handle checking.
 ///
+/// Records stay in place: a slot is a `Vec` element, freed slots are reused last-freed
+/// first (as `slab` does), and `discard` drops a record where it lies (a greenlet
+/// record is ~230 bytes: moving it out to drop it was a third of spawn's memcpy).
+///
 /// A slot whose generation would wrap is retired instead of reused (it stays
 /// occupied by `None` for good), so no stale handle can ever match again: one slot's
 /// worth of memory per 2^20 - 1 reuses.
 pub struct Table<T> {
-    slab: Slab<Option<T>>,
+    slots: Vec<Option<T>>,
     gens: Vec<u32>,
-    retired: usize,
+    /// Free slots, the last freed at the end.
+    free: Vec<u32>,
+    /// Live objects.
+    live: usize,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
-            slab: Slab::new(),
+            slots: Vec::new(),
             gens: Vec::new(),
-            retired: 0,
+            free: Vec::new(),
+            live: 0,
         }
     }
 }
 
 impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
+    #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
-        let mut slot = self.slab.vacant_key();
-        // A retired slot (generation 0) freed by `drain` stays retired.
-        while self.gens.get(slot) == Some(&0) {
-            self.slab.insert(None);
-            self.retired += 1;
-            slot = self.slab.vacant_key();
-        }
-        if slot >= MAX_SLOTS {
-            return Err(Error::NOMEM);
-        }
-        self.slab.insert(Some(value));
-        if slot >= self.gens.len() {
-            self.gens.resize(slot + 1, 1);
-        }
+        let slot = match self.free.pop() {
+            Some(s) => s as usize,
+            None => {
+                let s = self.slots.len();
+                if s >= MAX_SLOTS {
+                    return Err(Error::NOMEM);
+                }
+                self.slots.push(None);
+                self.gens.push(1);
+                s
+            }
+        };
+        self.slots[slot] = Some(value);
+        self.live += 1;
         Ok((slot as u32, self.gens[slot]))
     }
 
-    /// Frees a slot and bumps its generation so old handles go stale.
-    pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let cell = self.slab.get_mut(slot as usize)?;
-        let v = cell.take()?;
-        let g = &mut self.gens[slot as usize];
+    /// Frees a slot, bumping its generation so old handles go stale (or retiring it
+    /// when the generation would wrap). Returns whether it held an object.
+    #[inline]
+    fn release_slot(&mut self, slot: u32) -> bool {
+        let i = slot as usize;
+        if self.slots.get(i).is_none_or(Option::is_none) {
+            return false;
+        }
+        self.live -= 1;
+        let g = &mut self.gens[i];
         if *g == GEN_MASK {
-            // Retire: the slot stays occupied (by None) and is never handed out again.
+            // Retire: the slot is never handed out again.
             *g = 0;
-            self.retired += 1;
         } else {
             *g += 1;
-            self.slab.remove(slot as usize);
+            self.free.push(slot);
         }
-        Some(v)
+        true
     }
 
+    /// Frees a slot and returns its object.
+    pub fn remove(&mut self, slot: u32) -> Option<T> {
+        if !self.release_slot(slot) {
+            return None;
+        }
+        self.slots[slot as usize].take()
+    }
+
+    /// Frees a slot, dropping its object in place.
+    #[inline]
+    pub fn discard(&mut self, slot: u32) {
+        if self.release_slot(slot) {
+            self.slots[slot as usize] = None;
+        }
+    }
+
+    #[inline]
     pub fn gen(&self, slot: u32) -> u32 {
         self.gens.get(slot as usize).copied().unwrap_or(0)
     }
 
     /// The object at `slot` if its generation is `gen`.
+    #[inline]
     pub fn get(&self, slot: u32, gen: u32) -> Option<&T> {
         if gen == 0 || self.gen(slot) != gen {
             return None;
@@ -143,6 +173,7 @@ impl<T> Table<T> {
         self.at(slot)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut T> {
         if gen == 0 || self.gen(slot) != gen {
             return None;
@@ -153,37 +184,49 @@ impl<T> Table<T> {
     /// The live object at `slot`, whatever its generation (internal references).
     #[inline]
     pub fn at(&self, slot: u32) -> Option<&T> {
-        self.slab.get(slot as usize).and_then(Option::as_ref)
+        self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
     #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slab.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
     }
 
     /// Live objects.
     pub fn len(&self) -> usize {
-        self.slab.len() - self.retired
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.live == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.slab
+        self.slots
             .iter()
+            .enumerate()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)))
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slab.iter_mut().filter_map(|(_, v)| v.as_mut())
+        self.slots.iter_mut().filter_map(Option::as_mut)
     }
 
-    /// Removes every object (hub teardown).
+    /// Removes every object (hub teardown). Retired slots stay retired.
     pub fn drain(&mut self) -> Vec<T> {
-        self.retired = 0;
-        self.slab.drain().flatten().collect()
+        self.live = 0;
+        self.free.clear();
+        let mut out = Vec::new();
+        for (i, v) in self.slots.iter_mut().enumerate() {
+            if let Some(x) = v.take() {
+                out.push(x);
+            }
+            if self.gens[i] != 0 {
+                self.free.push(i as u32);
+            }
+        }
+        self.free.reverse();
+        out
     }
 }
 

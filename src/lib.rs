@@ -17,7 +17,8 @@
 //! Module map (one concept per module; the FFI is a thin shell):
 //!
 //! ```text
-//! ffi/          extern "C" functions, one file per header section; no logic
+//! ffi/          extern "C" functions, one file per header section; no logic. The core
+//!               never imports it (the monitor hands it Rust reports and hooks)
 //! error         Error <-> GH_E* codes, names and messages
 //! handle        generation-checked handles; registry of live hubs (cross-thread)
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),

@@ -27,6 +27,18 @@
 use super::{Backend, READ, WRITE};
 
 const VERIFY_FIRST: u32 = 64;
+/// How long a re-armed (unverified) registration may stay quiet before it is verified
+/// with the kernel; also the longest a wait on an fd number closed and reused behind
+/// greenhub's back is delayed before its registration is repaired. A busy connection
+/// fires well within it, so keep-alive servers verify almost never (it used to be "two
+/// quiet polls, and all before the loop blocks": an `epoll_ctl` per request).
+pub(crate) const VERIFY_QUIET_NS: u64 = 20_000_000;
+
+/// Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
+/// entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
+pub(crate) const PARKED: [u32; 2] = [u32::MAX - 1, u32::MAX - 2];
+/// `FdEntry::parked` value for "no wait parked".
+pub(crate) const NO_PARK: (u32, u32, u32) = (u32::MAX, 0, 0);
 const VERIFY_MAX: u32 = 65536;
 
 pub struct FdEntry {
@@ -43,8 +55,10 @@ pub struct FdEntry {
     lapsed: bool,
     /// Re-armed after a lapse: the registration may belong to a closed file.
     unverified: bool,
-    /// Polls since it became unverified without an event.
-    quiet_polls: u32,
+    /// When a poll first saw it unverified and quiet (ns; 0: not yet, or it fired since).
+    quiet_since: u64,
+    /// In `Fds::unverified` (which drops verified fds lazily): never listed twice.
+    listed: bool,
     /// Events taken on trust since the last verification, and the bound on them.
     trusted: u32,
     bound: u32,
@@ -57,6 +71,18 @@ pub struct FdEntry {
     pub writer: u32,
     /// gh_read found out this fd is not a socket (use read(2), not recv(2)).
     pub not_socket: bool,
+    /// Readiness hints (tokio's): the last read-like (write-like) call on this fd hit
+    /// EAGAIN or a short transfer, so the next one waits for readiness before its
+    /// syscall instead of making one that would fail. Level-triggered polling makes a
+    /// stale hint cost one poll, never a lost wake-up.
+    pub read_drained: bool,
+    pub write_full: bool,
+    /// Internal io watchers kept for greenlet waits on this fd (READ, WRITE; u32::MAX:
+    /// none): a wait starts and stops one instead of creating and freeing a record.
+    pub wait_watcher: [u32; 2],
+    /// A greenlet wait (slot, generation, seq) parked on this fd for READ / WRITE
+    /// without a watcher record; linked into `watchers` as `PARKED[side]`.
+    pub parked: [(u32, u32, u32); 2],
 }
 
 impl Default for FdEntry {
@@ -69,7 +95,8 @@ impl Default for FdEntry {
             dirty: false,
             lapsed: false,
             unverified: false,
-            quiet_polls: 0,
+            quiet_since: 0,
+            listed: false,
             trusted: 0,
             bound: VERIFY_FIRST,
             gen: 0,
@@ -77,6 +104,10 @@ impl Default for FdEntry {
             reader: u32::MAX,
             writer: u32::MAX,
             not_socket: false,
+            read_drained: false,
+            write_full: false,
+            wait_watcher: [u32::MAX; 2],
+            parked: [NO_PARK; 2],
         }
     }
 }
@@ -116,28 +147,44 @@ impl Fds {
 
     /// The entry of `fd`, growing the table for a new, open fd (`EBADF` otherwise, so a
     /// huge bogus fd number never allocates).
+    #[inline]
     fn entry(&mut self, fd: i32) -> Result<&mut FdEntry, i32> {
         let i = fd as usize;
         if fd < 0 {
             return Err(libc::EBADF);
         }
         if i >= self.entries.len() {
-            // SAFETY: F_GETFD only queries the descriptor table.
-            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                return Err(libc::EBADF);
-            }
-            let len = (i + 1).next_power_of_two().max(64);
-            self.entries.resize_with(len, FdEntry::default);
+            self.grow(fd)?;
         }
         Ok(&mut self.entries[i])
     }
 
+    /// Grows the table to hold `fd` if it is open.
+    #[cold]
+    fn grow(&mut self, fd: i32) -> Result<(), i32> {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(libc::EBADF);
+        }
+        let len = (fd as usize + 1).next_power_of_two().max(64);
+        self.entries.resize_with(len, FdEntry::default);
+        Ok(())
+    }
+
+    /// The entry of `fd` if the table has one (never grows it).
+    #[inline]
+    pub fn get_mut(&mut self, fd: i32) -> Option<&mut FdEntry> {
+        self.entries.get_mut(fd as usize)
+    }
+
     /// The entry of an open fd (grown if needed), for per-fd flags.
+    #[inline]
     pub fn entry_mut(&mut self, fd: i32) -> Option<&mut FdEntry> {
         self.entry(fd).ok()
     }
 
     /// The reader (or writer) slot of `fd`; None for a bad fd.
+    #[inline]
     pub fn owner_mut(&mut self, fd: i32, reader: bool) -> Option<&mut u32> {
         let e = self.entry(fd).ok()?;
         Some(if reader { &mut e.reader } else { &mut e.writer })
@@ -169,8 +216,11 @@ impl Fds {
         let joined = !was_idle && e.reified != 0;
         if (joined || (was_idle && e.lapsed)) && !e.unverified && !e.always_ready {
             e.unverified = true;
-            e.quiet_polls = 0;
-            self.unverified.push(fd);
+            e.quiet_since = 0;
+            if !e.listed {
+                e.listed = true;
+                self.unverified.push(fd);
+            }
         }
         self.mark(fd);
         Ok(())
@@ -280,7 +330,7 @@ impl Fds {
     fn verify(&mut self, be: &mut dyn Backend, fd: i32, failed: &mut Vec<i32>) -> bool {
         let e = &mut self.entries[fd as usize];
         e.unverified = false;
-        e.quiet_polls = 0;
+        e.quiet_since = 0;
         e.trusted = 0;
         let want = e.wanted;
         if want == 0 || e.always_ready {
@@ -301,34 +351,51 @@ impl Fds {
         intact
     }
 
-    /// Before polling: verifies unverified fds that stayed quiet for two polls, or all
-    /// of them when the loop is about to block (`all`).
-    pub fn verify_due(&mut self, be: &mut dyn Backend, all: bool, failed: &mut Vec<i32>) {
+    /// Before polling: verifies the unverified fds that stayed quiet (no event) for
+    /// `VERIFY_QUIET_NS`; starts the quiet clock of those seen for the first time.
+    /// Returns when the next of the others falls due (the poll sleeps no longer).
+    pub fn verify_due(
+        &mut self,
+        be: &mut dyn Backend,
+        now: u64,
+        failed: &mut Vec<i32>,
+    ) -> Option<u64> {
+        let mut next = u64::MAX;
         let mut i = 0;
         while i < self.unverified.len() {
             let fd = self.unverified[i];
-            let e = &self.entries[fd as usize];
+            let e = &mut self.entries[fd as usize];
             if !e.unverified {
+                e.listed = false;
                 self.unverified.swap_remove(i);
-            } else if all || e.quiet_polls >= 2 {
+                continue;
+            }
+            if e.quiet_since == 0 {
+                e.quiet_since = now.max(1);
+            } else if now.saturating_sub(e.quiet_since) >= VERIFY_QUIET_NS {
+                e.listed = false;
                 self.unverified.swap_remove(i);
                 self.verify(be, fd, failed);
-            } else {
-                i += 1;
+                continue;
+            }
+            next = next.min(e.quiet_since + VERIFY_QUIET_NS);
+            i += 1;
+        }
+        (next != u64::MAX).then_some(next)
+    }
+
+    /// Verifies every unverified fd now (a host loop is about to sleep on the backend).
+    pub fn verify_all(&mut self, be: &mut dyn Backend, failed: &mut Vec<i32>) {
+        while let Some(fd) = self.unverified.pop() {
+            self.entries[fd as usize].listed = false;
+            if self.entries[fd as usize].unverified {
+                self.verify(be, fd, failed);
             }
         }
     }
 
     pub fn has_unverified(&self) -> bool {
         !self.unverified.is_empty()
-    }
-
-    /// After a poll: one more quiet poll for every unverified fd (those that fire are
-    /// reset in `check`).
-    pub fn tick(&mut self) {
-        for &fd in &self.unverified {
-            self.entries[fd as usize].quiet_polls += 1;
-        }
     }
 
     /// Judges an event for (fd, gen) before it is dispatched.
@@ -348,7 +415,7 @@ impl Fds {
             return Verdict::Stale;
         }
         if e.unverified {
-            e.quiet_polls = 0;
+            e.quiet_since = 0;
             e.trusted += 1;
             if e.trusted >= e.bound && !self.verify(be, fd, failed) {
                 self.rebuild = true;
@@ -392,6 +459,7 @@ impl Fds {
         self.unverified.clear();
         for fd in 0..self.entries.len() {
             let e = &mut self.entries[fd];
+            e.listed = false;
             e.kernel = 0;
             e.reified = 0;
             e.unverified = false;

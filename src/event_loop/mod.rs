@@ -62,11 +62,16 @@ pub fn now_ns() -> u64 {
 
 /// A duration in seconds as the API defines it: negative or +inf = forever,
 /// NaN = invalid. Returns None for forever; huge values saturate far in the future.
+#[inline]
 pub fn duration_ns(seconds: f64) -> Result<Option<u64>, crate::error::Error> {
+    // GH_FOREVER first (one compare: NaN compares false and is caught below).
+    if seconds < 0.0 {
+        return Ok(None);
+    }
     if seconds.is_nan() {
         return Err(crate::error::Error::INVAL);
     }
-    if seconds < 0.0 || seconds.is_infinite() {
+    if seconds == f64::INFINITY {
         return Ok(None);
     }
     // ~146 years: never overflows when added to a monotonic clock reading.

@@ -118,9 +118,49 @@ pub extern "C" fn gh_monitor_stop() -> c_int {
 #[no_mangle]
 pub extern "C" fn gh_monitor_set_callback(cb: gh_report_fn, arg: *mut c_void) -> c_int {
     guard(|| {
-        monitor::set_callback(cb, arg);
+        let arg = arg as usize; // the callback's own business, handed back as given
+        monitor::set_callback(cb.map(|f| -> monitor::ReportSink {
+            std::sync::Arc::new(move |r: &monitor::BlockReport| {
+                let report = gh_block_report {
+                    thread_id: r.thread_id,
+                    greenlet: gh_greenlet { id: r.greenlet },
+                    name: r.name.as_ptr(),
+                    spawn_file: r.spawn_file.map_or(std::ptr::null(), |f| f.as_ptr()),
+                    spawn_line: r.spawn_line,
+                    ended: r.ended as c_int,
+                    blocked_for: r.blocked_for,
+                    text: r.text.as_ptr(),
+                };
+                // SAFETY: the user registered f for arg; the report and its strings live
+                // until it returns, as documented.
+                unsafe { f(&report, arg as *mut c_void) }
+            })
+        }));
         Ok(0)
     })
+}
+
+const _: () = assert!(
+    GH_TRACE_SWITCH == monitor::TraceEvent::Switch as c_int
+        && GH_TRACE_THROW == monitor::TraceEvent::Throw as c_int
+);
+
+/// The C function a trace hook keeps (`TraceHook::user.0`).
+type TraceCFn = unsafe extern "C" fn(c_int, gh_greenlet, gh_greenlet, *mut c_void);
+
+/// `TraceHook::call` for hooks installed from C: calls the user's function.
+fn call_c_trace(h: &monitor::TraceHook, event: monitor::TraceEvent, origin: u64, target: u64) {
+    // SAFETY: `user.0` was made from a TraceCFn by gh_settrace (a fn pointer cast to a data
+    // pointer of the same size and back); the user installed it for `user.1`.
+    unsafe {
+        let f: TraceCFn = std::mem::transmute::<*const (), TraceCFn>(h.user.0);
+        f(
+            event as c_int,
+            gh_greenlet { id: origin },
+            gh_greenlet { id: target },
+            h.user.1,
+        )
+    }
 }
 
 /// Installs `hook(event, origin, target, arg)` as this thread's trace hook
@@ -135,7 +175,11 @@ pub extern "C" fn gh_monitor_set_callback(cb: gh_report_fn, arg: *mut c_void) ->
 #[no_mangle]
 pub extern "C" fn gh_settrace(hook: gh_trace_fn, arg: *mut c_void) -> c_int {
     guard(|| {
-        monitor::settrace(hub::current()?, hook, arg);
+        let hook = hook.map(|f| monitor::TraceHook {
+            call: call_c_trace,
+            user: (f as *const (), arg),
+        });
+        monitor::settrace(hub::current()?, hook);
         Ok(0)
     })
 }
@@ -153,10 +197,14 @@ pub unsafe extern "C" fn gh_gettrace(hook: *mut gh_trace_fn, arg: *mut *mut c_vo
         need(hook)?;
         need(arg)?;
         let t = hub::current()?.trace.get();
-        // SAFETY: both non-null and writable per the contract.
+        // SAFETY: both non-null and writable per the contract; `user.0` was made from a
+        // TraceCFn by gh_settrace (the only installer of hooks).
         unsafe {
-            put(hook, t.map(|t| t.0));
-            put(arg, t.map_or(std::ptr::null_mut(), |t| t.1));
+            put(
+                hook,
+                t.map(|t| std::mem::transmute::<*const (), TraceCFn>(t.user.0)),
+            );
+            put(arg, t.map_or(std::ptr::null_mut(), |t| t.user.1));
         }
         Ok(0)
     })

@@ -227,6 +227,7 @@ pub unsafe extern "C" fn gh_child_new(out: *mut gh_watcher, pid: c_int) -> c_int
             WatchKind::Child {
                 pid,
                 pidfd: pidfd.max(-1),
+                status: None,
             },
         );
         if r.is_err() && pidfd >= 0 {
@@ -256,7 +257,7 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
         if !matches!(x.kind, WatchKind::Child { .. }) {
             return Err(Error::INVAL);
         }
-        let s = x.status.ok_or(Error(-libc::EAGAIN))?;
+        let s = x.status().ok_or(Error(-libc::EAGAIN))?;
         // SAFETY: non-null and writable per the contract.
         unsafe { put(status, s) };
         Ok(0)

@@ -38,7 +38,7 @@ impl Hub {
         let st = &mut *st;
         st.failed.clear();
         st.fds.reify(&mut *st.backend, &mut st.failed);
-        st.fds.verify_due(&mut *st.backend, true, &mut st.failed);
+        st.fds.verify_all(&mut *st.backend, &mut st.failed);
         if self.work_pending(st) {
             return Some(0);
         }

@@ -9,7 +9,7 @@ use super::{Callback, Hub, SwitchTo};
 use crate::error::{Error, Result};
 use crate::event_loop::watcher::{Action, WatchKind};
 use crate::event_loop::{duration_ns, now_ns};
-use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, TaskYielder, WaitOn};
+use crate::greenlet::{Co, Entry, Greenlet, Msg, Role, State, TaskYielder, WaitOn, KEPT_SLEEP};
 use crate::stack;
 use std::ffi::{c_char, c_void, CStr, CString};
 
@@ -89,6 +89,10 @@ impl Hub {
         let co = Co::with_stack(stack, move |y: &TaskYielder, _first: Msg| {
             task_main(slot, y)
         });
+        let co = match st.co_boxes.pop() {
+            Some(b) => Box::write(b, co),
+            None => Box::new(co),
+        };
         st.greenlets.at_mut(slot).expect("just inserted").co = Some(co);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
@@ -110,7 +114,7 @@ impl Hub {
                     });
                 if let Err(e) = started {
                     drop_unstarted(st, slot);
-                    st.greenlets.remove(slot);
+                    st.greenlets.discard(slot);
                     return Err(e);
                 }
             }
@@ -336,7 +340,10 @@ impl Hub {
                     m.state = State::Ready;
                     st.main_wake = Some(msg);
                 }
-                Role::Task => st.switch_to = Some(SwitchTo { slot, gen, msg }),
+                Role::Task => {
+                    st.switch_to = Some(SwitchTo { slot, gen, msg });
+                    self.switch_pending.set(true);
+                }
             }
             Ok(())
         })?;
@@ -352,8 +359,8 @@ impl Hub {
         };
         match dur {
             Some(0) => {
+                // wait_for marks a Yield wait READY.
                 self.wait_for(WaitOn::Yield, None, |st, w| {
-                    st.greenlets.at_mut(w.slot).expect("current").state = State::Ready;
                     st.queue.push_back(Callback::Wake {
                         slot: w.slot,
                         gen: w.gen,
@@ -366,19 +373,13 @@ impl Hub {
             Some(ns) => {
                 let mut timer = None;
                 let r = self.wait_for(WaitOn::Nothing, None, |st, w| {
-                    let (t, _) = st.new_watcher(
-                        WatchKind::Timer {
-                            after: ns,
-                            repeat: 0,
-                        },
-                        true,
-                    )?;
-                    timer = Some(t);
+                    let (t, kept) = st.take_kept_timer(w.slot, KEPT_SLEEP)?;
+                    timer = Some((t, kept));
                     st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
-                    st.start_watcher(t, w.action(0))
+                    st.start_timer_at(t, w.action(0), now_ns().saturating_add(ns))
                 });
-                if let Some(t) = timer {
-                    self.st.borrow_mut().close_watcher(t);
+                if let Some((t, kept)) = timer {
+                    self.st.borrow_mut().put_wait_watcher(t, kept);
                 }
                 r?;
             }
@@ -397,16 +398,24 @@ impl Hub {
         if timeout == Some(0) {
             return poll_once(fd, events);
         }
+        let mut parked = None;
         let mut watcher = None;
-        let r = self.wait_for(WaitOn::Nothing, timeout, |st, w| {
-            let (t, _) = st.new_watcher(WatchKind::Io { fd, events }, true)?;
-            watcher = Some(t);
+        let r = self.wait_for(WaitOn::Fd { fd, events }, timeout, |st, w| {
+            // The common case: parked on the fd's entry, no watcher record.
+            if st.park_fd(fd, events, w)? {
+                parked = Some(w);
+                return Ok(());
+            }
+            let (t, kept) = st.take_wait_watcher(fd, events)?;
+            watcher = Some((t, kept));
             st.start_watcher(t, w.action(0))?;
             st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
             Ok(())
         });
-        if let Some(t) = watcher {
-            self.st.borrow_mut().close_watcher(t);
+        if let Some(w) = parked {
+            self.st.borrow_mut().unpark_fd(fd, events, w);
+        } else if let Some((t, kept)) = watcher {
+            self.st.borrow_mut().put_wait_watcher(t, kept);
         }
         r.map(|m| m.code)
     }
@@ -480,7 +489,7 @@ impl Hub {
             return Err(Error::INVAL);
         }
         if g.is_dead() {
-            st.greenlets.remove(slot);
+            st.greenlets.discard(slot);
         } else {
             g.released = true;
         }
@@ -510,7 +519,7 @@ fn drop_unstarted(st: &mut super::HubState, slot: u32) {
         // SAFETY: the coroutine never ran, so its stack holds only the closure, which
         // captures a plain u32: skipping its drop leaks nothing.
         unsafe { co.force_reset() };
-        st.stacks.give(co.into_stack());
+        st.stacks.give((*co).into_stack());
     }
 }
 

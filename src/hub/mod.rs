@@ -167,9 +167,12 @@ pub struct HubState {
     pub main_slot: u32,
     /// Scratch lists for dispatch snapshots (kept to avoid allocating per iteration).
     pub scratch_io: Vec<(u32, u32, i32)>,
+    pub(crate) scratch_fd: Vec<run::FdFire>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
+    /// Boxes of dead greenlets' coroutines, reused by spawn (no malloc/free per spawn).
+    pub co_boxes: Vec<Box<std::mem::MaybeUninit<crate::greenlet::Co>>>,
 }
 
 pub struct Hub {
@@ -190,9 +193,11 @@ pub struct Hub {
     /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
     pub diag: Cell<u8>,
     /// gh_settrace's hook.
-    pub trace: Cell<Option<(crate::monitor::TraceFn, *mut c_void)>>,
+    pub trace: Cell<Option<crate::monitor::TraceHook>>,
     /// The blocking monitor watches this hub.
     pub monitored: Cell<bool>,
+    /// `HubState::switch_to` is set (read without a borrow after every task switch).
+    pub switch_pending: Cell<bool>,
     /// `since_poll` value at which the loop next reads the clock to bound the time
     /// between polls (`run::SLICE_NS`).
     pub clock_next: Cell<u32>,
@@ -357,8 +362,10 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             shared,
             main_slot,
             scratch_io: Vec::with_capacity(64),
+            scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
+            co_boxes: Vec::new(),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -372,6 +379,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         trace: Cell::new(None),
         monitored: Cell::new(false),
         clock_next: Cell::new(run::CLOCK_EVERY),
+        switch_pending: Cell::new(false),
     });
     hub.shared
         .active
@@ -429,7 +437,7 @@ impl Drop for Hub {
                 // (module invariant of `greenlet`), so skipping its frames leaks nothing
                 // of ours; C frames are discarded as documented for gh_hub_destroy.
                 unsafe { co.force_reset() };
-                drop(co.into_stack());
+                drop((*co).into_stack());
             }
         }
         if let Some(slot) = st.sig_slot.take() {

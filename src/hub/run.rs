@@ -21,9 +21,10 @@
 //! Yield storms: up to `POLL_BUDGET` callbacks run between polls, then the loop polls
 //! (timeout 0) and runs due timers, so IO is never starved.
 
+use super::wait::WaitId;
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
-use crate::event_loop::fds::{self, Verdict};
+use crate::event_loop::fds::{self, Verdict, PARKED};
 use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
     EV_TIMER,
@@ -34,6 +35,14 @@ use crate::handle::Kind;
 use corosensei::CoroutineResult;
 use std::ffi::c_void;
 
+/// What an fd event fires: a watcher (slot, generation), or a greenlet wait parked on
+/// the fd's entry; with the revents.
+#[derive(Copy, Clone)]
+pub(crate) enum FdFire {
+    Watcher(u32, u32, i32),
+    Wait(WaitId, i32),
+}
+
 /// Callbacks run between two polls at most, when callbacks keep coming.
 const POLL_BUDGET: u32 = 1024;
 /// ... and time: a yield storm of slow greenlets polls (and runs due timers) at least
@@ -41,6 +50,8 @@ const POLL_BUDGET: u32 = 1024;
 /// callbacks.
 const SLICE_NS: u64 = 5_000_000;
 pub(crate) const CLOCK_EVERY: u32 = 64;
+/// Coroutine boxes kept for reuse by spawn.
+const CO_BOXES_KEPT: usize = 256;
 
 #[derive(Copy, Clone)]
 enum List {
@@ -87,7 +98,7 @@ impl Hub {
         loop {
             // fork() inside a greenlet or callback: rebuild before touching the backend.
             self.check_fork();
-            let sw = self.st.borrow_mut().switch_to.take();
+            let sw = self.take_switch();
             if let Some(sw) = sw {
                 self.resume_switch(sw);
             }
@@ -95,7 +106,7 @@ impl Hub {
                 return m;
             }
 
-            self.run_callbacks();
+            self.run_callbacks(true);
             {
                 let st = self.st.borrow();
                 let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
@@ -115,23 +126,34 @@ impl Hub {
     /// (`gh_hub_run_once`).
     pub(crate) fn iterate(&self, cap_ms: Option<i32>) {
         self.check_fork();
-        let sw = self.st.borrow_mut().switch_to.take();
+        let sw = self.take_switch();
         if let Some(sw) = sw {
             self.resume_switch(sw);
         }
-        self.run_callbacks();
+        self.run_callbacks(false);
         self.iterate_io(cap_ms);
     }
 
     /// The IO half of an iteration: prepare, poll (at most `cap_ms`), io, timers,
     /// check, idle.
     fn iterate_io(&self, cap_ms: Option<i32>) {
-        self.fire_list(List::Prepare);
+        if !self.st.borrow().prepare.is_empty() {
+            self.fire_list(List::Prepare);
+        }
         let mut busy = self.poll(cap_ms);
         busy |= self.dispatch_io();
         busy |= self.run_timers();
-        self.fire_list(List::Check);
-        if !busy && self.st.borrow().queue.is_empty() {
+        let (check, idle) = {
+            let st = self.st.borrow();
+            (
+                !st.check.is_empty(),
+                !st.idle.is_empty() && !busy && st.queue.is_empty(),
+            )
+        };
+        if check {
+            self.fire_list(List::Check);
+        }
+        if idle && self.st.borrow().queue.is_empty() {
             self.fire_list(List::Idle);
         }
     }
@@ -159,30 +181,58 @@ impl Hub {
             || st.fds.any_always_ready()
     }
 
-    /// Runs the callbacks queued now, in order.
-    fn run_callbacks(&self) {
-        let n = self.st.borrow().queue.len();
-        for _ in 0..n {
-            let cb = {
-                let mut st = self.st.borrow_mut();
-                st.since_poll += 1;
-                match st.queue.pop_front() {
-                    Some(cb) => cb,
-                    None => break,
+    /// Runs the callbacks queued now, in order. With `chain`, when that pass is over and
+    /// the loop would only start the next pass (nothing for main or a gh_switch, poll
+    /// budget and time slice left, no fork), the next pass runs here: the same order
+    /// as going round the loop, without its overhead per pass (a hand-off between two
+    /// greenlets is one callback per pass).
+    fn run_callbacks(&self, chain: bool) {
+        let mut n = self.st.borrow().queue.len();
+        loop {
+            while n > 0 {
+                n -= 1;
+                let cb = {
+                    let mut st = self.st.borrow_mut();
+                    st.since_poll += 1;
+                    match st.queue.pop_front() {
+                        Some(cb) => cb,
+                        None => return,
+                    }
+                };
+                match cb {
+                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
+                    Callback::Wake {
+                        slot,
+                        gen,
+                        seq,
+                        msg,
+                    } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
+                    Callback::Wake {
+                        slot,
+                        gen,
+                        seq,
+                        msg,
+                    } => self.wake(slot, gen, seq, msg, true),
+                    // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
+                    // a valid function for arg; it runs in the hub like any watcher callback.
+                    Callback::User { f, arg } => unsafe { f(arg) },
                 }
-            };
-            match cb {
-                Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
-                Callback::Wake {
-                    slot,
-                    gen,
-                    seq,
-                    msg,
-                } => self.wake(slot, gen, seq, msg, true),
-                // SAFETY: f and arg come from gh_run_callback's caller, who promised f is a
-                // valid function for arg; it runs in the hub like any watcher callback.
-                Callback::User { f, arg } => unsafe { f(arg) },
             }
+            if !chain {
+                return;
+            }
+            let st = self.st.borrow();
+            if st.queue.is_empty()
+                || st.main_wake.is_some()
+                || st.switch_to.is_some()
+                || st.since_poll >= POLL_BUDGET
+                // Time to read the clock for the slice: the loop does that (slice_over).
+                || st.since_poll >= self.clock_next.get()
+                || self.fork_gen.get() != super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return;
+            }
+            n = st.queue.len();
         }
     }
 
@@ -214,25 +264,28 @@ impl Hub {
             _ => timeout_ms,
         };
         st.ready.clear();
-        // Unverified registrations (fd closed and reused?): check the ones overdue, and
-        // all of them before blocking, unless a non-blocking poll already finds work.
+        // Unverified registrations (fd closed and reused behind our back?): verify the
+        // ones quiet for VERIFY_QUIET_NS, and sleep no longer than until the next one is.
         let mut timeout_ms = timeout_ms;
         if st.fds.has_unverified() {
-            st.fds.verify_due(&mut *st.backend, false, &mut st.failed);
-            if timeout_ms != 0 && st.fds.has_unverified() {
-                Self::poll_backend(st, 0);
-                if st.ready.is_empty() {
-                    st.fds.verify_due(&mut *st.backend, true, &mut st.failed);
-                } else {
-                    timeout_ms = -2; // already polled
+            let now = st.now;
+            let next = st.fds.verify_due(&mut *st.backend, now, &mut st.failed);
+            if timeout_ms != 0 {
+                if let Some(due) = next {
+                    let ms = due
+                        .saturating_sub(now)
+                        .div_ceil(1_000_000)
+                        .clamp(1, i32::MAX as u64) as i32;
+                    if timeout_ms < 0 || ms < timeout_ms {
+                        timeout_ms = ms;
+                    }
                 }
             }
-            if !st.failed.is_empty() && timeout_ms != -2 {
+            if !st.failed.is_empty() {
                 timeout_ms = 0;
             }
-            st.fds.tick();
         }
-        if timeout_ms != -2 {
+        {
             // Idle in the poll is not blocked: tell the monitor (same store as a switch).
             let polling = timeout_ms != 0;
             if polling {
@@ -298,8 +351,20 @@ impl Hub {
                 self.dispatch_fd(fd, ev.events, true);
             }
         }
-        if self.st.borrow().fds.rebuild {
+        let (rebuild, rest) = {
+            let st = self.st.borrow();
+            (
+                st.fds.rebuild,
+                !st.failed.is_empty()
+                    || !st.fds.always_ready.is_empty()
+                    || st.async_recheck
+                    || st.child_recheck,
+            )
+        };
+        if rebuild {
             self.rebuild_backend();
+        } else if !rest {
+            return busy;
         }
         let extra: Vec<i32> = {
             let mut st = self.st.borrow_mut();
@@ -337,25 +402,46 @@ impl Hub {
         let mut list = {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
-            let mut list = std::mem::take(&mut st.scratch_io);
+            let mut list = std::mem::take(&mut st.scratch_fd);
             list.clear();
             wanted_then = st.fds.wanted(fd);
             if let Some(e) = st.fds.get(fd) {
                 for &(slot, ev) in &e.watchers {
-                    if ev & got != 0 {
-                        list.push((slot, st.watchers.gen(slot), (ev & got) as i32));
+                    if ev & got == 0 {
+                        continue;
+                    }
+                    let revents = (ev & got) as i32;
+                    // The waits parked on the entry are taken as they are now: one that
+                    // parks again meanwhile is a new wait, not woken by this event.
+                    if let Some(side) = PARKED.iter().position(|&p| p == slot) {
+                        let (slot, gen, seq) = e.parked[side];
+                        if slot != u32::MAX {
+                            list.push(FdFire::Wait(WaitId { slot, gen, seq }, revents));
+                        }
+                    } else {
+                        list.push(FdFire::Watcher(slot, st.watchers.gen(slot), revents));
                     }
                 }
             }
             list
         };
-        for &(slot, gen, revents) in &list {
-            self.fire(slot, gen, revents);
+        for f in &list {
+            match *f {
+                FdFire::Watcher(slot, gen, revents) => self.fire(slot, gen, revents),
+                FdFire::Wait(w, revents) => {
+                    let msg = Msg::code(revents);
+                    if w.slot != self.main_slot && self.in_hub() {
+                        self.resume_wait(w.slot, w.gen, w.seq, msg)
+                    } else {
+                        self.wake(w.slot, w.gen, w.seq, msg, true)
+                    }
+                }
+            }
         }
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         list.clear();
-        st.scratch_io = list;
+        st.scratch_fd = list;
         if from_kernel {
             st.fds.settle(&mut *st.backend, fd, got, wanted_then);
         }
@@ -497,7 +583,7 @@ impl Hub {
         {
             let mut st = self.st.borrow_mut();
             if let Some(w) = st.watchers.get_mut(slot, gen) {
-                w.status = Some(status);
+                w.set_status(status);
             }
             st.stop_watcher(slot);
         }
@@ -557,7 +643,11 @@ impl Hub {
                 code,
             } => {
                 let code = if code == 0 { revents } else { code };
-                self.wake(slot, gen, seq, Msg::code(code), true)
+                if slot != self.main_slot && self.in_hub() {
+                    self.resume_wait(slot, gen, seq, Msg::code(code))
+                } else {
+                    self.wake(slot, gen, seq, Msg::code(code), true)
+                }
             }
             Action::Start { slot, gen } => self.start_greenlet(slot, gen),
         }
@@ -614,42 +704,91 @@ impl Hub {
                 .greenlets
                 .at_mut(slot)
                 .expect("resumed greenlet has a record");
+            let Some(co) = g.co.as_deref_mut() else {
+                return;
+            };
             g.state = State::Running;
-            g.co.take()
+            co as *mut Co
         };
-        let Some(mut co) = co else { return };
+        self.run_task(slot, co, msg);
+    }
+
+    /// Wakes and runs task (slot, gen) now if it is still parked in wait `seq` (one
+    /// record lookup: the check and the coroutine). Hub context only.
+    #[inline]
+    pub(crate) fn resume_wait(&self, slot: u32, gen: u32, seq: u32, msg: Msg) {
+        let co = {
+            let mut st = self.st.borrow_mut();
+            let Some(g) = st.greenlets.get_mut(slot, gen) else {
+                return;
+            };
+            if !g.blocked || g.seq != seq {
+                return;
+            }
+            g.blocked = false;
+            let Some(co) = g.co.as_deref_mut() else {
+                return;
+            };
+            g.state = State::Running;
+            co as *mut Co
+        };
+        self.run_task(slot, co, msg);
+    }
+
+    /// Takes the pending `gh_switch`, if any (no borrow when there is none).
+    #[inline]
+    fn take_switch(&self) -> Option<SwitchTo> {
+        if !self.switch_pending.get() {
+            return None;
+        }
+        self.switch_pending.set(false);
+        self.st.borrow_mut().switch_to.take()
+    }
+
+    /// Switches into task `slot` (its boxed coroutine `co`) until it parks or dies;
+    /// then performs any `gh_switch` it asked for.
+    #[inline]
+    fn run_task(&self, slot: u32, co: *mut Co, msg: Msg) {
+        debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
-        let r = co.resume(msg);
+        // SAFETY: `co` points into the task's box, which stays put and alive while the
+        // task is not dead: its record is only removed once dead (release of a live
+        // greenlet just marks it), and only the hub resumes tasks, one at a time (the
+        // hub runs no task now: `current` was the hub), so this is the only reference.
+        let r = unsafe { (*co).resume(msg) };
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
-        match r {
-            CoroutineResult::Yield(()) => {
-                self.st
-                    .borrow_mut()
-                    .greenlets
-                    .at_mut(slot)
-                    .expect("parked greenlet has a record")
-                    .co = Some(co);
-            }
-            CoroutineResult::Return(result) => self.finish(slot, co, result),
+        if let CoroutineResult::Return(result) = r {
+            self.finish(slot, result);
         }
-        let sw = self.st.borrow_mut().switch_to.take();
+        let sw = self.take_switch();
         if let Some(sw) = sw {
             self.resume_switch(sw);
         }
     }
 
     /// A task returned: recycle its stack, keep its result, wake its joiners.
-    fn finish(&self, slot: u32, co: Co, result: *mut c_void) {
-        let stack = co.into_stack();
+    fn finish(&self, slot: u32, result: *mut c_void) {
         let mut st = self.st.borrow_mut();
-        st.stacks.give(stack);
         let g = st
             .greenlets
             .at_mut(slot)
             .expect("finished greenlet has a record");
         g.result = result;
+        let co = Box::into_raw(g.co.take().expect("a finished task had its coroutine"));
+        // SAFETY: `co` came from a live Box<Co>: the value is moved out once, and the
+        // allocation is kept as uninitialised memory for the next spawn (never read).
+        let (co, spare) = unsafe {
+            (
+                co.read(),
+                Box::from_raw(co as *mut std::mem::MaybeUninit<Co>),
+            )
+        };
+        st.stacks.give(co.into_stack());
+        if st.co_boxes.len() < CO_BOXES_KEPT {
+            st.co_boxes.push(spare);
+        }
         drop(st);
         self.mark_dead(slot);
     }
@@ -660,6 +799,7 @@ impl Hub {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
             let mut joiners = std::mem::take(&mut st.scratch_joiners);
+            st.drop_kept_timers(slot);
             let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
             g.state = State::Dead;
             g.blocked = false;
@@ -669,7 +809,7 @@ impl Hub {
                 crate::monitor::unpublish(self, slot);
             }
             if g.released {
-                st.greenlets.remove(slot);
+                st.greenlets.discard(slot);
             }
             joiners
         };

@@ -9,8 +9,8 @@
 
 use super::{Callback, Hub, HubState};
 use crate::error::{Error, Result};
-use crate::event_loop::watcher::{Action, WatchKind};
-use crate::greenlet::{Msg, State, WaitOn};
+use crate::event_loop::watcher::Action;
+use crate::greenlet::{Msg, State, WaitOn, KEPT_TIMEOUT};
 
 /// Identifies one wait of one greenlet: (slot, generation, seq).
 #[derive(Copy, Clone, Debug)]
@@ -63,10 +63,17 @@ impl Hub {
         if slot == self.hub_slot {
             return Err(Error::PERM);
         }
-        let timer = {
-            let mut st = self.st.borrow_mut();
-            if let Err(e) = Self::take_pending(&mut st, slot) {
-                drop(st);
+        let (timer, yielder) = {
+            let mut guard = self.st.borrow_mut();
+            let st = &mut *guard;
+            let gen = st.greenlets.gen(slot);
+            let g = st
+                .greenlets
+                .at_mut(slot)
+                .expect("current greenlet has a record");
+            if g.killed || g.throw != 0 {
+                let e = Self::take_pending(st, slot).expect_err("a kill or throw is pending");
+                drop(guard);
                 if e == Error::CANCELED {
                     // A killed greenlet that ignores GH_ECANCELED and keeps calling
                     // blocking functions must not starve the hub: pass through it once.
@@ -77,7 +84,7 @@ impl Hub {
             // One clock read for the whole wait: its own deadline and the greenlet's
             // gh_timeout deadline are folded into one absolute time for one timer.
             let own = timeout.filter(|&t| t > 0);
-            let deadline = st.greenlets.at(slot).map_or(u64::MAX, |g| g.deadline);
+            let deadline = g.deadline;
             let now = if own.is_some() || deadline != u64::MAX {
                 crate::event_loop::now_ns()
             } else {
@@ -88,48 +95,42 @@ impl Hub {
             }
             let call_deadline = own.map_or(u64::MAX, |t| now.saturating_add(t));
             let at = call_deadline.min(deadline);
-            let gen = st.greenlets.gen(slot);
-            let g = st
-                .greenlets
-                .at_mut(slot)
-                .expect("current greenlet has a record");
             g.seq = g.seq.wrapping_add(1);
             g.blocked = true;
-            g.state = State::Waiting;
+            g.state = if on == WaitOn::Yield {
+                State::Ready
+            } else {
+                State::Waiting
+            };
             g.waiting_on = on;
+            g.call_deadline = call_deadline;
+            let yielder = g.yielder;
             let w = WaitId {
                 slot,
                 gen,
                 seq: g.seq,
             };
-            let armed = setup(&mut st, w).and_then(|()| {
+            let armed = setup(st, w).and_then(|()| {
                 if at == u64::MAX {
                     return Ok(None);
                 }
-                let (t, _) = st.new_watcher(
-                    WatchKind::Timer {
-                        after: 0,
-                        repeat: 0,
-                    },
-                    true,
-                )?;
+                let (t, kept) = st.take_kept_timer(slot, KEPT_TIMEOUT)?;
                 match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
-                    Ok(()) => Ok(Some(t)),
+                    Ok(()) => Ok(Some((t, kept))),
                     Err(e) => {
-                        st.close_watcher(t);
+                        st.put_wait_watcher(t, kept);
                         Err(e)
                     }
                 }
             });
             match armed {
-                Ok(timer) => {
-                    let g = st
-                        .greenlets
+                Ok(None) => (None, yielder),
+                Ok(Some((t, kept))) => {
+                    st.greenlets
                         .at_mut(slot)
-                        .expect("current greenlet has a record");
-                    g.wait_timer = timer;
-                    g.call_deadline = call_deadline;
-                    timer
+                        .expect("current greenlet has a record")
+                        .wait_timer = Some(t);
+                    (Some((t, kept)), yielder)
                 }
                 Err(e) => {
                     let g = st
@@ -139,14 +140,23 @@ impl Hub {
                     g.blocked = false;
                     g.state = State::Running;
                     g.waiting_on = WaitOn::Nothing;
+                    g.call_deadline = u64::MAX;
                     return Err(e);
                 }
             }
         };
-        let msg = self.switch_out();
+        let msg = if slot == self.main_slot {
+            self.run_for_main()
+        } else {
+            // SAFETY: `yielder` points at the TaskYielder on this running task's own stack,
+            // recorded when it started; it stays valid while the coroutine lives, and we
+            // are inside it.
+            unsafe { (*yielder).suspend(()) }
+        };
         let mut st = self.st.borrow_mut();
-        if let Some(t) = timer {
-            st.close_watcher(t);
+        let st = &mut *st;
+        if let Some((t, kept)) = timer {
+            st.put_wait_watcher(t, kept);
         }
         let g = st
             .greenlets
@@ -156,7 +166,9 @@ impl Hub {
         g.state = State::Running;
         g.waiting_on = WaitOn::Nothing;
         g.wait_timer = None;
-        Self::take_pending(&mut st, slot)?;
+        if g.killed || g.throw != 0 {
+            Self::take_pending(st, slot)?;
+        }
         if msg.code < 0 {
             return Err(Error(msg.code));
         }
@@ -220,15 +232,8 @@ impl Hub {
     pub fn wake(&self, slot: u32, gen: u32, seq: u32, msg: Msg, direct: bool) {
         let mut st = self.st.borrow_mut();
         if direct && slot != self.main_slot && self.in_hub() {
-            let Some(g) = st.greenlets.get_mut(slot, gen) else {
-                return;
-            };
-            if !g.blocked || g.seq != seq {
-                return;
-            }
-            g.blocked = false;
             drop(st);
-            self.resume(slot, msg);
+            self.resume_wait(slot, gen, seq, msg);
         } else {
             st.wake_later(WaitId { slot, gen, seq }, msg);
         }

@@ -6,6 +6,7 @@
 
 use super::HubState;
 use crate::error::{Error, Result};
+use crate::event_loop::fds::{NO_PARK, PARKED};
 use crate::event_loop::now_ns;
 use crate::event_loop::watcher::{Action, WatchKind, Watcher};
 
@@ -30,21 +31,27 @@ impl HubState {
     }
 
     fn start(&mut self, slot: u32, action: Action, at: Option<u64>) -> Result<()> {
-        let w = self.watchers.at(slot).ok_or(Error::BADHANDLE)?;
+        let w = self.watchers.at_mut(slot).ok_or(Error::BADHANDLE)?;
         if w.active {
             return Err(Error::BUSY);
         }
         let kind = w.kind;
+        if let WatchKind::Timer { after, .. } = kind {
+            // The common case in one lookup of the record (a timer start cannot fail).
+            w.active = true;
+            w.action = action;
+            self.alive += w.referenced as usize;
+            let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
+            self.timers.insert(slot, at);
+            return Ok(());
+        }
         match kind {
             WatchKind::Io { fd, events } => {
                 self.fds
                     .attach(&mut *self.backend, fd, slot, events)
                     .map_err(|e| Error(-e))?;
             }
-            WatchKind::Timer { after, .. } => {
-                let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
-                self.timers.insert(slot, at);
-            }
+            WatchKind::Timer { .. } => unreachable!("started above"),
             WatchKind::Prepare => self.prepare.push(slot),
             WatchKind::Check => self.check.push(slot),
             WatchKind::Idle => self.idle.push(slot),
@@ -52,7 +59,7 @@ impl HubState {
                 self.watch_signal(signum)?;
                 self.signals.push(slot);
             }
-            WatchKind::Child { pid, pidfd } => {
+            WatchKind::Child { pid, pidfd, .. } => {
                 if pidfd >= 0 {
                     self.fds
                         .attach(&mut *self.backend, pidfd, slot, crate::event_loop::READ)
@@ -138,6 +145,155 @@ impl HubState {
         }
     }
 
+    /// An internal io watcher for a greenlet waiting on `fd` for `events`: the fd's kept
+    /// one for READ or WRITE alone when it is free, else a new one. Returns (slot,
+    /// kept); give it back with `put_wait_watcher`.
+    pub fn take_wait_watcher(&mut self, fd: i32, events: u8) -> Result<(u32, bool)> {
+        use crate::event_loop::{READ, WRITE};
+        let side = match events {
+            READ => Some(0),
+            WRITE => Some(1),
+            _ => None,
+        };
+        if let Some(i) = side {
+            let kept = self.fds.get(fd).map_or(u32::MAX, |e| e.wait_watcher[i]);
+            if kept != u32::MAX {
+                if let Some(w) = self.watchers.at(kept) {
+                    if !w.active && w.kind == (WatchKind::Io { fd, events }) {
+                        return Ok((kept, true));
+                    }
+                }
+            }
+        }
+        let (t, _) = self.new_watcher(WatchKind::Io { fd, events }, true)?;
+        if let Some(i) = side {
+            if let Some(e) = self.fds.entry_mut(fd) {
+                if e.wait_watcher[i] == u32::MAX {
+                    e.wait_watcher[i] = t;
+                    return Ok((t, true));
+                }
+            }
+        }
+        Ok((t, false))
+    }
+
+    /// Stops a watcher from `take_wait_watcher` (and frees it unless it is kept).
+    pub fn put_wait_watcher(&mut self, slot: u32, kept: bool) {
+        if kept {
+            self.stop_watcher(slot);
+        } else {
+            self.close_watcher(slot);
+        }
+    }
+
+    /// Parks wait `w` on `fd`'s entry for READ or WRITE alone, without a watcher record.
+    /// Ok(false): not possible (both events, or that side has a wait parked already):
+    /// use a watcher. Errors as for starting an io watcher (`EBADF`, …).
+    pub fn park_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) -> Result<bool> {
+        let Some(side) = park_side(events) else {
+            return Ok(false);
+        };
+        let e = self.fds.entry_mut(fd).ok_or(Error::BADF)?;
+        if e.parked[side] != NO_PARK {
+            return Ok(false);
+        }
+        e.parked[side] = (w.slot, w.gen, w.seq);
+        if let Err(err) = self
+            .fds
+            .attach(&mut *self.backend, fd, PARKED[side], events)
+        {
+            if let Some(e) = self.fds.get_mut(fd) {
+                e.parked[side] = NO_PARK;
+            }
+            return Err(Error(-err));
+        }
+        self.alive += 1;
+        Ok(true)
+    }
+
+    /// Ends a wait parked by `park_fd` if it is still there (gh_close may have taken it).
+    pub fn unpark_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) {
+        let Some(side) = park_side(events) else {
+            return;
+        };
+        match self.fds.get_mut(fd) {
+            Some(e) if e.parked[side] == (w.slot, w.gen, w.seq) => e.parked[side] = NO_PARK,
+            _ => return,
+        }
+        self.fds.detach(fd, PARKED[side]);
+        self.alive -= 1;
+    }
+
+    /// Takes the wait parked on `fd` for pseudo slot `pseudo` (gh_close), if any.
+    pub fn take_parked(&mut self, fd: i32, pseudo: u32) -> Option<crate::hub::wait::WaitId> {
+        let side = PARKED.iter().position(|&p| p == pseudo)?;
+        let e = self.fds.get_mut(fd)?;
+        let (slot, gen, seq) = std::mem::replace(&mut e.parked[side], NO_PARK);
+        if slot == u32::MAX {
+            return None;
+        }
+        self.fds.detach(fd, pseudo);
+        self.alive -= 1;
+        Some(crate::hub::wait::WaitId { slot, gen, seq })
+    }
+
+    /// An internal timer for greenlet `slot`'s wait: its kept timer `which` when free
+    /// (created on first use), else a new one. Returns (watcher slot, kept); give it
+    /// back with `put_wait_watcher`.
+    pub fn take_kept_timer(&mut self, slot: u32, which: usize) -> Result<(u32, bool)> {
+        let kept = self
+            .greenlets
+            .at(slot)
+            .map_or(u32::MAX, |g| g.kept_timers[which]);
+        if kept != u32::MAX {
+            if let Some(w) = self.watchers.at(kept) {
+                if !w.active {
+                    return Ok((kept, true));
+                }
+            }
+        }
+        let (t, _) = self.new_watcher(
+            WatchKind::Timer {
+                after: 0,
+                repeat: 0,
+            },
+            true,
+        )?;
+        if kept == u32::MAX {
+            if let Some(g) = self.greenlets.at_mut(slot) {
+                g.kept_timers[which] = t;
+                return Ok((t, true));
+            }
+        }
+        Ok((t, false))
+    }
+
+    /// Frees the timers greenlet `slot` kept (it died).
+    pub fn drop_kept_timers(&mut self, slot: u32) {
+        let kept = match self.greenlets.at_mut(slot) {
+            Some(g) => std::mem::replace(&mut g.kept_timers, [u32::MAX; 2]),
+            None => return,
+        };
+        for t in kept {
+            if t != u32::MAX {
+                self.close_watcher(t);
+            }
+        }
+    }
+
+    /// Frees the kept wait watchers of `fd` (gh_close).
+    pub fn drop_wait_watchers(&mut self, fd: i32) {
+        let kept = match self.fds.entry_mut(fd) {
+            Some(e) => std::mem::replace(&mut e.wait_watcher, [u32::MAX; 2]),
+            None => return,
+        };
+        for slot in kept {
+            if slot != u32::MAX {
+                self.close_watcher(slot);
+            }
+        }
+    }
+
     /// One more watcher of `signum` in this hub (installs the handler for the first).
     fn watch_signal(&mut self, signum: i32) -> Result<()> {
         let slot = match self.sig_slot {
@@ -180,6 +336,15 @@ impl HubState {
                 self.alive -= 1;
             }
         }
+    }
+}
+
+/// The `FdEntry::parked` side for a wait on `events` (READ or WRITE alone).
+fn park_side(events: u8) -> Option<usize> {
+    match events {
+        crate::event_loop::READ => Some(0),
+        crate::event_loop::WRITE => Some(1),
+        _ => None,
     }
 }
 

@@ -19,7 +19,6 @@ pub mod capture;
 pub mod runinfo;
 
 use crate::error::{Error, Result};
-use crate::ffi::gh_greenlet;
 use crate::handle::{HubShared, Kind, POLLING};
 use crate::hub::{Hub, HubState};
 use std::collections::HashMap;
@@ -27,16 +26,44 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// `gh_settrace`'s hook.
-pub type TraceFn = unsafe extern "C" fn(c_int, gh_greenlet, gh_greenlet, *mut c_void);
-/// `gh_monitor_set_callback`'s callback.
-pub type ReportFn = unsafe extern "C" fn(*const crate::ffi::diag::gh_block_report, *mut c_void);
+/// What a trace hook is told (the C API's GH_TRACE_* values).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum TraceEvent {
+    Switch = 1,
+    Throw = 2,
+}
+
+/// A trace hook as the core keeps it (the core knows no C types): `call` is the FFI's
+/// adapter, which calls the user's function; `user` is that function and its argument,
+/// opaque here and handed back by gh_gettrace.
+#[derive(Copy, Clone, Debug)]
+pub struct TraceHook {
+    pub call: fn(&TraceHook, TraceEvent, u64, u64),
+    pub user: (*const (), *mut c_void),
+}
+
+/// A blocking report, as the monitor hands it to the report sink (the FFI converts it
+/// for its C callback). Borrowed strings live while the sink runs.
+pub struct BlockReport<'a> {
+    pub thread_id: u64,
+    /// The greenlet handle (raw id).
+    pub greenlet: u64,
+    pub name: &'a CStr,
+    pub spawn_file: Option<&'a CStr>,
+    pub spawn_line: c_int,
+    /// The blockage ended (else: it was detected).
+    pub ended: bool,
+    pub blocked_for: f64,
+    pub text: &'a CStr,
+}
+
+/// Where reports go instead of stderr (`gh_monitor_set_callback`, adapted by the FFI).
+pub type ReportSink = Arc<dyn Fn(&BlockReport) + Send + Sync>;
 
 /// `Hub::diag` bits.
 pub(crate) const DIAG_TRACE: u8 = 1;
 pub(crate) const DIAG_ASSERT: u8 = 2;
-
-use crate::ffi::diag::{GH_TRACE_SWITCH as TRACE_SWITCH, GH_TRACE_THROW as TRACE_THROW};
 
 /// A greenlet as published for the monitor thread.
 #[derive(Clone, Debug, Default)]
@@ -116,7 +143,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     running: false,
 });
 static WAKE: Condvar = Condvar::new();
-static CALLBACK: Mutex<Option<(ReportFn, usize)>> = Mutex::new(None);
+static CALLBACK: Mutex<Option<ReportSink>> = Mutex::new(None);
 
 /// Starts monitoring `hub` (threshold in seconds, > 0); updates the threshold if it is
 /// monitored already.
@@ -209,8 +236,9 @@ pub(crate) fn after_fork(hub: &Hub) {
     }
 }
 
-pub(crate) fn set_callback(cb: Option<ReportFn>, arg: *mut c_void) {
-    *lock(&CALLBACK) = cb.map(|f| (f, arg as usize));
+/// Sends reports to `sink` (None: stderr again).
+pub(crate) fn set_callback(sink: Option<ReportSink>) {
+    *lock(&CALLBACK) = sink;
 }
 
 thread_local! {
@@ -372,21 +400,20 @@ fn deliver(ev: Event) {
         }
     };
     let ctext = CString::new(text.replace('\0', "?")).unwrap_or_default();
-    let report = crate::ffi::diag::gh_block_report {
+    let report = BlockReport {
         thread_id: tid as u64,
-        greenlet: gh_greenlet { id: b.greenlet },
-        name: b.name.as_ptr(),
-        spawn_file: b.file.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+        greenlet: b.greenlet,
+        name: &b.name,
+        spawn_file: b.file.as_deref(),
         spawn_line: b.line,
-        ended: ev.ended.is_some() as c_int,
+        ended: ev.ended.is_some(),
         blocked_for: ev.blocked_for.as_secs_f64(),
-        text: ctext.as_ptr(),
+        text: &ctext,
     };
-    let cb = *lock(&CALLBACK);
-    match cb {
-        // SAFETY: the user registered f for this; the report and its strings live until
-        // it returns, as documented.
-        Some((f, arg)) => unsafe { f(&report, arg as *mut c_void) },
+    // Not under the lock: the sink may call gh_monitor_set_callback.
+    let sink = lock(&CALLBACK).clone();
+    match sink {
+        Some(sink) => sink(&report),
         None => eprint!("{text}"),
     }
 }
@@ -436,42 +463,38 @@ pub(crate) fn on_switch(hub: &Hub, from: u32, to: u32) {
         }
     }
     if d & DIAG_TRACE != 0 {
-        call_trace(hub, TRACE_SWITCH, from, to);
+        call_trace(hub, TraceEvent::Switch, from, to);
     }
 }
 
 /// GH_TRACE_THROW: `gh_throw`/`gh_kill` from the current greenlet to `to`.
 pub(crate) fn on_throw(hub: &Hub, to: u32) {
     if hub.diag.get() & DIAG_TRACE != 0 {
-        call_trace(hub, TRACE_THROW, hub.current.get(), to);
+        call_trace(hub, TraceEvent::Throw, hub.current.get(), to);
     }
 }
 
-fn call_trace(hub: &Hub, event: c_int, from: u32, to: u32) {
-    let Some((f, arg)) = hub.trace.get() else {
+fn call_trace(hub: &Hub, event: TraceEvent, from: u32, to: u32) {
+    let Some(hook) = hub.trace.get() else {
         return;
     };
     let (gf, gt) = {
         let st = hub.st.borrow();
         (st.greenlets.gen(from), st.greenlets.gen(to))
     };
-    let origin = gh_greenlet {
-        id: hub.handle(Kind::Greenlet, from, gf),
-    };
-    let target = gh_greenlet {
-        id: hub.handle(Kind::Greenlet, to, gt),
-    };
+    let origin = hub.handle(Kind::Greenlet, from, gf);
+    let target = hub.handle(Kind::Greenlet, to, gt);
     // The hook runs as the hub (a blocking call from it is GH_EPERM).
     let cur = hub.current.replace(hub.hub_slot);
-    // SAFETY: the user installed f for arg with gh_settrace.
-    unsafe { f(event, origin, target, arg) };
+    (hook.call)(&hook, event, origin, target);
     hub.current.set(cur);
 }
 
-pub(crate) fn settrace(hub: &Hub, f: Option<TraceFn>, arg: *mut c_void) {
-    hub.trace.set(f.map(|f| (f, arg)));
+pub(crate) fn settrace(hub: &Hub, hook: Option<TraceHook>) {
+    let on = hook.is_some();
+    hub.trace.set(hook);
     let d = hub.diag.get() & !DIAG_TRACE;
-    hub.diag.set(if f.is_some() { d | DIAG_TRACE } else { d });
+    hub.diag.set(if on { d | DIAG_TRACE } else { d });
 }
 
 pub(crate) fn assert_begin(hub: &Hub, max_blocking: f64) -> Result<u64> {

@@ -120,6 +120,19 @@ fn due_desc<W: Write>(w: &mut W, at: Option<u64>, now: u64, unscheduled: &str) -
     }
 }
 
+/// "fd 7 (read)", "fd 7 (read+write)".
+fn fd_desc<W: Write>(w: &mut W, fd: i32, events: u8) -> fmt::Result {
+    let r = events & crate::event_loop::READ != 0;
+    let wr = events & crate::event_loop::WRITE != 0;
+    write!(
+        w,
+        "fd {fd} ({}{}{})",
+        if r { "read" } else { "" },
+        if r && wr { "+" } else { "" },
+        if wr { "write" } else { "" }
+    )
+}
+
 fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u64) -> fmt::Result {
     match g.waiting_on {
         // A plain timed wait (gh_sleep): only its timer.
@@ -136,26 +149,9 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
             w.write_str("joining ")?;
             greenlet_label(w, hub, st, s)
         }
+        WaitOn::Fd { fd, events } => fd_desc(w, fd, events),
         WaitOn::Watcher(ws) => match st.watchers.at(ws).map(|x| x.kind) {
-            Some(WatchKind::Io { fd, events }) => write!(
-                w,
-                "fd {fd} ({}{}{})",
-                if events & crate::event_loop::READ != 0 {
-                    "read"
-                } else {
-                    ""
-                },
-                if events & crate::event_loop::READ != 0 && events & crate::event_loop::WRITE != 0 {
-                    "+"
-                } else {
-                    ""
-                },
-                if events & crate::event_loop::WRITE != 0 {
-                    "write"
-                } else {
-                    ""
-                }
-            ),
+            Some(WatchKind::Io { fd, events }) => fd_desc(w, fd, events),
             Some(WatchKind::Timer { .. }) => due_desc(w, st.timers.due(ws), now, "a stopped timer"),
             Some(WatchKind::Child { pid, .. }) => write!(w, "child process {pid}"),
             Some(WatchKind::Signal { signum }) => write!(w, "signal {signum}"),

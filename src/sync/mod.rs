@@ -147,21 +147,13 @@ impl Hub {
         let Some(o) = st.objects.at_mut(slot) else {
             return false;
         };
-        let l = list(o, side);
-        while let Some(w) = l.0.pop_front() {
-            if wake_split(
-                &mut st.greenlets,
-                &mut st.queue,
-                &mut st.main_wake,
-                st.main_slot,
-                w,
-                Msg::OK,
-            ) {
-                l.1 += 1;
-                return true;
-            }
-        }
-        false
+        notify_list(
+            list(o, side),
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+        )
     }
 
     /// Wakes every waiter of `side` with `msg`.
@@ -189,8 +181,25 @@ impl Hub {
     /// Parks the current greenlet on `side` of object `slot` until notified.
     /// On an error, leaves the list, passing on a notification it had received.
     fn park_on(&self, slot: u32, side: Side, front: bool, timeout: Option<u64>) -> Result<Msg> {
+        self.park_then(slot, side, front, timeout, |_| false)
+            .map(|(m, _)| m)
+    }
+
+    /// `park_on`, and once notified (woken Ok, popped from the list), `take` runs on the
+    /// object under the same borrow: it returns true when it took what the notification
+    /// was for (a semaphore's permit), so the caller need not retry. Returns the message
+    /// and whether `take` took it.
+    fn park_then(
+        &self,
+        slot: u32,
+        side: Side,
+        front: bool,
+        timeout: Option<u64>,
+        take: impl FnOnce(&mut Obj) -> bool,
+    ) -> Result<(Msg, bool)> {
         let mut me = None;
         let mut gen = 0;
+        let mut took = false;
         let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
             me = Some(w);
             gen = st.objects.gen(slot);
@@ -213,9 +222,17 @@ impl Hub {
                 match st.objects.get_mut(slot, gen) {
                     Some(o) => {
                         let l = list(o, side);
-                        let notified = !l.remove(w);
+                        // Woken Ok only by a notification, which popped us: no search.
+                        debug_assert!(
+                            r.is_err() || !l.0.iter().any(|x| x.slot == w.slot && x.seq == w.seq),
+                            "a waiter woken Ok is no longer listed"
+                        );
+                        let notified = r.is_ok() || !l.remove(w);
                         if notified {
                             l.1 = l.1.saturating_sub(1);
+                            if r.is_ok() {
+                                took = take(o);
+                            }
                         }
                         notified
                     }
@@ -227,7 +244,7 @@ impl Hub {
                 self.notify(slot, side);
             }
         }
-        r
+        r.map(|m| (m, took))
     }
 
     fn deadline_left(deadline: Option<u64>) -> Option<u64> {
@@ -322,20 +339,42 @@ impl Hub {
             if timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
-            self.park_on(slot, Side::Main, retried, Self::deadline_left(deadline))?;
+            // Notified: the permit released for us is still counted (a newcomer cannot
+            // take it, see above); take it under the wake-up's borrow instead of retrying.
+            let (_, took) = self.park_then(
+                slot,
+                Side::Main,
+                retried,
+                Self::deadline_left(deadline),
+                |o| match o {
+                    Obj::Sem { count, waiters } if *count > waiters.1 as u64 => {
+                        *count -= 1;
+                        true
+                    }
+                    _ => false,
+                },
+            )?;
+            if took {
+                return Ok(());
+            }
             retried = true;
         }
     }
 
     pub fn sem_release(&self, slot: u32) -> Result<()> {
-        {
-            let mut st = self.st.borrow_mut();
-            let Some(Obj::Sem { count, .. }) = st.objects.at_mut(slot) else {
-                return Err(Error::BADHANDLE);
-            };
-            *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
-        }
-        self.notify(slot, Side::Main);
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
+            return Err(Error::BADHANDLE);
+        };
+        *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
+        notify_list(
+            waiters,
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+        );
         Ok(())
     }
 
@@ -558,9 +597,28 @@ impl Hub {
     }
 }
 
+/// Wakes the first live waiter of `l` (popping it; counted as woken-not-run).
+#[inline]
+fn notify_list(
+    l: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+) -> bool {
+    while let Some(w) = l.0.pop_front() {
+        if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
+            l.1 += 1;
+            return true;
+        }
+    }
+    false
+}
+
 /// Wakes wait `w` without running it now (split borrows, so callers can hold
 /// `objects` meanwhile): main is marked woken, a task gets a queued wake-up.
 /// Returns false if `w` is no longer a live wait.
+#[inline]
 pub(crate) fn wake_split(
     greenlets: &mut Table<crate::greenlet::Greenlet>,
     queue: &mut VecDeque<crate::hub::Callback>,
