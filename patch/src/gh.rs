@@ -146,11 +146,12 @@ static ON: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(ON_UNK
 /// True when the patch is on (libgreenhub found, GREENHUB_PATCH not off).
 #[inline(always)]
 pub fn on() -> bool {
-    match ON.load(Ordering::Relaxed) {
-        ON_YES => true,
-        ON_ABSENT | ON_DISABLED => false,
-        _ => init_slow().is_some(),
-    }
+    ON.load(Ordering::Relaxed) == ON_YES || on_slow()
+}
+
+#[cold]
+fn on_slow() -> bool {
+    init_slow().is_some()
 }
 
 #[cold]
