@@ -63,11 +63,15 @@ tmp=$(mktemp -d /tmp/gh-patch-example.XXXXXX)
 http_pid="" pg_pid=""
 cleanup() {
     [[ -z $http_pid ]] || kill "$http_pid" 2>/dev/null || true
-    [[ -z $pg_pid ]] || kill -INT "$pg_pid" 2>/dev/null || true # fast shutdown
-    for _ in $(seq 50); do
-        [[ -n $pg_pid ]] && kill -0 "$pg_pid" 2>/dev/null || break
+    # The postmaster's own PID (runuser does not pass SIGINT on): a fast shutdown.
+    local pm=""
+    [[ -f $tmp/data/postmaster.pid ]] && pm=$(head -n 1 "$tmp/data/postmaster.pid")
+    [[ -z $pm ]] || kill -INT "$pm" 2>/dev/null || true
+    for _ in $(seq 100); do
+        [[ -n $pm ]] && kill -0 "$pm" 2>/dev/null || break
         sleep 0.1
     done
+    [[ -z $pg_pid ]] || kill "$pg_pid" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
