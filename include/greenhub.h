@@ -46,6 +46,27 @@ struct addrinfo;
 
 
 /**
+ * gh_hub_context: this thread has no hub (no greenhub call made it one yet).
+ */
+#define GH_CONTEXT_NONE 0
+
+/**
+ * gh_hub_context: the caller is this thread's main greenlet, outside the hub.
+ */
+#define GH_CONTEXT_MAIN 1
+
+/**
+ * gh_hub_context: the caller is a spawned greenlet.
+ */
+#define GH_CONTEXT_GREENLET 2
+
+/**
+ * gh_hub_context: the caller runs in the hub (the loop itself, a watcher callback, a
+ * gh_run_callback function, greenhub's own code): it must not block.
+ */
+#define GH_CONTEXT_HUB 3
+
+/**
  * gh_debug_fail_nth `what`: mmap — reserving greenlet stack regions, mapping a thread's
  * alternate signal stack (fails with ENOMEM).
  */
@@ -554,6 +575,16 @@ typedef struct gh_switch_token {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Where the calling code runs: GH_CONTEXT_NONE (the thread has no hub),
+ * GH_CONTEXT_MAIN, GH_CONTEXT_GREENLET (both may make blocking greenhub calls) or
+ * GH_CONTEXT_HUB (they would return GH_EPERM). Never creates a hub, never switches.
+ *
+ * *Threads*: any thread; answers for the calling thread. *Blocking*: never; allowed in
+ * a hub callback. *Errors*: GH_EINTERNAL only (a bug).
+ */
+int gh_hub_context(void);
 
 /**
  * Test hook: makes the `n`-th call from now at the sites of kind `what` (a GH_FAIL_*

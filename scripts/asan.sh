@@ -9,6 +9,8 @@
 # 2. Compiles every c-tests/test_*.c and every examples-c/*.c / *.cpp with clang
 #    -fsanitize=address,undefined, linked against that library (clang brings the
 #    runtime; the Rust static library only references it).
+#    The cooperative libc's tests (c-tests/patch/) are built against the instrumented
+#    libgreenhub.so and run with the instrumented libgreenhub_patch.so.
 # 3. Runs them all (each case in its forked child, as scripts/test.sh does; the
 #    examples with their "// smoke: ARGS" line) and fails on any failed case or on any
 #    sanitizer output in any of them: an ASan/LSan/UBSan report, or ASan's
@@ -29,7 +31,7 @@ shopt -s nullglob
 names=()
 for arg; do
     case $arg in
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     -*) echo "asan.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
@@ -121,6 +123,36 @@ for src in "${tests[@]}"; do
     cat "$bin.out"
     record "$name" "$rc" "$bin.out"
 done
+
+# ---- the cooperative libc (c-tests/patch/): against the instrumented libgreenhub.so,
+# with the instrumented libgreenhub_patch.so (the same cargo build: a workspace member)
+# preloaded and linked ahead of libc. ASan's own interceptors run first and call on
+# into the patch (the next definition), which calls libc.
+if ((!${#names[@]})); then
+    adir=$ASAN_TARGET/$TRIPLE/release
+    ln -sfn libgreenhub.so "$adir/libgreenhub.so.0"
+    ln -sfn libgreenhub_patch.so "$adir/libgreenhub_patch.so.0"
+    mkdir -p "$OUT/patch"
+    for src in c-tests/patch/test_*.c; do
+        name=$(basename "${src%.c}") bin=$OUT/patch/$(basename "${src%.c}")
+        pflags=("${TEST_CFLAGS[@]}" "${SAN[@]}" -Iinclude -Ic-tests -Ic-tests/patch "$src")
+        echo "== asan $name (patch preloaded, and linked ahead of libc)"
+        if ! "$CC" "${pflags[@]}" -o "$bin" -L"$adir" -Wl,-rpath,"$adir" -lgreenhub -lpthread ||
+            ! "$CC" "${pflags[@]}" -o "$bin-linked" -L"$adir" -Wl,-rpath,"$adir" \
+                -Wl,--no-as-needed -lgreenhub_patch -lgreenhub -Wl,--as-needed -lpthread; then
+            failed=$((failed + 1)) bad+=("$name (not built)")
+            continue
+        fi
+        rc=0
+        LD_PRELOAD=$adir/libgreenhub_patch.so "$bin" </dev/null >"$bin.out" 2>&1 || rc=$?
+        cat "$bin.out"
+        record "$name (LD_PRELOAD)" "$rc" "$bin.out"
+        rc=0
+        "$bin-linked" </dev/null >"$bin-linked.out" 2>&1 || rc=$?
+        cat "$bin-linked.out"
+        record "$name (linked)" "$rc" "$bin-linked.out"
+    done
+fi
 
 # ---- examples: built the same way (all first: echo_client's smoke run starts the
 # echo_server beside it), then smoke-run with their "// smoke: ARGS" line

@@ -67,11 +67,14 @@ layout() {
     for f in include/greenhub.h "lib/libgreenhub.so.$version" lib/libgreenhub.a \
         lib/cmake/greenhub/greenhubConfig.cmake lib/cmake/greenhub/greenhubConfigVersion.cmake \
         lib/pkgconfig/greenhub.pc lib/pkgconfig/greenhub-static.pc share/doc/greenhub/README.md \
-        share/greenhub/python/greenhub.py; do
+        share/greenhub/python/greenhub.py include/greenhub_patch.h "lib/libgreenhub_patch.so.$version" \
+        lib/pkgconfig/greenhub-patch.pc; do
         if [[ -f $prefix/$f && ! -L $prefix/$f ]]; then echo "file    $f"; else echo "MISSING $f"; ok=1; fi
     done
     local link target
-    for link in "libgreenhub.so.$major:libgreenhub.so.$version" "libgreenhub.so:libgreenhub.so.$major"; do
+    for link in "libgreenhub.so.$major:libgreenhub.so.$version" "libgreenhub.so:libgreenhub.so.$major" \
+        "libgreenhub_patch.so.$major:libgreenhub_patch.so.$version" \
+        "libgreenhub_patch.so:libgreenhub_patch.so.$major"; do
         target=$(readlink "$libdir/${link%%:*}" || true)
         if [[ $target == "${link#*:}" ]]; then
             echo "symlink lib/${link%%:*} -> $target"
@@ -105,7 +108,8 @@ consumer_cmake() { # consumer_cmake DIR CMAKE_ARGS...: configure, build, run the
         { cat "$dir.log"; return 1; }
     grep -- '-- greenhub' "$dir.log" || true
     cmake --build "$dir" >"$dir.build.log" 2>&1 || { cat "$dir.build.log"; return 1; }
-    runs_shared "$dir/consumer" && runs_static "$dir/consumer_static" && run "$dir/cxx_raii"
+    runs_shared "$dir/consumer" && runs_static "$dir/consumer_static" && run "$dir/cxx_raii" &&
+        run env -u LD_LIBRARY_PATH "$dir/patch_consumer"
 }
 check "find_package(greenhub CONFIG): shared, static, C++" \
     consumer_cmake "$tmp/find_package" -DCMAKE_PREFIX_PATH="$prefix"
@@ -156,6 +160,25 @@ pkgconfig() {
     run env LD_LIBRARY_PATH="$libdir" "$tmp/pc/consumer_pc" shared && runs_static "$tmp/pc/consumer_pc_static"
 }
 check "pkg-config: greenhub (shared) and greenhub-static" pkgconfig
+
+patch_pc() { # the cooperative libc from the installed tree: linked ahead of libc, and preloaded
+    export PKG_CONFIG_PATH=$libdir/pkgconfig
+    echo "greenhub-patch.pc:    $(pkg-config --cflags --libs greenhub-patch)"
+    local cc=${GH_CC:-cc} bin=$tmp/pc/patch_consumer preload
+    mkdir -p "$tmp/pc"
+    # shellcheck disable=SC2046
+    run "$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror c-tests/consumer/patch_consumer.c \
+        -o "$bin" $(pkg-config --cflags --libs greenhub-patch) || return 1
+    needed "$bin" | grep -qx "libgreenhub_patch.so.$major" ||
+        { echo "patch_consumer does not need libgreenhub_patch.so.$major"; return 1; }
+    run env LD_LIBRARY_PATH="$libdir" "$bin" || return 1
+    # shellcheck disable=SC2046
+    run "$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror c-tests/consumer/patch_consumer.c \
+        -o "$bin-preload" $(pkg-config --cflags --libs greenhub) || return 1
+    preload=$(pkg-config --variable=preload greenhub-patch)
+    run env LD_LIBRARY_PATH="$libdir" LD_PRELOAD="$preload" "$bin-preload"
+}
+check "pkg-config: greenhub-patch (linked ahead of libc, and LD_PRELOAD)" patch_pc
 
 python_binding() {
     command -v python3 >/dev/null || { echo "python3 not found"; return 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: Rust tests, header checks (C99/C11/C17/C++17, docs, exports),
-# every c-tests/test_*.c, the examples in examples-c/ (C and C++; compiled, and run when
-# they carry a "// smoke: ARGS" line) and the Python binding's test.
+# every c-tests/test_*.c, the cooperative libc's tests (scripts/test_patch.sh), the
+# examples in examples-c/ (C and C++; compiled, and run when they carry a
+# "// smoke: ARGS" line) and the Python binding's test.
 #
 # Usage: scripts/test.sh [--c-only] [TEST...]
 #   --c-only  only the C test programs (no cargo test, header checks, examples, Python)
@@ -19,7 +20,7 @@ c_only=0 names=()
 for arg; do
     case $arg in
     --c-only) c_only=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
@@ -143,6 +144,19 @@ if [[ " ${tests[*]} " == *" c-tests/test_faultinject.c "* ]]; then
         [[ -f $bin.log ]] && cat "$bin.log"
         record "test_faultinject (fault-injection build)" 1 "" "not built"
     fi
+fi
+
+# ---- the cooperative libc (libgreenhub_patch.so, c-tests/patch/): its tests under
+# LD_PRELOAD and linked ahead of libc (same GH_VALGRIND and GREENHUB_BACKEND); the
+# libpq/libcurl example too unless --c-only (scripts/test_patch.sh)
+if ((${#names[@]} == 0)); then
+    echo "== cooperative libc: scripts/test_patch.sh"
+    patch_args=()
+    ((c_only)) && patch_args+=(--no-example)
+    rc=0
+    GH_SKIP_BUILD=1 ./scripts/test_patch.sh "${patch_args[@]}" 2>&1 | tee "$OUT/patch.out" ||
+        rc=${PIPESTATUS[0]}
+    record "cooperative libc (scripts/test_patch.sh)" "$rc" "$OUT/patch.out"
 fi
 
 # ---- examples: compiled; run with their "// smoke: ARGS" line if they have one
