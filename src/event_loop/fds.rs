@@ -15,8 +15,9 @@
 //!   common "wait again" pattern) costs nothing at once, but its registration is
 //!   *unverified*: the user may have closed the fd and reused its number in between,
 //!   leaving nothing registered for the new file. It is verified (`EPOLL_CTL_MOD`;
-//!   `ENOENT` → `ADD`) when it has not fired for two polls or before the loop would
-//!   block, and after a bounded number of events (64, doubling up to 65536 each time
+//!   `ENOENT` → `ADD`) once it has been quiet (no event) for `VERIFY_QUIET_NS` — the
+//!   poll never sleeps past that, so a wait on a lost registration is repaired within
+//!   20-40 ms — and after a bounded number of events (64, doubling up to 65536 each time
 //!   the registration proves good), so a busy fd costs a handful of `epoll_ctl`s in all.
 //! * Registrations carry a per-fd generation in the token. An event from an older
 //!   generation comes from a file the user closed while a `dup` of it lived: the loop
