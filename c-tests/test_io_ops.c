@@ -1937,9 +1937,107 @@ TEST(echo_2000_connections) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== readiness hints (issue 12) ============================================ */
+
+/* A short gh_recv marks the socket drained: the next gh_recv waits for readiness before
+ * its syscall. Data arriving later is still received (level-triggered), and data already
+ * there when the hint says "drained" is returned at once. */
+TEST(recv_hint_short_read_then_more) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    char buf[64];
+    make_pair(sv);
+    ASSERT_EQ(write(sv[1], "ab", 2), 2);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 1.0), 2); /* short: drained */
+    struct op so = mkop(OP_SEND, sv[1], "cd", 2, 5.0);
+    so.delay_ms = 20;
+    gh_greenlet w = spawn_op(&so);
+    double t0 = gh_test_now();
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 5.0), 2);
+    ASSERT_TRUE(memcmp(buf, "cd", 2) == 0);
+    ASSERT_TRUE(gh_test_now() - t0 < 2.5);
+    ASSERT_OK(gh_join(w, 5.0, NULL));
+    ASSERT_OK(gh_release(w));
+    /* Drained again, but the data is there before the call: returned without a wait
+     * that could time out (timeout 0 means "do not wait": the syscall is still made). */
+    ASSERT_EQ(write(sv[1], "e", 1), 1);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 0), 1);
+    ASSERT_EQ(write(sv[1], "f", 1), 1);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 1.0), 1);
+    ASSERT_EQ(buf[0], 'f');
+    /* Nothing there: the drained socket times out as before. */
+    ASSERT_CODE(gh_recv(sv[0], buf, sizeof buf, 0, 0.02), GH_ETIMEDOUT);
+    close_pair(sv);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* A hint is a fact about a file, not a number: after a plain close() and a new socket
+ * reusing the number, gh_recv on the new one returns its data (a stale hint costs at most
+ * one poll, never a lost wake-up or a timeout). */
+TEST(recv_hint_number_reused) {
+    int fds0 = gh_test_fd_count(), sv[2], nv[2];
+    char buf[64];
+    make_pair(sv);
+    ASSERT_EQ(write(sv[1], "a", 1), 1);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 1.0), 1); /* short: drained */
+    ASSERT_CODE(gh_recv(sv[0], buf, sizeof buf, 0, 0.01), GH_ETIMEDOUT); /* parks once */
+    close_pair(sv); /* behind greenhub's back */
+    make_pair(nv);
+    ASSERT_EQ(nv[0], sv[0]);
+    ASSERT_EQ(write(nv[1], "xyz", 3), 3);
+    double t0 = gh_test_now();
+    ASSERT_EQ(gh_recv(nv[0], buf, sizeof buf, 0, 2.0), 3);
+    ASSERT_TRUE(memcmp(buf, "xyz", 3) == 0);
+    ASSERT_TRUE(gh_test_now() - t0 < 1.0);
+    close_pair(nv);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* MSG_PEEK does not consume the data and is never hinted: peek, then read it. */
+TEST(recv_peek_not_hinted) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    char buf[64];
+    make_pair(sv);
+    ASSERT_EQ(write(sv[1], "pq", 2), 2);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, MSG_PEEK, 1.0), 2);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, MSG_PEEK, 0), 2);
+    ASSERT_EQ(gh_recv(sv[0], buf, sizeof buf, 0, 0), 2);
+    ASSERT_TRUE(memcmp(buf, "pq", 2) == 0);
+    close_pair(sv);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* A greenlet parked on an fd (no watcher record) is woken by gh_close with GH_ECLOSED,
+ * and so is a second one waiting on the same fd through a watcher; the fd is closed. */
+TEST(gh_close_wakes_parked_waits) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    make_pair(sv);
+    struct op a = mkop(OP_WAIT_READ, sv[0], NULL, 0, 5.0);
+    struct op b = mkop(OP_WAIT_READ, sv[0], NULL, 0, 5.0);
+    gh_greenlet ga = spawn_parked(&a);
+    gh_greenlet gb = spawn_parked(&b);
+    ASSERT_OK(gh_close(sv[0]));
+    ASSERT_OK(gh_join(ga, 5.0, NULL));
+    ASSERT_OK(gh_join(gb, 5.0, NULL));
+    ASSERT_CODE((int)a.rc, GH_ECLOSED);
+    ASSERT_CODE((int)b.rc, GH_ECLOSED);
+    ASSERT_TRUE(!fd_is_open(sv[0]));
+    ASSERT_OK(gh_release(ga));
+    ASSERT_OK(gh_release(gb));
+    ASSERT_OK(close(sv[1]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(read_write_basic);
+    RUN(recv_hint_short_read_then_more);
+    RUN(recv_hint_number_reused);
+    RUN(recv_peek_not_hinted);
+    RUN(gh_close_wakes_parked_waits);
     RUN(read_waits_cooperatively);
     RUN(socket_flags_untouched);
     RUN(read_write_timeout_expires);
