@@ -141,6 +141,15 @@ pub struct Greenlet {
 }
 
 impl Greenlet {
+    /// Marks the task running and returns its coroutine to resume (None: not a task, or
+    /// dead).
+    #[inline]
+    pub fn enter(&mut self) -> Option<*mut Co> {
+        let co = self.co?;
+        self.state = State::Running;
+        Some(co.as_ptr())
+    }
+
     /// Moves the coroutine out of its stack slot (the task died or is discarded).
     pub fn take_co(&mut self) -> Option<Co> {
         let p = self.co.take()?;

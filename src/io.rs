@@ -353,7 +353,6 @@ impl Hub {
                 }
                 st.stop_watcher(slot);
             }
-            st.drop_wait_watchers(fd);
             st.fds.forget(&mut *st.backend, fd);
             if let Some(e) = st.fds.entry_mut(fd) {
                 e.not_socket = false;

@@ -78,9 +78,6 @@ pub struct FdEntry {
     /// stale hint cost one poll, never a lost wake-up.
     pub read_drained: bool,
     pub write_full: bool,
-    /// Internal io watchers kept for greenlet waits on this fd (READ, WRITE; u32::MAX:
-    /// none): a wait starts and stops one instead of creating and freeing a record.
-    pub wait_watcher: [u32; 2],
     /// A greenlet wait (slot, generation, seq) parked on this fd for READ / WRITE
     /// without a watcher record; linked into `watchers` as `PARKED[side]`.
     pub parked: [(u32, u32, u32); 2],
@@ -107,7 +104,6 @@ impl Default for FdEntry {
             not_socket: false,
             read_drained: false,
             write_full: false,
-            wait_watcher: [u32::MAX; 2],
             parked: [NO_PARK; 2],
         }
     }

@@ -381,7 +381,7 @@ impl Hub {
                     st.start_timer_at(t, w.action(0), now_ns().saturating_add(ns))
                 });
                 if let Some((t, kept)) = timer {
-                    self.st.borrow_mut().put_wait_watcher(t, kept);
+                    self.st.borrow_mut().put_kept_timer(t, kept);
                 }
                 r?;
             }
@@ -408,16 +408,17 @@ impl Hub {
                 parked = Some(w);
                 return Ok(());
             }
-            let (t, kept) = st.take_wait_watcher(fd, events)?;
-            watcher = Some((t, kept));
+            // READ|WRITE, or a second waiter on the same side: a watcher of its own.
+            let (t, _) = st.new_watcher(WatchKind::Io { fd, events }, true)?;
+            watcher = Some(t);
             st.start_watcher(t, w.action(0))?;
             st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
             Ok(())
         });
         if let Some(w) = parked {
             self.st.borrow_mut().unpark_fd(fd, events, w);
-        } else if let Some((t, kept)) = watcher {
-            self.st.borrow_mut().put_wait_watcher(t, kept);
+        } else if let Some(t) = watcher {
+            self.st.borrow_mut().close_watcher(t);
         }
         r.map(|m| m.code)
     }

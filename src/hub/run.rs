@@ -702,13 +702,11 @@ impl Hub {
                 .greenlets
                 .at_mut(slot)
                 .expect("resumed greenlet has a record");
-            let Some(co) = g.co else {
-                return;
-            };
-            g.state = State::Running;
-            co.as_ptr()
+            g.enter()
         };
-        self.run_task(slot, co, msg);
+        if let Some(co) = co {
+            self.run_task(slot, co, msg);
+        }
     }
 
     /// Wakes and runs task (slot, gen) now if it is still parked in wait `seq` (one
@@ -724,13 +722,11 @@ impl Hub {
                 return;
             }
             g.blocked = false;
-            let Some(co) = g.co else {
-                return;
-            };
-            g.state = State::Running;
-            co.as_ptr()
+            g.enter()
         };
-        self.run_task(slot, co, msg);
+        if let Some(co) = co {
+            self.run_task(slot, co, msg);
+        }
     }
 
     /// Takes the pending `gh_switch`, if any (no borrow when there is none).

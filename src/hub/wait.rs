@@ -118,7 +118,7 @@ impl Hub {
                 match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
                     Ok(()) => Ok(Some((t, kept))),
                     Err(e) => {
-                        st.put_wait_watcher(t, kept);
+                        st.put_kept_timer(t, kept);
                         Err(e)
                     }
                 }
@@ -156,7 +156,7 @@ impl Hub {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         if let Some((t, kept)) = timer {
-            st.put_wait_watcher(t, kept);
+            st.put_kept_timer(t, kept);
         }
         let g = st
             .greenlets

@@ -145,40 +145,8 @@ impl HubState {
         }
     }
 
-    /// An internal io watcher for a greenlet waiting on `fd` for `events`: the fd's kept
-    /// one for READ or WRITE alone when it is free, else a new one. Returns (slot,
-    /// kept); give it back with `put_wait_watcher`.
-    pub fn take_wait_watcher(&mut self, fd: i32, events: u8) -> Result<(u32, bool)> {
-        use crate::event_loop::{READ, WRITE};
-        let side = match events {
-            READ => Some(0),
-            WRITE => Some(1),
-            _ => None,
-        };
-        if let Some(i) = side {
-            let kept = self.fds.get(fd).map_or(u32::MAX, |e| e.wait_watcher[i]);
-            if kept != u32::MAX {
-                if let Some(w) = self.watchers.at(kept) {
-                    if !w.active && w.kind == (WatchKind::Io { fd, events }) {
-                        return Ok((kept, true));
-                    }
-                }
-            }
-        }
-        let (t, _) = self.new_watcher(WatchKind::Io { fd, events }, true)?;
-        if let Some(i) = side {
-            if let Some(e) = self.fds.entry_mut(fd) {
-                if e.wait_watcher[i] == u32::MAX {
-                    e.wait_watcher[i] = t;
-                    return Ok((t, true));
-                }
-            }
-        }
-        Ok((t, false))
-    }
-
-    /// Stops a watcher from `take_wait_watcher` (and frees it unless it is kept).
-    pub fn put_wait_watcher(&mut self, slot: u32, kept: bool) {
+    /// Stops a watcher from `take_kept_timer` (and frees it unless it is kept).
+    pub fn put_kept_timer(&mut self, slot: u32, kept: bool) {
         if kept {
             self.stop_watcher(slot);
         } else {
@@ -239,7 +207,7 @@ impl HubState {
 
     /// An internal timer for greenlet `slot`'s wait: its kept timer `which` when free
     /// (created on first use), else a new one. Returns (watcher slot, kept); give it
-    /// back with `put_wait_watcher`.
+    /// back with `put_kept_timer`.
     pub fn take_kept_timer(&mut self, slot: u32, which: usize) -> Result<(u32, bool)> {
         let kept = self
             .greenlets
@@ -277,19 +245,6 @@ impl HubState {
         for t in kept {
             if t != u32::MAX {
                 self.close_watcher(t);
-            }
-        }
-    }
-
-    /// Frees the kept wait watchers of `fd` (gh_close).
-    pub fn drop_wait_watchers(&mut self, fd: i32) {
-        let kept = match self.fds.entry_mut(fd) {
-            Some(e) => std::mem::replace(&mut e.wait_watcher, [u32::MAX; 2]),
-            None => return,
-        };
-        for slot in kept {
-            if slot != u32::MAX {
-                self.close_watcher(slot);
             }
         }
     }
