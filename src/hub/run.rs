@@ -51,6 +51,18 @@ const POLL_BUDGET: u32 = 1024;
 const SLICE_NS: u64 = 5_000_000;
 pub(crate) const CLOCK_EVERY: u32 = 64;
 
+/// When a repeating timer scheduled at `at` and fired at `now` is due next: one period
+/// after `at` (libev's rule: a late loop does not delay the timer's later periods, so it
+/// keeps time), and if the loop was so late that periods went by entirely, the first
+/// period boundary after `now` (missed periods are skipped, not fired in a burst).
+fn rearm_at(at: u64, repeat: u64, now: u64) -> u64 {
+    let next = at.saturating_add(repeat);
+    if next > now || at > now {
+        return next;
+    }
+    now.saturating_add(repeat - (now - at) % repeat)
+}
+
 #[derive(Copy, Clone)]
 enum List {
     Prepare,
@@ -500,6 +512,7 @@ impl Hub {
                 let mut st = self.st.borrow_mut();
                 let st = &mut *st;
                 let now = st.now;
+                let at = st.timers.next().unwrap_or(u64::MAX);
                 let Some(slot) = st.timers.pop_due(now) else {
                     break;
                 };
@@ -511,7 +524,7 @@ impl Hub {
                 let action = w.action;
                 match w.kind {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
-                        st.timers.insert(slot, now.saturating_add(repeat));
+                        st.timers.insert(slot, rearm_at(at, repeat, now));
                     }
                     _ => {
                         w.active = false;
@@ -802,5 +815,24 @@ impl Hub {
         }
         joiners.clear();
         self.st.borrow_mut().scratch_joiners = joiners;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rearm_at;
+
+    #[test]
+    fn repeating_timers_rearm_from_their_schedule() {
+        // On time or a little late: the next period, from the scheduled time.
+        assert_eq!(rearm_at(100, 10, 100), 110);
+        assert_eq!(rearm_at(100, 10, 107), 110);
+        // Periods missed entirely are skipped, keeping the phase.
+        assert_eq!(rearm_at(100, 10, 110), 120);
+        assert_eq!(rearm_at(100, 10, 125), 130);
+        assert_eq!(rearm_at(100, 10, 1_000_005), 1_000_010);
+        // No overflow near the end of time.
+        assert_eq!(rearm_at(u64::MAX - 5, 10, u64::MAX - 5), u64::MAX);
+        assert_eq!(rearm_at(u64::MAX - 25, 10, u64::MAX - 1), u64::MAX);
     }
 }
