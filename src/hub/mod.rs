@@ -51,6 +51,12 @@ pub enum Callback {
         f: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     },
+    /// `gh_hub_call_threadsafe`: like `User`, and run at the latest when the hub is
+    /// destroyed (`GH_OK` from the call means it runs).
+    Remote {
+        f: unsafe extern "C" fn(*mut c_void),
+        arg: *mut c_void,
+    },
 }
 
 /// A pending `gh_switch` to a task, performed by the hub after the switcher parks.
@@ -230,6 +236,11 @@ impl Drop for ThreadGuard {
                 HUB.with(|h| h.set(p));
                 return;
             }
+            // Accepted cross-thread calls run before the hub goes (published meanwhile,
+            // so the greenhub calls they make find it).
+            HUB.with(|h| h.set(p));
+            hub.run_remote_calls_at_destroy();
+            HUB.with(|h| h.set(ptr::null()));
             // SAFETY: as above; no greenlet runs, so nothing on a live stack uses it.
             drop(unsafe { Box::from_raw(p as *mut Hub) });
         }
@@ -417,6 +428,7 @@ pub fn destroy() -> Result<()> {
     if hub.current.get() != hub.main_slot {
         return Err(Error::PERM);
     }
+    hub.run_remote_calls_at_destroy();
     let p = HUB.with(|h| h.replace(ptr::null()));
     // SAFETY: p came from Box::into_raw in `create`, is unpublished now, and no task is
     // running (main is), so nothing on any live stack will touch it again.

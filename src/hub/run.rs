@@ -225,7 +225,7 @@ impl Hub {
                     } => self.wake(slot, gen, seq, msg, true),
                     // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
                     // a valid function for arg; it runs in the hub like any watcher callback.
-                    Callback::User { f, arg } => unsafe { f(arg) },
+                    Callback::User { f, arg } | Callback::Remote { f, arg } => unsafe { f(arg) },
                 }
             }
             if !chain {
