@@ -571,9 +571,9 @@ pub(crate) fn install_dump_signal(hub: &Hub) {
         return;
     };
     unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, _a: *mut c_void) {
-        let mut s = String::new();
-        runinfo::format_all(&mut s);
-        eprint!("{s}");
+        if let Some(hub) = crate::hub::existing() {
+            runinfo::dump_on_signal(hub);
+        }
     }
     let mut st = hub.st.borrow_mut();
     let r = st
