@@ -12,6 +12,18 @@
  * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
  * objects belong to the hub of the thread that created them; only functions marked
  * thread-safe may be called from another thread.
+ *
+ * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
+ * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
+ * loop or a greenlet's stack: called from a callback or greenlet function, or acting on
+ * a thread blocked in a greenhub call (gh_hub_run's poll is a cancellation point), they
+ * end the process (SIGABRT) with a message saying so. To end such a thread, stop its
+ * loop (an async watcher or gh_hub_call_threadsafe whose callback stops the watchers
+ * keeping it alive) and return from the thread function; at thread exit its hub is
+ * destroyed as by gh_hub_destroy. C++ exceptions must be caught inside callbacks and
+ * greenlet functions (the same message otherwise); inside them each greenlet has its own
+ * exception state (the caught-exception stack and std::uncaught_exceptions(), swapped
+ * at every switch), so a greenlet may block inside a catch handler or a destructor.
  */
 
 #ifndef GREENHUB_H

@@ -87,8 +87,26 @@ impl Hub {
     #[inline(always)]
     pub(crate) fn switched(&self, from: u32, to: u32) {
         self.publish_active(to, 0);
-        if self.diag.get() != 0 {
+        if self.diag.get() & !crate::monitor::DIAG_CXX != 0 {
             crate::monitor::on_switch(self, from, to);
+        }
+    }
+
+    /// Exchanges the thread's C++ exception globals (the caught-exception stack and the
+    /// uncaught count) with those kept beside coroutine `co` (`stack::cxa_of`), when the
+    /// process has a C++ runtime: called when a task is switched in, it gives the task its
+    /// own and keeps the hub's (main's: one stack); when it is switched out, the reverse.
+    /// So each greenlet has its own, as each thread has, and a greenlet that blocks inside
+    /// a `catch` handler shares them with no other.
+    #[cold]
+    #[inline(never)]
+    fn swap_cxx(&self, co: *mut Co) {
+        if let Some(g) = self.cxa_globals {
+            // SAFETY: g is this thread's __cxa_get_globals() (the hub is this thread's),
+            // valid for the thread's life; cxa_of(co) is the task's area beside its
+            // coroutine, mapped while the coroutine lives (it does: the hub just resumed
+            // it or is about to); neither is touched by anything else during the swap.
+            unsafe { std::ptr::swap(g.as_ptr(), crate::stack::cxa_of(co)) };
         }
     }
 
@@ -759,12 +777,19 @@ impl Hub {
         debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
+        let cxx = self.diag.get() & crate::monitor::DIAG_CXX != 0;
+        if cxx {
+            self.swap_cxx(co);
+        }
         // SAFETY: `co` points at the task's coroutine in its own stack slot, which never
         // moves and stays valid until the task dies (take_co reads it out only then, or
         // when a never-started or discarded task goes); only the hub resumes tasks, one at
         // a time (the hub runs no task now: `current` was the hub), so this is the only
         // reference.
         let r = unsafe { (*co).resume(msg) };
+        if cxx {
+            self.swap_cxx(co);
+        }
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
         if let CoroutineResult::Return(result) = r {

@@ -64,6 +64,8 @@ pub type ReportSink = Arc<dyn Fn(&BlockReport) + Send + Sync>;
 /// `Hub::diag` bits.
 pub(crate) const DIAG_TRACE: u8 = 1;
 pub(crate) const DIAG_ASSERT: u8 = 2;
+/// Set for good when the process has a C++ runtime: `Hub::swap_cxx` at every switch.
+pub(crate) const DIAG_CXX: u8 = 4;
 
 /// A greenlet as published for the monitor thread.
 #[derive(Clone, Debug, Default)]
