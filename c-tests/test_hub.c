@@ -291,7 +291,9 @@ TEST(configure_backend_epoll) {
 TEST(configure_bad_backend_and_monitor) {
     gh_hub_config cfg;
     int fd0 = gh_test_fd_count();
+    const char *err;
     gh_hub_config_init(&cfg);
+    gh_test_capture_stderr_begin();
     cfg.backend = "nope";
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
     cfg.backend = "";
@@ -306,6 +308,8 @@ TEST(configure_bad_backend_and_monitor) {
     cfg.monitor = 1;
     cfg.max_blocking_time = INFINITY;
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+    err = gh_test_capture_stderr_end(); /* a line for the first bad name */
+    ASSERT_TRUE(strstr(err, "greenhub: unknown backend \"nope\"") != NULL);
     ASSERT_EQ(gh_test_fd_count(), fd0);
     gh_hub_config_init(&cfg); /* none of the failures created the hub */
     cfg.monitor = 1;
@@ -370,7 +374,9 @@ TEST(env_backend_unknown) {
     gh_greenlet g = {0x1234};
     int fd0 = gh_test_fd_count();
     ASSERT_OK(setenv("GREENHUB_BACKEND", "nope", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_spawn(&g, return_arg, NULL), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"nope\"") != NULL);
     ASSERT_EQ(g.id, 0x1234); /* *out not written on failure */
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
     ASSERT_EQ(gh_hub_current().id, 0);

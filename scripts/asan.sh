@@ -85,15 +85,16 @@ export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 # Sanitizer output that fails a run even when the program's exit code says it passed.
 REPORTS='ERROR: (AddressSanitizer|LeakSanitizer)|[0-9]+:[0-9]+: runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 
-passed=0 failed=0 reports=0 bad=()
+passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
 record() { # record NAME RC LOG: a program's result, counting its cases and reports
-    local name=$1 rc=$2 log=$3 line p=0 f=0 r
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
-    [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
-    [[ -z $line ]] && ((rc == 0)) && p=1
+    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
+    c=$(counts "$log")
+    [[ -n $c ]] && read -r p f s <<<"$c"
+    [[ -z $c ]] && ((rc == 0)) && p=1
     ((rc != 0 && f == 0)) && f=1
+    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
     r=$(grep -cE "$REPORTS" "$log" || true)
-    passed=$((passed + p)) failed=$((failed + f)) reports=$((reports + r))
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
     if ((r)); then
         bad+=("$name (sanitizer output: $r line(s), see $log)")
     elif ((rc != 0)); then
@@ -189,6 +190,7 @@ fi
 echo
 echo "== asan summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+for s in "${skips[@]}"; do echo "  skipped: $s"; done
 echo "sanitizer reports: $reports"
-echo "asan: $passed passed, $failed failed"
+echo "asan: $passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

@@ -22,6 +22,44 @@ build_lib() {
     ln -sfn libgreenhub.so "$TARGET_DIR/release/libgreenhub.so.$major"
 }
 
+# counts LOG: "P F S" from LOG's last "N passed, N failed[, N skipped]" line (the
+# harness's closing line, or a script's), or nothing when there is none.
+counts() {
+    local line p f s=0
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$1" | tail -n 1 || true)
+    [[ -n $line ]] || return 0
+    read -r p _ f _ s _ <<<"${line//,/}"
+    echo "$p $f ${s:-0}"
+}
+
+# skip_lines NAME LOG: one line per distinct reason of LOG's "skip CASE (REASON)" lines:
+# "NAME: CASE, CASE: REASON".
+skip_lines() {
+    sed -n 's/^skip \([^ ]*\) (\(.*\))$/\2\t\1/p' "$2" | awk -F'\t' -v name="$1" '
+        !($1 in cases) { order[++n] = $1; cases[$1] = $2; next }
+        { cases[$1] = cases[$1] ", " $2 }
+        END { for (i = 1; i <= n; i++) print name ": " cases[order[i]] ": " order[i] }'
+}
+
+# vg_filter COUNTFILE: stdin to stdout without valgrind's known noise. Debian's
+# valgrind does not know pidfd_open (syscall 434): it answers ENOSYS, which greenhub
+# handles (gh_child_new falls back to SIGCHLD), and prints a five-line warning each
+# time. Those blocks are dropped; their number is added to COUNTFILE.
+vg_filter() {
+    awk -v countfile="$1" '
+        /^--[0-9]+-- WARNING: unhandled amd64-linux syscall: 434$/ { n++; skip = 4; next }
+        skip > 0 && /^--[0-9]+-- / { skip--; next }
+        { skip = 0; print; fflush() }
+        END { if (n) print n >> countfile }'
+}
+
+# vg_filtered COUNTFILE: the one line saying what vg_filter dropped (nothing if nothing).
+vg_filtered() {
+    [[ -s $1 ]] || return 0
+    echo "valgrind: $(awk '{ n += $1 } END { print n }' "$1") \"unhandled amd64-linux syscall: 434\"" \
+        "warnings filtered (pidfd_open, unknown to this valgrind: ENOSYS, greenhub uses SIGCHLD)"
+}
+
 # compile SRC BIN FLAGS...: one C program linked against the static library.
 # Compiler output goes to BIN.log; BIN exists afterwards only on success.
 compile() {

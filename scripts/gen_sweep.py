@@ -268,15 +268,23 @@ def constructor(h, handle):
 def control(func, params, kinds, h, code):
     """The same call with every argument valid, under an expired gh_timeout (so a call
     that would wait returns at once): it must not give `code` — else the sweep's own
-    arguments are wrong and the expected code above proves nothing."""
+    arguments are wrong and the expected code above proves nothing. Its stderr is
+    captured: a valid call may report its failure there (gh_assert_switches_end's
+    GH_ENOSWITCH report), but a call that succeeds must say nothing."""
     call = c_call(func, [valid_value(h, func, q, kq) for q, kq in zip(params, kinds)])
     return [
         "    /* control: every argument valid -> not " + code + " */",
         "    sweep_clear();",
         "    sweep_control_begin();",
         "    {",
+        "        const char *err_;",
+        "        gh_test_capture_stderr_begin();",
         f"        long long rc_ = (long long)({call});",
+        "        err_ = gh_test_capture_stderr_end();",
         "        sweep_control_end();",
+        "        if (err_[0] && rc_ >= 0)",
+        f"            fprintf(stderr, \"control call of {func} returned %lld and wrote: %s\", rc_, err_);",
+        "        ASSERT_TRUE(!err_[0] || rc_ < 0);",
         f"        if (rc_ == {code})",
         f"            fprintf(stderr, \"control call of {func} with valid arguments gave {code}:"
         " the sweep's arguments are wrong\\n\");",
