@@ -14,12 +14,8 @@ TEST_CFLAGS=(-Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -g -O1)
 
 build_lib() {
     echo "== cargo build --release"
+    # (build.rs makes the libgreenhub.so.MAJOR link, the SONAME, beside libgreenhub.so)
     cargo build --release
-    # The shared library's SONAME is libgreenhub.so.MAJOR (build.rs): give programs linked
-    # against target/release/libgreenhub.so the file name the loader will look for.
-    local major
-    major=$(sed -n 's/^version *= *"\([0-9][0-9]*\)\..*/\1/p' Cargo.toml | head -n 1)
-    ln -sfn libgreenhub.so "$TARGET_DIR/release/libgreenhub.so.$major"
 }
 
 # counts LOG: "P F S" from LOG's last "N passed, N failed[, N skipped]" line (the
@@ -58,6 +54,23 @@ vg_filtered() {
     [[ -s $1 ]] || return 0
     echo "valgrind: $(awk '{ n += $1 } END { print n }' "$1") \"unhandled amd64-linux syscall: 434\"" \
         "warnings filtered (pidfd_open, unknown to this valgrind: ENOSYS, greenhub uses SIGCHLD)"
+}
+
+# check NAME COMMAND...: one check of a script that counts checks (passed, failed and
+# bad, the caller's), its output indented. COMMAND runs in a subshell (the pipeline): its
+# exports and cd stay there.
+check() {
+    local name=$1 rc=0
+    shift
+    echo "== $name"
+    "$@" 2>&1 | sed 's/^/  /' || rc=${PIPESTATUS[0]}
+    if ((rc == 0)); then
+        passed=$((passed + 1))
+        echo "  ok $name"
+    else
+        failed=$((failed + 1)) bad+=("$name")
+        echo "  FAIL $name (exit $rc)"
+    fi
 }
 
 # compile SRC BIN FLAGS...: one C program linked against the static library.

@@ -24,8 +24,6 @@ done
 
 [[ ${GH_SKIP_BUILD:-0} == 1 ]] || build_lib
 R=$TARGET_DIR/release
-major=$(sed -n 's/^version *= *"\([0-9][0-9]*\)\..*/\1/p' patch/Cargo.toml | head -n 1)
-ln -sfn libgreenhub_patch.so "$R/libgreenhub_patch.so.$major"
 [[ -f $R/libgreenhub_patch.so ]] || { echo "no $R/libgreenhub_patch.so (cargo build --release)"; exit 1; }
 
 tests=()
