@@ -1242,8 +1242,12 @@ TEST(stack_sizes_configure) {
     int fd0 = gh_test_fd_count();
     gh_hub_config_init(&cfg);
     for (i = 0; i < N_BAD_STACKS; i++) {
+        const char *err;
         cfg.stack_size = BAD_STACKS[i];
+        gh_test_capture_stderr_begin(); /* sizes above 1 GiB get a line */
         ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+        err = gh_test_capture_stderr_end();
+        ASSERT_TRUE(err[0] == 0 || strstr(err, "greenhub: stack size ") != NULL);
         ASSERT_EQ(gh_test_fd_count(), fd0);
     }
     for (i = 0; i < N_GOOD_STACKS; i++) {
