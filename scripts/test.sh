@@ -233,7 +233,7 @@ for cxx in g++ clang++; do
         fi
         echo "== ${runner[*]:+valgrind }$name"
         rc=0
-        "${runner[@]}" "$bin" </dev/null 2>&1 | tee "$bin.out" || rc=${PIPESTATUS[0]}
+        "${runner[@]}" "$bin" </dev/null 2>&1 | "${filter[@]}" | tee "$bin.out" || rc=${PIPESTATUS[0]}
         record "$name" "$rc" "$bin.out"
     done
 done
