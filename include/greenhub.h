@@ -389,6 +389,11 @@ typedef struct gh_spawn_options {
 } gh_spawn_options;
 
 /**
+ * A function gh_link runs when greenlet `g` ends: `void fn(gh_greenlet g, void *arg)`.
+ */
+typedef void (*gh_link_fn)(struct gh_greenlet g, void *arg);
+
+/**
  * Settings of a thread's hub, applied by gh_hub_configure before the hub's first use.
  * Fill it with gh_hub_config_init first, then change what you need.
  */
@@ -850,6 +855,32 @@ int gh_greenlet_name(struct gh_greenlet g, char *buf, size_t len);
  * `name` NUL-terminated.
  */
 int gh_greenlet_set_name(struct gh_greenlet g, const char *name);
+
+/**
+ * Links `fn` to greenlet `g` (gevent's `rawlink`): when `g` ends — its function
+ * returns, or it is killed, before or after it started — `fn(g, arg)` runs in the hub,
+ * in the next loop iteration, links in the order they were made; linking a greenlet that
+ * has already ended queues `fn` at once. `fn` runs as a hub callback: it must not block
+ * (blocking calls return GH_EPERM there). A greenlet may be linked several times, to the
+ * same function too. Links of greenlets still alive when their hub is destroyed never
+ * run. Links survive gh_release (then `g` is stale in `fn`: use `arg`).
+ *
+ * *Ownership*: `arg` is passed through untouched. *Threads*: `g` of this thread's hub.
+ * *Blocking*: never.
+ * *Errors*: GH_EINVAL (`fn` NULL; `g` is the main greenlet or the hub), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD, GH_ENOMEM.
+ */
+int gh_link(struct gh_greenlet g, gh_link_fn fn, void *arg);
+
+/**
+ * Removes the first link of `g` to `fn` with `arg` that has not run yet (made by
+ * gh_link; also one queued because `g` has ended). Returns 1 if one was removed, 0 if
+ * none matched.
+ *
+ * *Threads*: `g` of this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_unlink(struct gh_greenlet g, gh_link_fn fn, void *arg);
 
 /**
  * Gives up the handle `g`: it is stale from now on. The greenlet itself keeps running

@@ -138,7 +138,14 @@ pub struct Greenlet {
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
     pub stack_lo: usize,
     pub stack_hi: usize,
+    /// gh_link's functions, run in the hub (in this order) when it dies.
+    pub links: Vec<Link>,
 }
+
+/// A gh_link function and its argument.
+pub type Link = (LinkFn, *mut c_void);
+/// `void fn(gh_greenlet g, void *arg)` (a greenlet handle has RawHandle's layout).
+pub type LinkFn = unsafe extern "C" fn(crate::event_loop::watcher::RawHandle, *mut c_void);
 
 /// The C++ runtime's per-thread exception globals (`__cxa_eh_globals` of the Itanium
 /// C++ ABI, as libstdc++'s libsupc++ and LLVM's libc++abi lay it out on x86-64 and
@@ -223,6 +230,7 @@ impl Greenlet {
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,
+            links: Vec::new(),
         }
     }
 

@@ -510,6 +510,64 @@ impl Hub {
         Ok(())
     }
 
+    /// gh_link: `f(g, arg)` runs in the hub when (slot, gen) dies (in link order), or in
+    /// the next iteration if it is dead already. Tasks only (`EINVAL` for main and hub).
+    pub fn link(
+        &self,
+        slot: u32,
+        gen: u32,
+        f: crate::greenlet::LinkFn,
+        arg: *mut c_void,
+    ) -> Result<()> {
+        self.greenlet_ok(slot, gen)?;
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let g = st.greenlets.at_mut(slot).expect("checked");
+        if g.role != Role::Task {
+            return Err(Error::INVAL);
+        }
+        if g.is_dead() {
+            let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);
+            st.queue.push_back(Callback::Link { f, g: id, arg });
+        } else {
+            g.links.try_reserve(1).map_err(|_| Error::NOMEM)?;
+            g.links.push((f, arg));
+        }
+        Ok(())
+    }
+
+    /// gh_unlink: removes the first link (f, arg) of (slot, gen) that has not run yet
+    /// (pending, or queued because it died); returns how many were removed (0 or 1).
+    pub fn unlink(
+        &self,
+        slot: u32,
+        gen: u32,
+        f: crate::greenlet::LinkFn,
+        arg: *mut c_void,
+    ) -> Result<usize> {
+        self.greenlet_ok(slot, gen)?;
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let g = st.greenlets.at_mut(slot).expect("checked");
+        let same =
+            |lf: crate::greenlet::LinkFn, la: *mut c_void| std::ptr::fn_addr_eq(lf, f) && la == arg;
+        if let Some(i) = g.links.iter().position(|&(lf, la)| same(lf, la)) {
+            g.links.remove(i);
+            return Ok(1);
+        }
+        let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);
+        let queued = st.queue.iter().position(
+            |cb| matches!(*cb, Callback::Link { f: lf, g, arg: la } if g == id && same(lf, la)),
+        );
+        Ok(match queued {
+            Some(i) => {
+                st.queue.remove(i);
+                1
+            }
+            None => 0,
+        })
+    }
+
     /// (slot, gen) of the running greenlet.
     pub fn current_id(&self) -> (u32, u32) {
         let slot = self.current.get();

@@ -51,6 +51,12 @@ pub enum Callback {
         f: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     },
+    /// A gh_link function of greenlet `g` (its handle), which died.
+    Link {
+        f: crate::greenlet::LinkFn,
+        g: u64,
+        arg: *mut c_void,
+    },
     /// `gh_hub_call_threadsafe`: like `User`, and run at the latest when the hub is
     /// destroyed (`GH_OK` from the call means it runs).
     Remote {

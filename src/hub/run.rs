@@ -244,6 +244,11 @@ impl Hub {
                     // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
                     // a valid function for arg; it runs in the hub like any watcher callback.
                     Callback::User { f, arg } | Callback::Remote { f, arg } => unsafe { f(arg) },
+                    // SAFETY: f and arg come from gh_link's caller, who promised f is a valid
+                    // function for arg; it runs in the hub like any callback.
+                    Callback::Link { f, g, arg } => unsafe {
+                        f(crate::event_loop::watcher::RawHandle { id: g }, arg)
+                    },
                 }
             }
             if !chain {
@@ -822,11 +827,18 @@ impl Hub {
             let st = &mut *st;
             let mut joiners = std::mem::take(&mut st.scratch_joiners);
             st.drop_kept_timers(slot);
+            let gen = st.greenlets.gen(slot);
             let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
             g.state = State::Dead;
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
+            if !g.links.is_empty() {
+                let id = self.handle(Kind::Greenlet, slot, gen);
+                for (f, arg) in std::mem::take(&mut g.links) {
+                    st.queue.push_back(super::Callback::Link { f, g: id, arg });
+                }
+            }
             if self.monitored.get() {
                 crate::monitor::unpublish(self, slot);
             }
