@@ -138,12 +138,12 @@ pub struct Greenlet {
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
     pub stack_lo: usize,
     pub stack_hi: usize,
-    /// gh_link's functions, run in the hub (in this order) when it dies.
-    pub links: Vec<Link>,
+    /// It has gh_link functions (in `HubState::links`), run in the hub when it dies.
+    pub linked: bool,
 }
 
-/// A gh_link function and its argument.
-pub type Link = (LinkFn, *mut c_void);
+/// A gh_link: the greenlet (slot), its function and argument.
+pub type Link = (u32, LinkFn, *mut c_void);
 /// `void fn(gh_greenlet g, void *arg)` (a greenlet handle has RawHandle's layout).
 pub type LinkFn = unsafe extern "C" fn(crate::event_loop::watcher::RawHandle, *mut c_void);
 
@@ -230,7 +230,7 @@ impl Greenlet {
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,
-            links: Vec::new(),
+            linked: false,
         }
     }
 

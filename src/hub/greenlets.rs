@@ -530,8 +530,9 @@ impl Hub {
             let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);
             st.queue.push_back(Callback::Link { f, g: id, arg });
         } else {
-            g.links.try_reserve(1).map_err(|_| Error::NOMEM)?;
-            g.links.push((f, arg));
+            st.links.try_reserve(1).map_err(|_| Error::NOMEM)?;
+            st.links.push((slot, f, arg));
+            st.greenlets.at_mut(slot).expect("checked").linked = true;
         }
         Ok(())
     }
@@ -548,11 +549,14 @@ impl Hub {
         self.greenlet_ok(slot, gen)?;
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
-        let g = st.greenlets.at_mut(slot).expect("checked");
         let same =
             |lf: crate::greenlet::LinkFn, la: *mut c_void| std::ptr::fn_addr_eq(lf, f) && la == arg;
-        if let Some(i) = g.links.iter().position(|&(lf, la)| same(lf, la)) {
-            g.links.remove(i);
+        if let Some(i) = st
+            .links
+            .iter()
+            .position(|&(s, lf, la)| s == slot && same(lf, la))
+        {
+            st.links.remove(i);
             return Ok(1);
         }
         let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);

@@ -181,6 +181,9 @@ pub struct HubState {
     pub scratch_io: Vec<(u32, u32, i32)>,
     pub(crate) scratch_fd: Vec<run::FdFire>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
+    /// gh_link's links of live greenlets, in link order (a side table: the greenlet
+    /// record only says it has some).
+    pub links: Vec<crate::greenlet::Link>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
 }
@@ -385,6 +388,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
+            links: Vec::new(),
         }),
         current: Cell::new(main_slot),
         main_slot,

@@ -833,11 +833,15 @@ impl Hub {
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
-            if !g.links.is_empty() {
+            if std::mem::take(&mut g.linked) {
                 let id = self.handle(Kind::Greenlet, slot, gen);
-                for (f, arg) in std::mem::take(&mut g.links) {
-                    st.queue.push_back(super::Callback::Link { f, g: id, arg });
-                }
+                let (queue, links) = (&mut st.queue, &mut st.links);
+                links.retain(|&(s, f, arg)| {
+                    if s == slot {
+                        queue.push_back(super::Callback::Link { f, g: id, arg });
+                    }
+                    s != slot
+                });
             }
             if self.monitored.get() {
                 crate::monitor::unpublish(self, slot);
