@@ -2436,6 +2436,23 @@ TEST(links_bad_arguments) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* gh_local_* (issue 14): NULL pointers -> GH_EINVAL; zero, forged, deleted keys and
+ * other kinds of handle -> GH_EBADHANDLE. */
+TEST(locals_bad_arguments) {
+    gh_local_key k, zero = {0}, forged;
+    void *v = NULL;
+    ASSERT_CODE(gh_local_key_create(NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_local_key_create(&k, NULL));
+    ASSERT_CODE(gh_local_get(k, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_local_get(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_set(zero, v), GH_EBADHANDLE);
+    forged.id = gh_main().id;
+    ASSERT_CODE(gh_local_set(forged, v), GH_EBADHANDLE);
+    ASSERT_OK(gh_local_key_delete(k));
+    ASSERT_CODE(gh_local_get(k, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(null_pointers_rejected);
@@ -2478,5 +2495,6 @@ int main(int argc, char **argv) {
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);
     RUN(links_bad_arguments);
+    RUN(locals_bad_arguments);
     return TEST_DONE();
 }

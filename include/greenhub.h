@@ -440,6 +440,18 @@ typedef struct gh_hub_ref {
 typedef void (*gh_callback_fn)(void *arg);
 
 /**
+ * A greenlet-local storage key (a value; gh_local_key_create).
+ */
+typedef struct gh_local_key {
+  uint64_t id;
+} gh_local_key;
+
+/**
+ * A greenlet-local value's destructor: `void dtor(void *value)`.
+ */
+typedef void (*gh_local_dtor_fn)(void *value);
+
+/**
  * A gh_timeout_start deadline (a value handle).
  */
 typedef struct gh_timeout {
@@ -1195,6 +1207,54 @@ int gh_close(int fd);
  * `status` NULL or writable.
  */
 int gh_waitpid(int pid, int *status, double timeout);
+
+/**
+ * Creates a key for greenlet-local values (gevent.local; `pthread_key_create` for
+ * greenlets): each greenlet (main and, in callbacks, the hub included) has its own value
+ * for it, NULL until set. When a greenlet ends, `dtor` (may be NULL) runs with each
+ * non-NULL value it had, as a hub callback in a later iteration (it must not block);
+ * when the hub is destroyed, it runs first for every value still set (main's too), in
+ * up to 4 rounds if destructors set values again.
+ *
+ * *Ownership*: `*out` is the caller's: gh_local_key_delete it. The values are the
+ * caller's; greenhub only hands them to `dtor`. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_local_key_create(struct gh_local_key *out, gh_local_dtor_fn dtor);
+
+/**
+ * Deletes `key` (as `pthread_key_delete`): no destructor runs; values set with it are
+ * forgotten. The handle is stale from now on.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE (zero, forged, deleted), GH_EWRONGTHREAD.
+ */
+int gh_local_key_delete(struct gh_local_key key);
+
+/**
+ * Sets the calling greenlet's value for `key` (NULL clears it: no destructor runs for
+ * it then).
+ *
+ * *Ownership*: `value` stays the caller's until `key`'s destructor gets it.
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_ENOMEM.
+ */
+int gh_local_set(struct gh_local_key key, void *value);
+
+/**
+ * Gets the calling greenlet's value for `key` into `*value` (NULL if it set none).
+ *
+ * *Ownership*: writes the caller's pointer. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`value` NULL), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `value` NULL or writable.
+ */
+int gh_local_get(struct gh_local_key key, void **value);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have

@@ -71,6 +71,7 @@ NULL_ALLOWED = {
     ("gh_queue_put", "item"): "an item passed through untouched",
     ("gh_waiter_switch", "value"): "a value passed through untouched",
     ("gh_waiter_get", "value"): "`value` NULL or writable",
+    ("gh_local_set", "value"): "a value (NULL clears it)",
 }
 
 # How to make a live handle of a kind, where the generic rule (the first function
@@ -82,6 +83,7 @@ CONSTRUCTORS = {
     "gh_timeout": "gh_timeout_start(&h, GH_FOREVER)",  # never expires
     "gh_sem": "gh_sem_new(&h, 1)",
     "gh_queue": "gh_queue_new(&h, 0)",
+    "gh_local_key": "gh_local_key_create(&h, NULL)",
 }
 
 # Valid values of int-like parameters by name (the default is 0).

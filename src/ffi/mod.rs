@@ -12,6 +12,7 @@ pub mod error;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod local;
 pub mod sync;
 pub mod threadpool;
 pub mod watcher;

@@ -15,6 +15,7 @@
 
 pub mod embed;
 pub mod greenlets;
+pub mod locals;
 pub mod run;
 pub mod wait;
 pub mod watchers;
@@ -51,6 +52,8 @@ pub enum Callback {
         f: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     },
+    /// A greenlet-local value's destructor (its greenlet died).
+    Dtor { f: locals::DtorFn, arg: *mut c_void },
     /// A gh_link function of greenlet `g` (its handle), which died.
     Link {
         f: crate::greenlet::LinkFn,
@@ -184,6 +187,9 @@ pub struct HubState {
     /// gh_link's links of live greenlets, in link order (a side table: the greenlet
     /// record only says it has some).
     pub links: Vec<crate::greenlet::Link>,
+    /// Greenlet-local values per greenlet slot: (key slot, key generation, value).
+    pub locals: std::collections::HashMap<u32, Vec<(u32, u32, *mut c_void)>>,
+    pub local_keys: Table<locals::LocalKey>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
 }
@@ -253,6 +259,7 @@ impl Drop for ThreadGuard {
             // so the greenhub calls they make find it).
             HUB.with(|h| h.set(p));
             hub.run_remote_calls_at_destroy();
+            hub.run_local_dtors_at_destroy();
             HUB.with(|h| h.set(ptr::null()));
             // SAFETY: as above; no greenlet runs, so nothing on a live stack uses it.
             drop(unsafe { Box::from_raw(p as *mut Hub) });
@@ -389,6 +396,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
             links: Vec::new(),
+            locals: std::collections::HashMap::new(),
+            local_keys: Table::default(),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -449,6 +458,7 @@ pub fn destroy() -> Result<()> {
         return Err(Error::PERM);
     }
     hub.run_remote_calls_at_destroy();
+    hub.run_local_dtors_at_destroy();
     let p = HUB.with(|h| h.replace(ptr::null()));
     // SAFETY: p came from Box::into_raw in `create`, is unpublished now, and no task is
     // running (main is), so nothing on any live stack will touch it again.

@@ -241,9 +241,15 @@ impl Hub {
                         seq,
                         msg,
                     } => self.wake(slot, gen, seq, msg, true),
-                    // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
-                    // a valid function for arg; it runs in the hub like any watcher callback.
-                    Callback::User { f, arg } | Callback::Remote { f, arg } => unsafe { f(arg) },
+                    Callback::User { f, arg }
+                    | Callback::Remote { f, arg }
+                    | Callback::Dtor { f, arg } => {
+                        // SAFETY: f and arg come from the caller of gh_run_callback,
+                        // gh_hub_call_threadsafe or gh_local_key_create (+ gh_local_set), who
+                        // promised f is a valid function for arg; it runs in the hub like any
+                        // watcher callback.
+                        unsafe { f(arg) }
+                    }
                     // SAFETY: f and arg come from gh_link's caller, who promised f is a valid
                     // function for arg; it runs in the hub like any callback.
                     Callback::Link { f, g, arg } => unsafe {
@@ -833,6 +839,7 @@ impl Hub {
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
+            let has_locals = std::mem::take(&mut g.has_locals);
             if std::mem::take(&mut g.linked) {
                 let id = self.handle(Kind::Greenlet, slot, gen);
                 let (queue, links) = (&mut st.queue, &mut st.links);
@@ -843,10 +850,14 @@ impl Hub {
                     s != slot
                 });
             }
+            let released = g.released;
+            if has_locals {
+                st.queue_local_dtors(slot);
+            }
             if self.monitored.get() {
                 crate::monitor::unpublish(self, slot);
             }
-            if g.released {
+            if released {
                 st.greenlets.discard(slot);
             }
             joiners
