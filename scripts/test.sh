@@ -218,6 +218,26 @@ if ((!c_only && ${#cxx_examples[@]})) && command -v "$CXX" >/dev/null; then
     done
 fi
 
+# ---- C++ test programs (c-tests/*.cpp), with every C++ compiler found (g++, clang++;
+# libstdc++): C++ exception state per greenlet (issue 19)
+for cxx in g++ clang++; do
+    command -v "$cxx" >/dev/null || continue
+    mkdir -p "$OUT/tests"
+    for src in c-tests/*.cpp; do
+        name=$(basename "${src%.cpp}")-$cxx bin=$OUT/tests/$(basename "${src%.cpp}")-$cxx
+        echo "== $cxx -std=c++17 $src"
+        if ! "$cxx" -std=c++17 -O1 -g -Wall -Wextra -Werror "${EXTRA_CFLAGS[@]}" -Iinclude -Ic-tests \
+            "$src" -o "$bin" "${LIBS[@]}"; then
+            record "$name" 1 "" "not built"
+            continue
+        fi
+        echo "== ${runner[*]:+valgrind }$name"
+        rc=0
+        "${runner[@]}" "$bin" </dev/null 2>&1 | "${filter[@]}" | tee "$bin.out" || rc=${PIPESTATUS[0]}
+        record "$name" "$rc" "$bin.out"
+    done
+done
+
 # ---- Python binding: its test, on this tree's target/release/libgreenhub.so
 if ((!c_only)); then
     echo "== python: bindings/python/test_greenhub.py"

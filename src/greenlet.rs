@@ -140,6 +140,34 @@ pub struct Greenlet {
     pub stack_hi: usize,
 }
 
+/// The C++ runtime's per-thread exception globals (`__cxa_eh_globals` of the Itanium
+/// C++ ABI, as libstdc++'s libsupc++ and LLVM's libc++abi lay it out on x86-64 and
+/// AArch64: the caught-exception stack, then the uncaught-exception count).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct CxaGlobals {
+    pub caught: usize,
+    pub uncaught: usize,
+}
+
+/// This thread's `__cxa_get_globals()`, if the process has a C++ runtime (looked up
+/// once, without linking one); None in a C-only process.
+pub fn cxa_globals() -> Option<std::ptr::NonNull<CxaGlobals>> {
+    type Get = unsafe extern "C" fn() -> *mut CxaGlobals;
+    static GET: std::sync::OnceLock<Option<Get>> = std::sync::OnceLock::new();
+    let get = GET.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; a non-NULL result is the C++ ABI's
+        // `__cxa_eh_globals *__cxa_get_globals(void)`.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_get_globals".as_ptr()) };
+        (!p.is_null()).then(|| {
+            // SAFETY: p is that function (see above).
+            unsafe { std::mem::transmute::<*mut libc::c_void, Get>(p) }
+        })
+    });
+    // SAFETY: __cxa_get_globals returns this thread's globals (allocating them once).
+    std::ptr::NonNull::new(unsafe { (*get)?() })
+}
+
 impl Greenlet {
     /// Marks the task running and returns its coroutine to resume (None: not a task, or
     /// dead).

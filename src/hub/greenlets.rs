@@ -50,9 +50,16 @@ fn task_main(slot: u32, y: &TaskYielder) -> *mut c_void {
         g.yielder = y;
         (g.entry.expect("a task has an entry"), g.arg)
     };
-    // SAFETY: entry/arg were given to gh_spawn* by the user, who promised that entry is a
-    // valid `void *(*)(void *)` for arg.
-    unsafe { entry(arg) }
+    // Called as "C-unwind" (the same ABI; only the unwind assumption differs), so that an
+    // unwind out of the C function reaches no_foreign_unwind's sentinel.
+    type EntryUnwind = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+    // SAFETY: a function pointer to the same signature with the C ABI, called as C-unwind.
+    let entry = unsafe { std::mem::transmute::<Entry, EntryUnwind>(entry) };
+    crate::error::no_foreign_unwind(|| {
+        // SAFETY: entry/arg were given to gh_spawn* by the user, who promised that entry is
+        // a valid `void *(*)(void *)` for arg.
+        unsafe { entry(arg) }
+    })
 }
 
 impl Hub {
@@ -95,6 +102,10 @@ impl Hub {
         // written here is read out exactly once (Greenlet::take_co) before the stack goes
         // back to the pool.
         unsafe { at.write(co) };
+        // SAFETY: cxa_of(at) is the rest of that area (16 aligned bytes above the
+        // coroutine): a new greenlet has no C++ exception state (a reused stack may hold
+        // its last greenlet's).
+        unsafe { crate::stack::cxa_of(at).write(Default::default()) };
         st.greenlets.at_mut(slot).expect("just inserted").co = std::ptr::NonNull::new(at);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
