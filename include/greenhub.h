@@ -1107,13 +1107,17 @@ int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout)
 
 /**
  * Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
- * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+ * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode. An AF_UNIX listener whose
+ * backlog is full (connect(2) says EAGAIN: nothing started) is waited for as a
+ * blocking connect would: tried again after short sleeps (1 ms doubling to 20 ms) until
+ * it is accepted into the backlog or the timeout expires; GH_OK always means connected.
  *
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
  * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
  * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
- * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+ * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
+ * AF_UNIX: no free local port), -errno of connect(2).
  *
  * # Safety
  * `addr` readable for `addrlen` bytes.

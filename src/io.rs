@@ -292,35 +292,77 @@ impl Hub {
             return Err(Error::BADF);
         }
         set_nonblocking(fd)?;
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
         // SAFETY: addr is valid for len bytes per the caller.
         if unsafe { libc::connect(fd, addr, len) } == 0 {
             return Ok(());
         }
         match errno() {
-            libc::EINPROGRESS | libc::EINTR | libc::EAGAIN => {}
+            libc::EINPROGRESS | libc::EINTR => {}
+            // SAFETY: as above.
+            libc::EAGAIN => return unsafe { self.connect_backlog_full(fd, addr, len, deadline) },
             e => return Err(Error(-e)),
         }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
         self.io_wait(fd, Side::Write, deadline)?;
-        let mut err: libc::c_int = 0;
-        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: err/l are valid out-parameters of the right size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                &mut err as *mut _ as *mut c_void,
-                &mut l,
-            )
-        };
-        if rc < 0 {
-            return Err(Error(-errno()));
-        }
+        let err = sockopt_int(fd, libc::SO_ERROR)?;
         if err != 0 {
             return Err(Error(-err));
         }
         Ok(())
+    }
+
+    /// `connect` said EAGAIN. On AF_UNIX that is a listener whose backlog is full, and
+    /// nothing was started: the socket never becomes connected by itself and is writable
+    /// all along (so waiting for writability would report an unconnected socket as
+    /// connected). A blocking connect waits for room in the backlog; so do we, trying
+    /// again after sleeps of 1 ms doubling to 20 ms, until `deadline` (issue 15.1).
+    /// On other families EAGAIN means no local port or route entry: returned as is.
+    ///
+    /// # Safety
+    /// `addr` valid for `len` bytes.
+    #[cold]
+    unsafe fn connect_backlog_full(
+        &self,
+        fd: i32,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        deadline: Option<u64>,
+    ) -> Result<()> {
+        if sockopt_int(fd, libc::SO_DOMAIN) != Ok(libc::AF_UNIX) {
+            return Err(Error(-libc::EAGAIN));
+        }
+        self.backoff(deadline, 20_000_000, || {
+            // SAFETY: addr is valid for len bytes per the caller.
+            if unsafe { libc::connect(fd, addr, len) } == 0 {
+                return Ok(Some(()));
+            }
+            match errno() {
+                libc::EAGAIN | libc::EINTR => Ok(None),
+                e => Err(Error(-e)),
+            }
+        })
+    }
+
+    /// Sleeps 1 ms, doubling up to `max_pause` ns, between calls of `attempt` until it
+    /// gives a value, fails, or `deadline` passes (`ETIMEDOUT`).
+    fn backoff<T>(
+        &self,
+        deadline: Option<u64>,
+        max_pause: u64,
+        mut attempt: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        let mut pause = 1_000_000u64;
+        loop {
+            let t = left(deadline).map_or(pause, |l| l.min(pause));
+            if t == 0 {
+                return Err(Error::TIMEDOUT);
+            }
+            self.sleep(t as f64 / 1e9)?;
+            if let Some(v) = attempt()? {
+                return Ok(v);
+            }
+            pause = (pause * 2).min(max_pause);
+        }
     }
 
     /// gh_close: wakes the fd's waiters with `ECLOSED`, stops its watchers, removes it
@@ -403,18 +445,9 @@ impl Hub {
             unsafe { libc::close(pidfd) };
             r
         } else {
-            let mut pause = 1_000_000u64;
-            loop {
-                let t = left(deadline).map_or(pause, |l| l.min(pause));
-                if t == 0 {
-                    break Err(Error::TIMEDOUT);
-                }
-                self.sleep(t as f64 / 1e9)?;
-                match reap(status)? {
-                    r if r == pid => break Ok(pid),
-                    _ => pause = (pause * 2).min(50_000_000),
-                }
-            }
+            self.backoff(deadline, 50_000_000, || {
+                Ok(reap(&mut *status)?.eq(&pid).then_some(pid))
+            })
         };
         match result {
             Ok(r) if r == pid => Ok(pid),
@@ -422,6 +455,26 @@ impl Hub {
             Err(e) => Err(e),
         }
     }
+}
+
+/// An int-valued SOL_SOCKET option of `fd`.
+fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/l are valid out-parameters of the right size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &mut v as *mut _ as *mut c_void,
+            &mut l,
+        )
+    };
+    if rc < 0 {
+        return Err(Error(-errno()));
+    }
+    Ok(v)
 }
 
 fn set_nonblocking(fd: i32) -> Result<()> {

@@ -1,0 +1,94 @@
+/* test_reliab.c — issue 15, "Reliability, round two": the holes probing found, each
+ * a case here that failed before its fix (FAULTS.md 43-54; the map in docs/faults.md).
+ * Every case runs in its own forked process (harness.h) and ends with the hub destroyed
+ * and its fd count (and the mapping count where it says so) back at its start.
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define SA(p) ((struct sockaddr *)(p))
+
+static inline int under_valgrind(void) {
+    const char *pre = getenv("LD_PRELOAD");
+    return pre && strstr(pre, "vgpreload") != NULL;
+}
+
+/* ==== 1. gh_connect on AF_UNIX with the listener's backlog full (FAULTS 43) ======= */
+
+/* A listening AF_UNIX socket (abstract name) whose backlog is full: non-blocking
+ * connects to it fail with EAGAIN. Returns the listener; *addr is its address; the
+ * filler sockets go to fill[0..*nfill). */
+static int full_unix_listener(struct sockaddr_un *addr, int fill[], int *nfill, int max) {
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), c;
+    ASSERT_TRUE(l >= 0);
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1, "gh-reliab-%d", (int)getpid());
+    ASSERT_OK(bind(l, SA(addr), sizeof *addr));
+    ASSERT_OK(listen(l, 0));
+    *nfill = 0;
+    for (;;) {
+        ASSERT_TRUE(*nfill < max);
+        c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(c >= 0);
+        if (connect(c, SA(addr), sizeof *addr) < 0) {
+            ASSERT_EQ(errno, EAGAIN);
+            close(c);
+            break;
+        }
+        fill[(*nfill)++] = c;
+    }
+    return l;
+}
+
+static int unix_listener;
+static void *accept_later(void *arg) {
+    int fd;
+    (void)arg;
+    if (gh_sleep(0.05) != GH_OK) return (void *)-1;
+    fd = gh_accept(unix_listener, NULL, NULL, 5);
+    if (fd < 0) return (void *)-1;
+    close(fd);
+    return NULL;
+}
+
+/* Nobody accepts: gh_connect waits (as a blocking connect does) and times out, never
+ * GH_OK on an unconnected socket. Then a greenlet accepts one queued connection 50 ms
+ * later: gh_connect returns GH_OK and the socket is connected (gh_write works). */
+TEST(connect_unix_backlog_full) {
+    struct sockaddr_un a;
+    int fill[64], nfill, l, c, i, fds0 = gh_test_fd_count();
+    double t0;
+    void *r = (void *)1;
+    gh_greenlet g;
+    l = full_unix_listener(&a, fill, &nfill, 64);
+    c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    t0 = gh_test_now();
+    ASSERT_CODE(gh_connect(c, SA(&a), sizeof a, 0.1), GH_ETIMEDOUT);
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.09);
+    ASSERT_CODE(gh_connect(c, SA(&a), sizeof a, 0), GH_ETIMEDOUT);
+    unix_listener = l;
+    ASSERT_OK(gh_spawn(&g, accept_later, NULL));
+    ASSERT_OK(gh_connect(c, SA(&a), sizeof a, 5));
+    ASSERT_CODE(gh_write(c, "x", 1, 1), 1);
+    ASSERT_OK(gh_join(g, 5, &r));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_OK(gh_close(c));
+    for (i = 0; i < nfill; i++) close(fill[i]);
+    close(l);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+int main(int argc, char **argv) {
+    TEST_INIT(argc, argv);
+    RUN(connect_unix_backlog_full);
+    return TEST_DONE();
+}
