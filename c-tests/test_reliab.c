@@ -87,8 +87,61 @@ TEST(connect_unix_backlog_full) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 8. the per-fd "not a socket" cache and a reused number (FAULTS 49) ========= */
+
+/* Closes fd `num` behind greenhub's back and puts a new socket at its number (made
+ * while `num` was still open, then dup2()ed there): as if the number had been reused by
+ * a socket. sv[1] is the socket's peer. */
+static void socket_at(int num, int sv[2]) {
+    int s[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s));
+    close(num);
+    ASSERT_EQ(dup2(s[0], num), num);
+    close(s[0]);
+    sv[0] = num;
+    sv[1] = s[1];
+}
+
+/* gh_read and gh_write learn that a pipe is not a socket (and make it O_NONBLOCK);
+ * the pipe is close()d behind greenhub's back and its numbers reused by sockets:
+ * gh_read / gh_write on them work and leave their flags alone (no O_NONBLOCK). */
+TEST(not_socket_cache_forgotten_on_reuse) {
+    int p[2], r[2], w[2], fds0 = gh_test_fd_count();
+    char c = 0;
+    ASSERT_OK(pipe(p));
+    ASSERT_CODE(gh_write(p[1], "a", 1, 1), 1);
+    ASSERT_CODE(gh_read(p[0], &c, 1, 1), 1);
+    ASSERT_TRUE((fcntl(p[0], F_GETFL) & O_NONBLOCK) != 0);
+    ASSERT_TRUE((fcntl(p[1], F_GETFL) & O_NONBLOCK) != 0);
+    socket_at(p[0], r);
+    socket_at(p[1], w);
+    ASSERT_EQ(write(r[1], "b", 1), 1);
+    ASSERT_CODE(gh_read(r[0], &c, 1, 1), 1);
+    ASSERT_EQ(c, 'b');
+    ASSERT_CODE(gh_write(w[0], "c", 1, 1), 1);
+    ASSERT_EQ(read(w[1], &c, 1), 1);
+    ASSERT_EQ(c, 'c');
+    ASSERT_EQ(fcntl(r[0], F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_EQ(fcntl(w[0], F_GETFL) & O_NONBLOCK, 0);
+    /* and the other way: sockets' numbers reused by pipes are made non-blocking */
+    close(r[0]);
+    close(w[0]);
+    ASSERT_OK(pipe(p));
+    ASSERT_CODE(gh_write(p[1], "d", 1, 1), 1);
+    ASSERT_CODE(gh_read(p[0], &c, 1, 1), 1);
+    ASSERT_EQ(c, 'd');
+    ASSERT_TRUE((fcntl(p[0], F_GETFL) & O_NONBLOCK) != 0);
+    close(p[0]);
+    close(p[1]);
+    close(r[1]);
+    close(w[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
+    RUN(not_socket_cache_forgotten_on_reuse);
     return TEST_DONE();
 }

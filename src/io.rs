@@ -135,6 +135,32 @@ impl Hub {
         self.st.borrow().fds.get(fd).is_none_or(|e| !e.not_socket)
     }
 
+    /// For an fd cached as "not a socket": puts it in O_NONBLOCK mode and returns false,
+    /// unless the number now holds a socket (the pipe was `close`d behind greenhub's back
+    /// and the number reused: issue 15.8), whose flags are never changed — then the cache
+    /// is cleared and the answer is true. The check (one `fstat`) is made only when the
+    /// fd is not in O_NONBLOCK mode already, i.e. only when its flags would change.
+    fn socket_after_all(&self, fd: i32) -> Result<bool> {
+        // SAFETY: fcntl on a caller-provided fd; errors are checked.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 {
+            return Err(Error(-errno()));
+        }
+        if fl & libc::O_NONBLOCK != 0 {
+            return Ok(false);
+        }
+        // SAFETY: fstat fills a local, zeroed struct stat.
+        let mut sb: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut sb) } == 0 && sb.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+            if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
+                e.not_socket = false;
+            }
+            return Ok(true);
+        }
+        set_nonblocking(fd).map(|_| false)
+    }
+
     fn mark_not_socket(&self, fd: i32) -> Result<()> {
         if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
             e.not_socket = true;
@@ -152,14 +178,12 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) {
+        if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: same contract as this function's.
             match unsafe { self.recv(fd, buf, len, 0, timeout) } {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
-        } else {
-            set_nonblocking(fd)?;
         }
         // SAFETY: the caller guarantees buf is writable for len bytes.
         self.retry(fd, Side::Read, timeout, len, || unsafe {
@@ -197,14 +221,12 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) {
+        if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: same contract as this function's.
             match unsafe { self.send_all(fd, buf, len, 0, timeout) } {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
-        } else {
-            set_nonblocking(fd)?;
         }
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
         let mut done = 0usize;
