@@ -139,9 +139,41 @@ TEST(not_socket_cache_forgotten_on_reuse) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 9. hub ids wrap after 65,534 hubs (FAULTS 50) ============================= */
+
+static void *return_arg(void *arg) { return arg; }
+static void call_noop(void *arg) { (void)arg; }
+
+/* A greenlet handle, a watcher handle and a gh_hub_ref of the first hub, then 70,000
+ * more hub lifetimes (each spawning a greenlet and making a watcher, so the same slots
+ * are in use with low generations): the first hub's handles stay GH_EBADHANDLE all the
+ * way, and gh_kill never reaches a greenlet of a later hub. */
+TEST(stale_handles_survive_hub_id_wrap) {
+    gh_greenlet first, g;
+    gh_watcher first_w, w;
+    gh_hub_ref first_hub;
+    int i, n = under_valgrind() ? 66000 : 70000, fds0 = gh_test_fd_count();
+    ASSERT_OK(gh_spawn(&first, return_arg, NULL));
+    ASSERT_OK(gh_timer_new(&first_w, 1, 0));
+    first_hub = gh_hub_current();
+    ASSERT_OK(gh_hub_destroy());
+    for (i = 0; i < n; i++) {
+        ASSERT_OK(gh_spawn(&g, return_arg, NULL));
+        ASSERT_OK(gh_timer_new(&w, 1, 0));
+        ASSERT_CODE(gh_kill(first, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_greenlet_state(first), GH_EBADHANDLE);
+        ASSERT_CODE(gh_watcher_active(first_w), GH_EBADHANDLE);
+        ASSERT_CODE(gh_hub_call_threadsafe(first_hub, call_noop, NULL), GH_EBADHANDLE);
+        ASSERT_EQ(gh_greenlet_state(g), GH_STATE_NEW);
+        ASSERT_OK(gh_hub_destroy());
+    }
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
     RUN(not_socket_cache_forgotten_on_reuse);
+    RUN(stale_handles_survive_hub_id_wrap);
     return TEST_DONE();
 }

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! * hub id: never 0 and never 0xFFFF, so zeroed and all-ones handles are never valid;
-//!   ids of destroyed hubs are not reused while 65,000 other hubs are created.
+//!   ids of destroyed hubs are not reused while 65,000 other hubs are created, and a hub
+//!   that reuses an id starts its generations above every one the id's earlier hubs
+//!   handed out (`register_hub`), so a stale handle stays stale for the process's life.
 //! * kind: a greenlet handle passed where a watcher is expected is rejected.
 //! * generation: bumped every time a slot is freed, so a stale handle (released,
 //!   closed) never matches the object that reuses its slot (2^20 reuses per slot).
@@ -90,6 +92,9 @@ pub struct Table<T> {
     free: u32,
     /// Live objects.
     live: usize,
+    /// The generation a new slot starts at (above every generation an earlier hub with
+    /// the same id handed out: `register_hub`).
+    base: u32,
 }
 
 enum Slot<T> {
@@ -109,11 +114,26 @@ impl<T> Default for Table<T> {
             gens: Vec::new(),
             free: NO_SLOT,
             live: 0,
+            base: 1,
         }
     }
 }
 
 impl<T> Table<T> {
+    /// An empty table whose slots start at generation `base` (1..=GEN_MASK).
+    pub fn with_base(base: u32) -> Self {
+        Table {
+            base: base.clamp(1, GEN_MASK),
+            ..Table::default()
+        }
+    }
+
+    /// The highest generation any handle of this table can carry.
+    pub fn max_gen(&self) -> u32 {
+        let retired = |g: u32| if g == 0 { GEN_MASK } else { g };
+        self.gens.iter().map(|&g| retired(g)).max().unwrap_or(0)
+    }
+
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
@@ -130,7 +150,7 @@ impl<T> Table<T> {
                 return Err(Error::NOMEM);
             }
             self.slots.push(Slot::Retired);
-            self.gens.push(1);
+            self.gens.push(self.base);
             s
         };
         self.slots[slot] = Slot::Full(value);
@@ -279,6 +299,9 @@ impl<T> Table<T> {
 /// `gh_hub_destroy` never touches freed memory.
 pub struct HubShared {
     pub id: u16,
+    /// The first generation of this hub's tables, and its gh_hub_ref's generation: above
+    /// every generation handed out by earlier hubs with the same id (`register_hub`).
+    pub base: u32,
     pub remote: Mutex<Remote>,
     /// What the hub's thread runs now, for the blocking monitor: `switch count << 32 |
     /// running greenlet slot`, with `POLLING` set while the hub waits in its poll. One
@@ -324,6 +347,19 @@ impl HubShared {
 
 static NEXT_HUB: AtomicU32 = AtomicU32::new(1);
 
+/// Hub ids are 16 bits, so they are reused after 65,534 hubs; a stale handle of an
+/// earlier hub with the same id must never match (issue 15.9). So per id, the first
+/// generation the next hub with that id may use: one above every generation the
+/// earlier ones handed out (`unregister_hub`). An id whose base passes `BASE_LIMIT` is
+/// retired (its hubs could otherwise not reuse a slot 2^19 times before it retires).
+/// Locked only with the registry's lock held (fork safety: `fork_prepare` takes that).
+fn id_bases() -> &'static Mutex<HashMap<u16, u32>> {
+    static BASES: std::sync::OnceLock<Mutex<HashMap<u16, u32>>> = std::sync::OnceLock::new();
+    BASES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+pub(crate) const BASE_LIMIT: u32 = 1 << (GEN_BITS - 1);
+
 fn registry() -> &'static Mutex<HashMap<u16, Arc<HubShared>>> {
     static REG: std::sync::OnceLock<Mutex<HashMap<u16, Arc<HubShared>>>> =
         std::sync::OnceLock::new();
@@ -334,20 +370,30 @@ fn lock_registry() -> std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>
     registry().lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Allocates a hub id not in use by any live hub, and registers its shared part.
+/// Allocates a hub id not in use by any live hub nor retired, and registers its shared
+/// part. `ENOMEM` when none is left.
 pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     let mut reg = lock_registry();
     if reg.len() >= 0xFFF0 {
         return Err(Error::NOMEM);
     }
-    let id = loop {
+    let bases = id_bases().lock().unwrap_or_else(|p| p.into_inner());
+    let mut tries = 0u32;
+    let (id, base) = loop {
+        tries += 1;
+        if tries > 0x10000 {
+            return Err(Error::NOMEM);
+        }
         let n = NEXT_HUB.fetch_add(1, Ordering::Relaxed) as u16;
-        if n != 0 && n != 0xFFFF && !reg.contains_key(&n) {
-            break n;
+        let base = bases.get(&n).copied().unwrap_or(1);
+        if n != 0 && n != 0xFFFF && base <= BASE_LIMIT && !reg.contains_key(&n) {
+            break (n, base);
         }
     };
+    drop(bases);
     let shared = Arc::new(HubShared {
         id,
+        base,
         remote: Mutex::new(Remote {
             wake_fd,
             woken: false,
@@ -364,8 +410,14 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     Ok(shared)
 }
 
-pub fn unregister_hub(id: u16) {
-    lock_registry().remove(&id);
+/// Removes a hub from the registry; `max_gen` is the highest generation its handles
+/// can carry (the next hub with this id starts above it).
+pub fn unregister_hub(id: u16, max_gen: u32) {
+    let mut reg = lock_registry();
+    reg.remove(&id);
+    let mut bases = id_bases().lock().unwrap_or_else(|p| p.into_inner());
+    let b = bases.entry(id).or_insert(1);
+    *b = (*b).max(max_gen.saturating_add(1));
 }
 
 /// The ids of every live hub, in creation order of their ids.

@@ -150,7 +150,9 @@ pub extern "C" fn gh_hub_wait(w: gh_watcher) -> c_int {
 /// *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
 #[no_mangle]
 pub extern "C" fn gh_hub_current() -> gh_hub_ref {
-    match std::panic::catch_unwind(|| hub::current().map(|h| h.handle(Kind::HubRef, 0, 1))) {
+    match std::panic::catch_unwind(|| {
+        hub::current().map(|h| h.handle(Kind::HubRef, 0, h.shared.base))
+    }) {
         Ok(Ok(raw)) => gh_hub_ref { id: raw },
         _ => gh_hub_ref { id: 0 },
     }
@@ -189,10 +191,10 @@ pub extern "C" fn gh_hub_call_threadsafe(
     guard(|| {
         let f = r#fn.ok_or(Error::INVAL)?;
         let id = crate::handle::Id::decode(hub.id);
-        if id.kind != Kind::HubRef as u8 || id.slot != 0 || id.gen != 1 {
+        if id.kind != Kind::HubRef as u8 || id.slot != 0 {
             return Err(Error::BADHANDLE);
         }
-        hub::embed::call_threadsafe(id.hub, f, arg).map(|_| 0)
+        hub::embed::call_threadsafe(id.hub, Some(id.gen), f, arg).map(|_| 0)
     })
 }
 

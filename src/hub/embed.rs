@@ -138,21 +138,25 @@ impl Hub {
     }
 }
 
-/// gh_hub_call_threadsafe: queue `f(arg)` in the hub `id` from any thread.
+/// gh_hub_call_threadsafe: queue `f(arg)` in the hub `id` from any thread (`gen`: the
+/// gh_hub_ref's generation, which must be that hub's base; None: any hub with that id).
 pub fn call_threadsafe(
     id: u16,
+    gen: Option<u32>,
     f: unsafe extern "C" fn(*mut c_void),
     arg: *mut c_void,
 ) -> Result<()> {
     if let Some(hub) = super::existing() {
-        if hub.id == id {
+        if hub.id == id && gen.is_none_or(|g| g == hub.shared.base) {
             // Our own hub: queue it directly (no eventfd round trip; it runs in the next
             // pass of the callback queue, like gh_run_callback).
             hub.run_callback(f, arg);
             return Ok(());
         }
     }
-    let shared = handle::lookup_hub(id).ok_or(Error::BADHANDLE)?;
+    let shared = handle::lookup_hub(id)
+        .filter(|s| gen.is_none_or(|g| g == s.base))
+        .ok_or(Error::BADHANDLE)?;
     let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
     if r.wake_fd < 0 {
         return Err(Error::BADHANDLE);

@@ -319,7 +319,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             return Err(e);
         }
     };
-    let mut greenlets = Table::default();
+    let base = shared.base;
+    let mut greenlets = Table::with_base(base);
     let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
     let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
     let hub = Box::new(Hub {
@@ -327,8 +328,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         shared: shared.clone(),
         st: RefCell::new(HubState {
             greenlets,
-            watchers: Table::default(),
-            objects: Table::default(),
+            watchers: Table::with_base(base),
+            objects: Table::with_base(base),
             jobs: Table::default(),
             pool: None,
             pool_size: crate::threadpool::DEFAULT_SIZE,
@@ -362,7 +363,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_io: Vec::with_capacity(64),
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
-            tokens: Table::default(),
+            tokens: Table::with_base(base),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -427,6 +428,17 @@ pub fn destroy() -> Result<()> {
 impl Drop for Hub {
     fn drop(&mut self) {
         let st = self.st.get_mut();
+        // Every generation a handle of this hub can carry (before anything is drained).
+        let max_gen = [
+            st.greenlets.max_gen(),
+            st.watchers.max_gen(),
+            st.objects.max_gen(),
+            st.tokens.max_gen(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(self.shared.base);
         // Discard every greenlet without running or unwinding its frames.
         for mut g in st.greenlets.drain() {
             if let Some(mut co) = g.take_co() {
@@ -469,7 +481,7 @@ impl Drop for Hub {
             }
         }
         crate::monitor::stop(self);
-        handle::unregister_hub(self.id);
+        handle::unregister_hub(self.id, max_gen);
     }
 }
 

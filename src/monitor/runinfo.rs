@@ -341,7 +341,7 @@ pub fn format_all(out: &mut String) {
             _ => {
                 let reply: Reply = Arc::new((Mutex::new(None), Condvar::new()));
                 let arg = Box::into_raw(Box::new(reply.clone()));
-                if crate::hub::embed::call_threadsafe(id, answer, arg as *mut _).is_err() {
+                if crate::hub::embed::call_threadsafe(id, None, answer, arg as *mut _).is_err() {
                     // SAFETY: not queued, so still ours.
                     drop(unsafe { Box::from_raw(arg) });
                     continue; // destroyed meanwhile
