@@ -6,8 +6,10 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -170,10 +172,102 @@ TEST(stale_handles_survive_hub_id_wrap) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 2. teardown with greenlets parked in gh_waitpid / gh_joinall (FAULTS 44) ===== */
+
+/* Open fds that are pidfds (anon_inode:[pidfd]). */
+static int pidfd_count(void) {
+    char path[64], link[64];
+    int fd, n = 0;
+    ssize_t len;
+    for (fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        len = readlink(path, link, sizeof link - 1);
+        if (len <= 0) continue;
+        link[len] = 0;
+        if (strstr(link, "pidfd")) n++;
+    }
+    return n;
+}
+
+static void *waitpid_forever(void *arg) {
+    int st;
+    return (void *)(intptr_t)gh_waitpid((int)(intptr_t)arg, &st, GH_FOREVER);
+}
+
+#define JOIN_N 50000 /* 400 KB of ids: a Vec that size would be its own mapping */
+static gh_greenlet join_list[JOIN_N];
+static void *joinall_forever(void *arg) {
+    size_t done;
+    (void)arg;
+    return (void *)(intptr_t)gh_joinall(join_list, JOIN_N, GH_FOREVER, &done);
+}
+static void *sleep_forever(void *arg) {
+    (void)arg;
+    return (void *)(intptr_t)gh_sleep(GH_FOREVER);
+}
+
+/* A child process that sleeps until killed, and dies with this one (never keeps the
+ * harness's output pipe open). */
+static int spawn_sleeper(void) {
+    int pid;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(1);
+        close(2);
+        alarm(60);
+        for (;;) pause();
+    }
+    return pid;
+}
+
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* 10 hub lifetimes, each destroyed with one greenlet parked in gh_waitpid (on a live
+ * child: a pidfd) and one in gh_joinall over 50,000 handles: no pidfd left open, fd
+ * and mapping counts at baseline, the heap does not grow (valgrind: nothing lost). */
+TEST(destroy_with_waitpid_and_joinall_parked) {
+    int i, k, st, fds0 = 0, pid;
+    long maps0 = 0;
+    size_t heap0 = 0;
+    gh_greenlet g;
+    pid = spawn_sleeper();
+    for (k = 0; k < 11; k++) {
+        if (k == 1) { /* after a warm-up lifetime */
+            fds0 = gh_test_fd_count();
+            maps0 = gh_test_map_count();
+            heap0 = heap_in_use();
+        }
+        ASSERT_OK(gh_spawn(&g, waitpid_forever, (void *)(intptr_t)pid));
+        ASSERT_OK(gh_spawn(&join_list[0], sleep_forever, NULL));
+        for (i = 1; i < JOIN_N; i++) join_list[i] = join_list[0];
+        ASSERT_OK(gh_spawn(&g, joinall_forever, NULL));
+        ASSERT_OK(gh_sleep(0.01));
+        ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+        ASSERT_EQ(pidfd_count(), 1);
+        ASSERT_OK(gh_hub_destroy());
+        ASSERT_EQ(pidfd_count(), 0);
+    }
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+    if (!under_valgrind() && !GH_TEST_ASAN) {
+        ASSERT_EQ(gh_test_map_count(), maps0);
+        ASSERT_TRUE(heap_in_use() < heap0 + 64 * 1024);
+    }
+    kill(pid, SIGKILL);
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
     RUN(not_socket_cache_forgotten_on_reuse);
     RUN(stale_handles_survive_hub_id_wrap);
+    RUN(destroy_with_waitpid_and_joinall_parked);
     return TEST_DONE();
 }

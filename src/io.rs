@@ -460,9 +460,13 @@ impl Hub {
         // SAFETY: plain syscall; result checked.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
         let result = if pidfd >= 0 {
+            // Owned by the hub while we wait (closed at teardown if this greenlet is
+            // discarded), not by this stack frame.
+            self.st.borrow_mut().wait_fds.push(pidfd);
             let r = self
                 .wait_fd(pidfd, READ, left(deadline))
                 .and_then(|_| reap(status));
+            self.st.borrow_mut().wait_fds.retain(|&fd| fd != pidfd);
             // SAFETY: closes the pidfd we opened.
             unsafe { libc::close(pidfd) };
             r

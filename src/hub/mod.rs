@@ -171,6 +171,9 @@ pub struct HubState {
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
+    /// fds opened for a wait in progress (gh_waitpid's pidfds): a greenlet's stack must
+    /// not own them, so teardown closes what a discarded greenlet left (issue 15.2).
+    pub wait_fds: Vec<i32>,
 }
 
 pub struct Hub {
@@ -364,6 +367,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::with_base(base),
+            wait_fds: Vec::new(),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -451,6 +455,10 @@ impl Drop for Hub {
         }
         if let Some(slot) = st.sig_slot.take() {
             crate::signals::detach_hub(slot);
+        }
+        for fd in st.wait_fds.drain(..) {
+            // SAFETY: opened by a wait of this hub whose greenlet was just discarded.
+            unsafe { libc::close(fd) };
         }
         for (_, w) in st.watchers.iter() {
             if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind {
