@@ -263,11 +263,106 @@ TEST(destroy_with_waitpid_and_joinall_parked) {
     ASSERT_EQ(waitpid(pid, &st, 0), pid);
 }
 
+/* ==== 11. gh_close on the hub's own fds; a backend fd closed behind its back (FAULTS 52) */
+
+static int stderr_to_file(FILE **f) {
+    int saved = dup(2);
+    *f = tmpfile();
+    ASSERT_TRUE(*f != NULL);
+    ASSERT_TRUE(dup2(fileno(*f), 2) == 2);
+    return saved;
+}
+static int count_lines(FILE *f, int saved_stderr, const char *needle) {
+    char line[512];
+    int n = 0;
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, needle)) n++;
+        fputs(line, stderr);
+    }
+    fclose(f);
+    return n;
+}
+
+static int sleeper_rc = 12345;
+static void *sleep_100ms(void *arg) {
+    (void)arg;
+    sleeper_rc = gh_sleep(0.1);
+    return NULL;
+}
+
+/* gh_close of the backend fd is refused (GH_EBUSY) and the hub keeps working; then the
+ * backend fd is close()d behind greenhub's back: at most one line about it on stderr,
+ * no busy loop (a 200 ms sleep takes ~200 ms of wall time and little CPU), and the hub
+ * still works: sleeps, a greenlet, IO on a socketpair. */
+TEST(backend_fd_close_refused_and_survived) {
+    int fd, sv[2], p[2], fds0 = gh_test_fd_count(), saved, lines;
+    const char *backend;
+    double t0;
+    char c = 0;
+    clock_t cpu0;
+    gh_greenlet g;
+    FILE *err;
+    fd = gh_hub_backend_fd();
+    backend = gh_hub_backend();
+    if (fd == GH_ENOTSUP) { /* "poll": no backend fd */
+        ASSERT_STREQ(backend, "poll");
+        ASSERT_OK(gh_hub_destroy());
+        return;
+    }
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_CODE(gh_close(fd), GH_EBUSY);
+    ASSERT_TRUE(fcntl(fd, F_GETFD) >= 0);
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    saved = stderr_to_file(&err);
+    close(fd); /* behind greenhub's back */
+    t0 = gh_test_now();
+    cpu0 = clock();
+    ASSERT_OK(gh_spawn(&g, sleep_100ms, NULL));
+    ASSERT_OK(gh_sleep(0.2));
+    ASSERT_OK(gh_join(g, 5, NULL));
+    ASSERT_OK(sleeper_rc);
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.19);
+    ASSERT_TRUE((double)(clock() - cpu0) / CLOCKS_PER_SEC < 0.1);
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    ASSERT_CODE(gh_read(sv[0], &c, 1, 2), 1);
+    lines = count_lines(err, saved, "greenhub");
+    ASSERT_LE(lines, 1);
+    /* again, with the number reused at once by a pipe: the pipe is left alone */
+    fd = gh_hub_backend_fd();
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(pipe(p));
+    close(fd);
+    ASSERT_EQ(dup2(p[0], fd), fd);
+    ASSERT_OK(gh_sleep(0.05));
+    ASSERT_EQ(write(sv[1], "y", 1), 1);
+    ASSERT_CODE(gh_read(sv[0], &c, 1, 2), 1);
+    ASSERT_TRUE(fcntl(fd, F_GETFD) >= 0);
+    ASSERT_EQ(write(p[1], "z", 1), 1);
+    ASSERT_EQ(read(fd, &c, 1), 1);
+    ASSERT_EQ(c, 'z');
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    close(sv[0]);
+    close(sv[1]);
+    ASSERT_OK(gh_hub_destroy());
+    /* (polling: a poller whose fd number holds another file is leaked, with its own
+     * timerfd and eventfd, rather than risk closing someone else's file) */
+    if (strcmp(backend, "polling") == 0) ASSERT_EQ(gh_test_fd_count(), fds0 + 2);
+    else ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
     RUN(not_socket_cache_forgotten_on_reuse);
     RUN(stale_handles_survive_hub_id_wrap);
     RUN(destroy_with_waitpid_and_joinall_parked);
+    RUN(backend_fd_close_refused_and_survived);
     return TEST_DONE();
 }

@@ -972,7 +972,9 @@ int gh_hub_run_once(double timeout);
 
 /**
  * The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
- * (for reading) from a host loop, together with gh_hub_backend_timeout().
+ * (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+ * the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+ * the hub says so once on stderr and recreates its backend (a new fd: ask again).
  *
  * *Threads*: this thread's hub. *Blocking*: never.
  * *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
@@ -1128,11 +1130,19 @@ int gh_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, double ti
  * Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
  * wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
  * loop, then close(2) runs. Its number may be reused at once: old waiters never see the
- * new file's events.
+ * new file's events. The hub's own fds (gh_hub_backend_fd(), its wake-up eventfd, a
+ * pidfd gh_waitpid waits on) are refused with GH_EBUSY and stay open.
  *
  * *Ownership*: the fd is closed even when waiters existed.
- * *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+ * *Threads*: the calling thread's hub. Only that hub's waiters and watchers are woken
+ * and removed: a greenlet of another thread's hub waiting on the same fd is not woken by
+ * it (as with close(2) under epoll, the registration lives on while another reference
+ * to the file does, so such a wait can miss its end); close an fd shared between
+ * threads only after its users in other threads are done with it (or wake them with
+ * gh_hub_call_threadsafe first).
+ * *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADF (negative or not open), GH_EBUSY (one of the hub's own fds),
+ * -errno of close(2) (e.g. GH_EIO).
  */
 int gh_close(int fd);
 

@@ -396,6 +396,11 @@ impl Hub {
         {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
+            // The hub's own fds (backend, wake-up eventfd, a pidfd being waited on) are
+            // not the caller's to close (issue 15.11).
+            if fd == st.backend.fd() || fd == st.wake_fd || st.wait_fds.contains(&fd) {
+                return Err(Error::BUSY);
+            }
             let watchers: Vec<u32> = st
                 .fds
                 .get(fd)

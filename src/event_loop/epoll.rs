@@ -68,10 +68,16 @@ impl Backend for Epoll {
 
     fn reset(&mut self) -> Result<(), i32> {
         let fresh = Self::create()?;
-        // SAFETY: closes the epoll fd this value owns; it is replaced at once.
-        unsafe { libc::close(self.epfd) };
+        if self.epfd >= 0 {
+            // SAFETY: closes the epoll fd this value owns; it is replaced at once.
+            unsafe { libc::close(self.epfd) };
+        }
         self.epfd = fresh;
         Ok(())
+    }
+
+    fn disown(&mut self, _err: i32) {
+        self.epfd = -1;
     }
 
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
@@ -131,7 +137,9 @@ impl Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        // SAFETY: closes the epoll fd this value owns.
-        unsafe { libc::close(self.epfd) };
+        if self.epfd >= 0 {
+            // SAFETY: closes the epoll fd this value owns.
+            unsafe { libc::close(self.epfd) };
+        }
     }
 }

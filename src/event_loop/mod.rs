@@ -47,6 +47,12 @@ pub trait Backend {
     /// Lets go of the backend in a forked child without touching kernel state the
     /// parent still uses (no epoll_ctl on a shared epoll instance): by default a drop.
     fn abandon(self: Box<Self>) {}
+    /// Forgets the backend's fd without closing it: `poll` failed with `err` because the
+    /// fd was closed behind greenhub's back (`EBADF`), or its number now holds another
+    /// file (which must not be closed). A `reset` follows.
+    fn disown(&mut self, err: i32) {
+        let _ = err;
+    }
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).

@@ -16,6 +16,9 @@ const WAKE_KEY: usize = usize::MAX - 1;
 pub struct Portable {
     poller: Poller,
     events: Events,
+    /// The poller's epoll fd number holds another file now (`disown`): the next `reset`
+    /// leaks the old poller rather than close that file.
+    lost: bool,
 }
 
 fn key(token: u64) -> usize {
@@ -45,6 +48,7 @@ impl Portable {
         Ok(Portable {
             poller: Poller::new().map_err(code)?,
             events: Events::new(),
+            lost: false,
         })
     }
 }
@@ -145,7 +149,33 @@ impl Backend for Portable {
     }
 
     fn reset(&mut self) -> Result<(), i32> {
-        self.poller = Poller::new().map_err(code)?;
+        let old = std::mem::replace(&mut self.poller, Poller::new().map_err(code)?);
+        if std::mem::take(&mut self.lost) {
+            std::mem::forget(old);
+        }
         Ok(())
+    }
+
+    /// The poller's epoll fd was closed behind greenhub's back (`EBADF`): put a private
+    /// epoll instance at its (free) number, so dropping the old poller in `reset` closes
+    /// that and its own timerfd and notifier, nothing of anyone else's. If the number holds
+    /// another file, the old poller is leaked instead.
+    fn disown(&mut self, err: i32) {
+        if err != libc::EBADF {
+            self.lost = true;
+            return;
+        }
+        let fd = self.poller.as_raw_fd();
+        // SAFETY: plain syscalls; dup2 targets a number that is not open (EBADF). The
+        // lowest free number may be `fd` itself: then the fresh instance is in place.
+        unsafe {
+            let fresh = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            if fresh < 0 || (fresh != fd && libc::dup2(fresh, fd) < 0) {
+                self.lost = true;
+            }
+            if fresh >= 0 && fresh != fd {
+                libc::close(fresh);
+            }
+        }
     }
 }

@@ -219,7 +219,9 @@ pub extern "C" fn gh_hub_run_once(timeout: f64) -> c_int {
 }
 
 /// The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
-/// (for reading) from a host loop, together with gh_hub_backend_timeout().
+/// (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+/// the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+/// the hub says so once on stderr and recreates its backend (a new fd: ask again).
 ///
 /// *Threads*: this thread's hub. *Blocking*: never.
 /// *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).

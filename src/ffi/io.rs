@@ -251,11 +251,19 @@ pub unsafe extern "C" fn gh_connect(
 /// Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
 /// wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
 /// loop, then close(2) runs. Its number may be reused at once: old waiters never see the
-/// new file's events.
+/// new file's events. The hub's own fds (gh_hub_backend_fd(), its wake-up eventfd, a
+/// pidfd gh_waitpid waits on) are refused with GH_EBUSY and stay open.
 ///
 /// *Ownership*: the fd is closed even when waiters existed.
-/// *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
-/// *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+/// *Threads*: the calling thread's hub. Only that hub's waiters and watchers are woken
+/// and removed: a greenlet of another thread's hub waiting on the same fd is not woken by
+/// it (as with close(2) under epoll, the registration lives on while another reference
+/// to the file does, so such a wait can miss its end); close an fd shared between
+/// threads only after its users in other threads are done with it (or wake them with
+/// gh_hub_call_threadsafe first).
+/// *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADF (negative or not open), GH_EBUSY (one of the hub's own fds),
+/// -errno of close(2) (e.g. GH_EIO).
 #[no_mangle]
 pub extern "C" fn gh_close(fd: c_int) -> c_int {
     guard(|| hub::current()?.close_fd(fd).map(|_| 0))

@@ -174,6 +174,8 @@ pub struct HubState {
     /// fds opened for a wait in progress (gh_waitpid's pidfds): a greenlet's stack must
     /// not own them, so teardown closes what a discarded greenlet left (issue 15.2).
     pub wait_fds: Vec<i32>,
+    /// The backend failed once already (`run::backend_failed`: said once, then no spin).
+    pub backend_failed: bool,
 }
 
 pub struct Hub {
@@ -368,6 +370,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::with_base(base),
             wait_fds: Vec::new(),
+            backend_failed: false,
         }),
         current: Cell::new(main_slot),
         main_slot,
