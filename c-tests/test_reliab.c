@@ -357,6 +357,97 @@ TEST(backend_fd_close_refused_and_survived) {
     else ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 7. calls during and after thread and process teardown (FAULTS 48) ========== */
+
+static int late_rc[8];
+static void late_calls(void) {
+    gh_greenlet g;
+    void *r = NULL;
+    late_rc[0] = gh_sleep(0);
+    late_rc[1] = gh_spawn(&g, return_arg, (void *)5);
+    late_rc[2] = gh_join(g, 1, &r);
+    late_rc[3] = r == (void *)5 ? GH_OK : -1;
+    late_rc[4] = gh_release(g);
+    late_rc[5] = gh_hub_destroy();
+    late_rc[6] = gh_sleep(0);
+}
+static void atexit_handler(void) {
+    int i, pid, st = 0;
+    late_calls();
+    for (i = 0; i < 7; i++)
+        if (late_rc[i] != GH_OK) {
+            fprintf(stderr, "atexit: call %d returned %s\n", i, gh_err_name(late_rc[i]));
+            _exit(3);
+        }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork(); /* the fork handlers work during teardown too */
+    if (pid == 0) _exit(gh_sleep(0) == GH_OK ? 0 : 4);
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        _exit(5);
+}
+
+/* A child process uses its hub, destroys it, uses it again and calls exit(): its
+ * atexit handler (run after the main thread's destructors) gets GH_OK from gh_sleep,
+ * gh_spawn, gh_join, gh_release, gh_hub_destroy, gh_sleep again, and can fork; no
+ * panic text on stderr. */
+TEST(calls_in_atexit_after_teardown) {
+    int errp[2], pid, st = -1, fds0 = gh_test_fd_count();
+    char buf[4096];
+    ssize_t n, len = 0;
+    ASSERT_OK(pipe(errp));
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        dup2(errp[1], 2);
+        close(errp[0]);
+        close(errp[1]);
+        atexit(atexit_handler);
+        if (gh_sleep(0.001) != GH_OK || gh_hub_destroy() != GH_OK || gh_sleep(0) != GH_OK)
+            _exit(6);
+        exit(0);
+    }
+    close(errp[1]);
+    while ((n = read(errp[0], buf + len, sizeof buf - 1 - (size_t)len)) > 0) len += n;
+    buf[len] = 0;
+    close(errp[0]);
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    if (len) fprintf(stderr, "%s", buf);
+    ASSERT_TRUE(strstr(buf, "panicked") == NULL);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(WEXITSTATUS(st), 0);
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+static pthread_key_t late_key;
+static void key_destructor(void *v) {
+    (void)v;
+    late_calls();
+    late_rc[5] = gh_sleep(0.001); /* leave a live hub behind: greenhub frees it */
+}
+static void *thread_with_key(void *arg) {
+    (void)arg;
+    pthread_setspecific(late_key, (void *)1);
+    return (void *)(intptr_t)gh_sleep(0.001);
+}
+
+/* A thread uses its hub and exits; a pthread-key destructor (run after the thread's
+ * greenhub state was torn down) then uses greenhub: GH_OK everywhere, and the hub it
+ * made is freed (fd count at baseline; valgrind: nothing lost). */
+TEST(calls_in_thread_key_destructor) {
+    pthread_t t;
+    void *r = (void *)1;
+    int i, fds0 = gh_test_fd_count();
+    ASSERT_OK(pthread_key_create(&late_key, key_destructor));
+    ASSERT_OK(pthread_create(&t, NULL, thread_with_key, NULL));
+    ASSERT_OK(pthread_join(t, &r));
+    ASSERT_TRUE(r == NULL);
+    for (i = 0; i < 7; i++) ASSERT_OK(late_rc[i]);
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -364,5 +455,7 @@ int main(int argc, char **argv) {
     RUN(stale_handles_survive_hub_id_wrap);
     RUN(destroy_with_waitpid_and_joinall_parked);
     RUN(backend_fd_close_refused_and_survived);
+    RUN(calls_in_atexit_after_teardown);
+    RUN(calls_in_thread_key_destructor);
     return TEST_DONE();
 }

@@ -490,8 +490,10 @@ type RemoteGuard = std::sync::MutexGuard<'static, Remote>;
 
 thread_local! {
     /// Locks held across fork() by the forking thread (see `fork_prepare`).
-    static FORK_GUARDS: std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)> =
-        const { std::cell::RefCell::new((None, Vec::new())) };
+    /// ManuallyDrop: no destructor, usable during teardown (an atexit handler that forks);
+    /// empty whenever a thread ends (its Vec's buffer is freed in `fork_release`).
+    static FORK_GUARDS: std::mem::ManuallyDrop<std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new((None, Vec::new()))) };
 }
 
 /// pthread_atfork "prepare": take the registry lock and every hub's remote lock, so
@@ -514,7 +516,9 @@ pub extern "C" fn fork_prepare() {
 pub extern "C" fn fork_release() {
     FORK_GUARDS.with(|g| {
         let mut g = g.borrow_mut();
-        g.1.clear(); // remote guards first: they borrow from the registry's Arcs
+        // remote guards first: they borrow from the registry's Arcs (and the Vec's buffer
+        // goes: nothing may be left for a destructor this thread-local does not have)
+        g.1 = Vec::new();
         g.0 = None;
     });
     crate::signals::fork_release();

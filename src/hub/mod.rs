@@ -241,6 +241,29 @@ impl Drop for ThreadGuard {
     }
 }
 
+/// A hub created during thread teardown, after `GUARD` was destroyed (a gh_* call from
+/// an atexit handler after exit() ran the main thread's destructors, or from a
+/// pthread-key destructor of another library): a pthread key destroys it instead, in a
+/// later round of the thread's key destructors. At process exit (no key destructors run)
+/// it lives until the end, reachable (issue 15.7).
+fn late_guard(p: *const Hub) {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    unsafe extern "C" fn destroy_late(_: *mut c_void) {
+        let _ = std::panic::catch_unwind(|| {
+            let _ = destroy();
+        });
+    }
+    let key = KEY.get_or_init(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: k is a valid out-parameter; the destructor is a plain extern "C" fn.
+        (unsafe { libc::pthread_key_create(&mut k, Some(destroy_late)) } == 0).then_some(k)
+    });
+    if let Some(k) = *key {
+        // SAFETY: a key created above; the value is only a non-NULL marker.
+        unsafe { libc::pthread_setspecific(k, p as *const c_void) };
+    }
+}
+
 /// This thread's hub if it exists (rebuilt first if the process forked since).
 #[inline]
 pub fn existing() -> Option<&'static Hub> {
@@ -402,7 +425,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     });
     let p = Box::into_raw(hub);
     HUB.with(|h| h.set(p));
-    GUARD.with(|_| ());
+    if GUARD.try_with(|_| ()).is_err() {
+        late_guard(p);
+    }
     // SAFETY: just published; see `existing`.
     let hub = unsafe { &*p };
     crate::monitor::install_dump_signal(hub);

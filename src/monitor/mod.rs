@@ -242,8 +242,9 @@ pub(crate) fn set_callback(sink: Option<ReportSink>) {
 }
 
 thread_local! {
-    static FORK_GUARD: std::cell::RefCell<Option<MutexGuard<'static, Registry>>> =
-        const { std::cell::RefCell::new(None) };
+    // ManuallyDrop: no destructor, usable during teardown (see signals::FORK_GUARD).
+    static FORK_GUARD: std::mem::ManuallyDrop<std::cell::RefCell<Option<MutexGuard<'static, Registry>>>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new(None)) };
 }
 
 extern "C" fn fork_prepare() {
