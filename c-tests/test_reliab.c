@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #define SA(p) ((struct sockaddr *)(p))
@@ -448,6 +449,80 @@ TEST(calls_in_thread_key_destructor) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 10. gh_async_send from a signal handler; other calls there (FAULTS 51) ===== */
+
+static gh_watcher sig_async;
+static gh_greenlet sig_g;
+static volatile sig_atomic_t sig_sends, sig_bad, sig_eperm;
+static int async_fired;
+static void on_alarm(int sig) {
+    int rc, saved = errno;
+    (void)sig;
+    rc = gh_async_send(sig_async);
+    if (rc == GH_OK) sig_sends++;
+    else sig_bad = rc;
+    /* another call: works, or GH_EPERM when it interrupted greenhub; never a panic */
+    rc = gh_greenlet_state(sig_g);
+    if (rc == GH_EPERM) sig_eperm++;
+    else if (rc < 0) sig_bad = rc;
+    errno = saved;
+}
+static void async_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    async_fired++;
+}
+static void *busy_greenlet(void *arg) {
+    int i;
+    (void)arg;
+    for (i = 0; i < 1000000; i++)
+        if (gh_sleep(0) != GH_OK) break;
+    return NULL;
+}
+
+/* SIGALRM every 50 us while the hub loops (yields, async callbacks): the handler's
+ * gh_async_send never deadlocks and always succeeds; its gh_greenlet_state answers a
+ * state or GH_EPERM, never GH_EINTERNAL; a send after the last signal still fires the
+ * callback. No panic text (stderr is checked by eye: the case fails on EINTERNAL). */
+TEST(async_send_from_signal_handler) {
+    struct sigaction sa;
+    struct itimerval it;
+    double t0;
+    int fired, fds0 = gh_test_fd_count();
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_OK(sigaction(SIGPROF, &sa, NULL));
+    ASSERT_OK(gh_async_new(&sig_async));
+    ASSERT_OK(gh_watcher_start(sig_async, async_cb, NULL));
+    ASSERT_OK(gh_spawn(&sig_g, busy_greenlet, NULL));
+    memset(&it, 0, sizeof it);
+    it.it_interval.tv_usec = 50;
+    it.it_value.tv_usec = 50;
+    ASSERT_OK(setitimer(ITIMER_PROF, &it, NULL));
+    t0 = gh_test_now();
+    while (gh_test_now() - t0 < (under_valgrind() ? 2.0 : 0.5)) ASSERT_OK(gh_sleep(0));
+    memset(&it, 0, sizeof it);
+    ASSERT_OK(setitimer(ITIMER_PROF, &it, NULL));
+    ASSERT_OK(gh_kill(sig_g, 5));
+    ASSERT_EQ(sig_bad, 0);
+    ASSERT_TRUE(sig_sends > 10);
+    ASSERT_OK(gh_sleep(0.01));
+    fired = async_fired;
+    ASSERT_TRUE(fired >= 1);
+    raise(SIGPROF);
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(async_fired, fired + 1);
+    printf("  %d sends from the handler, %d callbacks, %d GH_EPERM\n", (int)sig_sends,
+           async_fired, (int)sig_eperm);
+    ASSERT_OK(gh_watcher_close(sig_async));
+    ASSERT_CODE(gh_async_send(sig_async), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -457,5 +532,6 @@ int main(int argc, char **argv) {
     RUN(backend_fd_close_refused_and_survived);
     RUN(calls_in_atexit_after_teardown);
     RUN(calls_in_thread_key_destructor);
+    RUN(async_send_from_signal_handler);
     return TEST_DONE();
 }

@@ -11,7 +11,9 @@
  * Durations are double seconds: GH_FOREVER (-1.0), any negative value and +inf mean no
  * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
  * objects belong to the hub of the thread that created them; only functions marked
- * thread-safe may be called from another thread.
+ * thread-safe may be called from another thread. Signal handlers: gh_async_send is
+ * async-signal-safe; any other call made from a handler that interrupted greenhub
+ * returns GH_EPERM (do not call them there).
  */
 
 #ifndef GREENHUB_H
@@ -1665,7 +1667,9 @@ int gh_watcher_active(struct gh_watcher w);
  * iteration, however many sends arrive before then (coalescing).
  *
  * *Threads*: thread-safe (the one watcher function that is); safe to race with the
- * watcher's close or its hub's destruction (then GH_EBADHANDLE).
+ * watcher's close or its hub's destruction (then GH_EBADHANDLE). Async-signal-safe
+ * (as libev's ev_async_send): it may be called from a signal handler, in any thread —
+ * it takes no lock and allocates nothing (atomics and one write(2)).
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
  * *Errors*: GH_EBADHANDLE (not a live async watcher).
  */

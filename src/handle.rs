@@ -323,8 +323,6 @@ pub struct Remote {
     pub wake_fd: i32,
     /// A wake-up has been written and not consumed yet (coalescing).
     pub woken: bool,
-    /// Async watchers: slot -> (generation, pending).
-    pub asyncs: HashMap<u32, (u32, bool)>,
     /// Finished thread-pool jobs waiting for the hub to hand their results over.
     pub done: Vec<crate::threadpool::Done>,
     /// gh_hub_call_threadsafe calls waiting to be queued in the hub.
@@ -397,7 +395,6 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
         remote: Mutex::new(Remote {
             wake_fd,
             woken: false,
-            asyncs: HashMap::new(),
             done: Vec::new(),
             calls: Vec::new(),
         }),

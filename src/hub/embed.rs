@@ -118,6 +118,7 @@ impl Hub {
         if let Some(slot) = st.sig_slot {
             crate::signals::set_wake_fd(slot, wake_fd);
         }
+        crate::asyncs::hub_started(self.id, wake_fd);
         // Signals that arrived between fork and now are pending: look at them at once.
         let one: u64 = 1;
         // SAFETY: 8 bytes from a live u64 to our new eventfd.

@@ -277,12 +277,24 @@ pub fn existing() -> Option<&'static Hub> {
 }
 
 /// This thread's hub, created with the environment's settings if needed.
+/// `EPERM` when the hub is in the middle of something (`reentered`).
 #[inline]
 pub fn current() -> Result<&'static Hub> {
     match existing() {
-        Some(h) => Ok(h),
+        Some(h) => reentered(h),
         None => create(Config::from_env()?),
     }
+}
+
+/// `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
+/// across a call into C (module rule), so a gh_* call that finds one was made by a
+/// signal handler that interrupted greenhub (issue 15.10): refuse it rather than panic.
+#[inline]
+fn reentered(h: &'static Hub) -> Result<&'static Hub> {
+    if h.st.try_borrow_mut().is_err() {
+        return Err(Error::PERM);
+    }
+    Ok(h)
 }
 
 /// Creates this thread's hub with `cfg`; `EBUSY` if it exists.
@@ -348,6 +360,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         }
     };
     let base = shared.base;
+    crate::asyncs::hub_started(shared.id, wake_fd);
     let mut greenlets = Table::with_base(base);
     let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
     let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
@@ -505,7 +518,9 @@ impl Drop for Hub {
         let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;
-            r.asyncs.clear();
+            // No gh_async_send can write to the eventfd after this (signal-safe senders
+            // do not take the lock).
+            crate::asyncs::hub_gone(self.id);
             // SAFETY: closes our eventfd; senders check wake_fd under this lock.
             unsafe { libc::close(self.wake_fd.get()) };
             std::mem::take(&mut r.done)
@@ -575,7 +590,7 @@ impl Hub {
 /// Resolves a handle to this thread's hub without creating one.
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
     match existing() {
-        Some(h) if Id::decode(raw).hub == h.id => Ok(h),
+        Some(h) if Id::decode(raw).hub == h.id => reentered(h),
         _ => Err(handle::foreign(Id::decode(raw).hub)),
     }
 }

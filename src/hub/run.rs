@@ -487,14 +487,14 @@ impl Hub {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             if drain {
                 r.woken = false;
+                crate::asyncs::drained(self.id);
             }
             let jobs_done = !r.done.is_empty();
+            drop(r);
             for &slot in &st.asyncs {
-                if let Some(a) = r.asyncs.get_mut(&slot) {
-                    if a.1 {
-                        a.1 = false;
-                        list.push((slot, a.0, EV_ASYNC));
-                    }
+                let gen = st.watchers.gen(slot);
+                if crate::asyncs::pending(self.id, slot, gen, true) {
+                    list.push((slot, gen, EV_ASYNC));
                 }
             }
             (list, jobs_done)
