@@ -58,23 +58,12 @@ fn cell(h: &'static AsyncHub, slot: u32) -> Option<&'static AtomicU64> {
 }
 
 /// A hub with id `id` starts (or, after fork, has a new eventfd): senders wake `wake_fd`.
-/// Hub thread only.
+/// Hub thread only. (Its `AsyncHub` is made by its first async watcher: `arm`.)
 pub(crate) fn hub_started(id: u16, wake_fd: i32) {
-    let h = match hub(id) {
-        Some(h) => h,
-        None => {
-            let h: &'static AsyncHub = Box::leak(Box::new(AsyncHub {
-                wake_fd: AtomicI32::new(-1),
-                woken: AtomicBool::new(false),
-                inflight: AtomicU32::new(0),
-                segs: Default::default(),
-            }));
-            HUBS[id as usize].store(h as *const _ as *mut _, Ordering::Release);
-            h
-        }
-    };
-    h.woken.store(false, Ordering::SeqCst);
-    h.wake_fd.store(wake_fd, Ordering::SeqCst);
+    if let Some(h) = hub(id) {
+        h.woken.store(false, Ordering::SeqCst);
+        h.wake_fd.store(wake_fd, Ordering::SeqCst);
+    }
 }
 
 /// The hub `id` is going: no sender wakes it any more, every cell is cleared. Returns
@@ -97,9 +86,23 @@ pub(crate) fn hub_gone(id: u16) {
     }
 }
 
-/// A new async watcher (`slot`, `gen`) of hub `id`. Hub thread only.
-pub(crate) fn arm(id: u16, slot: u32, gen: u32) {
-    let Some(h) = hub(id) else { return };
+/// A new async watcher (`slot`, `gen`) of hub `id`, whose eventfd is `wake_fd`. Hub
+/// thread only. The first one of an id makes its `AsyncHub` (kept for the process's
+/// life, and reused by later hubs with that id: at most 65,534 of them).
+pub(crate) fn arm(id: u16, slot: u32, gen: u32, wake_fd: i32) {
+    let h = match hub(id) {
+        Some(h) => h,
+        None => {
+            let h: &'static AsyncHub = Box::leak(Box::new(AsyncHub {
+                wake_fd: AtomicI32::new(wake_fd),
+                woken: AtomicBool::new(false),
+                inflight: AtomicU32::new(0),
+                segs: Default::default(),
+            }));
+            HUBS[id as usize].store(h as *const _ as *mut _, Ordering::Release);
+            h
+        }
+    };
     let (k, _) = place(slot);
     if h.segs[k].load(Ordering::Acquire).is_null() {
         let cells: Box<[AtomicU64]> = (0..(FIRST as usize) << k)

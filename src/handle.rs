@@ -350,10 +350,14 @@ static NEXT_HUB: AtomicU32 = AtomicU32::new(1);
 /// generation the next hub with that id may use: one above every generation the
 /// earlier ones handed out (`unregister_hub`). An id whose base passes `BASE_LIMIT` is
 /// retired (its hubs could otherwise not reuse a slot 2^19 times before it retires).
-/// Locked only with the registry's lock held (fork safety: `fork_prepare` takes that).
-fn id_bases() -> &'static Mutex<HashMap<u16, u32>> {
-    static BASES: std::sync::OnceLock<Mutex<HashMap<u16, u32>>> = std::sync::OnceLock::new();
-    BASES.get_or_init(|| Mutex::new(HashMap::new()))
+/// Written with the registry's lock held. A static array (no allocation that grows
+/// with the number of hubs ever made; 0 means 1).
+#[allow(clippy::declare_interior_mutable_const)]
+const BASE_ONE: AtomicU32 = AtomicU32::new(0);
+static ID_BASES: [AtomicU32; 1 << 16] = [BASE_ONE; 1 << 16];
+
+fn id_base(id: u16) -> u32 {
+    ID_BASES[id as usize].load(Ordering::Relaxed).max(1)
 }
 
 pub(crate) const BASE_LIMIT: u32 = 1 << (GEN_BITS - 1);
@@ -375,7 +379,6 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     if reg.len() >= 0xFFF0 {
         return Err(Error::NOMEM);
     }
-    let bases = id_bases().lock().unwrap_or_else(|p| p.into_inner());
     let mut tries = 0u32;
     let (id, base) = loop {
         tries += 1;
@@ -383,12 +386,11 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
             return Err(Error::NOMEM);
         }
         let n = NEXT_HUB.fetch_add(1, Ordering::Relaxed) as u16;
-        let base = bases.get(&n).copied().unwrap_or(1);
+        let base = id_base(n);
         if n != 0 && n != 0xFFFF && base <= BASE_LIMIT && !reg.contains_key(&n) {
             break (n, base);
         }
     };
-    drop(bases);
     let shared = Arc::new(HubShared {
         id,
         base,
@@ -412,9 +414,8 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
 pub fn unregister_hub(id: u16, max_gen: u32) {
     let mut reg = lock_registry();
     reg.remove(&id);
-    let mut bases = id_bases().lock().unwrap_or_else(|p| p.into_inner());
-    let b = bases.entry(id).or_insert(1);
-    *b = (*b).max(max_gen.saturating_add(1));
+    let next = id_base(id).max(max_gen.saturating_add(1));
+    ID_BASES[id as usize].store(next, Ordering::Relaxed);
 }
 
 /// The ids of every live hub, in creation order of their ids.

@@ -14,7 +14,7 @@ impl HubState {
     pub fn new_watcher(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
         let (slot, gen) = self.watchers.insert(Watcher::new(kind, internal))?;
         if kind == WatchKind::Async {
-            crate::asyncs::arm(self.shared.id, slot, gen);
+            crate::asyncs::arm(self.shared.id, slot, gen, self.wake_fd);
         }
         Ok((slot, gen))
     }
