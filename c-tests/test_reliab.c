@@ -523,6 +523,118 @@ TEST(async_send_from_signal_handler) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 6 and 5. after fork: fds the child owns; a child at EMFILE (FAULTS 47) ===== */
+
+static int fork_read_rc = 12345;
+static char fork_read_c;
+static void *fork_reader(void *arg) {
+    fork_read_rc = (int)gh_read((int)(intptr_t)arg, &fork_read_c, 1, 10);
+    return NULL;
+}
+
+/* Runs `child` in a forked child (exit code 0 = passed) and returns its exit status. */
+static int in_child(void (*child)(void *), void *arg) {
+    int pid, st = -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        child(arg);
+        _exit(0);
+    }
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static void closefrom_child(void *arg) {
+    int sv[4][2], i, fd;
+    char c;
+    (void)arg;
+    for (fd = 3; fd < 1024; fd++) close(fd); /* closefrom(3) */
+    for (i = 0; i < 4; i++) ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]));
+    ASSERT_OK(gh_sleep(0.001)); /* the first call after fork: greenhub's fork cleanup */
+    for (i = 0; i < 4; i++) {
+        ASSERT_TRUE(fcntl(sv[i][0], F_GETFD) >= 0);
+        ASSERT_TRUE(fcntl(sv[i][1], F_GETFD) >= 0);
+        ASSERT_EQ(write(sv[i][1], "k", 1), 1);
+        ASSERT_CODE(gh_read(sv[i][0], &c, 1, 1), 1);
+    }
+    ASSERT_OK(gh_hub_destroy());
+    for (i = 0; i < 4; i++) {
+        ASSERT_TRUE(fcntl(sv[i][0], F_GETFD) >= 0);
+        ASSERT_TRUE(fcntl(sv[i][1], F_GETFD) >= 0);
+    }
+}
+
+/* A child that ran closefrom(3) and opened new sockets keeps them all: greenhub's
+ * after-fork cleanup closes an inherited fd only if it is still the same open file. */
+TEST(fork_child_closefrom_keeps_new_fds) {
+    int fds0 = gh_test_fd_count();
+    ASSERT_OK(gh_sleep(0.001)); /* a hub: its epoll fd and eventfd are inherited */
+    ASSERT_EQ(in_child(closefrom_child, NULL), 0);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* Fills every free fd number below `limit` and lowers RLIMIT_NOFILE to `limit`: no
+ * new fd can be made (the numbers at or above it, e.g. greenhub's inherited ones, do
+ * not help once freed). Returns the old limit. */
+static struct rlimit fill_fds_below(int limit) {
+    struct rlimit old, lim;
+    int fd;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &old));
+    lim = old;
+    lim.rlim_cur = (rlim_t)limit;
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &lim));
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+    }
+    ASSERT_EQ(errno, EMFILE);
+    return old;
+}
+
+static int parent_backend_fd;
+static void emfile_child(void *arg) {
+    int a0 = (int)(intptr_t)arg, fd;
+    struct rlimit old = fill_fds_below(parent_backend_fd);
+    ASSERT_CODE(gh_close(a0), GH_EMFILE);
+    ASSERT_CODE(gh_wait_read(a0, 0.01), GH_EMFILE);
+    ASSERT_CODE(gh_sleep(0), GH_EMFILE);
+    ASSERT_TRUE(fcntl(a0, F_GETFD) >= 0);
+    /* room again: the next call builds the child's own loop */
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
+    for (fd = a0 + 2; fd < parent_backend_fd; fd++) close(fd);
+    ASSERT_OK(gh_sleep(0.001));
+    ASSERT_OK(gh_close(a0));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A child at EMFILE cannot make its own loop: its calls fail with GH_EMFILE and never
+ * touch the parent's epoll set (gh_close of a watched fd there does not remove the
+ * parent's registration: the parent's reader still gets its data); once fds free up
+ * the child's next call works. */
+TEST(fork_child_at_emfile_leaves_parent_alone) {
+    int a[2], fds0 = gh_test_fd_count();
+    gh_greenlet g;
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a));
+    ASSERT_OK(gh_spawn(&g, fork_reader, (void *)(intptr_t)a[0]));
+    ASSERT_OK(gh_sleep(0.001));
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    parent_backend_fd = gh_hub_backend_fd();
+    if (parent_backend_fd == GH_ENOTSUP) parent_backend_fd = a[1] + 1; /* "poll" */
+    ASSERT_TRUE(parent_backend_fd > a[1]);
+    ASSERT_EQ(in_child(emfile_child, (void *)(intptr_t)a[0]), 0);
+    ASSERT_EQ(write(a[1], "p", 1), 1);
+    ASSERT_OK(gh_join(g, 5, NULL));
+    ASSERT_EQ(fork_read_rc, 1);
+    ASSERT_EQ(fork_read_c, 'p');
+    close(a[0]);
+    close(a[1]);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -533,5 +645,7 @@ int main(int argc, char **argv) {
     RUN(calls_in_atexit_after_teardown);
     RUN(calls_in_thread_key_destructor);
     RUN(async_send_from_signal_handler);
+    RUN(fork_child_closefrom_keeps_new_fds);
+    RUN(fork_child_at_emfile_leaves_parent_alone);
     return TEST_DONE();
 }

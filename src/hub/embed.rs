@@ -81,31 +81,64 @@ impl Hub {
     /// pool (whose threads did not survive the fork) abandoned: its waiters get
     /// `ECLOSED`.
     pub(crate) fn after_fork(&self) {
-        self.fork_gen
-            .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
         let mut st_ref = self.st.borrow_mut();
         let st = &mut *st_ref;
-        let name = st.backend.name();
-        let backend = match super::make_backend(Some(name)) {
-            Ok(b) => b,
+        // The backend's name (a failed attempt left an fd-less placeholder in its place:
+        // then the name it had).
+        if self.fork_error.get() == 0 {
+            self.fork_backend.set(st.backend.name());
+        }
+        let name = self.fork_backend.get();
+        // Let go of the parent's backend and eventfd first: the child must never use
+        // them, even when it cannot make its own (issue 15.5). Their fds are closed only if the numbers still
+        // hold them (the child may have closed them and opened its own: issue 15.6).
+        let placeholder = Box::new(crate::event_loop::poll::Poll::default());
+        std::mem::replace(&mut st.backend, placeholder).abandon();
+        let old = self.wake_fd.replace(-1);
+        if old >= 0 && crate::event_loop::file_id(old) == self.wake_id.get() {
+            // SAFETY: closes this process's copy of the old eventfd, still at its number.
+            unsafe { libc::close(old) };
+        }
+        // (Made after letting go: at EMFILE the numbers freed may be what it needs.)
+        let made = super::make_backend(Some(name)).and_then(|b| {
+            let fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if fd < 0 {
+                return Err(Error::last_os());
+            }
+            Ok((b, fd))
+        });
+        let (backend, wake_fd) = match made {
+            Ok(m) => m,
             Err(e) => {
-                eprintln!(
-                    "greenhub: cannot recreate the {name} backend after fork: {}",
-                    e.0
-                );
+                // Retried at the next call (fork_gen stays behind); `current` answers e.
+                if self.fork_error.replace(e.0) == 0 {
+                    eprintln!(
+                        "greenhub: cannot make this forked process's own {name} loop (error {}); greenhub calls fail until it can",
+                        e.0
+                    );
+                }
+                st.wake_fd = -1;
+                st.shared
+                    .remote
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .wake_fd = -1;
+                crate::asyncs::hub_started(self.id, -1);
+                if let Some(slot) = st.sig_slot {
+                    crate::signals::set_wake_fd(slot, -1);
+                }
                 return;
             }
         };
-        let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
-        if wake_fd < 0 {
-            eprintln!("greenhub: cannot create a wake-up fd after fork");
-            return;
-        }
-        std::mem::replace(&mut st.backend, backend).abandon();
+        self.fork_error.set(0);
+        self.fork_gen
+            .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
+        st.backend = backend;
         if let Err(e) = st.backend.add(wake_fd, WAKE_TOKEN, crate::event_loop::READ) {
             eprintln!("greenhub: cannot register the wake-up fd after fork: errno {e}");
         }
-        let old = self.wake_fd.replace(wake_fd);
+        self.wake_fd.set(wake_fd);
+        self.wake_id.set(crate::event_loop::file_id(wake_fd));
         st.wake_fd = wake_fd;
         {
             let mut r = st.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
@@ -113,8 +146,6 @@ impl Hub {
             r.woken = false;
             r.done.clear();
         }
-        // SAFETY: closes this process's copy of the old eventfd.
-        unsafe { libc::close(old) };
         if let Some(slot) = st.sig_slot {
             crate::signals::set_wake_fd(slot, wake_fd);
         }

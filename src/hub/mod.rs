@@ -189,8 +189,15 @@ pub struct Hub {
     pub hub_slot: u32,
     pub hub_gen: u32,
     pub wake_fd: Cell<i32>,
+    /// `file_id` of `wake_fd` (after fork it is closed only if the number still holds it).
+    pub wake_id: Cell<Option<(u64, u64)>>,
     /// `FORK_GEN` when this hub last checked (a fork makes it rebuild its loop).
     pub fork_gen: Cell<u64>,
+    /// Why the loop could not be rebuilt after fork (0: it was): `current` answers it
+    /// until a retry succeeds.
+    pub fork_error: Cell<i32>,
+    /// The backend to make again after fork (kept while `fork_error` is set).
+    pub fork_backend: Cell<&'static str>,
     /// Switches so far (wrapping); published with the running slot in `shared.active`.
     pub switches: Cell<u32>,
     /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
@@ -281,18 +288,24 @@ pub fn existing() -> Option<&'static Hub> {
 #[inline]
 pub fn current() -> Result<&'static Hub> {
     match existing() {
-        Some(h) => reentered(h),
+        Some(h) => usable(h),
         None => create(Config::from_env()?),
     }
 }
 
-/// `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
-/// across a call into C (module rule), so a gh_* call that finds one was made by a
-/// signal handler that interrupted greenhub (issue 15.10): refuse it rather than panic.
+/// The hub, if it can be used now:
+/// * `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
+///   across a call into C (module rule), so a gh_* call that finds one was made by a
+///   signal handler that interrupted greenhub (issue 15.10): refuse it, never panic.
+/// * the error that kept a forked child from making its own loop (`EMFILE`, …): the
+///   parent's must not be used (issue 15.5); `existing` retries at every call.
 #[inline]
-fn reentered(h: &'static Hub) -> Result<&'static Hub> {
+fn usable(h: &'static Hub) -> Result<&'static Hub> {
     if h.st.try_borrow_mut().is_err() {
         return Err(Error::PERM);
+    }
+    if h.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error(h.fork_error.get().min(-1)));
     }
     Ok(h)
 }
@@ -414,6 +427,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         hub_slot,
         hub_gen,
         wake_fd: Cell::new(wake_fd),
+        wake_id: Cell::new(crate::event_loop::file_id(wake_fd)),
+        fork_error: Cell::new(0),
+        fork_backend: Cell::new("epoll"),
         fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
         switches: Cell::new(0),
         diag: Cell::new(0),
@@ -590,7 +606,7 @@ impl Hub {
 /// Resolves a handle to this thread's hub without creating one.
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
     match existing() {
-        Some(h) if Id::decode(raw).hub == h.id => reentered(h),
+        Some(h) if Id::decode(raw).hub == h.id => usable(h),
         _ => Err(handle::foreign(Id::decode(raw).hub)),
     }
 }
