@@ -635,6 +635,77 @@ TEST(fork_child_at_emfile_leaves_parent_alone) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== 13. smaller ones (FAULTS 54 and others) ==================================== */
+
+static gh_hub_ref other_hub;
+static gh_watcher other_async;
+static int other_pipe[2];
+static volatile int other_ran;
+static void mark_other_ran(void *arg) {
+    (void)arg;
+    other_ran = 1;
+}
+static void *other_thread(void *arg) {
+    char c;
+    (void)arg;
+    other_hub = gh_hub_current();
+    if (gh_async_new(&other_async) != GH_OK) return (void *)1;
+    if (gh_watcher_start(other_async, async_cb, NULL) != GH_OK) return (void *)1;
+    if (gh_read(other_pipe[0], &c, 1, 10) != 1) return (void *)1; /* until told to end */
+    gh_hub_destroy();
+    return NULL;
+}
+static void call_dead_hub_child(void *arg) {
+    (void)arg;
+    ASSERT_CODE(gh_hub_call_threadsafe(other_hub, call_noop, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_async_send(other_async), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_call_threadsafe(gh_hub_current(), call_noop, NULL));
+    ASSERT_OK(gh_sleep(0.001));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* gh_hub_call_threadsafe (and gh_async_send) to a hub whose thread did not survive a
+ * fork: GH_EBADHANDLE in the child (it would never run); the parent's still works. */
+TEST(call_threadsafe_to_hub_lost_in_fork) {
+    pthread_t t;
+    void *r = (void *)1;
+    double t0;
+    ASSERT_OK(pipe(other_pipe));
+    ASSERT_OK(gh_sleep(0)); /* this thread's hub, inherited too */
+    ASSERT_OK(pthread_create(&t, NULL, other_thread, NULL));
+    while (other_hub.id == 0) usleep(1000);
+    usleep(10000);
+    ASSERT_EQ(in_child(call_dead_hub_child, NULL), 0);
+    ASSERT_OK(gh_hub_call_threadsafe(other_hub, mark_other_ran, NULL));
+    t0 = gh_test_now();
+    while (!other_ran && gh_test_now() - t0 < 5) usleep(1000);
+    ASSERT_TRUE(other_ran);
+    ASSERT_EQ(write(other_pipe[1], "q", 1), 1);
+    ASSERT_OK(pthread_join(t, &r));
+    ASSERT_TRUE(r == NULL);
+    close(other_pipe[0]);
+    close(other_pipe[1]);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A bad GREENHUB_* value: every call that would create the hub fails with GH_EINVAL
+ * (GREENHUB_RUN_INFO_SIGNAL too), and it is said once on stderr, not per call. */
+static void bad_env_case(const char *var, const char *value) {
+    FILE *err;
+    int saved, i, lines;
+    setenv(var, value, 1);
+    saved = stderr_to_file(&err);
+    for (i = 0; i < 5; i++) ASSERT_CODE(gh_sleep(0), GH_EINVAL);
+    lines = count_lines(err, saved, var);
+    ASSERT_EQ(lines, 1);
+    unsetenv(var);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_hub_destroy());
+}
+TEST(bad_env_run_info_signal) { bad_env_case("GREENHUB_RUN_INFO_SIGNAL", "SIGNOPE"); }
+TEST(bad_env_stack_size_said_once) { bad_env_case("GREENHUB_STACK_SIZE", "lots"); }
+TEST(bad_env_blocking_time_said_once) { bad_env_case("GREENHUB_MAX_BLOCKING_TIME", "-3"); }
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -647,5 +718,9 @@ int main(int argc, char **argv) {
     RUN(async_send_from_signal_handler);
     RUN(fork_child_closefrom_keeps_new_fds);
     RUN(fork_child_at_emfile_leaves_parent_alone);
+    RUN(call_threadsafe_to_hub_lost_in_fork);
+    RUN(bad_env_run_info_signal);
+    RUN(bad_env_stack_size_said_once);
+    RUN(bad_env_blocking_time_said_once);
     return TEST_DONE();
 }

@@ -953,8 +953,8 @@ const char *gh_hub_backend(void);
  * *Ownership*: `arg` is passed through untouched.
  * *Threads*: thread-safe: any thread, including `hub`'s own.
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
- * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
- * — then `fn` never runs).
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+ * or — in a forked child — its thread did not survive the fork: then `fn` never runs).
  */
 int gh_hub_call_threadsafe(struct gh_hub_ref hub, gh_callback_fn fn, void *arg);
 

@@ -123,6 +123,22 @@ pub(crate) fn disarm(id: u16, slot: u32) {
     }
 }
 
+/// In a fork child: no hub may write the parent's eventfds. The forking thread's hub
+/// (`own`) keeps its pending flags (sends are recorded, not written, until `after_fork`
+/// gives it its own eventfd and looks at them); the other threads' hubs are gone.
+pub(crate) fn forked(own: Option<u16>) {
+    for (id, p) in HUBS.iter().enumerate() {
+        // SAFETY: AsyncHubs are leaked boxes, never freed.
+        if let Some(h) = unsafe { p.load(Ordering::Acquire).as_ref() } {
+            let fd = if Some(id as u16) == own { FORKED } else { -1 };
+            h.wake_fd.store(fd, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `AsyncHub::wake_fd` of the forking thread's hub in a fork child, before `after_fork`.
+const FORKED: i32 = -2;
+
 /// Whether the async watcher (`slot`, `gen`) was sent to; clears it when `take`.
 pub(crate) fn pending(id: u16, slot: u32, gen: u32, take: bool) -> bool {
     let Some(c) = hub(id).and_then(|h| cell(h, slot)) else {
@@ -158,7 +174,7 @@ pub(crate) fn send(id: u16, slot: u32, gen: u32) -> Result<()> {
 
 fn send_in(h: &'static AsyncHub, slot: u32, gen: u32) -> Result<()> {
     let fd = h.wake_fd.load(Ordering::SeqCst);
-    if fd < 0 || gen == 0 {
+    if (fd < 0 && fd != FORKED) || gen == 0 {
         return Err(Error::BADHANDLE);
     }
     let c = cell(h, slot).ok_or(Error::BADHANDLE)?;
@@ -168,7 +184,7 @@ fn send_in(h: &'static AsyncHub, slot: u32, gen: u32) -> Result<()> {
         Err(v) if v == armed | 1 => return Ok(()), // coalesced
         Err(_) => return Err(Error::BADHANDLE),
     }
-    if !h.woken.swap(true, Ordering::SeqCst) {
+    if fd >= 0 && !h.woken.swap(true, Ordering::SeqCst) {
         let one: u64 = 1;
         // SAFETY: 8 bytes from a live u64 to the hub's eventfd, which `hub_gone` does not
         // let close while this sender is counted in `inflight`.

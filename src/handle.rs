@@ -510,6 +510,29 @@ pub extern "C" fn fork_prepare() {
     FORK_GUARDS.with(|g| *g.borrow_mut() = (Some(reg), guards));
 }
 
+/// In a fork child, before `fork_release`: the hubs of the threads that did not survive
+/// the fork (all but `own`) leave the registry (gh_hub_call_threadsafe to them is then
+/// GH_EBADHANDLE: issue 15.13), their ids are retired (their handles' generations are
+/// unknown), and no hub's wake-up eventfd — the parent's — is written any more (the own
+/// hub gets its own in `after_fork`).
+pub fn fork_child_hubs(own: Option<u16>) {
+    FORK_GUARDS.with(|g| {
+        let mut g = g.borrow_mut();
+        for r in g.1.iter_mut() {
+            r.wake_fd = -1;
+        }
+        g.1 = Vec::new(); // the remote guards borrow from the registry's Arcs: first
+        if let Some(reg) = g.0.as_mut() {
+            let dead: Vec<u16> = reg.keys().copied().filter(|&id| Some(id) != own).collect();
+            for id in dead {
+                reg.remove(&id);
+                ID_BASES[id as usize].store(BASE_LIMIT + 1, Ordering::Relaxed);
+            }
+        }
+    });
+    crate::asyncs::forked(own);
+}
+
 /// pthread_atfork "parent" and "child": release what `fork_prepare` took.
 pub extern "C" fn fork_release() {
     FORK_GUARDS.with(|g| {

@@ -180,8 +180,8 @@ pub extern "C" fn gh_hub_backend() -> *const c_char {
 /// *Ownership*: `arg` is passed through untouched.
 /// *Threads*: thread-safe: any thread, including `hub`'s own.
 /// *Blocking*: never (one eventfd write at most per iteration of the target hub).
-/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
-/// — then `fn` never runs).
+/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+/// or — in a forked child — its thread did not survive the fork: then `fn` never runs).
 #[no_mangle]
 pub extern "C" fn gh_hub_call_threadsafe(
     hub: gh_hub_ref,

@@ -92,21 +92,42 @@ impl Config {
         }
         if let Ok(s) = std::env::var("GREENHUB_STACK_SIZE") {
             c.stack_size = parse_size(&s).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)");
-                Error::INVAL
+                bad_env(BAD_STACK_SIZE, || format!("GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)"))
             })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MAX_BLOCKING_TIME") {
-            c.max_blocking_time = s.trim().parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds");
-                Error::INVAL
-            })?;
+            c.max_blocking_time = s
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| *v > 0.0 && v.is_finite())
+                .ok_or_else(|| {
+                    bad_env(BAD_BLOCKING_TIME, || {
+                        format!(
+                            "GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds"
+                        )
+                    })
+                })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MONITOR_THREAD_ENABLE") {
             c.monitor = matches!(s.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on");
         }
         Ok(c)
     }
+}
+
+pub(crate) const BAD_STACK_SIZE: u32 = 1;
+pub(crate) const BAD_BLOCKING_TIME: u32 = 2;
+pub(crate) const BAD_RUN_INFO_SIGNAL: u32 = 4;
+
+/// A bad GREENHUB_* value: said once per variable for the process's life (every call
+/// that would create the hub fails with it: issue 15.13), then `EINVAL`.
+pub(crate) fn bad_env(var: u32, what: impl FnOnce() -> String) -> Error {
+    static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    if SAID.fetch_or(var, std::sync::atomic::Ordering::Relaxed) & var == 0 {
+        eprintln!("greenhub: {}", what());
+    }
+    Error::INVAL
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -219,6 +240,9 @@ pub static FORK_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 extern "C" fn fork_child() {
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     crate::signals::forget_wake_fds_after_fork();
+    // SAFETY: a published hub is alive (see `existing`); only its id is read.
+    let own = unsafe { published().as_ref() }.map(|h| h.id);
+    handle::fork_child_hubs(own);
     handle::fork_release();
 }
 
@@ -352,6 +376,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
                 stack::MAX_STACK
             );
         })?;
+    let run_info_signal = crate::monitor::run_info_signal()?;
     crate::overflow::install_handler();
     let altstack = crate::overflow::AltStack::for_this_thread()?;
     let mut backend = make_backend(cfg.backend.as_deref())?;
@@ -459,7 +484,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     }
     // SAFETY: just published; see `existing`.
     let hub = unsafe { &*p };
-    crate::monitor::install_dump_signal(hub);
+    if let Some(signum) = run_info_signal {
+        crate::monitor::install_dump_signal(hub, signum);
+    }
     if cfg.monitor {
         if let Err(e) = crate::monitor::start(hub, cfg.max_blocking_time) {
             eprintln!("greenhub: cannot start the blocking monitor: {}", e.code());

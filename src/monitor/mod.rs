@@ -561,16 +561,23 @@ pub(crate) fn assert_end(hub: &Hub, raw: u64) -> Result<()> {
     Err(Error::NOSWITCH)
 }
 
-/// Installs the run-info dump on `GREENHUB_RUN_INFO_SIGNAL` (a name like `SIGUSR2` or a
-/// number) for a new hub: the hub writes `gh_format_run_info` to stderr when it gets it.
-pub(crate) fn install_dump_signal(hub: &Hub) {
+/// GREENHUB_RUN_INFO_SIGNAL's signal, if set; `EINVAL` (said once) if it is not a signal
+/// name or number: the hub is not created, like for the other GREENHUB_* variables.
+pub(crate) fn run_info_signal() -> crate::error::Result<Option<i32>> {
     let Ok(v) = std::env::var("GREENHUB_RUN_INFO_SIGNAL") else {
-        return;
+        return Ok(None);
     };
-    let Some(signum) = capture::parse_signal(&v) else {
-        eprintln!("greenhub: GREENHUB_RUN_INFO_SIGNAL={v:?} is not a signal name or number");
-        return;
-    };
+    capture::parse_signal(&v).map(Some).ok_or_else(|| {
+        crate::hub::bad_env(crate::hub::BAD_RUN_INFO_SIGNAL, || {
+            format!("GREENHUB_RUN_INFO_SIGNAL={v:?} is not a signal name or number")
+        })
+    })
+}
+
+/// Installs the run-info dump on `signum` (GREENHUB_RUN_INFO_SIGNAL: a name like
+/// `SIGUSR2` or a number) for a new hub: the hub writes `gh_format_run_info` to stderr
+/// when it gets it.
+pub(crate) fn install_dump_signal(hub: &Hub, signum: i32) {
     unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, _a: *mut c_void) {
         let mut s = String::new();
         runinfo::format_all(&mut s);
