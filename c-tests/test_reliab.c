@@ -706,6 +706,69 @@ TEST(bad_env_run_info_signal) { bad_env_case("GREENHUB_RUN_INFO_SIGNAL", "SIGNOP
 TEST(bad_env_stack_size_said_once) { bad_env_case("GREENHUB_STACK_SIZE", "lots"); }
 TEST(bad_env_blocking_time_said_once) { bad_env_case("GREENHUB_MAX_BLOCKING_TIME", "-3"); }
 
+/* ==== 3. a frame larger than a page jumps no guard (FAULTS 45) ================== */
+
+__attribute__((noinline)) static void big_frame(void) {
+    char buf[72 * 1024]; /* in a 64 KiB greenlet: reaches ~8 KiB past the stack's end */
+    buf[0] = 1;          /* only its start written (its lowest address) */
+    __asm__ volatile("" ::"r"(buf) : "memory");
+}
+static void *big_frame_fn(void *arg) {
+    (void)arg;
+    big_frame();
+    return NULL;
+}
+static void *neighbour_fn(void *arg) {
+    (void)arg;
+    gh_sleep(GH_FOREVER);
+    return NULL;
+}
+static void big_frame_child(void *arg) {
+    gh_spawn_options o = {0};
+    gh_greenlet n, g;
+    (void)arg;
+    o.stack_size = 64 * 1024;
+    o.name = "neighbour";
+    /* the neighbour's slot is carved first, right below the big frame's */
+    if (gh_spawn_ex(&n, neighbour_fn, NULL, &o) != GH_OK) _exit(3);
+    if (gh_sleep(0) != GH_OK) _exit(3);
+    o.name = "big-frame";
+    if (gh_spawn_ex(&g, big_frame_fn, NULL, &o) != GH_OK) _exit(3);
+    gh_join(g, 5, NULL);
+    _exit(4); /* the frame went through: nothing faulted */
+}
+
+/* A 72 KiB frame in a 64 KiB greenlet, only its start written: the process dies of
+ * SIGSEGV with the overflow report naming it, instead of silently writing into the
+ * neighbouring greenlet's stack. */
+TEST(big_frame_hits_the_guard) {
+    int errp[2], pid, st = -1;
+    char buf[4096];
+    ssize_t n, len = 0;
+    ASSERT_OK(pipe(errp));
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        struct rlimit nocore = {0, 0};
+        setrlimit(RLIMIT_CORE, &nocore);
+        dup2(errp[1], 2);
+        close(errp[0]);
+        close(errp[1]);
+        big_frame_child(NULL);
+    }
+    close(errp[1]);
+    while ((n = read(errp[0], buf + len, sizeof buf - 1 - (size_t)len)) > 0) len += n;
+    buf[len] = 0;
+    close(errp[0]);
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    fprintf(stderr, "%s", buf);
+    ASSERT_TRUE(WIFSIGNALED(st));
+    ASSERT_EQ(WTERMSIG(st), SIGSEGV);
+    ASSERT_TRUE(strstr(buf, "stack overflow in greenlet \"big-frame\"") != NULL);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -722,5 +785,6 @@ int main(int argc, char **argv) {
     RUN(bad_env_run_info_signal);
     RUN(bad_env_stack_size_said_once);
     RUN(bad_env_blocking_time_said_once);
+    RUN(big_frame_hits_the_guard);
     return TEST_DONE();
 }

@@ -1,5 +1,5 @@
-//! Greenlet stacks: slots carved from large reserved regions, a guard page under each,
-//! recycled through a per-hub pool.
+//! Greenlet stacks: slots carved from large reserved regions, a guard (`GUARD`, 64 KiB)
+//! under each, recycled through a per-hub pool.
 //!
 //! ```text
 //!  one region (CHUNK = 64 MiB of MAP_NORESERVE address space; 4 MiB under valgrind),
@@ -8,12 +8,13 @@
 //!  +-------+---------------------+-------+---------------------+-------+-----  ...
 //!  | guard |  stack 0   ...|meta | guard |  stack 1   ...|meta | guard |  (not carved yet)
 //!  +-------+---------------------+-------+---------------------+-------+-----  ...
-//!  ^ slot 0 = guard page + size bytes    ^ slot 1                        stacks grow down:
+//!  ^ slot 0 = guard + size bytes         ^ slot 1                        stacks grow down:
 //!                                                                        base() = meta
 //! ```
 //!
-//! * Guard page: `madvise(MADV_GUARD_INSTALL)` where the kernel has it (Linux >= 6.13: no
-//!   extra memory mapping per stack; the region stays one mapping), else
+//! * Guard (64 KiB, so frames with big arrays fault too): `madvise(MADV_GUARD_INSTALL)`
+//!   where the kernel has it (Linux >= 6.13: no extra memory mapping per stack; the region
+//!   stays one mapping), else
 //!   `mprotect(PROT_NONE)` (each stack then splits the region: 2 mappings per stack).
 //!   Decided once per process, on the first slot carved.
 //! * With `mprotect`, carving a slot first takes 2 mappings from a process-wide budget
@@ -88,6 +89,19 @@ const META: usize = 64;
 pub const CO_AREA: usize = (std::mem::size_of::<crate::greenlet::Co>() + 15) & !15;
 const MAGIC: u64 = 0x6275_686e_6565_7267; // "greenhub", little-endian
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// Bytes of guard under each stack. One page only catches a frame that touches memory
+/// within a page of the stack's end: a C frame with a big array (`char buf[72 KiB]` on
+/// a 64 KiB stack, only its start written) jumped over it into the neighbouring slot
+/// and silently changed another greenlet's stack (issue 15.3). A guard costs address
+/// space only (`MADV_GUARD_INSTALL` markers, or `PROT_NONE` pages never committed), so it
+/// is 64 KiB: a frame reaching up to 64 KiB below its stack's end faults.
+pub(crate) const GUARD: usize = 64 * 1024;
+
+/// The guard under each stack (`GUARD`, at least a page).
+#[inline]
+pub fn guard_len() -> usize {
+    GUARD.max(page_size())
+}
 
 /// The page size (sysconf once per process: it was ~150 instructions per spawn).
 #[inline]
@@ -288,7 +302,7 @@ pub struct GuardHit {
 /// If `addr` lies in the guard page of a carved slot whose meta is set, that slot's
 /// owner. Async-signal-safe: atomics and plain reads only.
 pub fn guard_hit(addr: usize) -> Option<GuardHit> {
-    let page = page_size();
+    let guard = guard_len();
     let high = REGIONS_HIGH.load(Ordering::Acquire).min(MAX_REGIONS);
     for e in &REGIONS[..high] {
         let base = e.base.load(Ordering::Acquire);
@@ -301,8 +315,8 @@ pub fn guard_hit(addr: usize) -> Option<GuardHit> {
             continue; // rewritten meanwhile, or not in this region
         }
         let off = addr - base;
-        if off % slot >= page {
-            return None; // inside a region, but not in a guard page
+        if off % slot >= guard {
+            return None; // inside a region, but not in a guard
         }
         let top = base + (off / slot + 1) * slot;
         let meta = (top - META) as *const SlotMeta;
@@ -336,7 +350,7 @@ impl GhStack {
     fn new(slot_start: usize, slot_len: usize) -> GhStack {
         GhStack {
             top: slot_start + slot_len,
-            size: slot_len - page_size(),
+            size: slot_len - guard_len(),
             _valgrind: ValgrindStackRegistration::new(slot_start as *mut u8, slot_len),
         }
     }
@@ -424,7 +438,7 @@ unsafe impl Stack for GhStack {
     }
 
     fn limit(&self) -> StackPointer {
-        StackPointer::new(self.top - self.size - page_size()).expect("stack limit is never null")
+        StackPointer::new(self.top - self.size - guard_len()).expect("stack limit is never null")
     }
 }
 
@@ -482,7 +496,7 @@ impl Region {
 
     /// Guards the next slot and hands it out.
     fn carve(&mut self, force: Option<Guard>, map_limit: Option<usize>) -> Result<GhStack> {
-        let page = page_size();
+        let guard = guard_len();
         let start = self.base + self.carved * self.slot;
         let p = start as *mut libc::c_void;
         let mut mode = force.or_else(guard_mode).or_else(env_mode);
@@ -490,8 +504,8 @@ impl Region {
             if let Some(e) = fault::fail(Site::Madvise) {
                 return Err(Error(-e));
             }
-            // SAFETY: the first page of an uncarved slot of our own region.
-            if unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0 {
+            // SAFETY: the guard (first bytes) of an uncarved slot of our own region.
+            if unsafe { libc::madvise(p, guard, MADV_GUARD_INSTALL) } == 0 {
                 if mode.is_none() {
                     GUARD_MODE.store(1, Ordering::Relaxed);
                 }
@@ -510,8 +524,8 @@ impl Region {
         if !take_mappings(2, map_limit.unwrap_or_else(max_map_count)) {
             return Err(Error::NOMEM);
         }
-        // SAFETY: the first page of an uncarved slot of our own region.
-        if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+        // SAFETY: the guard (first bytes) of an uncarved slot of our own region.
+        if unsafe { libc::mprotect(p, guard, libc::PROT_NONE) } != 0 {
             return Err(Error::NOMEM);
         }
         self.carved += 1;
@@ -586,7 +600,7 @@ impl StackPool {
             self.in_use += 1;
             return Ok(st);
         }
-        let slot = size.checked_add(page_size()).ok_or(Error::NOMEM)?;
+        let slot = size.checked_add(guard_len()).ok_or(Error::NOMEM)?;
         let ri = match class.carving {
             Some(r) if !self.regions[r].full() => r,
             _ => {
@@ -638,7 +652,7 @@ impl StackPool {
             let start = batch[i].bottom();
             let mut end = batch[i].top;
             let mut j = i + 1;
-            while j < batch.len() && batch[j].bottom() == end + page_size() {
+            while j < batch.len() && batch[j].bottom() == end + guard_len() {
                 end = batch[j].top;
                 j += 1;
             }
@@ -698,7 +712,7 @@ mod tests {
         let mut pool = StackPool::default();
         let a = pool.take(MIN_STACK).unwrap();
         let b = pool.take(MIN_STACK).unwrap();
-        let page = page_size();
+        let page = guard_len();
         assert_eq!(b.bottom(), a.top() + page);
         // The guard page of b is recognised; a's usable bytes are not a guard.
         let mut b = b;
