@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -769,6 +770,67 @@ TEST(big_frame_hits_the_guard) {
     ASSERT_TRUE(strstr(buf, "stack overflow in greenlet \"big-frame\"") != NULL);
 }
 
+/* ==== 4. the mapping budget at vm.max_map_count in every guard mode (FAULTS 46) === */
+
+static void *nothing_fn(void *arg) { return arg; }
+
+/* Spawns greenlets with 1 GiB stacks (a region, so a mapping, each) until GH_ENOMEM:
+ * it must come while an eighth of vm.max_map_count is still free, so the rest of the
+ * process keeps working: 64 more mmaps, malloc, gh_format_run_info; after the kills,
+ * spawning works again. */
+static void huge_stacks_until_enomem(void) {
+    gh_spawn_options o = {0};
+    gh_greenlet *gs, g;
+    long limit = 65530, maps, n, i;
+    int rc = 0;
+    void *pages[64];
+    char *info;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (under_valgrind() || GH_TEST_ASAN) {
+        printf("  skipped under valgrind / ASan (their own address-space limits)\n");
+        return;
+    }
+    if (f) {
+        if (fscanf(f, "%ld", &limit) != 1) limit = 65530;
+        fclose(f);
+    }
+    gs = (gh_greenlet *)calloc((size_t)limit, sizeof *gs);
+    ASSERT_TRUE(gs != NULL);
+    o.stack_size = (size_t)1 << 30;
+    for (n = 0; n < limit; n++)
+        if ((rc = gh_spawn_ex(&gs[n], nothing_fn, NULL, &o)) != GH_OK) break;
+    maps = gh_test_map_count();
+    printf("  %s guards: %ld greenlets with 1 GiB stacks, then %s; %ld of %ld mappings\n",
+           getenv("GREENHUB_STACK_GUARD") ? "mprotect" : "default", n, gh_err_name(rc), maps,
+           limit);
+    ASSERT_CODE(rc, GH_ENOMEM);
+    ASSERT_LE(maps, limit - limit / 8 + 64);
+    for (i = 0; i < 64; i++) {
+        pages[i] = mmap(NULL, 4096, i % 2 ? PROT_READ : PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_TRUE(pages[i] != MAP_FAILED);
+    }
+    for (i = 0; i < 64; i++) munmap(pages[i], 4096);
+    info = (char *)malloc(1 << 20);
+    ASSERT_TRUE(info != NULL);
+    ASSERT_TRUE(gh_format_run_info(info, 1 << 20) > 0);
+    free(info);
+    for (i = 0; i < n; i++) {
+        ASSERT_OK(gh_kill(gs[i], 0));
+        ASSERT_OK(gh_release(gs[i]));
+    }
+    ASSERT_OK(gh_spawn_ex(&g, nothing_fn, NULL, &o));
+    ASSERT_OK(gh_join(g, 5, NULL));
+    ASSERT_OK(gh_release(g));
+    free(gs);
+    ASSERT_OK(gh_hub_destroy());
+}
+TEST(huge_stacks_map_budget_default_guards) { huge_stacks_until_enomem(); }
+TEST(huge_stacks_map_budget_mprotect_guards) {
+    setenv("GREENHUB_STACK_GUARD", "mprotect", 1);
+    huge_stacks_until_enomem();
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -786,5 +848,7 @@ int main(int argc, char **argv) {
     RUN(bad_env_stack_size_said_once);
     RUN(bad_env_blocking_time_said_once);
     RUN(big_frame_hits_the_guard);
+    RUN(huge_stacks_map_budget_default_guards);
+    RUN(huge_stacks_map_budget_mprotect_guards);
     return TEST_DONE();
 }

@@ -17,9 +17,10 @@
 //!   stays one mapping), else
 //!   `mprotect(PROT_NONE)` (each stack then splits the region: 2 mappings per stack).
 //!   Decided once per process, on the first slot carved.
-//! * With `mprotect`, carving a slot first takes 2 mappings from a process-wide budget
-//!   counted against `/proc/sys/vm/max_map_count` (see `MapBudget`): spawn fails with
-//!   `GH_ENOMEM` while a margin of mappings is still left for everyone else in the process.
+//! * Reserving a region takes a mapping from a process-wide budget counted against
+//!   `/proc/sys/vm/max_map_count` (see `MAP_BUDGET`), and with `mprotect` carving a slot
+//!   takes 2 more: spawn fails with `GH_ENOMEM` while a margin of mappings is still left for
+//!   everyone else in the process, whatever the guard mode and the stack size.
 //! * `meta` (top `META` bytes of each slot) is written at spawn: the greenlet's id, name and
 //!   stack size, for the stack-overflow reporter (`crate::overflow`), which finds a faulting
 //!   address's slot through the lock-free `REGIONS` table — no cost per switch.
@@ -274,9 +275,12 @@ static REGIONS_HIGH: AtomicUsize = AtomicUsize::new(0);
 /// Publishes a region; `None` when the table is full (its overflows go unreported).
 fn publish(base: usize, len: usize, slot: usize) -> Option<usize> {
     for (i, e) in REGIONS.iter().enumerate() {
-        if e.base
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        // (A plain load first: a full table is scanned at every region reserved — 57,000
+        // 1 GiB stacks are 57,000 regions — and a locked CAS per entry made that seconds.)
+        if e.base.load(Ordering::Relaxed) == 0
+            && e.base
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             e.len.store(len, Ordering::Relaxed);
             e.slot.store(slot, Ordering::Relaxed);
@@ -457,7 +461,14 @@ impl Region {
     /// Reserves a region for slots of `slot` bytes. It maps one more chunk (headroom) and
     /// gives that back at once: a reservation only succeeds while address space
     /// (RLIMIT_AS) is left for the rest of the process after it.
-    fn reserve(slot: usize) -> Result<Region> {
+    ///
+    /// A region is a memory mapping: it takes one from the process-wide budget in every
+    /// guard mode (with 1 GiB stacks a region holds one stack, so the mappings run out
+    /// before the address space: issue 15.4).
+    fn reserve(slot: usize, map_limit: Option<usize>) -> Result<Region> {
+        if !take_mappings(1, map_limit.unwrap_or_else(max_map_count)) {
+            return Err(Error::NOMEM);
+        }
         let headroom = chunk();
         let len = slot * (headroom / slot).max(1);
         if let Some(e) = fault::fail(Site::Mmap) {
@@ -604,7 +615,7 @@ impl StackPool {
         let ri = match class.carving {
             Some(r) if !self.regions[r].full() => r,
             _ => {
-                self.regions.push(Region::reserve(slot)?);
+                self.regions.push(Region::reserve(slot, self.map_limit)?);
                 class.carving = Some(self.regions.len() - 1);
                 self.regions.len() - 1
             }
