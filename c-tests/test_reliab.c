@@ -831,6 +831,100 @@ TEST(huge_stacks_map_budget_mprotect_guards) {
     huge_stacks_until_enomem();
 }
 
+/* ==== 12. the blocking monitor at EMFILE; a bounded report (FAULTS 53) ========== */
+
+static pthread_mutex_t rep_lock = PTHREAD_MUTEX_INITIALIZER;
+static char rep_text[1 << 20];
+static size_t rep_len;
+static int rep_count;
+static void on_block_report(const gh_block_report *r, void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&rep_lock);
+    if (!r->ended && rep_count++ == 0) {
+        rep_len = strlen(r->text);
+        if (rep_len >= sizeof rep_text) rep_len = sizeof rep_text - 1;
+        memcpy(rep_text, r->text, rep_len);
+        rep_text[rep_len] = 0;
+    }
+    pthread_mutex_unlock(&rep_lock);
+}
+static int block_reports(void) {
+    int n;
+    pthread_mutex_lock(&rep_lock);
+    n = rep_count;
+    pthread_mutex_unlock(&rep_lock);
+    return n;
+}
+static volatile unsigned long spin_count;
+static void *spin_300ms(void *arg) {
+    double end = gh_test_now() + 0.3;
+    (void)arg;
+    while (gh_test_now() < end) spin_count++;
+    return NULL;
+}
+static void *sleep_long(void *arg) {
+    (void)arg;
+    gh_sleep(60);
+    return NULL;
+}
+static void count_report_lines(int *lines) {
+    size_t i;
+    *lines = 0;
+    for (i = 0; i < rep_len; i++)
+        if (rep_text[i] == '\n') (*lines)++;
+}
+
+/* The process is out of fds (every number up to RLIMIT_NOFILE taken) while a greenlet
+ * spins: the monitor's report still has the native backtrace (its /proc files were
+ * opened ahead of time), not "not available". */
+TEST(monitor_report_at_emfile) {
+    gh_greenlet g;
+    struct rlimit old;
+    double t0;
+    ASSERT_OK(gh_monitor_set_callback(on_block_report, NULL));
+    ASSERT_OK(gh_monitor_start(0.05));
+    old = fill_fds_below(256);
+    ASSERT_OK(gh_spawn(&g, spin_300ms, NULL));
+    ASSERT_OK(gh_join(g, 5, NULL));
+    t0 = gh_test_now();
+    while (block_reports() == 0 && gh_test_now() - t0 < 3) ASSERT_OK(gh_sleep(0.01));
+    ASSERT_TRUE(block_reports() >= 1);
+    fprintf(stderr, "%s", rep_text);
+    ASSERT_TRUE(strstr(rep_text, "not available") == NULL);
+    ASSERT_TRUE(strstr(rep_text, "Native backtrace of thread") != NULL ||
+                strstr(rep_text, "Native stack of thread") != NULL);
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &old));
+    ASSERT_OK(gh_monitor_stop());
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* 10,000 greenlets waiting while one spins: the report shows the blocker (and its
+ * ancestry) and counts the others by state, not 20,000 lines. */
+TEST(monitor_report_bounded) {
+    gh_greenlet g;
+    gh_spawn_options o = {0};
+    int i, lines, n = under_valgrind() ? 2000 : 10000;
+    double t0;
+    ASSERT_OK(gh_monitor_set_callback(on_block_report, NULL));
+    ASSERT_OK(gh_monitor_start(0.05));
+    o.stack_size = 16 * 1024;
+    for (i = 0; i < n; i++) ASSERT_OK(gh_spawn_ex(NULL, sleep_long, NULL, &o));
+    ASSERT_OK(gh_sleep(0.01));
+    o.name = "spinner";
+    ASSERT_OK(gh_spawn_ex(&g, spin_300ms, NULL, &o));
+    ASSERT_OK(gh_join(g, 5, NULL));
+    t0 = gh_test_now();
+    while (block_reports() == 0 && gh_test_now() - t0 < 3) ASSERT_OK(gh_sleep(0.01));
+    ASSERT_TRUE(block_reports() >= 1);
+    count_report_lines(&lines);
+    printf("  report for %d greenlets: %d lines\n", n + 1, lines);
+    ASSERT_LE(lines, 150);
+    ASSERT_TRUE(strstr(rep_text, "spinner") != NULL);
+    ASSERT_TRUE(strstr(rep_text, "other greenlet(s)") != NULL);
+    ASSERT_OK(gh_monitor_stop());
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(connect_unix_backlog_full);
@@ -850,5 +944,7 @@ int main(int argc, char **argv) {
     RUN(big_frame_hits_the_guard);
     RUN(huge_stacks_map_budget_default_guards);
     RUN(huge_stacks_map_budget_mprotect_guards);
+    RUN(monitor_report_at_emfile);
+    RUN(monitor_report_bounded);
     return TEST_DONE();
 }

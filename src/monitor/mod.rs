@@ -116,6 +116,8 @@ pub(crate) fn unpublish(hub: &Hub, slot: u32) {
 
 struct Watched {
     shared: Arc<HubShared>,
+    /// What its reports read under /proc, kept open (`capture::ProcFiles`).
+    files: Arc<capture::ProcFiles>,
     threshold: Duration,
     last: u64,
     since: Instant,
@@ -174,8 +176,10 @@ pub(crate) fn start(hub: &Hub, threshold: f64) -> Result<()> {
     if let Some(w) = reg.hubs.iter_mut().find(|w| w.shared.id == hub.id) {
         w.threshold = threshold;
     } else {
+        let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
         reg.hubs.push(Watched {
             shared: hub.shared.clone(),
+            files: Arc::new(capture::ProcFiles::open(tid)),
             threshold,
             last: u64::MAX,
             since: Instant::now(),
@@ -279,6 +283,7 @@ fn register_atfork() {
 /// A change the monitor saw: a new blockage or the end of one.
 struct Event {
     shared: Arc<HubShared>,
+    files: Arc<capture::ProcFiles>,
     slot: u32,
     blocked_for: Duration,
     threshold: Duration,
@@ -302,6 +307,7 @@ fn run() {
                 if let Some(b) = w.reported.take() {
                     events.push(Event {
                         shared: w.shared.clone(),
+                        files: w.files.clone(),
                         slot: b.slot,
                         blocked_for: now - w.since,
                         threshold: w.threshold,
@@ -316,6 +322,7 @@ fn run() {
                 w.reported = Some(b);
                 events.push(Event {
                     shared: w.shared.clone(),
+                    files: w.files.clone(),
                     slot,
                     blocked_for: now - w.since,
                     threshold: w.threshold,
@@ -396,7 +403,7 @@ fn deliver(ev: Event) {
                 ev.blocked_for.as_secs_f64(),
                 ev.threshold.as_secs_f64()
             );
-            capture::report_body(&ev.shared, ev.slot, &mut t);
+            capture::report_body(&ev.shared, ev.slot, Some(&ev.files), &mut t);
             t
         }
     };

@@ -275,6 +275,20 @@ fn greenlet_block<W: Write>(
 /// Writes hub `hub`'s section: its counts and the greenlet tree. Does not allocate.
 pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
+    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
+    greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    for (slot, g) in st.greenlets.iter() {
+        if g.role == Role::Task {
+            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first line of a hub's section: its counts.
+fn hub_header<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
     let tasks = st.greenlets.len().saturating_sub(2);
     writeln!(
@@ -287,16 +301,58 @@ pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result 
         st.timers.len(),
         hub.switches.get(),
         if hub.monitored.get() { ", monitored" } else { "" }
-    )?;
-    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    )
+}
+
+/// Greenlets a monitor report lists in full; beyond it, the blocker's ancestry and a
+/// count by state (a 10,000-connection server's report was 20,000 lines: issue 15.12).
+pub(crate) const REPORT_MAX: usize = 32;
+
+/// A monitor report's tree of `hub`, with `blocked` the greenlet blocking it: the whole
+/// tree up to `REPORT_MAX` greenlets, else main, the hub, the blocker with its ancestors
+/// and one line counting the others by state. Does not allocate (signal handler).
+pub fn format_hub_report<W: Write>(
+    w: &mut W,
+    hub: &Hub,
+    st: &HubState,
+    blocked: u32,
+) -> fmt::Result {
+    if st.greenlets.len().saturating_sub(2) <= REPORT_MAX {
+        return format_hub(w, hub, st);
+    }
+    let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
     greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
     greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    // The blocker and its ancestors (spawned by), outermost first.
+    let mut chain = [0u32; 8];
+    let mut n = 0;
+    let mut s = blocked;
+    while n < chain.len() && st.greenlets.at(s).is_some_and(|g| g.role == Role::Task) {
+        chain[n] = s;
+        n += 1;
+        s = st.greenlets.at(s).map_or(s, |g| g.parent);
+    }
+    for &s in chain[..n].iter().rev() {
+        greenlet_block(w, hub, st, s, (" :    +--- ", " :    :          "), now)?;
+    }
+    let mut by_state = [0usize; 5];
+    let mut others = 0;
     for (slot, g) in st.greenlets.iter() {
-        if g.role == Role::Task {
-            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        if g.role == Role::Task && !chain[..n].contains(&slot) {
+            by_state[g.state as usize] += 1;
+            others += 1;
         }
     }
-    Ok(())
+    writeln!(
+        w,
+        " :    ... and {others} other greenlet(s): {} not started, {} ready, {} running, {} waiting, {} dead (gh_format_run_info lists them all)",
+        by_state[State::New as usize],
+        by_state[State::Ready as usize],
+        by_state[State::Running as usize],
+        by_state[State::Waiting as usize],
+        by_state[State::Dead as usize],
+    )
 }
 
 /// This thread's hub section into `out` (normal context).
