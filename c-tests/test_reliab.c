@@ -24,6 +24,35 @@ static inline int under_valgrind(void) {
     return pre && strstr(pre, "vgpreload") != NULL;
 }
 
+/* Runs fn(arg) in a forked child whose stderr goes to `err` (NUL-terminated, at most
+ * errlen - 1 bytes; echoed to our stderr); returns the child's wait status. */
+static int run_capturing_stderr(void (*fn)(void *), void *arg, char *err, size_t errlen) {
+    int p[2], pid, st = -1;
+    size_t len = 0;
+    ssize_t n;
+    ASSERT_OK(pipe(p));
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        struct rlimit nocore = {0, 0};
+        setrlimit(RLIMIT_CORE, &nocore);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        fn(arg);
+        _exit(0);
+    }
+    close(p[1]);
+    while ((n = read(p[0], err + len, errlen - 1 - len)) > 0) len += (size_t)n;
+    err[len] = 0;
+    close(p[0]);
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    if (len) fprintf(stderr, "%s", err);
+    return st;
+}
+
 /* ==== 1. gh_connect on AF_UNIX with the listener's backlog full (FAULTS 43) ======= */
 
 /* A listening AF_UNIX socket (abstract name) whose backlog is full: non-blocking
@@ -393,30 +422,17 @@ static void atexit_handler(void) {
  * atexit handler (run after the main thread's destructors) gets GH_OK from gh_sleep,
  * gh_spawn, gh_join, gh_release, gh_hub_destroy, gh_sleep again, and can fork; no
  * panic text on stderr. */
+static void atexit_child(void *arg) {
+    (void)arg;
+    atexit(atexit_handler);
+    if (gh_sleep(0.001) != GH_OK || gh_hub_destroy() != GH_OK || gh_sleep(0) != GH_OK)
+        _exit(6);
+    exit(0);
+}
 TEST(calls_in_atexit_after_teardown) {
-    int errp[2], pid, st = -1, fds0 = gh_test_fd_count();
-    char buf[4096];
-    ssize_t n, len = 0;
-    ASSERT_OK(pipe(errp));
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    ASSERT_TRUE(pid >= 0);
-    if (pid == 0) {
-        dup2(errp[1], 2);
-        close(errp[0]);
-        close(errp[1]);
-        atexit(atexit_handler);
-        if (gh_sleep(0.001) != GH_OK || gh_hub_destroy() != GH_OK || gh_sleep(0) != GH_OK)
-            _exit(6);
-        exit(0);
-    }
-    close(errp[1]);
-    while ((n = read(errp[0], buf + len, sizeof buf - 1 - (size_t)len)) > 0) len += n;
-    buf[len] = 0;
-    close(errp[0]);
-    ASSERT_EQ(waitpid(pid, &st, 0), pid);
-    if (len) fprintf(stderr, "%s", buf);
+    int st, fds0 = gh_test_fd_count();
+    static char buf[4096];
+    st = run_capturing_stderr(atexit_child, NULL, buf, sizeof buf);
     ASSERT_TRUE(strstr(buf, "panicked") == NULL);
     ASSERT_TRUE(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
@@ -743,28 +759,8 @@ static void big_frame_child(void *arg) {
  * SIGSEGV with the overflow report naming it, instead of silently writing into the
  * neighbouring greenlet's stack. */
 TEST(big_frame_hits_the_guard) {
-    int errp[2], pid, st = -1;
-    char buf[4096];
-    ssize_t n, len = 0;
-    ASSERT_OK(pipe(errp));
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    ASSERT_TRUE(pid >= 0);
-    if (pid == 0) {
-        struct rlimit nocore = {0, 0};
-        setrlimit(RLIMIT_CORE, &nocore);
-        dup2(errp[1], 2);
-        close(errp[0]);
-        close(errp[1]);
-        big_frame_child(NULL);
-    }
-    close(errp[1]);
-    while ((n = read(errp[0], buf + len, sizeof buf - 1 - (size_t)len)) > 0) len += n;
-    buf[len] = 0;
-    close(errp[0]);
-    ASSERT_EQ(waitpid(pid, &st, 0), pid);
-    fprintf(stderr, "%s", buf);
+    static char buf[4096];
+    int st = run_capturing_stderr(big_frame_child, NULL, buf, sizeof buf);
     ASSERT_TRUE(WIFSIGNALED(st));
     ASSERT_EQ(WTERMSIG(st), SIGSEGV);
     ASSERT_TRUE(strstr(buf, "stack overflow in greenlet \"big-frame\"") != NULL);
