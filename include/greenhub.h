@@ -11,7 +11,9 @@
  * Durations are double seconds: GH_FOREVER (-1.0), any negative value and +inf mean no
  * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
  * objects belong to the hub of the thread that created them; only functions marked
- * thread-safe may be called from another thread.
+ * thread-safe may be called from another thread. Signal handlers: gh_async_send is
+ * async-signal-safe; any other call made from a handler that interrupted greenhub
+ * returns GH_EPERM (do not call them there).
  *
  * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
  * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
@@ -1027,8 +1029,8 @@ const char *gh_hub_backend(void);
  * *Ownership*: `arg` is passed through untouched.
  * *Threads*: thread-safe: any thread, including `hub`'s own.
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
- * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
- * — then `fn` never runs).
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+ * or — in a forked child — its thread did not survive the fork: then `fn` never runs).
  */
 int gh_hub_call_threadsafe(struct gh_hub_ref hub, gh_callback_fn fn, void *arg);
 
@@ -1048,7 +1050,9 @@ int gh_hub_run_once(double timeout);
 
 /**
  * The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
- * (for reading) from a host loop, together with gh_hub_backend_timeout().
+ * (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+ * the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+ * the hub says so once on stderr and recreates its backend (a new fd: ask again).
  *
  * *Threads*: this thread's hub. *Blocking*: never.
  * *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
@@ -1183,13 +1187,17 @@ int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout)
 
 /**
  * Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
- * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+ * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode. An AF_UNIX listener whose
+ * backlog is full (connect(2) says EAGAIN: nothing started) is waited for as a
+ * blocking connect would: tried again after short sleeps (1 ms doubling to 20 ms) until
+ * it is accepted into the backlog or the timeout expires; GH_OK always means connected.
  *
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
  * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
  * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
- * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+ * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
+ * AF_UNIX: no free local port), -errno of connect(2).
  *
  * # Safety
  * `addr` readable for `addrlen` bytes.
@@ -1200,11 +1208,19 @@ int gh_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, double ti
  * Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
  * wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
  * loop, then close(2) runs. Its number may be reused at once: old waiters never see the
- * new file's events.
+ * new file's events. The hub's own fds (gh_hub_backend_fd(), its wake-up eventfd, a
+ * pidfd gh_waitpid waits on) are refused with GH_EBUSY and stay open.
  *
  * *Ownership*: the fd is closed even when waiters existed.
- * *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+ * *Threads*: the calling thread's hub. Only that hub's waiters and watchers are woken
+ * and removed: a greenlet of another thread's hub waiting on the same fd is not woken by
+ * it (as with close(2) under epoll, the registration lives on while another reference
+ * to the file does, so such a wait can miss its end); close an fd shared between
+ * threads only after its users in other threads are done with it (or wake them with
+ * gh_hub_call_threadsafe first).
+ * *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADF (negative or not open), GH_EBUSY (one of the hub's own fds),
+ * -errno of close(2) (e.g. GH_EIO).
  */
 int gh_close(int fd);
 
@@ -1886,7 +1902,9 @@ int gh_watcher_active(struct gh_watcher w);
  * iteration, however many sends arrive before then (coalescing).
  *
  * *Threads*: thread-safe (the one watcher function that is); safe to race with the
- * watcher's close or its hub's destruction (then GH_EBADHANDLE).
+ * watcher's close or its hub's destruction (then GH_EBADHANDLE). Async-signal-safe
+ * (as libev's ev_async_send): it may be called from a signal handler, in any thread —
+ * it takes no lock and allocates nothing (atomics and one write(2)).
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
  * *Errors*: GH_EBADHANDLE (not a live async watcher).
  */
@@ -1920,7 +1938,11 @@ int gh_run_callback(gh_callback_fn cb, void *arg);
  * To take the backtrace of a thread that runs (a CPU loop), the monitor signals it
  * with SIGRTMIN+7 if no handler is installed for that signal (SA_RESTART); a thread
  * sleeping in a system call is not signalled (its call would be cut short): its call,
- * stack scan and the published greenlet names are reported instead.
+ * stack scan and the published greenlet names are reported instead. The /proc files
+ * this needs (the thread's stat and syscall, the process's maps: 3 fds) are opened when
+ * the hub starts being monitored, so a process out of fds still gets its backtrace.
+ * A report lists the whole greenlet tree up to 32 greenlets; beyond, the blocker with
+ * its ancestors and a count of the others by state (gh_format_run_info lists all).
  *
  * *Threads*: this thread's hub (created if needed). *Blocking*: never.
  * *Errors*: GH_EINVAL (max_blocking_time negative, NaN, infinite or >= 1e9; 0 means

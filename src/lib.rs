@@ -19,6 +19,7 @@
 //! ```text
 //! ffi/          extern "C" functions, one file per header section; no logic. The core
 //!               never imports it (the monitor hands it Rust reports and hooks)
+//! asyncs        async watchers' pending flags, lock-free (gh_async_send is signal-safe)
 //! error         Error <-> GH_E* codes, names and messages
 //! handle        generation-checked handles; registry of live hubs (cross-thread)
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
@@ -34,6 +35,7 @@
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
 
+pub mod asyncs;
 pub mod error;
 pub mod event_loop;
 pub mod fault;

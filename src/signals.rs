@@ -192,8 +192,10 @@ pub fn forget_wake_fds_after_fork() {
 }
 
 thread_local! {
-    static FORK_GUARD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Global>>> =
-        const { std::cell::RefCell::new(None) };
+    // ManuallyDrop: no destructor, so a fork during thread or process teardown (an
+    // atexit handler) can still use it (it is None whenever a thread ends).
+    static FORK_GUARD: std::mem::ManuallyDrop<std::cell::RefCell<Option<std::sync::MutexGuard<'static, Global>>>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new(None)) };
 }
 
 /// pthread_atfork "prepare" (after the registry lock): hold the signal table's lock

@@ -47,6 +47,30 @@ pub trait Backend {
     /// Lets go of the backend in a forked child without touching kernel state the
     /// parent still uses (no epoll_ctl on a shared epoll instance): by default a drop.
     fn abandon(self: Box<Self>) {}
+    /// Forgets the backend's fd without closing it: `poll` failed with `err` because the
+    /// fd was closed behind greenhub's back (`EBADF`), or its number now holds another
+    /// file (which must not be closed). A `reset` follows.
+    fn disown(&mut self, err: i32) {
+        let _ = err;
+    }
+}
+
+/// The identity of the open file behind `fd` (st_dev, st_ino), or None if it is not
+/// open. After fork, an inherited fd of greenhub's is closed only if its number still
+/// holds the same file: the child may have closed it and opened its own there (issue
+/// 15.6). (Anonymous-inode files — eventfd, epoll — share one inode: a new one of the
+/// same kind at the same number cannot be told apart; a socket, pipe or file can.)
+pub(crate) fn file_id(fd: i32) -> Option<(u64, u64)> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fstat fills a local, zeroed struct stat.
+    let mut sb: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut sb) } < 0 {
+        return None;
+    }
+    Some((sb.st_dev, sb.st_ino))
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).

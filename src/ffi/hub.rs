@@ -153,7 +153,9 @@ pub extern "C" fn gh_hub_wait(w: gh_watcher) -> c_int {
 /// *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
 #[no_mangle]
 pub extern "C" fn gh_hub_current() -> gh_hub_ref {
-    match std::panic::catch_unwind(|| hub::current().map(|h| h.handle(Kind::HubRef, 0, 1))) {
+    match std::panic::catch_unwind(|| {
+        hub::current().map(|h| h.handle(Kind::HubRef, 0, h.shared.base))
+    }) {
         Ok(Ok(raw)) => gh_hub_ref { id: raw },
         _ => gh_hub_ref { id: 0 },
     }
@@ -185,8 +187,8 @@ pub extern "C" fn gh_hub_backend() -> *const c_char {
 /// *Ownership*: `arg` is passed through untouched.
 /// *Threads*: thread-safe: any thread, including `hub`'s own.
 /// *Blocking*: never (one eventfd write at most per iteration of the target hub).
-/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
-/// — then `fn` never runs).
+/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+/// or — in a forked child — its thread did not survive the fork: then `fn` never runs).
 #[no_mangle]
 pub extern "C" fn gh_hub_call_threadsafe(
     hub: gh_hub_ref,
@@ -196,10 +198,10 @@ pub extern "C" fn gh_hub_call_threadsafe(
     guard(|| {
         let f = r#fn.ok_or(Error::INVAL)?;
         let id = crate::handle::Id::decode(hub.id);
-        if id.kind != Kind::HubRef as u8 || id.slot != 0 || id.gen != 1 {
+        if id.kind != Kind::HubRef as u8 || id.slot != 0 {
             return Err(Error::BADHANDLE);
         }
-        hub::embed::call_threadsafe(id.hub, f, arg).map(|_| 0)
+        hub::embed::call_threadsafe(id.hub, Some(id.gen), f, arg).map(|_| 0)
     })
 }
 
@@ -224,7 +226,9 @@ pub extern "C" fn gh_hub_run_once(timeout: f64) -> c_int {
 }
 
 /// The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
-/// (for reading) from a host loop, together with gh_hub_backend_timeout().
+/// (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+/// the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+/// the hub says so once on stderr and recreates its backend (a new fd: ask again).
 ///
 /// *Threads*: this thread's hub. *Blocking*: never.
 /// *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).

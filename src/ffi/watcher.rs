@@ -4,7 +4,7 @@ use super::{gh_watcher, guard, need, put};
 use crate::error::{Error, Result};
 use crate::event_loop::duration_ns;
 use crate::event_loop::watcher::{Action, UserFn, WatchKind};
-use crate::handle::{self, HubShared, Id, Kind};
+use crate::handle::{Id, Kind};
 use crate::hub::{self, Hub};
 use std::ffi::{c_int, c_void};
 
@@ -355,7 +355,9 @@ pub extern "C" fn gh_watcher_active(w: gh_watcher) -> c_int {
 /// iteration, however many sends arrive before then (coalescing).
 ///
 /// *Threads*: thread-safe (the one watcher function that is); safe to race with the
-/// watcher's close or its hub's destruction (then GH_EBADHANDLE).
+/// watcher's close or its hub's destruction (then GH_EBADHANDLE). Async-signal-safe
+/// (as libev's ev_async_send): it may be called from a signal handler, in any thread —
+/// it takes no lock and allocates nothing (atomics and one write(2)).
 /// *Blocking*: never (one eventfd write at most per iteration of the target hub).
 /// *Errors*: GH_EBADHANDLE (not a live async watcher).
 #[no_mangle]
@@ -365,14 +367,7 @@ pub extern "C" fn gh_async_send(w: gh_watcher) -> c_int {
         if id.kind != Kind::Watcher as u8 {
             return Err(Error::BADHANDLE);
         }
-        let shared = handle::lookup_hub(id.hub).ok_or(Error::BADHANDLE)?;
-        let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-        match r.asyncs.get_mut(&id.slot) {
-            Some(a) if a.0 == id.gen => a.1 = true,
-            _ => return Err(Error::BADHANDLE),
-        }
-        HubShared::wake_locked(&mut r);
-        Ok(0)
+        crate::asyncs::send(id.hub, id.slot, id.gen).map(|_| 0)
     })
 }
 

@@ -107,21 +107,42 @@ impl Config {
         }
         if let Ok(s) = std::env::var("GREENHUB_STACK_SIZE") {
             c.stack_size = parse_size(&s).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)");
-                Error::INVAL
+                bad_env(BAD_STACK_SIZE, || format!("GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)"))
             })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MAX_BLOCKING_TIME") {
-            c.max_blocking_time = s.trim().parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds");
-                Error::INVAL
-            })?;
+            c.max_blocking_time = s
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| *v > 0.0 && v.is_finite())
+                .ok_or_else(|| {
+                    bad_env(BAD_BLOCKING_TIME, || {
+                        format!(
+                            "GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds"
+                        )
+                    })
+                })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MONITOR_THREAD_ENABLE") {
             c.monitor = matches!(s.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on");
         }
         Ok(c)
     }
+}
+
+pub(crate) const BAD_STACK_SIZE: u32 = 1;
+pub(crate) const BAD_BLOCKING_TIME: u32 = 2;
+pub(crate) const BAD_RUN_INFO_SIGNAL: u32 = 4;
+
+/// A bad GREENHUB_* value: said once per variable for the process's life (every call
+/// that would create the hub fails with it: issue 15.13), then `EINVAL`.
+pub(crate) fn bad_env(var: u32, what: impl FnOnce() -> String) -> Error {
+    static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    if SAID.fetch_or(var, std::sync::atomic::Ordering::Relaxed) & var == 0 {
+        eprintln!("greenhub: {}", what());
+    }
+    Error::INVAL
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -192,6 +213,11 @@ pub struct HubState {
     pub local_keys: Table<locals::LocalKey>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
+    /// fds opened for a wait in progress (gh_waitpid's pidfds): a greenlet's stack must
+    /// not own them, so teardown closes what a discarded greenlet left (issue 15.2).
+    pub wait_fds: Vec<i32>,
+    /// The backend failed once already (`run::backend_failed`: said once, then no spin).
+    pub backend_failed: bool,
 }
 
 pub struct Hub {
@@ -205,8 +231,15 @@ pub struct Hub {
     pub hub_slot: u32,
     pub hub_gen: u32,
     pub wake_fd: Cell<i32>,
+    /// `file_id` of `wake_fd` (after fork it is closed only if the number still holds it).
+    pub wake_id: Cell<Option<(u64, u64)>>,
     /// `FORK_GEN` when this hub last checked (a fork makes it rebuild its loop).
     pub fork_gen: Cell<u64>,
+    /// Why the loop could not be rebuilt after fork (0: it was): `current` answers it
+    /// until a retry succeeds.
+    pub fork_error: Cell<i32>,
+    /// The backend to make again after fork (kept while `fork_error` is set).
+    pub fork_backend: Cell<&'static str>,
     /// Switches so far (wrapping); published with the running slot in `shared.active`.
     pub switches: Cell<u32>,
     /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
@@ -232,6 +265,9 @@ pub static FORK_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 extern "C" fn fork_child() {
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     crate::signals::forget_wake_fds_after_fork();
+    // SAFETY: a published hub is alive (see `existing`); only its id is read.
+    let own = unsafe { published().as_ref() }.map(|h| h.id);
+    handle::fork_child_hubs(own);
     handle::fork_release();
 }
 
@@ -240,7 +276,8 @@ thread_local! {
     static GUARD: ThreadGuard = const { ThreadGuard };
 }
 
-/// Destroys the thread's hub when the thread exits (no C code runs from here).
+/// Destroys the thread's hub when the thread exits (after running the cross-thread calls it
+/// accepted and the greenlet-local destructors, as gh_hub_destroy does).
 struct ThreadGuard;
 
 impl Drop for ThreadGuard {
@@ -267,6 +304,29 @@ impl Drop for ThreadGuard {
     }
 }
 
+/// A hub created during thread teardown, after `GUARD` was destroyed (a gh_* call from
+/// an atexit handler after exit() ran the main thread's destructors, or from a
+/// pthread-key destructor of another library): a pthread key destroys it instead, in a
+/// later round of the thread's key destructors. At process exit (no key destructors run)
+/// it lives until the end, reachable (issue 15.7).
+fn late_guard(p: *const Hub) {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    unsafe extern "C" fn destroy_late(_: *mut c_void) {
+        let _ = std::panic::catch_unwind(|| {
+            let _ = destroy();
+        });
+    }
+    let key = KEY.get_or_init(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: k is a valid out-parameter; the destructor is a plain extern "C" fn.
+        (unsafe { libc::pthread_key_create(&mut k, Some(destroy_late)) } == 0).then_some(k)
+    });
+    if let Some(k) = *key {
+        // SAFETY: a key created above; the value is only a non-NULL marker.
+        unsafe { libc::pthread_setspecific(k, p as *const c_void) };
+    }
+}
+
 /// This thread's hub if it exists (rebuilt first if the process forked since).
 #[inline]
 pub fn existing() -> Option<&'static Hub> {
@@ -280,12 +340,30 @@ pub fn existing() -> Option<&'static Hub> {
 }
 
 /// This thread's hub, created with the environment's settings if needed.
+/// `EPERM` when the hub is in the middle of something (`reentered`).
 #[inline]
 pub fn current() -> Result<&'static Hub> {
     match existing() {
-        Some(h) => Ok(h),
+        Some(h) => usable(h),
         None => create(Config::from_env()?),
     }
+}
+
+/// The hub, if it can be used now:
+/// * `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
+///   across a call into C (module rule), so a gh_* call that finds one was made by a
+///   signal handler that interrupted greenhub (issue 15.10): refuse it, never panic.
+/// * the error that kept a forked child from making its own loop (`EMFILE`, …): the
+///   parent's must not be used (issue 15.5); `existing` retries at every call.
+#[inline]
+fn usable(h: &'static Hub) -> Result<&'static Hub> {
+    if h.st.try_borrow_mut().is_err() {
+        return Err(Error::PERM);
+    }
+    if h.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error(h.fork_error.get().min(-1)));
+    }
+    Ok(h)
 }
 
 /// Creates this thread's hub with `cfg`; `EBUSY` if it exists.
@@ -330,6 +408,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
                 stack::MAX_STACK
             );
         })?;
+    let run_info_signal = crate::monitor::run_info_signal()?;
     crate::overflow::install_handler();
     let altstack = crate::overflow::AltStack::for_this_thread()?;
     let mut backend = make_backend(cfg.backend.as_deref())?;
@@ -350,7 +429,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             return Err(e);
         }
     };
-    let mut greenlets = Table::default();
+    let base = shared.base;
+    crate::asyncs::hub_started(shared.id, wake_fd);
+    let mut greenlets = Table::with_base(base);
     let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
     let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
     let cxa_globals = crate::greenlet::cxa_globals();
@@ -359,8 +440,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         shared: shared.clone(),
         st: RefCell::new(HubState {
             greenlets,
-            watchers: Table::default(),
-            objects: Table::default(),
+            watchers: Table::with_base(base),
+            objects: Table::with_base(base),
             jobs: Table::default(),
             pool: None,
             pool_size: crate::threadpool::DEFAULT_SIZE,
@@ -394,10 +475,12 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_io: Vec::with_capacity(64),
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
-            tokens: Table::default(),
+            tokens: Table::with_base(base),
+            wait_fds: Vec::new(),
+            backend_failed: false,
             links: Vec::new(),
             locals: std::collections::HashMap::new(),
-            local_keys: Table::default(),
+            local_keys: Table::with_base(base),
         }),
         current: Cell::new(main_slot),
         main_slot,
@@ -405,6 +488,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         hub_slot,
         hub_gen,
         wake_fd: Cell::new(wake_fd),
+        wake_id: Cell::new(crate::event_loop::file_id(wake_fd)),
+        fork_error: Cell::new(0),
+        fork_backend: Cell::new("epoll"),
         fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
         switches: Cell::new(0),
         diag: Cell::new(if cxa_globals.is_some() {
@@ -434,10 +520,14 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     });
     let p = Box::into_raw(hub);
     HUB.with(|h| h.set(p));
-    GUARD.with(|_| ());
+    if GUARD.try_with(|_| ()).is_err() {
+        late_guard(p);
+    }
     // SAFETY: just published; see `existing`.
     let hub = unsafe { &*p };
-    crate::monitor::install_dump_signal(hub);
+    if let Some(signum) = run_info_signal {
+        crate::monitor::install_dump_signal(hub, signum);
+    }
     if cfg.monitor {
         if let Err(e) = crate::monitor::start(hub, cfg.max_blocking_time) {
             eprintln!("greenhub: cannot start the blocking monitor: {}", e.code());
@@ -469,6 +559,17 @@ pub fn destroy() -> Result<()> {
 impl Drop for Hub {
     fn drop(&mut self) {
         let st = self.st.get_mut();
+        // Every generation a handle of this hub can carry (before anything is drained).
+        let max_gen = [
+            st.greenlets.max_gen(),
+            st.watchers.max_gen(),
+            st.objects.max_gen(),
+            st.tokens.max_gen(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(self.shared.base);
         // Discard every greenlet without running or unwinding its frames.
         for mut g in st.greenlets.drain() {
             if let Some(mut co) = g.take_co() {
@@ -481,6 +582,10 @@ impl Drop for Hub {
         }
         if let Some(slot) = st.sig_slot.take() {
             crate::signals::detach_hub(slot);
+        }
+        for fd in st.wait_fds.drain(..) {
+            // SAFETY: opened by a wait of this hub whose greenlet was just discarded.
+            unsafe { libc::close(fd) };
         }
         for (_, w) in st.watchers.iter() {
             if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind {
@@ -499,7 +604,9 @@ impl Drop for Hub {
         let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;
-            r.asyncs.clear();
+            // No gh_async_send can write to the eventfd after this (signal-safe senders
+            // do not take the lock).
+            crate::asyncs::hub_gone(self.id);
             // SAFETY: closes our eventfd; senders check wake_fd under this lock.
             unsafe { libc::close(self.wake_fd.get()) };
             std::mem::take(&mut r.done)
@@ -511,7 +618,7 @@ impl Drop for Hub {
             }
         }
         crate::monitor::stop(self);
-        handle::unregister_hub(self.id);
+        handle::unregister_hub(self.id, max_gen);
     }
 }
 
@@ -569,7 +676,7 @@ impl Hub {
 /// Resolves a handle to this thread's hub without creating one.
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
     match existing() {
-        Some(h) if Id::decode(raw).hub == h.id => Ok(h),
+        Some(h) if Id::decode(raw).hub == h.id => usable(h),
         _ => Err(handle::foreign(Id::decode(raw).hub)),
     }
 }

@@ -261,8 +261,11 @@ fn greenlet_block<W: Write>(
         w.write_str("\n")?;
         w.write_str(pad)?;
         let kib = g.stack_size / 1024;
-        match (g.co.is_some(), touched(g.stack_lo, g.stack_hi)) {
-            (true, Some(t)) => writeln!(
+        // (A greenlet that never ran touched nothing: no mincore over its stack, which
+        // for 57,000 1 GiB stacks took minutes: issue 15.4.)
+        let ran = g.co.is_some() && g.state != State::New;
+        match ran.then(|| touched(g.stack_lo, g.stack_hi)).flatten() {
+            Some(t) => writeln!(
                 w,
                 "Stack: {} KiB touched of {kib} KiB ({}%)",
                 t / 1024,
@@ -277,6 +280,20 @@ fn greenlet_block<W: Write>(
 /// Writes hub `hub`'s section: its counts and the greenlet tree. Does not allocate.
 pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
+    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
+    greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    for (slot, g) in st.greenlets.iter() {
+        if g.role == Role::Task {
+            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first line of a hub's section: its counts.
+fn hub_header<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
     let tasks = st.greenlets.len().saturating_sub(2);
     writeln!(
@@ -289,16 +306,58 @@ pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result 
         st.timers.len(),
         hub.switches.get(),
         if hub.monitored.get() { ", monitored" } else { "" }
-    )?;
-    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    )
+}
+
+/// Greenlets a monitor report lists in full; beyond it, the blocker's ancestry and a
+/// count by state (a 10,000-connection server's report was 20,000 lines: issue 15.12).
+pub(crate) const REPORT_MAX: usize = 32;
+
+/// A monitor report's tree of `hub`, with `blocked` the greenlet blocking it: the whole
+/// tree up to `REPORT_MAX` greenlets, else main, the hub, the blocker with its ancestors
+/// and one line counting the others by state. Does not allocate (signal handler).
+pub fn format_hub_report<W: Write>(
+    w: &mut W,
+    hub: &Hub,
+    st: &HubState,
+    blocked: u32,
+) -> fmt::Result {
+    if st.greenlets.len().saturating_sub(2) <= REPORT_MAX {
+        return format_hub(w, hub, st);
+    }
+    let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
     greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
     greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    // The blocker and its ancestors (spawned by), outermost first.
+    let mut chain = [0u32; 8];
+    let mut n = 0;
+    let mut s = blocked;
+    while n < chain.len() && st.greenlets.at(s).is_some_and(|g| g.role == Role::Task) {
+        chain[n] = s;
+        n += 1;
+        s = st.greenlets.at(s).map_or(s, |g| g.parent);
+    }
+    for &s in chain[..n].iter().rev() {
+        greenlet_block(w, hub, st, s, (" :    +--- ", " :    :          "), now)?;
+    }
+    let mut by_state = [0usize; 5];
+    let mut others = 0;
     for (slot, g) in st.greenlets.iter() {
-        if g.role == Role::Task {
-            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        if g.role == Role::Task && !chain[..n].contains(&slot) {
+            by_state[g.state as usize] += 1;
+            others += 1;
         }
     }
-    Ok(())
+    writeln!(
+        w,
+        " :    ... and {others} other greenlet(s): {} not started, {} ready, {} running, {} waiting, {} dead (gh_format_run_info lists them all)",
+        by_state[State::New as usize],
+        by_state[State::Ready as usize],
+        by_state[State::Running as usize],
+        by_state[State::Waiting as usize],
+        by_state[State::Dead as usize],
+    )
 }
 
 /// This thread's hub section into `out` (normal context).
@@ -405,7 +464,7 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
             continue;
         }
         let arg = Box::into_raw(Box::new(d.clone()));
-        if crate::hub::embed::call_threadsafe(id, answer_dump, arg as *mut _).is_err() {
+        if crate::hub::embed::call_threadsafe(id, None, answer_dump, arg as *mut _).is_err() {
             // SAFETY: not queued, so still ours.
             drop(unsafe { Box::from_raw(arg) });
             d.fill(id, String::new()); // destroyed meanwhile: no section
@@ -462,7 +521,7 @@ pub fn format_all(out: &mut String) {
             _ => {
                 let reply: Reply = Arc::new((Mutex::new(None), Condvar::new()));
                 let arg = Box::into_raw(Box::new(reply.clone()));
-                if crate::hub::embed::call_threadsafe(id, answer, arg as *mut _).is_err() {
+                if crate::hub::embed::call_threadsafe(id, None, answer, arg as *mut _).is_err() {
                     // SAFETY: not queued, so still ours.
                     drop(unsafe { Box::from_raw(arg) });
                     continue; // destroyed meanwhile
