@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
@@ -268,6 +269,9 @@ TEST(destroy_with_waitpid_and_joinall_parked) {
     long maps0 = 0;
     size_t heap0 = 0;
     gh_greenlet g;
+    int have_pidfd, probe = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    have_pidfd = probe >= 0;
+    if (probe >= 0) close(probe);
     pid = spawn_sleeper();
     for (k = 0; k < 11; k++) {
         if (k == 1) { /* after a warm-up lifetime */
@@ -281,7 +285,7 @@ TEST(destroy_with_waitpid_and_joinall_parked) {
         ASSERT_OK(gh_spawn(&g, joinall_forever, NULL));
         ASSERT_OK(gh_sleep(0.01));
         ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
-        ASSERT_EQ(pidfd_count(), 1);
+        ASSERT_EQ(pidfd_count(), have_pidfd); /* (valgrind has no pidfd_open: polling) */
         ASSERT_OK(gh_hub_destroy());
         ASSERT_EQ(pidfd_count(), 0);
     }
@@ -679,6 +683,10 @@ static void call_dead_hub_child(void *arg) {
     ASSERT_OK(gh_hub_call_threadsafe(gh_hub_current(), call_noop, NULL));
     ASSERT_OK(gh_sleep(0.001));
     ASSERT_OK(gh_hub_destroy());
+    /* Under valgrind the child would "definitely lose" the other thread's hub: its only
+     * pointer is in that thread's TLS, and the thread is not in the child. End without
+     * a leak check (exec), with status 0. */
+    if (under_valgrind()) execl("/bin/true", "true", (char *)NULL);
 }
 
 /* gh_hub_call_threadsafe (and gh_async_send) to a hub whose thread did not survive a
@@ -836,7 +844,8 @@ static int rep_count;
 static void on_block_report(const gh_block_report *r, void *arg) {
     (void)arg;
     pthread_mutex_lock(&rep_lock);
-    if (!r->ended && rep_count++ == 0) {
+    /* the spinner's report (under valgrind main's spawn loop may be reported first) */
+    if (!r->ended && r->name && strcmp(r->name, "spinner") == 0 && rep_count++ == 0) {
         rep_len = strlen(r->text);
         if (rep_len >= sizeof rep_text) rep_len = sizeof rep_text - 1;
         memcpy(rep_text, r->text, rep_len);
@@ -875,12 +884,14 @@ static void count_report_lines(int *lines) {
  * opened ahead of time), not "not available". */
 TEST(monitor_report_at_emfile) {
     gh_greenlet g;
+    gh_spawn_options o = {0};
     struct rlimit old;
     double t0;
     ASSERT_OK(gh_monitor_set_callback(on_block_report, NULL));
     ASSERT_OK(gh_monitor_start(0.05));
     old = fill_fds_below(256);
-    ASSERT_OK(gh_spawn(&g, spin_300ms, NULL));
+    o.name = "spinner";
+    ASSERT_OK(gh_spawn_ex(&g, spin_300ms, NULL, &o));
     ASSERT_OK(gh_join(g, 5, NULL));
     t0 = gh_test_now();
     while (block_reports() == 0 && gh_test_now() - t0 < 3) ASSERT_OK(gh_sleep(0.01));
