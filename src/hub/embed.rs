@@ -86,13 +86,10 @@ impl Hub {
         let mut st_ref = self.st.borrow_mut();
         let st = &mut *st_ref;
         let name = st.backend.name();
-        let backend = match super::make_backend(Some(name)) {
+        let backend = match st.backend.fresh() {
             Ok(b) => b,
             Err(e) => {
-                eprintln!(
-                    "greenhub: cannot recreate the {name} backend after fork: {}",
-                    e.0
-                );
+                eprintln!("greenhub: cannot recreate the {name} backend after fork: errno {e}");
                 return;
             }
         };
