@@ -48,7 +48,7 @@ static short cp_mask(int events) {
 static int cp_create(void *arg, void **state) {
     struct cpoll *s;
     (void)arg;
-    K.creates++;
+    __atomic_fetch_add(&K.creates, 1, __ATOMIC_SEQ_CST); /* threads create hubs too */
     if (K.create_rc) return K.create_rc;
     s = (struct cpoll *)calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
@@ -61,7 +61,7 @@ static void cp_free(struct cpoll *s) {
     free(s);
 }
 static void cp_destroy(void *state) {
-    K.destroys++;
+    __atomic_fetch_add(&K.destroys, 1, __ATOMIC_SEQ_CST);
     cp_free((struct cpoll *)state);
 }
 /* No kernel object is shared with the parent here: freeing is all there is to do. */
@@ -363,6 +363,35 @@ TEST(fork_child_fresh_instance) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+static void *thread_hub(void *arg) {
+    int sp[2], ok;
+    char c = 0;
+    (void)arg;
+    ok = strcmp(gh_hub_backend(), "threads") == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0;
+    ok = ok && gh_wait_read(sp[0], 0.01) == GH_ETIMEDOUT && gh_write(sp[1], "t", 1, 5) == 1 &&
+         gh_read(sp[0], &c, 1, 5) == 1 && c == 't';
+    ok = ok && gh_close(sp[0]) == GH_OK && gh_close(sp[1]) == GH_OK && gh_hub_destroy() == GH_OK;
+    return (void *)(intptr_t)ok;
+}
+
+/* A registered plug-in chosen by GREENHUB_BACKEND in 4 threads at once: an instance per
+ * hub (4 creates, 4 destroys, created and destroyed in the threads), I/O in each. */
+TEST(one_instance_per_thread) {
+    gh_backend b = cpoll_table("threads");
+    pthread_t th[4];
+    void *r;
+    int i;
+    ASSERT_OK(gh_backend_register(&b));
+    ASSERT_OK(setenv("GREENHUB_BACKEND", "threads", 1));
+    for (i = 0; i < 4; i++) ASSERT_OK(pthread_create(&th[i], NULL, thread_hub, NULL));
+    for (i = 0; i < 4; i++) {
+        ASSERT_OK(pthread_join(th[i], &r));
+        ASSERT_EQ((intptr_t)r, 1);
+    }
+    ASSERT_EQ(K.creates, 4);
+    ASSERT_EQ(K.destroys, 4);
+}
+
 /* ---- misuse: codes, never a crash ------------------------------------------- */
 
 /* NULL table, wrong versions, NULL/empty/too long/non-UTF-8 names, each mandatory
@@ -577,6 +606,7 @@ int main(int argc, char **argv) {
     RUN(backend_fd);
     RUN(spurious_events_are_harmless);
     RUN(fork_child_fresh_instance);
+    RUN(one_instance_per_thread);
     RUN(register_bad_tables);
     RUN(register_duplicate_eexist);
     RUN(config_name_and_plugin_einval);

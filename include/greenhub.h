@@ -1180,7 +1180,10 @@ double gh_hub_backend_timeout(void);
  * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
  * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
  * code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
- * real fd wait, which keeps the loop alive).
+ * real fd wait, which keeps the loop alive); and the backend's registration errors, at
+ * once: GH_ERANGE (the "select" backend: `fd` at or past FD_SETSIZE), the -errno a plug-in
+ * backend's add returned, GH_EBACKEND (a plug-in backend broke: see gh_backend), OS
+ * errors of epoll_ctl (GH_ENOMEM).
  */
 int gh_wait_fd(int fd, int events, double timeout);
 
@@ -1213,8 +1216,9 @@ int gh_wait_write(int fd, double timeout);
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
  * GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
- * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
- * (e.g. GH_ECONNRESET).
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), -errno of read(2)/recv(2)
+ * (e.g. GH_ECONNRESET), and when it must wait, gh_wait_fd's backend registration errors
+ * (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` writable for `len` bytes.
@@ -1232,8 +1236,9 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
  * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
  * *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
- * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
- * -errno of write(2)/send(2).
+ * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+ * -errno of write(2)/send(2), and when it must wait, gh_wait_fd's backend registration
+ * errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` readable for `len` bytes.
@@ -1273,7 +1278,8 @@ ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
  * GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
  * GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
- * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait,
+ * gh_wait_fd's backend registration errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -1288,7 +1294,8 @@ int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout)
  * *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
  * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
  * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
- * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+ * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2),
+ * and when it must wait, gh_wait_fd's backend registration errors (GH_ERANGE, ...).
  *
  * # Safety
  * `addr` readable for `addrlen` bytes.
@@ -1781,8 +1788,9 @@ int gh_child_status(struct gh_watcher w, int *status);
  * *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
  * *Blocking*: never; allowed from callbacks (a watcher may restart itself).
  * *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
- * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
- * GH_EWRONGTHREAD.
+ * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl (of the backend's
+ * registration: GH_ERANGE for an fd at or past FD_SETSIZE under "select", a plug-in's
+ * -errno from add, GH_EBACKEND once a plug-in broke), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_watcher_start(struct gh_watcher w, gh_watcher_cb cb, void *arg);
 

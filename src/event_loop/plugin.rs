@@ -231,8 +231,6 @@ pub struct PluginBackend {
     state: *mut c_void,
     /// Token per fd handed to the plug-in (None: not registered).
     tokens: Vec<Option<u64>>,
-    /// Registered fds, for reporting them all when the plug-in breaks.
-    count: usize,
     buf: Vec<Event>,
     wake_fd: i32,
     /// `BROKEN` once broken (then only `destroy` is ever called again).
@@ -258,7 +256,6 @@ impl PluginBackend {
             plugin,
             state,
             tokens: Vec::new(),
-            count: 0,
             buf: vec![Event::default(); 256],
             wake_fd: -1,
             broken: 0,
@@ -278,11 +275,16 @@ impl PluginBackend {
         }
     }
 
-    /// The plug-in failed or broke the contract: say so once, hand every fd it held to
-    /// the loop as ready (their waits wake and retry, and then fail with `GH_EBACKEND`),
-    /// and stop calling it.
+    /// The plug-in failed or broke the contract: say so (the one loud failure: the poll
+    /// itself then reports success, so the loop adds no line of its own), hand every fd
+    /// it held to the loop as ready (their waits wake and retry, and then fail with
+    /// `GH_EBACKEND`), and stop calling it.
     #[cold]
-    fn breaks(&mut self, code: i32, why: std::fmt::Arguments, out: &mut Vec<Ready>) -> i32 {
+    fn breaks(
+        &mut self,
+        why: std::fmt::Arguments,
+        out: &mut Vec<Ready>,
+    ) -> std::result::Result<(), i32> {
         eprintln!(
             "greenhub: backend {:?}: {why}; the hub's fd waits fail with GH_EBACKEND from now on",
             self.plugin.name()
@@ -298,8 +300,7 @@ impl PluginBackend {
                 }
             }
         }
-        self.count = 0;
-        code
+        Ok(())
     }
 
     /// Broken: wait on the wake-up fd alone, for at most `timeout_ms`.
@@ -357,7 +358,6 @@ impl Backend for PluginBackend {
             self.tokens.resize(fd as usize + 1, None);
         }
         self.tokens[fd as usize] = Some(token);
-        self.count += 1;
         if token == WAKE_TOKEN {
             self.wake_fd = fd;
         }
@@ -382,7 +382,6 @@ impl Backend for PluginBackend {
             return Err(libc::ENOENT);
         }
         self.tokens[fd as usize] = None;
-        self.count -= 1;
         if self.broken != 0 {
             return Ok(());
         }
@@ -403,14 +402,13 @@ impl Backend for PluginBackend {
         }
         if n < 0 {
             let name = crate::error::name(n).to_string_lossy();
-            return Err(self.breaks(-n, format_args!("poll failed ({name})"), out));
+            return self.breaks(format_args!("poll failed ({name})"), out);
         }
         if n > cap {
-            return Err(self.breaks(
-                BROKEN,
+            return self.breaks(
                 format_args!("poll returned {n} events with room for {cap}"),
                 out,
-            ));
+            );
         }
         let start = out.len();
         for i in 0..n as usize {
@@ -419,19 +417,17 @@ impl Backend for PluginBackend {
                 Some(t) if events & !((READ | WRITE) as c_int) == 0 => t,
                 Some(_) => {
                     out.truncate(start);
-                    return Err(self.breaks(
-                        BROKEN,
+                    return self.breaks(
                         format_args!("poll returned events {events:#x} for fd {fd} (only GH_READ | GH_WRITE exist)"),
                         out,
-                    ));
+                    );
                 }
                 None => {
                     out.truncate(start);
-                    return Err(self.breaks(
-                        BROKEN,
+                    return self.breaks(
                         format_args!("poll returned an event for fd {fd}, which it does not hold"),
                         out,
-                    ));
+                    );
                 }
             };
             if events != 0 {
