@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 /* ---- the test plug-in: poll(2) over a fixed array ----------------------- */
 
@@ -34,6 +35,7 @@ static struct {
     int bad_bits_at;    /* poll number that reports bits 0x10 on a held fd */
     int overflow_at;    /* poll number that returns capacity + 1 */
     int spurious;       /* report every held fd ready for both on every other poll */
+    int eperm_files;    /* add refuses regular files with -EPERM */
 } K;
 
 static int cp_find(struct cpoll *s, int fd) {
@@ -71,7 +73,10 @@ static void cp_fork_child(void *state) {
 }
 static int cp_add(void *state, int fd, int events) {
     struct cpoll *s = (struct cpoll *)state;
+    struct stat st;
     if (cp_find(s, fd) >= 0) return -EEXIST; /* greenhub promises never to do this */
+    /* As epoll does: a regular file cannot be watched (and is always ready). */
+    if (K.eperm_files && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) return -EPERM;
     if (s->n == CP_MAX) return -ENOMEM;
     s->fds[s->n].fd = fd;
     s->fds[s->n].events = cp_mask(events);
@@ -325,6 +330,43 @@ TEST(spurious_events_are_harmless) {
     ASSERT_CODE(gh_read(sp[0], &c, 1, 0.01), GH_ETIMEDOUT);
     ASSERT_OK(gh_close(sp[0]));
     ASSERT_OK(gh_close(sp[1]));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* add saying -EPERM (a regular file, as epoll says): the fd is always ready — a wait on
+ * it returns at once, reads work — and add errors reach the caller: -ENOMEM from a full
+ * plug-in is GH_ENOMEM from gh_wait_read. */
+TEST(add_errors_reach_the_caller) {
+    gh_hub_config cfg;
+    gh_backend b = cpoll_table("eperm");
+    char path[] = "/tmp/gh_plugin_XXXXXX", c = 0;
+    int fd, fds[CP_MAX + 8][2], i, n = 0, rc = GH_OK;
+    K.eperm_files = 1;
+    gh_hub_config_init(&cfg);
+    cfg.backend_plugin = &b;
+    ASSERT_OK(gh_hub_configure(&cfg));
+    fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(unlink(path));
+    ASSERT_EQ(write(fd, "f", 1), 1);
+    ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+    ASSERT_EQ(gh_wait_read(fd, 5), GH_OK);
+    ASSERT_EQ(gh_read(fd, &c, 1, 5), 1);
+    ASSERT_EQ(c, 'f');
+    ASSERT_OK(gh_close(fd));
+    /* the wake-up fd holds one slot: the CP_MAX-th wait finds the plug-in full */
+    for (i = 0; i < CP_MAX + 8 && rc == GH_OK; i++) {
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds[i]));
+        n++;
+        rc = gh_wait_read(fds[i][0], 0.001);
+        if (rc == GH_ETIMEDOUT) rc = GH_OK;
+    }
+    ASSERT_CODE(rc, GH_ENOMEM);
+    ASSERT_EQ(n, CP_MAX);
+    for (i = 0; i < n; i++) {
+        ASSERT_OK(gh_close(fds[i][0]));
+        ASSERT_OK(gh_close(fds[i][1]));
+    }
     ASSERT_OK(gh_hub_destroy());
 }
 
@@ -605,6 +647,7 @@ int main(int argc, char **argv) {
     RUN(zeroed_config_still_works);
     RUN(backend_fd);
     RUN(spurious_events_are_harmless);
+    RUN(add_errors_reach_the_caller);
     RUN(fork_child_fresh_instance);
     RUN(one_instance_per_thread);
     RUN(register_bad_tables);
