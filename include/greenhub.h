@@ -391,7 +391,8 @@ typedef struct gh_backend_event {
  * in gh_hub_config.backend_plugin. A shared object named in GREENHUB_BACKEND_PLUGIN
  * (`:`-separated paths) is dlopen()ed when a hub first needs a backend that is not
  * built in, and the table its `const gh_backend *gh_backend_plugin(void)` returns is
- * registered: how a program runs on a plug-in without being changed
+ * registered (a name the program registered already keeps the program's backend, with a
+ * line on stderr): how a program runs on a plug-in without being changed
  * (examples-c/backend_libev.c is one, on libev).
  *
  * The contract (what the built-in backends meet; greenhub checks what it can):

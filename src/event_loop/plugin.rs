@@ -222,7 +222,15 @@ fn load(path: &str) -> Result<()> {
     let entry: unsafe extern "C" fn() -> *const VtableV1 = unsafe { std::mem::transmute(sym) };
     // SAFETY: the entry returns NULL or a table valid for the process's lifetime.
     let p = unsafe { Plugin::from_raw(entry()) }?;
-    register(p)
+    let name = p.name();
+    match register(p) {
+        // The program registered that name itself: its own backend stays in use.
+        Err(Error::EXIST) if !BUILTIN.contains(&name) => {
+            eprintln!("greenhub: {path}: a backend named {name:?} is registered already: kept");
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 /// A hub's instance of a plug-in.
