@@ -19,7 +19,7 @@ pub struct gh_backend_event {
 }
 
 /// A hub backend written in C: the functions greenhub's loop calls to watch fds for
-/// readiness (what epoll, poll(2), select(2) or libev do for the built-in backends).
+/// readiness (what epoll, poll(2) and select(2) do for the built-in backends).
 /// Register it by name with gh_backend_register (then GREENHUB_BACKEND=name or
 /// gh_hub_config.backend = "name" choose it, like a built-in one), or pass it directly
 /// in gh_hub_config.backend_plugin. A shared object named in GREENHUB_BACKEND_PLUGIN
@@ -53,9 +53,9 @@ pub struct gh_backend_event {
 ///   were not asked for) costs a retry, never a lost wake-up: greenhub's I/O treats
 ///   EAGAIN as "wait again". Errors and hang-ups are reported as GH_READ | GH_WRITE.
 ///   An interrupted wait returns 0 or -EINTR.
-/// * **Errors.** A negative return from poll, more events than `capacity`, an event for
-///   an fd the backend does not hold, or bits other than GH_READ | GH_WRITE break the
-///   backend: one line on stderr, every fd it held is reported ready once, and greenhub
+/// * **Errors.** A negative return from poll (other than -EINTR), a count above
+///   `capacity`, an event for an fd the backend does not hold, or bits other than
+///   GH_READ | GH_WRITE break the backend: one line on stderr, every fd it held is reported ready once, and greenhub
 ///   calls nothing of it but `destroy` from then on: the hub's fd waits fail with
 ///   GH_EBACKEND, while timers, callbacks and cross-thread wake-ups keep working.
 /// * **Embedding.** `backend_fd(state)` (optional, may be NULL) returns an fd that is
