@@ -278,7 +278,9 @@ TEST(direct_in_config) {
     /* the name was not registered by that */
     gh_hub_config_init(&cfg);
     cfg.backend = "direct";
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "unknown backend \"direct\"") != NULL);
 }
 
 /* A config zero-filled (as callers built before backend_plugin existed do) keeps
@@ -480,7 +482,9 @@ TEST(register_bad_tables) {
     /* "m" never got registered */
     gh_hub_config_init(&cfg);
     cfg.backend = "m";
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "unknown backend \"m\"") != NULL);
     /* optional functions may be NULL */
     b = cpoll_table("minimal");
     b.backend_fd = NULL;
@@ -534,9 +538,12 @@ TEST(create_fails) {
     gh_hub_config_init(&cfg);
     cfg.backend_plugin = &b;
     K.create_rc = -ENOMEM;
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_hub_configure(&cfg), GH_ENOMEM);
     K.create_rc = 7;
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EBACKEND);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(),
+                       "backend \"nocreate\": create failed (GH_EBACKEND)") != NULL);
     ASSERT_EQ(K.destroys, 0);
     ASSERT_EQ(gh_test_fd_count(), fd0);
     K.create_rc = 0;
@@ -583,7 +590,7 @@ static void *reader(void *arg) {
  * a greenlet parked in gh_read on an fd wakes and gets GH_EBACKEND (no hang, no crash);
  * later fd waits get GH_EBACKEND at once; timers still work and a cross-thread wake-up
  * still reaches the hub (async); destroy is called once; nothing leaked. */
-static void broken_check(int *knob, int at) {
+static void broken_check(int *knob, int at, const char *why) {
     gh_hub_config cfg;
     gh_backend b = cpoll_table("breaks");
     gh_greenlet g;
@@ -597,7 +604,9 @@ static void broken_check(int *knob, int at) {
     ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
     ASSERT_OK(gh_spawn(&g, reader, (void *)(intptr_t)sp[0]));
     t0 = gh_test_now();
+    gh_test_capture_stderr_begin();
     ASSERT_OK(gh_join(g, 5, &r));
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), why) != NULL);
     ASSERT_EQ((intptr_t)r, GH_EBACKEND);
     ASSERT_TRUE(gh_test_now() - t0 < 1.0);
     ASSERT_OK(gh_release(g));
@@ -615,10 +624,14 @@ static void broken_check(int *knob, int at) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
-TEST(poll_fails_ebackend) { broken_check(&K.fail_poll_at, 1); }
-TEST(poll_reports_unknown_fd_ebackend) { broken_check(&K.bogus_fd_at, 1); }
-TEST(poll_reports_bad_bits_ebackend) { broken_check(&K.bad_bits_at, 1); }
-TEST(poll_overflows_capacity_ebackend) { broken_check(&K.overflow_at, 1); }
+TEST(poll_fails_ebackend) { broken_check(&K.fail_poll_at, 1, "poll failed (GH_EIO)"); }
+TEST(poll_reports_unknown_fd_ebackend) {
+    broken_check(&K.bogus_fd_at, 1, "an event for fd 900, which it does not hold");
+}
+TEST(poll_reports_bad_bits_ebackend) { broken_check(&K.bad_bits_at, 1, "events 0x10 for fd"); }
+TEST(poll_overflows_capacity_ebackend) {
+    broken_check(&K.overflow_at, 1, "257 events with room for 256");
+}
 
 /* GREENHUB_BACKEND_PLUGIN naming what cannot be loaded (no such file; a library without
  * gh_backend_plugin): the first call needing a non-built-in backend is GH_EINVAL with
@@ -626,8 +639,10 @@ TEST(poll_overflows_capacity_ebackend) { broken_check(&K.overflow_at, 1); }
 TEST(env_plugin_unloadable_einval) {
     ASSERT_OK(setenv("GREENHUB_BACKEND_PLUGIN", "/nonexistent/libnothing.so", 1));
     ASSERT_OK(setenv("GREENHUB_BACKEND", "anything", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
-    ASSERT_CODE(gh_sleep(0), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "libnothing.so not loaded (GH_EINVAL)") != NULL);
+    ASSERT_CODE(gh_sleep(0), GH_EINVAL); /* the same, without a second line */
     ASSERT_OK(setenv("GREENHUB_BACKEND", "poll", 1));
     ASSERT_OK(gh_sleep(0));
     ASSERT_OK(gh_hub_destroy());
@@ -635,7 +650,9 @@ TEST(env_plugin_unloadable_einval) {
 TEST(env_plugin_without_entry_einval) {
     ASSERT_OK(setenv("GREENHUB_BACKEND_PLUGIN", "libm.so.6", 1));
     ASSERT_OK(setenv("GREENHUB_BACKEND", "anything", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "libm.so.6 has no gh_backend_plugin() entry") != NULL);
 }
 
 int main(int argc, char **argv) {

@@ -180,7 +180,9 @@ TEST(select_fd_setsize_erange) {
         ASSERT_OK(gh_sleep(0));
         ASSERT_EQ(gh_write(sp[1], "x", 1, 5), 1);
         if (is_select) {
+            gh_test_capture_stderr_begin();
             ASSERT_CODE(gh_wait_read(hi, 5), GH_ERANGE);
+            ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "stops at FD_SETSIZE") != NULL);
             ASSERT_EQ(gh_read(hi, &c, 1, 5), 1); /* data there: no registration needed */
             ASSERT_CODE(gh_read(hi, &c, 1, 5), GH_ERANGE);
             ASSERT_OK(gh_io_new(&w, hi, GH_READ));
