@@ -415,6 +415,7 @@ TEST(null_pointers_rejected) {
 
     ASSERT_OK(pipe(p));
     ASSERT_CODE(gh_hub_configure(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_backend_register(NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn(&g, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn(NULL, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn_ex(&g, NULL, NULL, NULL), GH_EINVAL);

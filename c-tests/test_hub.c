@@ -110,7 +110,8 @@ static const struct {
     CODE(GH_EAGAIN),     CODE(GH_ENOMEM),       CODE(GH_EBUSY),        CODE(GH_EINVAL),
     CODE(GH_EDEADLK),    CODE(GH_ENOTSUP),      CODE(GH_ETIMEDOUT),    CODE(GH_ECANCELED),
     CODE(GH_EBADHANDLE), CODE(GH_EWRONGTHREAD), CODE(GH_ELOOPEXIT),    CODE(GH_EDEAD),
-    CODE(GH_ENOSWITCH),  CODE(GH_ECLOSED),      CODE(GH_EINTERNAL),
+    CODE(GH_ENOSWITCH),  CODE(GH_ECLOSED),      CODE(GH_EINTERNAL),    CODE(GH_EBACKEND),
+    CODE(GH_EEXIST),     CODE(GH_ERANGE),
     CODE(GH_EIO),        CODE(GH_ECHILD),       CODE(GH_ENFILE),       CODE(GH_EMFILE),
     CODE(GH_EPIPE),      CODE(GH_EOVERFLOW),    CODE(GH_ENOTSOCK),     CODE(GH_ENETUNREACH),
     CODE(GH_ECONNRESET), CODE(GH_EISCONN),      CODE(GH_ECONNREFUSED), CODE(GH_EHOSTUNREACH),
@@ -135,7 +136,7 @@ TEST(err_name_and_strerror_every_code) {
 /* Unknown codes: "GH_UNKNOWN" and the documented "unknown error code" (never NULL),
  * including INT_MIN, INT_MAX and the gap between errno values and library codes. */
 TEST(err_name_and_strerror_unknown_codes) {
-    static const int unknown[] = {1, 42, INT_MAX, INT_MIN, INT_MIN + 1, -1000, -1008, -99999};
+    static const int unknown[] = {1, 42, INT_MAX, INT_MIN, INT_MIN + 1, -1000, -1009, -99999};
     size_t i;
     for (i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         ASSERT_STREQ(gh_err_name(unknown[i]), "GH_UNKNOWN");
@@ -284,10 +285,10 @@ TEST(configure_after_first_use_busy) {
     }
 }
 
-/* Each backend name ("epoll", "polling", "poll"): GH_OK and gh_hub_backend() names it,
+/* Each backend name ("epoll", "polling", "poll", "select"): GH_OK and gh_hub_backend() names it,
  * whatever GREENHUB_BACKEND says (the config wins over the environment). */
 TEST(configure_backend_epoll) {
-    static const char *const names[] = {"epoll", "polling", "poll"};
+    static const char *const names[] = {"epoll", "polling", "poll", "select"};
     gh_hub_config cfg;
     size_t i;
     for (i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -409,7 +410,7 @@ TEST(env_backend_unknown) {
 /* GREENHUB_BACKEND=epoll|polling|poll is accepted and named by gh_hub_backend()
  * (each name in a fresh hub: the variable is read when a hub is created). */
 TEST(env_backend_epoll) {
-    static const char *const names[] = {"epoll", "polling", "poll"};
+    static const char *const names[] = {"epoll", "polling", "poll", "select"};
     size_t i;
     for (i = 0; i < sizeof names / sizeof names[0]; i++) {
         ASSERT_OK(setenv("GREENHUB_BACKEND", names[i], 1));

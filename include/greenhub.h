@@ -60,6 +60,11 @@ struct addrinfo;
 
 
 /**
+ * The version of gh_backend this header describes; put it in gh_backend.version.
+ */
+#define GH_BACKEND_VERSION 1
+
+/**
  * gh_hub_context: this thread has no hub (no greenhub call made it one yet).
  */
 #define GH_CONTEXT_NONE 0
@@ -165,6 +170,11 @@ struct addrinfo;
 #define GH_EBUSY -16
 
 /**
+ * Already exists: a backend registered under that name already (-EEXIST).
+ */
+#define GH_EEXIST -17
+
+/**
  * Invalid argument: NULL pointer, bad size, bad flag, NaN time (-EINVAL).
  */
 #define GH_EINVAL -22
@@ -183,6 +193,11 @@ struct addrinfo;
  * Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
  */
 #define GH_EPIPE -32
+
+/**
+ * Out of range: e.g. an fd at or past FD_SETSIZE under the select backend (-ERANGE).
+ */
+#define GH_ERANGE -34
 
 /**
  * Deadlock: join of self, or a join cycle (-EDEADLK).
@@ -275,6 +290,12 @@ struct addrinfo;
 #define GH_EINTERNAL -1007
 
 /**
+ * The hub's backend failed: a plug-in backend's poll failed or broke the contract
+ * written at gh_backend (details on stderr); the hub's fd waits fail with it from then on.
+ */
+#define GH_EBACKEND -1008
+
+/**
  * gh_greenlet_state: spawned, has not run yet (killing it now means it never runs).
  */
 #define GH_STATE_NEW 0
@@ -363,6 +384,122 @@ struct addrinfo;
 #define GH_TRACE_THROW 2
 
 /**
+ * One ready fd, as a plug-in backend's poll reports it.
+ */
+typedef struct gh_backend_event {
+  /**
+   * An fd the backend holds (given to it by `add` and not removed since).
+   */
+  int fd;
+  /**
+   * GH_READ | GH_WRITE (errors and hang-ups: both); no other bits.
+   */
+  int events;
+} gh_backend_event;
+
+/**
+ * A hub backend written in C: the functions greenhub's loop calls to watch fds for
+ * readiness (what epoll, poll(2) and select(2) do for the built-in backends).
+ * Register it by name with gh_backend_register (then GREENHUB_BACKEND=name or
+ * gh_hub_config.backend = "name" choose it, like a built-in one), or pass it directly
+ * in gh_hub_config.backend_plugin. A shared object named in GREENHUB_BACKEND_PLUGIN
+ * (`:`-separated paths) is dlopen()ed when a hub first needs a backend that is not
+ * built in, and the table its `const gh_backend *gh_backend_plugin(void)` returns is
+ * registered (a name the program registered already keeps the program's backend, with a
+ * line on stderr): how a program runs on a plug-in without being changed
+ * (examples-c/backend_libev.c is one, on libev).
+ *
+ * The contract (what the built-in backends meet; greenhub checks what it can):
+ * * **Instances.** `create(arg, &state)` makes one instance per hub, in that hub's
+ *   thread (any thread that creates a hub); every other call passes that `state`, in
+ *   the same thread. `destroy(state)` ends it (hub destroyed, thread exit, or the loop
+ *   rebuilding its registrations). Return 0 or a negative errno (`-ENOMEM`, ...): a
+ *   failed create makes the hub creation fail with that code.
+ * * **Interest.** `add(state, fd, events)` starts watching `fd` for `events`
+ *   (GH_READ | GH_WRITE, possibly 0), `modify` changes the events of an fd it holds,
+ *   `remove` stops watching it. greenhub never adds an fd twice, nor modifies or
+ *   removes one it did not add, nor adds a closed fd (it answers EEXIST, ENOENT and
+ *   EBADF itself). Each returns 0 or a negative errno; the code reaches the greenhub
+ *   call that needed the registration (e.g. gh_wait_read). Return -EPERM for an fd the
+ *   backend cannot watch but that is always ready (a regular file, as epoll does):
+ *   greenhub then treats it as always ready. greenhub calls `remove` before it closes
+ *   an fd (gh_close); an fd closed behind its back may stay registered: a later
+ *   `modify` on that number must watch whatever file the number names now.
+ * * **Poll.** `poll(state, events, capacity, timeout_ms)` waits until at least one
+ *   held fd is ready or `timeout_ms` passes (-1: no limit, 0: do not wait), writes up
+ *   to `capacity` events and returns their count (0 on timeout). Readiness is
+ *   **level-triggered**: an fd still ready is reported again by the next poll. A
+ *   **spurious** event (readiness that is gone when the caller acts, or events that
+ *   were not asked for) costs a retry, never a lost wake-up: greenhub's I/O treats
+ *   EAGAIN as "wait again". Errors and hang-ups are reported as GH_READ | GH_WRITE.
+ *   An interrupted wait returns 0 or -EINTR.
+ * * **Errors.** A negative return from poll (other than -EINTR), a count above
+ *   `capacity`, an event for an fd the backend does not hold, or bits other than
+ *   GH_READ | GH_WRITE break the backend: one line on stderr, every fd it held is reported ready once, and greenhub
+ *   calls nothing of it but `destroy` from then on: the hub's fd waits fail with
+ *   GH_EBACKEND, while timers, callbacks and cross-thread wake-ups keep working.
+ * * **Embedding.** `backend_fd(state)` (optional, may be NULL) returns an fd that is
+ *   readable whenever poll would report something (epoll's fd), for
+ *   gh_hub_backend_fd; without it that call is GH_ENOTSUP.
+ * * **fork.** In a forked child greenhub lets go of the instance it inherited and
+ *   creates a new one. It calls `fork_child(state)` (optional, may be NULL) instead of
+ *   `destroy`: free what the instance holds without changing kernel objects the parent
+ *   still uses (no epoll_ctl on an inherited epoll fd; closing this process's copy of
+ *   an fd is fine). Without it the inherited instance is leaked in the child.
+ * * **Threads.** The table and its name are copied on registration (or configure);
+ *   `arg` is kept as a pointer: it must stay valid while hubs may be created with the
+ *   backend. The functions must not call greenhub.
+ */
+typedef struct gh_backend {
+  /**
+   * GH_BACKEND_VERSION (another value: GH_ENOTSUP).
+   */
+  unsigned int version;
+  /**
+   * Its name: 1 to 63 bytes of UTF-8, not a built-in backend's name; what
+   * GREENHUB_BACKEND selects and gh_hub_backend() returns.
+   */
+  const char *name;
+  /**
+   * Passed to `create` as is.
+   */
+  void *arg;
+  /**
+   * Mandatory: makes an instance, stored through the second argument; 0 or -errno.
+   */
+  int (*create)(void *arg, void **state);
+  /**
+   * Mandatory: ends an instance.
+   */
+  void (*destroy)(void *state);
+  /**
+   * Mandatory: starts watching `fd` for `events`; 0 or -errno (-EPERM: always ready).
+   */
+  int (*add)(void *state, int fd, int events);
+  /**
+   * Mandatory: changes the events watched on a held fd; 0 or -errno.
+   */
+  int (*modify)(void *state, int fd, int events);
+  /**
+   * Mandatory: stops watching a held fd; 0 or -errno.
+   */
+  int (*remove)(void *state, int fd);
+  /**
+   * Mandatory: waits at most `timeout_ms` (-1: no limit) and fills `events`; returns
+   * how many (0 to `capacity`) or -errno.
+   */
+  int (*poll)(void *state, struct gh_backend_event *events, int capacity, int timeout_ms);
+  /**
+   * Optional: an fd readable when poll has something to report (embedding).
+   */
+  int (*backend_fd)(void *state);
+  /**
+   * Optional: lets go of an instance inherited across fork() (see above).
+   */
+  void (*fork_child)(void *state);
+} gh_backend;
+
+/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {
@@ -402,7 +539,9 @@ typedef void (*gh_link_fn)(struct gh_greenlet g, void *arg);
 typedef struct gh_hub_config {
   /**
    * "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
-   * portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+   * portable backend), "poll" (poll(2)), "select" (select(2): fds below FD_SETSIZE
+   * only) or the name of a registered plug-in (gh_backend_register,
+   * GREENHUB_BACKEND_PLUGIN); NULL = GREENHUB_BACKEND or the default.
    * Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
    */
   const char *backend;
@@ -420,6 +559,13 @@ typedef struct gh_hub_config {
    * Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
    */
   double max_blocking_time;
+  /**
+   * A C backend to use for this hub without registering it (see gh_backend; the
+   * table is copied by gh_hub_configure); NULL = by name (`backend`). Setting both
+   * this and `backend` is GH_EINVAL. Added after the first four fields: a struct
+   * zero-filled or set with gh_hub_config_init leaves it NULL.
+   */
+  const struct gh_backend *backend_plugin;
 } gh_hub_config;
 
 /**
@@ -617,9 +763,32 @@ typedef struct gh_switch_token {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Registers a C backend under its name, for every thread of the process: hubs created
+ * afterwards use it when GREENHUB_BACKEND or gh_hub_config.backend names it. The
+ * contract a backend meets is written at gh_backend. Hubs that exist keep their
+ * backend (a hub's backend is chosen once, when it is created).
+ *
+ * *Ownership*: the table is copied; `backend->name` and `backend->arg` are not (the
+ * name is copied, `arg` must stay valid while hubs may be created with it).
+ * *Threads*: thread-safe. *Blocking*: never.
+ * *Errors*: GH_EINVAL (NULL `backend`, NULL/empty/over 63 bytes/non-UTF-8 name, a
+ * mandatory function NULL), GH_ENOTSUP (`version` is not GH_BACKEND_VERSION),
+ * GH_EEXIST (a built-in backend or another registered one has that name).
+ *
+ * # Safety
+ * `backend` must be NULL or point to a readable gh_backend whose `name` is NULL or a
+ * NUL-terminated string.
+ */
+int gh_backend_register(const struct gh_backend *backend);
 
 /**
  * Where the calling code runs: GH_CONTEXT_NONE (the thread has no hub),
@@ -938,13 +1107,18 @@ void gh_hub_config_init(struct gh_hub_config *cfg);
  * *Ownership*: `cfg` and its strings are read during the call only.
  * *Threads*: configures the calling thread's hub. *Blocking*: never.
  * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
- * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
- * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
- * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+ * both `backend` and `backend_plugin` set, a `backend_plugin` table without a name or a
+ * mandatory function, stack_size above 1 GiB, negative or NaN max_blocking_time, bad
+ * GREENHUB_* value, a GREENHUB_BACKEND_PLUGIN object that cannot be loaded),
+ * GH_ENOTSUP (`backend_plugin->version` is not GH_BACKEND_VERSION), GH_EBUSY (this
+ * thread's hub already exists — it has done I/O: configure before any other greenhub
+ * call; its backend never changes), GH_ENOMEM and OS errors from creating the epoll fd
+ * or eventfd, the code a plug-in's `create` or `add` (of the wake-up fd) returned,
+ * GH_ERANGE (select backend: the wake-up eventfd is at or past FD_SETSIZE).
  *
  * # Safety
  * `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
- * NUL-terminated string.
+ * NUL-terminated string and whose `backend_plugin` is NULL or a readable gh_backend.
  */
 int gh_hub_configure(const struct gh_hub_config *cfg);
 
@@ -1009,11 +1183,12 @@ int gh_hub_wait(struct gh_watcher w);
 struct gh_hub_ref gh_hub_current(void);
 
 /**
- * The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
- * hub if needed;
- * NULL if the hub cannot be created.
+ * The name of this thread's hub backend ("epoll", "polling", "poll", "select" or a
+ * plug-in's name), creating the hub if needed; NULL if the hub cannot be created.
  *
- * *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+ * *Ownership*: a string that lives as long as the process (do not free it).
+ * *Threads*: the calling thread. *Blocking*: never.
+ * *Errors*: none (NULL).
  */
 const char *gh_hub_backend(void);
 
@@ -1055,7 +1230,8 @@ int gh_hub_run_once(double timeout);
  * the hub says so once on stderr and recreates its backend (a new fd: ask again).
  *
  * *Threads*: this thread's hub. *Blocking*: never.
- * *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+ * *Errors*: GH_ENOTSUP for the "poll" and "select" backends (no fd to wait on) and for
+ * a plug-in without `backend_fd` or broken (see gh_backend).
  */
 int gh_hub_backend_fd(void);
 
@@ -1085,7 +1261,10 @@ double gh_hub_backend_timeout(void);
  * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
  * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
  * code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
- * real fd wait, which keeps the loop alive).
+ * real fd wait, which keeps the loop alive); and the backend's registration errors, at
+ * once: GH_ERANGE (the "select" backend: `fd` at or past FD_SETSIZE), the -errno a plug-in
+ * backend's add returned, GH_EBACKEND (a plug-in backend broke: see gh_backend), OS
+ * errors of epoll_ctl (GH_ENOMEM).
  */
 int gh_wait_fd(int fd, int events, double timeout);
 
@@ -1118,8 +1297,9 @@ int gh_wait_write(int fd, double timeout);
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
  * GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
- * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
- * (e.g. GH_ECONNRESET).
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), -errno of read(2)/recv(2)
+ * (e.g. GH_ECONNRESET), and when it must wait, gh_wait_fd's backend registration errors
+ * (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` writable for `len` bytes.
@@ -1137,8 +1317,9 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
  * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
  * *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
- * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
- * -errno of write(2)/send(2).
+ * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+ * -errno of write(2)/send(2), and when it must wait, gh_wait_fd's backend registration
+ * errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` readable for `len` bytes.
@@ -1178,7 +1359,8 @@ ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
  * GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
  * GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
- * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait,
+ * gh_wait_fd's backend registration errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -1197,7 +1379,8 @@ int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout)
  * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
  * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
  * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
- * AF_UNIX: no free local port), -errno of connect(2).
+ * AF_UNIX: no free local port), -errno of connect(2), and when it must wait,
+ * gh_wait_fd's backend registration errors (GH_ERANGE, ...).
  *
  * # Safety
  * `addr` readable for `addrlen` bytes.
@@ -1857,8 +2040,9 @@ int gh_child_status(struct gh_watcher w, int *status);
  * *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
  * *Blocking*: never; allowed from callbacks (a watcher may restart itself).
  * *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
- * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
- * GH_EWRONGTHREAD.
+ * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl (of the backend's
+ * registration: GH_ERANGE for an fd at or past FD_SETSIZE under "select", a plug-in's
+ * -errno from add, GH_EBACKEND once a plug-in broke), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_watcher_start(struct gh_watcher w, gh_watcher_cb cb, void *arg);
 

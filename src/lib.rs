@@ -29,7 +29,7 @@
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
 //! fault         test-only fault injection (cargo feature `fault-injection`)
-//! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
+//! event_loop/   backend seam (epoll, polling, poll, select, C plug-ins), fd registry, timer heap, watcher records
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)

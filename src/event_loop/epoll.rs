@@ -53,6 +53,14 @@ impl Backend for Epoll {
         "epoll"
     }
 
+    fn c_name(&self) -> &'static std::ffi::CStr {
+        c"epoll"
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32> {
+        Ok(Box::new(Epoll::new()?))
+    }
+
     fn fd(&self) -> i32 {
         self.epfd
     }

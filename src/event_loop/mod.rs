@@ -9,11 +9,18 @@
 //! ready to `out`, and treats `EINTR` as "nothing ready". A backend never allocates in
 //! `poll` once `out` has grown to its working size. The hub's wake-up fd is an ordinary
 //! registration with the token `WAKE_TOKEN`.
+//!
+//! Backends: `epoll` (the Linux default), `polling` (portable), `poll`, `select`
+//! (select(2): fds below FD_SETSIZE only) and `plugin` (a C program's backend, behind
+//! the same trait; its C-side contract is written at `gh_backend` in the header).
+//! `make_backend` in `hub` picks one by name.
 
 pub mod epoll;
 pub mod fds;
+pub mod plugin;
 pub mod poll;
 pub mod portable;
+pub mod select;
 pub mod timers;
 pub mod watcher;
 
@@ -35,6 +42,8 @@ pub struct Ready {
 /// The seam between the loop and the OS readiness API (mio's `sys`).
 pub trait Backend {
     fn name(&self) -> &'static str;
+    /// The same name, NUL-terminated (`gh_hub_backend`).
+    fn c_name(&self) -> &'static std::ffi::CStr;
     /// The fd a host loop can poll to learn that this backend has events.
     fn fd(&self) -> i32;
     fn add(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
@@ -53,6 +62,8 @@ pub trait Backend {
     fn disown(&mut self, err: i32) {
         let _ = err;
     }
+    /// A new, empty backend of the same kind (a forked child's loop).
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32>;
 }
 
 /// The identity of the open file behind `fd` (st_dev, st_ino), or None if it is not

@@ -62,6 +62,14 @@ impl Backend for Portable {
         "polling"
     }
 
+    fn c_name(&self) -> &'static std::ffi::CStr {
+        c"polling"
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32> {
+        Ok(Box::new(Portable::new()?))
+    }
+
     fn fd(&self) -> i32 {
         self.poller.as_raw_fd()
     }

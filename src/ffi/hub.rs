@@ -12,7 +12,9 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 #[derive(Copy, Clone, Debug)]
 pub struct gh_hub_config {
     /// "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
-    /// portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+    /// portable backend), "poll" (poll(2)), "select" (select(2): fds below FD_SETSIZE
+    /// only) or the name of a registered plug-in (gh_backend_register,
+    /// GREENHUB_BACKEND_PLUGIN); NULL = GREENHUB_BACKEND or the default.
     /// Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
     pub backend: *const c_char,
     /// Default greenlet stack size in bytes; 0 = GREENHUB_STACK_SIZE or 256 KiB.
@@ -23,6 +25,11 @@ pub struct gh_hub_config {
     pub monitor: c_int,
     /// Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
     pub max_blocking_time: f64,
+    /// A C backend to use for this hub without registering it (see gh_backend; the
+    /// table is copied by gh_hub_configure); NULL = by name (`backend`). Setting both
+    /// this and `backend` is GH_EINVAL. Added after the first four fields: a struct
+    /// zero-filled or set with gh_hub_config_init leaves it NULL.
+    pub backend_plugin: *const super::backend::gh_backend,
 }
 
 /// Fills `cfg` with the defaults (all "use the environment or the built-in default").
@@ -39,6 +46,7 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
         stack_size: 0,
         monitor: 0,
         max_blocking_time: 0.0,
+        backend_plugin: std::ptr::null(),
     };
     // SAFETY: cfg is NULL or writable per the contract.
     unsafe { super::put(cfg, d) };
@@ -50,13 +58,18 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
 /// *Ownership*: `cfg` and its strings are read during the call only.
 /// *Threads*: configures the calling thread's hub. *Blocking*: never.
 /// *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
-/// stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
-/// GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
-/// GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+/// both `backend` and `backend_plugin` set, a `backend_plugin` table without a name or a
+/// mandatory function, stack_size above 1 GiB, negative or NaN max_blocking_time, bad
+/// GREENHUB_* value, a GREENHUB_BACKEND_PLUGIN object that cannot be loaded),
+/// GH_ENOTSUP (`backend_plugin->version` is not GH_BACKEND_VERSION), GH_EBUSY (this
+/// thread's hub already exists — it has done I/O: configure before any other greenhub
+/// call; its backend never changes), GH_ENOMEM and OS errors from creating the epoll fd
+/// or eventfd, the code a plug-in's `create` or `add` (of the wake-up fd) returned,
+/// GH_ERANGE (select backend: the wake-up eventfd is at or past FD_SETSIZE).
 ///
 /// # Safety
 /// `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
-/// NUL-terminated string.
+/// NUL-terminated string and whose `backend_plugin` is NULL or a readable gh_backend.
 #[no_mangle]
 pub unsafe extern "C" fn gh_hub_configure(cfg: *const gh_hub_config) -> c_int {
     guard(|| {
@@ -67,6 +80,13 @@ pub unsafe extern "C" fn gh_hub_configure(cfg: *const gh_hub_config) -> c_int {
             return Err(Error::BUSY);
         }
         let mut conf = Config::from_env()?;
+        if !c.backend_plugin.is_null() {
+            if !c.backend.is_null() {
+                return Err(Error::INVAL);
+            }
+            // SAFETY: readable per the contract.
+            conf.plugin = Some(unsafe { super::backend::to_plugin(c.backend_plugin) }?);
+        }
         if !c.backend.is_null() {
             // SAFETY: NUL-terminated per the contract.
             let b = unsafe { CStr::from_ptr(c.backend) };
@@ -161,17 +181,16 @@ pub extern "C" fn gh_hub_current() -> gh_hub_ref {
     }
 }
 
-/// The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
-/// hub if needed;
-/// NULL if the hub cannot be created.
+/// The name of this thread's hub backend ("epoll", "polling", "poll", "select" or a
+/// plug-in's name), creating the hub if needed; NULL if the hub cannot be created.
 ///
-/// *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+/// *Ownership*: a string that lives as long as the process (do not free it).
+/// *Threads*: the calling thread. *Blocking*: never.
+/// *Errors*: none (NULL).
 #[no_mangle]
 pub extern "C" fn gh_hub_backend() -> *const c_char {
-    match std::panic::catch_unwind(|| hub::current().map(|h| h.backend_name())) {
-        Ok(Ok("epoll")) => c"epoll".as_ptr(),
-        Ok(Ok("polling")) => c"polling".as_ptr(),
-        Ok(Ok("poll")) => c"poll".as_ptr(),
+    match std::panic::catch_unwind(|| hub::current().map(|h| h.backend_c_name())) {
+        Ok(Ok(name)) => name.as_ptr(),
         _ => std::ptr::null(),
     }
 }
@@ -231,7 +250,8 @@ pub extern "C" fn gh_hub_run_once(timeout: f64) -> c_int {
 /// the hub says so once on stderr and recreates its backend (a new fd: ask again).
 ///
 /// *Threads*: this thread's hub. *Blocking*: never.
-/// *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+/// *Errors*: GH_ENOTSUP for the "poll" and "select" backends (no fd to wait on) and for
+/// a plug-in without `backend_fd` or broken (see gh_backend).
 #[no_mangle]
 pub extern "C" fn gh_hub_backend_fd() -> c_int {
     guard(|| {

@@ -24,7 +24,10 @@ use super::watcher::{GH_READ, GH_WRITE};
 /// *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
 /// NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
 /// code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
-/// real fd wait, which keeps the loop alive).
+/// real fd wait, which keeps the loop alive); and the backend's registration errors, at
+/// once: GH_ERANGE (the "select" backend: `fd` at or past FD_SETSIZE), the -errno a plug-in
+/// backend's add returned, GH_EBACKEND (a plug-in backend broke: see gh_backend), OS
+/// errors of epoll_ctl (GH_ENOMEM).
 #[no_mangle]
 pub extern "C" fn gh_wait_fd(fd: c_int, events: c_int, timeout: f64) -> c_int {
     guard(|| {
@@ -99,8 +102,9 @@ fn transfer(
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
 /// GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
-/// GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
-/// (e.g. GH_ECONNRESET).
+/// GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), -errno of read(2)/recv(2)
+/// (e.g. GH_ECONNRESET), and when it must wait, gh_wait_fd's backend registration errors
+/// (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `buf` writable for `len` bytes.
@@ -127,8 +131,9 @@ pub unsafe extern "C" fn gh_read(
 /// *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
 /// *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
-/// `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
-/// -errno of write(2)/send(2).
+/// `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+/// -errno of write(2)/send(2), and when it must wait, gh_wait_fd's backend registration
+/// errors (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `buf` readable for `len` bytes.
@@ -197,7 +202,8 @@ pub unsafe extern "C" fn gh_send(
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
 /// GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
 /// GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
-/// GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+/// GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait,
+/// gh_wait_fd's backend registration errors (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -229,7 +235,8 @@ pub unsafe extern "C" fn gh_accept(
 /// GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
 /// timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
 /// GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
-/// AF_UNIX: no free local port), -errno of connect(2).
+/// AF_UNIX: no free local port), -errno of connect(2), and when it must wait,
+/// gh_wait_fd's backend registration errors (GH_ERANGE, ...).
 ///
 /// # Safety
 /// `addr` readable for `addrlen` bytes.

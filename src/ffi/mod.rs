@@ -6,6 +6,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod backend;
 pub mod context;
 pub mod debug;
 pub mod error;

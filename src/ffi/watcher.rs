@@ -273,8 +273,9 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
 /// *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
 /// *Blocking*: never; allowed from callbacks (a watcher may restart itself).
 /// *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
-/// fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
-/// GH_EWRONGTHREAD.
+/// fd was closed), GH_ENOMEM and other OS errors of epoll_ctl (of the backend's
+/// registration: GH_ERANGE for an fd at or past FD_SETSIZE under "select", a plug-in's
+/// -errno from add, GH_EBACKEND once a plug-in broke), GH_EBADHANDLE, GH_EWRONGTHREAD.
 #[no_mangle]
 pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c_void) -> c_int {
     guard(|| {

@@ -132,15 +132,31 @@ impl Hub {
         // Let go of the parent's backend and eventfd first: the child must never use
         // them, even when it cannot make its own (issue 15.5). Their fds are closed only if the numbers still
         // hold them (the child may have closed them and opened its own: issue 15.6).
+        // A new backend of the same kind is asked of the parent's before it goes (a C
+        // plug-in passed in gh_hub_config has no name to be made again by); if that
+        // fails (EMFILE), it is made by name once the parent's fds are let go.
         let placeholder = Box::new(crate::event_loop::poll::Poll::default());
-        std::mem::replace(&mut st.backend, placeholder).abandon();
+        let parents = std::mem::replace(&mut st.backend, placeholder);
+        let fresh = if self.fork_error.get() == 0 {
+            parents.fresh().ok()
+        } else {
+            None
+        };
+        parents.abandon();
         let old = self.wake_fd.replace(-1);
         if old >= 0 && crate::event_loop::file_id(old) == self.wake_id.get() {
             // SAFETY: closes this process's copy of the old eventfd, still at its number.
             unsafe { libc::close(old) };
         }
         // (Made after letting go: at EMFILE the numbers freed may be what it needs.)
-        let made = super::make_backend(Some(name)).and_then(|b| {
+        let made = match fresh {
+            Some(b) => Ok(b),
+            None => super::make_backend(&super::Config {
+                backend: Some(name.to_string()),
+                ..Default::default()
+            }),
+        }
+        .and_then(|b| {
             let fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
             if fd < 0 {
                 return Err(Error::last_os());

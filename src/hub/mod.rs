@@ -80,6 +80,9 @@ pub struct SwitchTo {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub backend: Option<String>,
+    /// A plug-in backend passed directly (`gh_hub_config.backend_plugin`): wins over
+    /// `backend`.
+    pub plugin: Option<Arc<crate::event_loop::plugin::Plugin>>,
     pub stack_size: usize,
     pub monitor: bool,
     pub max_blocking_time: f64,
@@ -89,6 +92,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             backend: None,
+            plugin: None,
             stack_size: 0,
             monitor: false,
             max_blocking_time: 0.1,
@@ -374,22 +378,32 @@ pub fn configure(cfg: Config) -> Result<&'static Hub> {
     create(cfg)
 }
 
-fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
+/// The backend `cfg` names: a plug-in passed directly, else by name a built-in one or a
+/// registered plug-in (`GREENHUB_BACKEND_PLUGIN` loaded first), else the default.
+fn make_backend(cfg: &Config) -> Result<Box<dyn Backend>> {
+    use crate::event_loop::plugin::{self, PluginBackend};
     let os = |e: i32| Error(-e);
-    match name.unwrap_or("epoll") {
+    if let Some(p) = &cfg.plugin {
+        return Ok(Box::new(PluginBackend::new(p.clone()).map_err(os)?));
+    }
+    match cfg.backend.as_deref().unwrap_or("epoll") {
         "epoll" => Ok(Box::new(Epoll::new().map_err(os)?)),
         "polling" => Ok(Box::new(
             crate::event_loop::portable::Portable::new().map_err(os)?,
         )),
         "poll" => Ok(Box::new(crate::event_loop::poll::Poll::default())),
+        "select" => Ok(Box::new(crate::event_loop::select::Select::default())),
         other => {
+            if let Some(p) = plugin::lookup(other)? {
+                return Ok(Box::new(PluginBackend::new(p).map_err(os)?));
+            }
             static WARNED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);
             if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::INVAL);
             }
             eprintln!(
-                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
+                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll, select, and plug-ins registered with gh_backend_register or GREENHUB_BACKEND_PLUGIN"
             );
             Err(Error::INVAL)
         }
@@ -411,7 +425,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     let run_info_signal = crate::monitor::run_info_signal()?;
     crate::overflow::install_handler();
     let altstack = crate::overflow::AltStack::for_this_thread()?;
-    let mut backend = make_backend(cfg.backend.as_deref())?;
+    let mut backend = make_backend(&cfg)?;
     let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
     if wake_fd < 0 {
         return Err(Error::last_os());
@@ -650,6 +664,12 @@ impl Hub {
 
     pub fn backend_name(&self) -> &'static str {
         self.st.borrow().backend.name()
+    }
+
+    /// The backend's name, NUL-terminated (static for built-ins; a plug-in's name lives
+    /// as long as the process).
+    pub fn backend_c_name(&self) -> &'static std::ffi::CStr {
+        self.st.borrow().backend.c_name()
     }
 
     /// Queues `gh_run_callback` work.
