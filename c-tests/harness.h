@@ -125,6 +125,17 @@ static inline long gh_test_rss_kb(void) {
 #ifndef GH_TEST_ASAN
 #define GH_TEST_ASAN 0
 #endif
+/* Built with -fsanitize=thread (scripts/tsan.sh). */
+#if defined(__SANITIZE_THREAD__)
+#define GH_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GH_TEST_TSAN 1
+#endif
+#endif
+#ifndef GH_TEST_TSAN
+#define GH_TEST_TSAN 0
+#endif
 
 /* CLOCK_MONOTONIC in seconds. */
 static inline double gh_test_now(void) {

@@ -138,6 +138,8 @@ pub struct Greenlet {
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
     pub stack_lo: usize,
     pub stack_hi: usize,
+    /// Its ThreadSanitizer fiber (cargo feature `tsan`; nothing without it).
+    pub tsan: crate::tsan::Fiber,
 }
 
 impl Greenlet {
@@ -153,6 +155,7 @@ impl Greenlet {
     /// Moves the coroutine out of its stack slot (the task died or is discarded).
     pub fn take_co(&mut self) -> Option<Co> {
         let p = self.co.take()?;
+        self.tsan.destroy();
         // SAFETY: `p` was written by spawn into this task's stack slot and has not been
         // read out since (`co` was Some); nothing runs on that stack now (the task
         // returned, or never runs again), and the slot stays mapped until the stack goes
@@ -195,6 +198,7 @@ impl Greenlet {
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,
+            tsan: crate::tsan::Fiber::none(),
         }
     }
 

@@ -746,12 +746,15 @@ impl Hub {
         debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
+        // ThreadSanitizer: announce this switch and the way back (src/tsan.rs).
+        let tsan = self.tsan_enter(slot);
         // SAFETY: `co` points at the task's coroutine in its own stack slot, which never
         // moves and stays valid until the task dies (take_co reads it out only then, or
         // when a never-started or discarded task goes); only the hub resumes tasks, one at
         // a time (the hub runs no task now: `current` was the hub), so this is the only
         // reference.
         let r = unsafe { (*co).resume(msg) };
+        tsan.leave();
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
         if let CoroutineResult::Return(result) = r {
