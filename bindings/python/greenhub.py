@@ -53,6 +53,11 @@ import importlib.machinery
 import os
 import signal
 import sys
+
+try:
+    import _signal  # signal's C half: no Handlers enum conversion (µs per call)
+except ImportError:  # another Python implementation
+    _signal = signal
 import threading
 
 __all__ = [
@@ -351,9 +356,9 @@ def _arm_signals():
         return None
     wrapped = []
     for sig in _RELAYED:
-        h = signal.getsignal(sig)
+        h = _signal.getsignal(sig)
         if callable(h) and not isinstance(h, _SignalRelay):
-            signal.signal(sig, _SignalRelay(h))
+            _signal.signal(sig, _SignalRelay(h))
             wrapped.append(sig)
     if _wake_pipe is None:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -365,7 +370,7 @@ def _arm_signals():
         wake = _state.wake = Watcher(handle, _drain_wake)
         wake.ref(False)  # the pipe alone does not keep run() going
     try:
-        prev = signal.set_wakeup_fd(_wake_pipe[1], warn_on_full_buffer=False)
+        prev = _signal.set_wakeup_fd(_wake_pipe[1], warn_on_full_buffer=False)
     except ValueError:  # not the main interpreter
         prev = None
     _state.wake_prev = prev
@@ -377,11 +382,11 @@ def _disarm_signals(armed):
         return
     wrapped, prev = armed
     if prev is not None:
-        signal.set_wakeup_fd(prev)
+        _signal.set_wakeup_fd(prev)
     for sig in wrapped:
-        h = signal.getsignal(sig)
+        h = _signal.getsignal(sig)
         if isinstance(h, _SignalRelay):  # not replaced meanwhile by a callback
-            signal.signal(sig, h.handler)
+            _signal.signal(sig, h.handler)
 
 
 def _loop(what, fn, *args):
