@@ -53,12 +53,12 @@ import importlib.machinery
 import os
 import signal
 import sys
+import threading
 
 try:
     import _signal  # signal's C half: no Handlers enum conversion (µs per call)
 except ImportError:  # another Python implementation
     _signal = signal
-import threading
 
 __all__ = [
     "GreenhubError", "BlockingInCallbackError", "PythonInGreenletError",
