@@ -2176,6 +2176,215 @@ TEST(yield_storm_does_not_starve_timers) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* ---- links (gh_link / gh_unlink, gevent's rawlink; issue 14) ------------------------ */
+
+static struct {
+    int order[16];
+    uint64_t who[16];
+    int n, sleep_rc;
+} LK;
+
+static void link_rec(gh_greenlet g, void *arg) {
+    if (LK.n < 16) {
+        LK.order[LK.n] = (int)(intptr_t)arg;
+        LK.who[LK.n] = g.id;
+    }
+    LK.n++;
+    LK.sleep_rc = gh_sleep(0); /* a hub callback: must not block */
+}
+
+static void *returns_at_once(void *arg) { return arg; }
+static void *sleeps_long(void *arg) {
+    (void)arg;
+    gh_sleep(60);
+    return NULL;
+}
+
+/* Links run in the hub when the greenlet ends, in link order, with its handle; not
+ * before it ends; a blocking call in them gets GH_EPERM. */
+TEST(link_runs_in_order_when_greenlet_ends) {
+    gh_greenlet g;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&g, sleeps_long, NULL));
+    ASSERT_OK(gh_link(g, link_rec, (void *)1));
+    ASSERT_OK(gh_link(g, link_rec, (void *)2));
+    ASSERT_OK(gh_link(g, link_rec, (void *)3));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(LK.n, 0); /* alive: nothing ran */
+    ASSERT_OK(gh_kill(g, GH_FOREVER));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(LK.order[i], i + 1);
+        ASSERT_EQ(LK.who[i], g.id);
+    }
+    ASSERT_CODE(LK.sleep_rc, GH_EPERM);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A greenlet that already ended (returned, or killed before it started): the link runs
+ * in the next iteration, not inside gh_link. gh_unlink removes a pending link (1) and
+ * then finds none (0), also one queued for a dead greenlet. */
+TEST(link_dead_greenlet_and_unlink) {
+    gh_greenlet a, b, c;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&a, returns_at_once, NULL));
+    ASSERT_OK(gh_join(a, GH_FOREVER, NULL));
+    ASSERT_OK(gh_link(a, link_rec, (void *)10));
+    ASSERT_EQ(LK.n, 0);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 1);
+    ASSERT_EQ(LK.order[0], 10);
+
+    ASSERT_OK(GH_SPAWN(&b, returns_at_once, NULL)); /* never started */
+    ASSERT_OK(gh_link(b, link_rec, (void *)20));
+    ASSERT_OK(gh_link(b, link_rec, (void *)21));
+    ASSERT_EQ(gh_unlink(b, link_rec, (void *)20), 1);
+    ASSERT_EQ(gh_unlink(b, link_rec, (void *)20), 0);
+    ASSERT_OK(gh_kill(b, GH_FOREVER));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 2);
+    ASSERT_EQ(LK.order[1], 21);
+
+    ASSERT_OK(GH_SPAWN(&c, returns_at_once, NULL));
+    ASSERT_OK(gh_join(c, GH_FOREVER, NULL));
+    ASSERT_OK(gh_link(c, link_rec, (void *)30)); /* queued */
+    ASSERT_EQ(gh_unlink(c, link_rec, (void *)30), 1);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 2);
+    ASSERT_OK(gh_release(a));
+    ASSERT_OK(gh_release(b));
+    ASSERT_OK(gh_release(c));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Links survive gh_release; links of a live greenlet never run once its hub is destroyed
+ * (and leak nothing: valgrind). */
+TEST(link_released_and_destroyed) {
+    gh_greenlet g, h;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&g, returns_at_once, NULL));
+    ASSERT_OK(gh_link(g, link_rec, (void *)5));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(LK.n, 1);
+    ASSERT_EQ(LK.order[0], 5);
+    ASSERT_OK(GH_SPAWN(&h, sleeps_long, NULL));
+    for (int i = 0; i < 10; i++) ASSERT_OK(gh_link(h, link_rec, (void *)(intptr_t)i));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(LK.n, 1);
+}
+
+/* Misuse: NULL fn, main, bad and stale handles. */
+TEST(link_errors) {
+    gh_greenlet g, zero = {0};
+    ASSERT_OK(GH_SPAWN(&g, returns_at_once, NULL));
+    ASSERT_CODE(gh_link(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_unlink(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_link(gh_main(), link_rec, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_link(zero, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_unlink(zero, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_release(g));
+    ASSERT_CODE(gh_link(g, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_unlink(g, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* ---- greenlet-local storage (gh_local_*; gevent.local; issue 14) ------------------- */
+
+static gh_local_key LKEY;
+static int dtor_calls;
+static intptr_t dtor_sum;
+static void local_dtor(void *v) {
+    dtor_calls++;
+    dtor_sum += (intptr_t)v;
+}
+
+static void *local_body(void *arg) {
+    void *v = (void *)1;
+    if (gh_local_get(LKEY, &v) != GH_OK || v != NULL) return (void *)"not NULL at first";
+    if (gh_local_set(LKEY, arg) != GH_OK) return (void *)"set";
+    gh_sleep(0.005); /* the others set theirs meanwhile */
+    if (gh_local_get(LKEY, &v) != GH_OK || v != arg) return (void *)"not its own";
+    return NULL;
+}
+
+/* Each greenlet sees its own value (main too); when a greenlet ends its destructor
+ * runs with its value, in the hub after it ended; a NULL value gets none. */
+TEST(local_values_per_greenlet_and_destructors) {
+    gh_greenlet g[3];
+    void *v, *r;
+    dtor_calls = 0;
+    dtor_sum = 0;
+    ASSERT_OK(gh_local_key_create(&LKEY, local_dtor));
+    ASSERT_OK(gh_local_set(LKEY, (void *)1000));
+    for (intptr_t i = 0; i < 3; i++) ASSERT_OK(GH_SPAWN(&g[i], local_body, (void *)(i + 1)));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(gh_join(g[i], GH_FOREVER, &r));
+        ASSERT_TRUE(r == NULL);
+    }
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(dtor_calls, 3);
+    ASSERT_EQ(dtor_sum, 1 + 2 + 3);
+    ASSERT_OK(gh_local_get(LKEY, &v));
+    ASSERT_TRUE(v == (void *)1000); /* main's own */
+    ASSERT_OK(gh_local_set(LKEY, NULL)); /* cleared: no destructor for it */
+    for (int i = 0; i < 3; i++) ASSERT_OK(gh_release(g[i]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(dtor_calls, 3);
+}
+
+static void *local_sleeper(void *arg) {
+    if (gh_local_set(LKEY, arg) != GH_OK) return (void *)"set";
+    gh_sleep(60);
+    return NULL;
+}
+
+/* gh_hub_destroy runs the destructors of values still set: main's and those of live
+ * greenlets; a deleted key's values get none. */
+TEST(local_destructors_at_hub_destroy) {
+    gh_greenlet g;
+    gh_local_key other;
+    dtor_calls = 0;
+    dtor_sum = 0;
+    ASSERT_OK(gh_local_key_create(&LKEY, local_dtor));
+    ASSERT_OK(gh_local_key_create(&other, local_dtor));
+    ASSERT_OK(gh_local_set(LKEY, (void *)7));
+    ASSERT_OK(gh_local_set(other, (void *)100));
+    ASSERT_OK(gh_local_key_delete(other));
+    ASSERT_CODE(gh_local_set(other, (void *)1), GH_EBADHANDLE);
+    ASSERT_OK(GH_SPAWN(&g, local_sleeper, (void *)5));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(dtor_calls, 2);
+    ASSERT_EQ(dtor_sum, 12);
+}
+
+/* Misuse: NULL pointers, zero, forged and deleted keys, another kind of handle. */
+TEST(local_errors) {
+    gh_local_key k, zero = {0}, forged;
+    gh_watcher w;
+    void *v;
+    ASSERT_CODE(gh_local_key_create(NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_local_key_create(&k, NULL));
+    ASSERT_CODE(gh_local_get(k, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_local_get(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_set(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_key_delete(zero), GH_EBADHANDLE);
+    forged.id = k.id ^ (1ull << 20);
+    ASSERT_CODE(gh_local_get(forged, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_timer_new(&w, 1, 0));
+    forged.id = w.id;
+    ASSERT_CODE(gh_local_set(forged, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_local_key_delete(k));
+    ASSERT_CODE(gh_local_key_delete(k), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_get(k, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(yield_storm_does_not_starve_timers);
@@ -2278,5 +2487,12 @@ int main(int argc, char **argv) {
     RUN(handle_of_other_live_thread_ewrongthread);
     RUN(handle_of_exited_thread_ebadhandle);
     RUN(handles_stale_after_hub_destroy);
+    RUN(link_runs_in_order_when_greenlet_ends);
+    RUN(link_dead_greenlet_and_unlink);
+    RUN(link_released_and_destroyed);
+    RUN(link_errors);
+    RUN(local_values_per_greenlet_and_destructors);
+    RUN(local_destructors_at_hub_destroy);
+    RUN(local_errors);
     return TEST_DONE();
 }

@@ -62,10 +62,26 @@ export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 # ThreadSanitizer output that fails a run even when the program's exit code says it passed.
 REPORTS='(WARNING|ERROR|SUMMARY): ThreadSanitizer|ThreadSanitizer:DEADLYSIGNAL|==[0-9]+==ThreadSanitizer: '
 
-passed=0 failed=0 reports=0 bad=()
+passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
+record() { # record NAME RC LOG: a program's result, counting its cases and reports
+    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
+    c=$(counts "$log")
+    [[ -n $c ]] && read -r p f s <<<"$c"
+    [[ -z $c ]] && ((rc == 0)) && p=1
+    ((rc != 0 && f == 0)) && f=1
+    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
+    r=$(grep -cE "$REPORTS" "$log" || true)
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
+    if ((r)); then
+        bad+=("$name (ThreadSanitizer output: $r line(s), see $log)")
+    elif ((rc != 0)); then
+        bad+=("$name (exit $rc)")
+    fi
+}
+
+mkdir -p "$OUT/tests"
 for name in "${names[@]}"; do
     src=c-tests/$name.c bin=$OUT/tests/$name
-    mkdir -p "$OUT/tests"
     echo "== tsan $name"
     rm -f "$bin"
     if ! "$CC" "${TEST_CFLAGS[@]}" "${SAN[@]}" -I"$ROOT/include" -I"$ROOT/c-tests" -c "$src" \
@@ -77,21 +93,13 @@ for name in "${names[@]}"; do
     rc=0
     "$bin" </dev/null >"$bin.out" 2>&1 || rc=$?
     cat "$bin.out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$bin.out" | tail -n 1 || true) p=0 f=0
-    [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
-    ((rc != 0 && f == 0)) && f=1
-    r=$(grep -cE "$REPORTS" "$bin.out" || true)
-    passed=$((passed + p)) failed=$((failed + f)) reports=$((reports + r))
-    if ((r)); then
-        bad+=("$name (ThreadSanitizer output: $r line(s), see $bin.out)")
-    elif ((rc != 0)); then
-        bad+=("$name (exit $rc)")
-    fi
+    record "$name" "$rc" "$bin.out"
 done
 
 echo
 echo "== tsan summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+for s in "${skips[@]}"; do echo "  skipped: $s"; done
 echo "ThreadSanitizer reports: $reports"
-echo "tsan: $passed passed, $failed failed"
+echo "tsan: $passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

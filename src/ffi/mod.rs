@@ -12,6 +12,7 @@ pub mod error;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod local;
 pub mod sync;
 pub mod threadpool;
 pub mod watcher;
@@ -46,7 +47,7 @@ pub struct gh_hub_ref {
 /// The panic boundary for functions returning `int`.
 #[inline(always)]
 pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::error::no_foreign_unwind(f))) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code(),
         Err(_) => EINTERNAL,
@@ -56,7 +57,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
 /// The panic boundary for functions returning `ssize_t`.
 #[inline(always)]
 pub(crate) fn guard_ssize(f: impl FnOnce() -> Result<isize>) -> libc::ssize_t {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::error::no_foreign_unwind(f))) {
         Ok(Ok(n)) => n as libc::ssize_t,
         Ok(Err(e)) => e.code() as libc::ssize_t,
         Err(_) => EINTERNAL as libc::ssize_t,
