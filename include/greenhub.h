@@ -481,6 +481,20 @@ typedef struct gh_sem {
 } gh_sem;
 
 /**
+ * A re-entrant lock owned by a greenlet (gevent.lock.RLock).
+ */
+typedef struct gh_rlock {
+  uint64_t id;
+} gh_rlock;
+
+/**
+ * A condition variable used with a gh_sem lock (threading.Condition for greenlets).
+ */
+typedef struct gh_cond {
+  uint64_t id;
+} gh_cond;
+
+/**
  * A FIFO queue of `void *` (gevent.queue.Queue), bounded or unbounded.
  */
 typedef struct gh_queue {
@@ -1414,7 +1428,8 @@ int gh_sem_acquire(struct gh_sem s, double timeout);
  * first waiter.
  *
  * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EOVERFLOW (2^64 permits), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ * *Errors*: GH_EOVERFLOW (2^64 permits, or a bounded semaphore back at its initial
+ * value: nothing to release), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_sem_release(struct gh_sem s);
 
@@ -1425,6 +1440,113 @@ int gh_sem_release(struct gh_sem s);
  * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_sem_close(struct gh_sem s);
+
+/**
+ * Creates a bounded semaphore (gevent.lock.BoundedSemaphore) holding `value` permits:
+ * as gh_sem_new, but releasing a permit that would make more than `value` available is
+ * an error (GH_EOVERFLOW) instead of a new permit — it catches a release without an
+ * acquire.
+ *
+ * *Ownership*: `*out` is the caller's: gh_sem_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_sem_new_bounded(struct gh_sem *out, unsigned int value);
+
+/**
+ * Creates a re-entrant lock (gevent.lock.RLock), free: the greenlet that acquires it owns
+ * it and may acquire it again; it is free again once released as many times. A greenlet
+ * that ends holding it leaves it held.
+ *
+ * *Ownership*: `*out` is the caller's: gh_rlock_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_rlock_new(struct gh_rlock *out);
+
+/**
+ * Acquires the lock for the calling greenlet: at once if it is free or the caller owns it
+ * (one level more), else waits, FIFO with the other waiters.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = try once); not from a hub
+ * callback (GH_EPERM: the hub cannot own a lock). *Errors*: GH_ETIMEDOUT, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EOVERFLOW (2^32 levels),
+ * GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_rlock_acquire(struct gh_rlock l, double timeout);
+
+/**
+ * Releases one level of the lock; releasing the last frees it for the first waiter.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EPERM (the calling greenlet does not own it), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ */
+int gh_rlock_release(struct gh_rlock l);
+
+/**
+ * Frees the lock, held or not; waiters wake with GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_rlock_close(struct gh_rlock l);
+
+/**
+ * Creates a condition variable (threading.Condition for greenlets), used with a gh_sem
+ * lock (a semaphore of 1) that protects the state waited for.
+ *
+ * *Ownership*: `*out` is the caller's: gh_cond_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_cond_new(struct gh_cond *out);
+
+/**
+ * Releases `lock` (which the caller holds), waits until notified (FIFO), then acquires
+ * `lock` again before returning, whatever ended the wait — as pthread_cond_timedwait. No
+ * notification is lost between the release and the wait (nothing else runs between
+ * them). Check the condition again after it returns. Killed, the caller has the lock
+ * again only if it was free (blocking calls fail from then on).
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0: releases and re-takes the
+ * lock, GH_ETIMEDOUT); not from a hub callback. *Errors*: GH_ETIMEDOUT, GH_ECLOSED (the
+ * condition or the lock closed), GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+ * GH_EOVERFLOW (`lock` is a bounded semaphore the caller did not hold), GH_EINVAL (NaN),
+ * GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_wait(struct gh_cond c, struct gh_sem lock, double timeout);
+
+/**
+ * Wakes up to `n` greenlets waiting on the condition, oldest first; returns how many it
+ * woke (each re-acquires its lock before its gh_cond_wait returns).
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_notify(struct gh_cond c, unsigned int n);
+
+/**
+ * Wakes every greenlet waiting on the condition; returns how many.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_notify_all(struct gh_cond c);
+
+/**
+ * Frees the condition; its waiters wake with GH_ECLOSED (and re-acquire their lock).
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_close(struct gh_cond c);
 
 /**
  * Creates a FIFO queue of `void *` items holding at most `capacity` items

@@ -72,6 +72,7 @@ NULL_ALLOWED = {
     ("gh_waiter_switch", "value"): "a value passed through untouched",
     ("gh_waiter_get", "value"): "`value` NULL or writable",
     ("gh_local_set", "value"): "a value (NULL clears it)",
+    ("gh_local_key_create", "dtor"): "`dtor` may be NULL (no destructor)",
 }
 
 # How to make a live handle of a kind, where the generic rule (the first function

@@ -46,6 +46,10 @@ pub enum Kind {
     SwitchToken = 10,
     /// gh_local_key_create's key.
     LocalKey = 11,
+    /// gh_rlock_new's re-entrant lock.
+    RLock = 12,
+    /// gh_cond_new's condition variable.
+    Cond = 13,
 }
 
 /// A decoded handle.

@@ -572,9 +572,9 @@ pub(crate) fn install_dump_signal(hub: &Hub) {
         eprintln!("greenhub: GREENHUB_RUN_INFO_SIGNAL={v:?} is not a signal name or number");
         return;
     };
-    unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, _a: *mut c_void) {
+    unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, a: *mut c_void) {
         if let Some(hub) = crate::hub::existing() {
-            runinfo::dump_on_signal(hub);
+            runinfo::dump_on_signal(hub, a as usize as i32);
         }
     }
     let mut st = hub.st.borrow_mut();
@@ -589,7 +589,7 @@ pub(crate) fn install_dump_signal(hub: &Hub) {
                 w,
                 crate::event_loop::watcher::Action::User {
                     f: dump,
-                    arg: std::ptr::null_mut(),
+                    arg: signum as usize as *mut c_void,
                 },
             )
         });

@@ -178,6 +178,11 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
                     w.write_str(")")
                 }
                 Some(Obj::Waiter { .. }) => write!(w, "waiter {id:#x}"),
+                Some(Obj::RLock { owner, depth, .. }) => match owner {
+                    Some((s, _)) => write!(w, "rlock {id:#x} (held by slot {s}, depth {depth})"),
+                    None => write!(w, "rlock {id:#x} (free)"),
+                },
+                Some(Obj::Cond { .. }) => write!(w, "condition {id:#x}"),
                 Some(Obj::Timeout { .. }) => write!(w, "timeout {id:#x}"),
                 None => w.write_str("a freed object"),
             }
@@ -345,9 +350,11 @@ impl SignalDump {
     }
 }
 
-/// A signal dump is being collected: the signal's watcher in the other hubs, which
-/// fires for the same delivery, leaves it to this one.
+/// A signal dump is being collected (a signal arriving meanwhile is folded into it).
 static DUMPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The signal's delivery count the last dump was for: every hub's watcher fires for one
+/// delivery, possibly after that dump is over; the first dumps, the others see it done.
+static DUMPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs in another hub's loop: its section of a signal dump.
 unsafe extern "C" fn answer_dump(arg: *mut std::ffi::c_void) {
@@ -360,11 +367,21 @@ unsafe extern "C" fn answer_dump(arg: *mut std::ffi::c_void) {
     }
 }
 
-/// The run-info signal fired in `own`'s loop: one dump of every hub of the process
-/// (unless one is being collected for this delivery already). Returns at once.
-pub fn dump_on_signal(own: &Hub) {
+/// The run-info signal `signum` fired in `own`'s loop: one dump of every hub of the
+/// process, unless this delivery was dumped already (or one is being collected).
+/// Returns at once.
+pub fn dump_on_signal(own: &Hub, signum: i32) {
     use std::sync::atomic::Ordering;
-    if DUMPING.swap(true, Ordering::AcqRel) {
+    let n = crate::signals::delivered(signum);
+    let last = DUMPED.load(Ordering::Acquire);
+    if n <= last || DUMPING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if DUMPED
+        .compare_exchange(last, n, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        DUMPING.store(false, Ordering::Release);
         return;
     }
     let ids = crate::handle::live_hub_ids();
