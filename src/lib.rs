@@ -32,6 +32,7 @@
 //! event_loop/   backend seam (epoll, polling, poll, select, C plug-ins), fd registry, timer heap, watcher records
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
+//! tsan          greenlet switches announced to ThreadSanitizer (cargo feature `tsan`)
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
 
@@ -50,3 +51,4 @@ pub mod signals;
 pub mod stack;
 pub mod sync;
 pub mod threadpool;
+pub mod tsan;
