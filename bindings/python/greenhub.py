@@ -47,6 +47,7 @@ module when it lives in PREFIX/share/greenhub/python (PREFIX/lib*/libgreenhub.so
 else the loader's search for libgreenhub.so.0 (ld.so.conf, LD_LIBRARY_PATH).
 """
 
+import atexit
 import ctypes
 import ctypes.util
 import importlib.machinery
@@ -54,6 +55,7 @@ import os
 import signal
 import sys
 import threading
+import time as _time
 
 try:
     import _signal  # signal's C half: no Handlers enum conversion (µs per call)
@@ -138,6 +140,10 @@ class gh_watcher(_Handle):
     pass
 
 
+class gh_hub_ref(_Handle):
+    pass
+
+
 class gh_spawn_options(ctypes.Structure):
     _fields_ = [("stack_size", ctypes.c_size_t), ("name", ctypes.c_char_p)]
 
@@ -184,6 +190,8 @@ _declare("gh_watcher_close", c_int, gh_watcher)
 _declare("gh_watcher_ref", c_int, gh_watcher, c_int)
 _declare("gh_watcher_active", c_int, gh_watcher)
 _declare("gh_run_callback", c_int, GH_CALLBACK_FN, c_void_p)
+_declare("gh_hub_current", gh_hub_ref)
+_declare("gh_hub_call_threadsafe", c_int, gh_hub_ref, GH_CALLBACK_FN, c_void_p)
 
 #: The raw ctypes library, for calls this module does not wrap (declare argtypes first).
 lib = _lib
@@ -389,6 +397,50 @@ def _disarm_signals(armed):
             _signal.signal(sig, h.handler)
 
 
+# ---- interpreter exit while other threads run the loop ----------------------------
+#
+# At interpreter exit CPython ends the daemon threads still running with pthread_exit
+# as soon as they next want the GIL — in a Python callback of the hub, deep inside
+# greenhub, which cannot let that unwind through (the process would abort, see
+# greenhub.h "Threads and unwinding"). So an atexit hook asks every other thread that is
+# in a blocking call of this module to leave it: SystemExit is raised from that call
+# (as Ctrl-C's KeyboardInterrupt is), the thread's function ends, and its hub goes with
+# the thread. The hook waits for them up to _EXIT_WAIT seconds.
+
+_EXIT_WAIT = 2.0
+_looping_lock = threading.Lock()
+_looping_threads = {}  # thread ident -> gh_hub_ref of its hub, during a blocking call
+
+
+def _exit_request(_arg):
+    """Runs in another thread's hub (gh_hub_call_threadsafe) at interpreter exit."""
+    _call_in_hub(_raise_exit)
+
+
+def _raise_exit():
+    raise SystemExit("greenhub: the interpreter is exiting")
+
+
+_EXIT_CB = GH_CALLBACK_FN(_exit_request)
+
+
+def _stop_loops_at_exit():
+    me = threading.get_ident()
+    with _looping_lock:
+        targets = {t: h for t, h in _looping_threads.items() if t != me}
+    if not targets:
+        return
+    for hub in targets.values():
+        _lib.gh_hub_call_threadsafe(hub, _EXIT_CB, None)
+    threads = [t for t in threading.enumerate() if t.ident in targets]
+    deadline = _time.monotonic() + _EXIT_WAIT
+    for t in threads:
+        t.join(max(0.0, deadline - _time.monotonic()))
+
+
+atexit.register(_stop_loops_at_exit)
+
+
 def _loop(what, fn, *args):
     """Run the blocking C call fn(*args), which runs the loop: refused inside a callback;
     signals relayed meanwhile; afterwards what callbacks raised is raised (before the
@@ -396,12 +448,20 @@ def _loop(what, fn, *args):
     if _state.in_callback:
         raise BlockingInCallbackError(what)
     armed = _arm_signals()
+    ident = None
+    if armed is None:  # not the main thread: reachable by _stop_loops_at_exit
+        ident = threading.get_ident()
+        with _looping_lock:
+            _looping_threads[ident] = _lib.gh_hub_current()
     try:
         _state.looping = True
         try:
             rc = fn(*args)
         finally:
             _state.looping = False
+            if ident is not None:
+                with _looping_lock:
+                    _looping_threads.pop(ident, None)
     finally:
         _disarm_signals(armed)
     _raise_kept()

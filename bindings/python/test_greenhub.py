@@ -538,6 +538,32 @@ class TestSignals(HubTest):
             self.assertNotIn("Exception ignored", err)
 
 
+class TestInterpreterExit(HubTest):
+    def test_daemon_thread_in_run_at_exit(self):
+        """A daemon thread in run() with Python callbacks when the program ends: the
+        interpreter would end it with pthread_exit inside a callback (greenhub aborts the
+        process on that unwind); the binding's atexit hook makes run() raise SystemExit in
+        that thread first, so the program exits normally."""
+        script = textwrap.dedent(f"""
+            import sys, threading, time
+            sys.path.insert(0, {os.path.dirname(os.path.abspath(gh.__file__))!r})
+            import greenhub as gh
+            def worker():
+                gh.timer(0.001, 0.001, lambda w, ev: None)
+                gh.run()
+            for _ in range(3):
+                threading.Thread(target=worker, daemon=True).start()
+            time.sleep(0.05)
+            print("main exits", flush=True)
+        """)
+        for _ in range(3):
+            p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(p.stdout, "main exits\n", p.stderr)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("fatal", p.stderr)
+
+
 def main():
     print(f"greenhub {gh.version_string()} from {os.path.realpath(gh.library_path())}")
     argv = [a for a in sys.argv[1:] if a != "-v"]
