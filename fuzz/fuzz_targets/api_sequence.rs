@@ -16,7 +16,11 @@
 //!   bounded by a gh_timeout of 1 ms (libFuzzer's -timeout catches a wait that ignores
 //!   it);
 //! * after gh_hub_destroy (a step, and always at the end) the process's fd count is the
-//!   input's starting count plus the pipe fds the sequence still owns.
+//!   input's starting count plus the pipe fds the sequence still owns;
+//! * data written to a socket wakes the greenlet blocked reading it (`wakes_reader`: a
+//!   fresh socketpair, gh_recv in a greenlet, gh_send or write(2) from main), and a
+//!   signal raised while its watcher is started fires it (`signal_wakes_watcher`), each
+//!   within ~1 s of loop iterations, whatever state the sequence left the hub in.
 
 #![no_main]
 
@@ -654,7 +658,7 @@ fn spawn_arg(inp: &mut Input) -> *mut c_void {
 
 fn step(inp: &mut Input) {
     let op = inp.byte();
-    match op % 30 {
+    match op % 32 {
         // spawn / spawn_ex / spawn_later, kept or detached
         0 => {
             let how = inp.byte();
@@ -1150,8 +1154,116 @@ fn step(inp: &mut Input) {
                 violation(format!("gh_joinall OK with ndone {done} of {n}"));
             }
         }
+        30 => wakes_reader(inp.byte()),
+        31 => signal_wakes_watcher(inp.byte()),
         _ => destroy(),
     }
+}
+
+/// A reader greenlet's result (`wakes_reader`): i64::MIN while it has not returned.
+static READ_DONE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+
+extern "C" fn reader_entry(arg: *mut c_void) -> *mut c_void {
+    let mut b = [0u8; 16];
+    // SAFETY: b is writable for its length.
+    let rc = unsafe { gh_recv(arg as usize as c_int, b.as_mut_ptr().cast(), b.len(), 0, 5.0) };
+    READ_DONE.store(rc as i64, std::sync::atomic::Ordering::SeqCst);
+    null_mut()
+}
+
+/// Runs the loop (main greenlet) until `done()` or about 1 s has passed; true if done.
+fn run_until(done: impl Fn() -> bool) -> bool {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        if t0.elapsed() > std::time::Duration::from_secs(1) {
+            return false;
+        }
+        // Its code is not what this checks (a pending gh_throw or gh_timeout of main may
+        // end one iteration early): the loop just has to run.
+        let _ = gh_hub_run_once(0.001);
+    }
+    true
+}
+
+/// Invariant: data written to a socket wakes the greenlet blocked reading it. A fresh
+/// socketpair (nothing else in the sequence knows its fds), a reader greenlet parked in
+/// gh_recv, then `how` decides how the data comes: gh_send from main, a plain write(2),
+/// or gh_send in a greenlet; the reader must return (with the bytes, or an error it was
+/// given) within ~1 s of loop iterations.
+fn wakes_reader(how: u8) {
+    let mut sv = [0 as c_int; 2];
+    // SAFETY: sv is writable for two ints.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, sv.as_mut_ptr()) } != 0 {
+        return;
+    }
+    READ_DONE.store(i64::MIN, std::sync::atomic::Ordering::SeqCst);
+    let mut g = gh_greenlet { id: 0 };
+    // SAFETY: g is a writable local.
+    let rc = unsafe { gh_spawn(&mut g, Some(reader_entry), sv[0] as usize as *mut c_void) };
+    if rc == OK {
+        // Let it start and park in gh_recv (a throw or timeout of main may cut a run short).
+        for _ in 0..3 {
+            let _ = gh_hub_run_once(0.0);
+        }
+        let x = [b'x'; 3];
+        let n = (how % 3 + 1) as usize;
+        let sent = if how & 0x10 != 0 {
+            // SAFETY: x readable for n bytes.
+            unsafe { libc::write(sv[1], x.as_ptr().cast(), n) as i64 }
+        } else {
+            // SAFETY: x readable for n bytes.
+            unsafe { gh_send(sv[1], x.as_ptr().cast(), n, 0, 0.0) as i64 }
+        };
+        if sent != n as i64 {
+            violation(format!("sending {n} bytes on a fresh socketpair gave {sent}"));
+        }
+        let done = || READ_DONE.load(std::sync::atomic::Ordering::SeqCst) != i64::MIN;
+        if !run_until(done) {
+            violation(format!(
+                "{n} bytes written ({}) did not wake the greenlet reading them within ~1 s",
+                if how & 0x10 != 0 { "write(2)" } else { "gh_send" }
+            ));
+        } else {
+            let got = READ_DONE.load(std::sync::atomic::Ordering::SeqCst);
+            if got != n as i64 && got >= 0 {
+                violation(format!("the reader got {got} of {n} bytes written at once"));
+            }
+        }
+        let _ = gh_kill(g, 0.0);
+        let _ = gh_release(g);
+    }
+    for fd in sv {
+        check(Api::Close, gh_close(fd) as i64, Arg::Any, false, false);
+    }
+}
+
+static SIGNALLED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn on_signal_cb(_w: gh_watcher, _revents: c_int, _arg: *mut c_void) {
+    SIGNALLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Invariant: a signal raised while its watcher is started fires the watcher (signals
+/// reach the hub that watches them, through its wake-up eventfd): SIGUSR1 or SIGUSR2,
+/// raised once or twice (coalesced: at least one firing).
+fn signal_wakes_watcher(how: u8) {
+    let sig = if how & 1 == 0 { libc::SIGUSR1 } else { libc::SIGUSR2 };
+    let mut w = gh_watcher { id: 0 };
+    // SAFETY: w is a writable local.
+    if unsafe { gh_signal_new(&mut w, sig) } != OK {
+        return;
+    }
+    SIGNALLED.store(0, std::sync::atomic::Ordering::SeqCst);
+    if gh_watcher_start(w, Some(on_signal_cb), null_mut()) == OK {
+        for _ in 0..(1 + (how >> 1) % 2) {
+            // SAFETY: raise(3) with a signal whose disposition greenhub now handles.
+            unsafe { libc::raise(sig) };
+        }
+        if !run_until(|| SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+            violation(format!("signal {sig} raised with its watcher started did not fire it within ~1 s"));
+        }
+    }
+    check(Api::ObjClose, gh_watcher_close(w) as i64, Arg::Any, false, false);
 }
 
 fn pick_in(inp: &mut Input, f: fn(&Model) -> &Vec<u64>) -> (u64, Arg) {
