@@ -112,6 +112,8 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (EAI_BASE + libc::EAI_OVERFLOW, c"GH_EAI_OVERFLOW", c"getaddrinfo: argument buffer overflow"),
     (-libc::EOVERFLOW, c"GH_EOVERFLOW", c"value too large (overflow)"),
     (-libc::EISCONN, c"GH_EISCONN", c"socket is already connected"),
+    (-libc::ENOBUFS, c"GH_ENOBUFS", c"no buffer space available"),
+    (-libc::EMSGSIZE, c"GH_EMSGSIZE", c"message too long"),
 ];
 
 fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {

@@ -18,7 +18,7 @@ use crate::greenlet::Msg;
 use crate::hub::Hub;
 use std::ffi::c_void;
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
@@ -69,7 +69,7 @@ impl Hub {
     /// MSG_PEEK / MSG_OOB whose readiness is not plain POLLIN/POLLOUT): a short transfer,
     /// like EAGAIN, sets the fd's readiness hint, and a call that finds the hint set
     /// waits for readiness first (one syscall fewer per call on a drained socket).
-    fn retry(
+    pub(crate) fn retry(
         &self,
         fd: i32,
         side: Side,
@@ -100,9 +100,28 @@ impl Hub {
                     }
                     self.io_wait(fd, side, deadline)?
                 }
-                e => return Err(Error(-e)),
+                e => return Err(self.turn_then(Error(-e))),
             }
         }
+    }
+
+    /// A failure that a retry loop would hit again at once without waiting — out of fds
+    /// (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM) — first gives the hub a turn
+    /// (a yield: other greenlets, timers, signal watchers and IO run), so a naive loop
+    /// that retries degrades like libev's instead of starving the hub (FAULTS 42, issue
+    /// 14). An error of the yield itself (killed, thrown, a gh_timeout) wins; from a hub
+    /// callback, which cannot yield, the failure is returned as it is.
+    pub(crate) fn turn_then(&self, e: Error) -> Error {
+        if matches!(
+            -e.0,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        ) {
+            match self.sleep(0.0) {
+                Err(y) if y != Error::PERM => return y,
+                _ => {}
+            }
+        }
+        e
     }
 
     /// The readiness hint of `fd`'s `side`: true when the last call found it drained.
@@ -424,7 +443,7 @@ impl Hub {
     }
 }
 
-fn set_nonblocking(fd: i32) -> Result<()> {
+pub(crate) fn set_nonblocking(fd: i32) -> Result<()> {
     // SAFETY: fcntl on a caller-provided fd; errors are checked.
     let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if fl < 0 {
