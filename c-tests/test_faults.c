@@ -2233,6 +2233,49 @@ TEST(issue5_null_pointers) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* Issue 14 (servers, network helpers): NULL pointers -> GH_EINVAL (NULL options are the
+ * documented defaults; a NULL buffer only with len 0, a size query), bad server handles
+ * -> GH_EBADHANDLE; nothing is left open. */
+static void issue14_handler(gh_server s, int fd, void *arg) {
+    (void)s;
+    (void)fd;
+    (void)arg;
+}
+
+TEST(issue14_null_pointers_and_bad_handles) {
+    gh_server s, zero = {0}, ones;
+    gh_server_counters st;
+    char buf[64];
+    int fd0 = gh_test_fd_count(), lfd;
+    ones.id = ~0ull;
+    ASSERT_CODE(gh_listen(NULL, 0, 0), GH_EINVAL);
+    ASSERT_CODE(gh_connect_to(NULL, 1.0), GH_EINVAL);
+    lfd = gh_listen("127.0.0.1:0", 0, 0);
+    ASSERT_TRUE(lfd >= 0);
+    ASSERT_CODE(gh_local_address(lfd, NULL, sizeof buf), GH_EINVAL);
+    ASSERT_TRUE(gh_local_address(lfd, NULL, 0) > 0);
+    ASSERT_CODE(gh_peer_address(lfd, NULL, sizeof buf), GH_EINVAL);
+    ASSERT_CODE(gh_peer_address(lfd, buf, sizeof buf), -ENOTCONN);
+    ASSERT_CODE(gh_server_new(NULL, "127.0.0.1:0", issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new(&s, NULL, issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_fd(NULL, lfd, issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_fd(&s, lfd, NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
+    ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
+    ASSERT_OK(gh_server_close(s));
+    gh_server bad[] = {zero, ones, s};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT_CODE(gh_server_start(bad[i]), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_stop(bad[i], 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_close(bad[i]), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_stats(bad[i], &st), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_fd(bad[i]), GH_EBADHANDLE);
+    }
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
 /* Issue 4 (diagnostics): NULL pointers and bad tokens; NULL hooks/callbacks are the
  * documented "remove" (not an error), NULL buffers only with len 0 (a size query). */
 TEST(issue4_null_pointers_and_bad_tokens) {
@@ -2440,6 +2483,7 @@ int main(int argc, char **argv) {
     RUN(issue3_blocking_calls_in_callbacks_eperm);
     RUN(issue4_null_pointers_and_bad_tokens);
     RUN(issue5_null_pointers);
+    RUN(issue14_null_pointers_and_bad_handles);
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);

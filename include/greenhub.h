@@ -286,6 +286,24 @@ struct addrinfo;
 #define GH_STATE_DEAD 4
 
 /**
+ * gh_listen flag: set SO_REUSEPORT, so several sockets (one hub per thread or process)
+ * can listen on one port and the kernel spreads connections between them.
+ */
+#define GH_LISTEN_REUSEPORT 1
+
+/**
+ * gh_listen flag: for a Unix socket path, first remove a socket file left at that path
+ * (by a previous run); a file of any other type is left alone (then GH_EADDRINUSE).
+ */
+#define GH_LISTEN_UNLINK 2
+
+/**
+ * gh_listen flag: a bound datagram (UDP or Unix SOCK_DGRAM) socket instead of a
+ * listening stream socket (`backlog` is then ignored).
+ */
+#define GH_LISTEN_UDP 4
+
+/**
  * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
  * returned as GH_EAI_BASE + its EAI_* value (e.g. GH_EAI_BASE + EAI_NONAME);
  * gh_strerror gives gai_strerror's text for them.
@@ -421,6 +439,75 @@ typedef struct gh_hub_ref {
  * A function queued with gh_run_callback.
  */
 typedef void (*gh_callback_fn)(void *arg);
+
+/**
+ * A server handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_server {
+  uint64_t id;
+} gh_server;
+
+/**
+ * A connection handler: runs in a greenlet of its own for each accepted connection,
+ * with the connected socket `fd` (non-blocking, close-on-exec). The server closes `fd`
+ * when the handler returns: do not close it yourself (shutdown(2) is fine; dup(2) it to
+ * keep the connection). When the server stops, a handler still running after the stop
+ * timeout is killed: its blocking calls return GH_ECANCELED and it should return.
+ */
+typedef void (*gh_server_handler)(struct gh_server server, int fd, void *arg);
+
+/**
+ * Options for gh_server_new / gh_server_new_fd. Zero-initialise it
+ * (`gh_server_options o = {0};`): all zeroes are the defaults; NULL options too.
+ */
+typedef struct gh_server_options {
+  /**
+   * The most handlers running at once; 0 = no limit. While that many run, the server
+   * stops accepting (connections wait in the listen backlog) — gevent's pool.
+   */
+  size_t max_handlers;
+  /**
+   * gh_server_new only: the listen backlog; 0 = SOMAXCONN.
+   */
+  int backlog;
+  /**
+   * gh_server_new only: gh_listen flags (GH_LISTEN_REUSEPORT, GH_LISTEN_UNLINK).
+   */
+  int listen_flags;
+  /**
+   * Stack size of the handler greenlets; 0 = the hub's default (gh_spawn_options).
+   */
+  size_t stack_size;
+} gh_server_options;
+
+/**
+ * Counters of a server, read with gh_server_stats.
+ */
+typedef struct gh_server_counters {
+  /**
+   * Connections accepted.
+   */
+  uint64_t accepted;
+  /**
+   * Handlers running (or about to start) now.
+   */
+  uint64_t active;
+  /**
+   * Handlers that returned.
+   */
+  uint64_t completed;
+  /**
+   * Accepted connections closed without their handler running: no greenlet could be
+   * spawned (GH_ENOMEM), or the server stopped before the handler started.
+   */
+  uint64_t refused;
+  /**
+   * Times accept found the process or system out of fds (or kernel memory) and the
+   * server backed off: it waits until one of its handlers ends or 10 ms (doubling up
+   * to 1 s) pass, then accepts again.
+   */
+  uint64_t fd_exhausted;
+} gh_server_counters;
 
 /**
  * A gh_timeout_start deadline (a value handle).
@@ -1148,6 +1235,176 @@ int gh_close(int fd);
  * `status` NULL or writable.
  */
 int gh_waitpid(int pid, int *status, double timeout);
+
+/**
+ * Creates a socket bound to `address` and, for a stream socket, listening with
+ * `backlog` (<= 0: SOMAXCONN); returns the fd (non-blocking, close-on-exec; the caller
+ * owns it: gh_close it, or hand it to gh_server_new_fd).
+ *
+ * `address`: `"host:port"`, `"[v6addr]:port"`, `":port"` or `"*:port"` (every IPv4
+ * interface; `"[::]:port"` for IPv6 and IPv4), `"unix:/path"`, `"/path"`, `"./path"`,
+ * `"@name"` (Linux abstract namespace). The port is a number (0: the kernel picks one,
+ * see gh_local_address) or a service name. A host name resolving to several addresses
+ * binds the first that works. TCP sockets get SO_REUSEADDR.
+ *
+ * `flags`: GH_LISTEN_REUSEPORT, GH_LISTEN_UNLINK, GH_LISTEN_UDP, or 0.
+ *
+ * *Ownership*: `address` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: only to resolve a host or service name (getaddrinfo on the thread pool:
+ * then not from a hub callback); numeric addresses and paths never wait.
+ * *Errors*: GH_EINVAL (`address` NULL, not UTF-8 or malformed — an IPv6 address needs
+ * brackets —, unknown `flags` bits), GH_ENAMETOOLONG (Unix path too long),
+ * GH_EADDRINUSE, GH_EACCES, GH_EADDRNOTAVAIL, GH_EMFILE/GH_ENFILE (after a yield, see
+ * gh_accept), GH_EAI_BASE + EAI_* (name resolution), GH_ETIMEDOUT/GH_ECANCELED/
+ * GH_EPERM (while resolving a name), -errno of socket(2)/bind(2)/listen(2).
+ *
+ * # Safety
+ * `address` NULL or NUL-terminated.
+ */
+int gh_listen(const char *address, int backlog, int flags);
+
+/**
+ * Connects a new stream socket to `address` (the forms of gh_listen except the
+ * every-interface ones) and returns the connected fd (non-blocking, close-on-exec;
+ * the caller owns it). A host name is resolved on the thread pool; each address it
+ * resolves to is tried in turn, each attempt with `timeout`, until one connects
+ * (socket.create_connection); the error of the last attempt is returned otherwise.
+ * Bound the whole call with a gh_timeout.
+ *
+ * *Ownership*: `address` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`address` NULL or malformed, no host, NaN timeout),
+ * GH_ENAMETOOLONG, GH_ECONNREFUSED, GH_ETIMEDOUT, GH_ENETUNREACH, GH_EHOSTUNREACH,
+ * GH_ENOENT (no such Unix socket), GH_EAGAIN (Unix listener's backlog full),
+ * GH_EAI_BASE + EAI_* (name resolution), GH_EMFILE/GH_ENFILE, GH_ECANCELED, a gh_throw
+ * code, GH_EPERM, -errno of socket(2)/connect(2).
+ *
+ * # Safety
+ * `address` NULL or NUL-terminated.
+ */
+int gh_connect_to(const char *address, double timeout);
+
+/**
+ * Writes the local address of socket `fd` as an address string gh_listen and
+ * gh_connect_to accept (`"127.0.0.1:8080"`, `"[::1]:8080"`, `"unix:/path"`,
+ * `"unix:@name"`; `"unix:"` for an unnamed one) into `buf`, snprintf style: at most
+ * `len` bytes with the NUL, returns the full length (so >= `len` means truncated);
+ * `buf` NULL with `len` 0 measures. Use it to learn the port of a `":0"` listener.
+ *
+ * *Ownership*: writes the caller's buffer. *Threads*: any thread. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0), GH_EBADF, GH_ENOTSOCK,
+ * GH_EAFNOSUPPORT (not an IPv4, IPv6 or Unix socket).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes (or NULL with `len` 0).
+ */
+ssize_t gh_local_address(int fd, char *buf, size_t len);
+
+/**
+ * gh_local_address for the peer of connected socket `fd` (getpeername(2)).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_local_address.
+ * *Errors*: as gh_local_address, plus GH_ENOTCONN.
+ *
+ * # Safety
+ * `buf` writable for `len` bytes (or NULL with `len` 0).
+ */
+ssize_t gh_peer_address(int fd, char *buf, size_t len);
+
+/**
+ * Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,
+ * `"[v6]:port"`, `":port"`, `"unix:/path"`, …) that will run `handler(server, fd, arg)`
+ * in a new greenlet for each connection once started (gh_server_start). The server
+ * owns its listening socket (gh_server_fd); learn a `":0"` port with gh_local_address.
+ *
+ * *Ownership*: `*out` is the caller's until gh_server_close; `address` and `opts` are
+ * only read; `arg` is passed through untouched (keep it valid while handlers may run).
+ * *Threads*: the calling thread's hub; handlers run in it.
+ * *Blocking*: as gh_listen (only to resolve a name).
+ * *Errors*: GH_EINVAL (`out`, `address` or `handler` NULL; a bad address or flags),
+ * gh_listen's errors (GH_EADDRINUSE, GH_EACCES, GH_EMFILE, …), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `address` NUL-terminated; `opts` NULL or readable.
+ */
+int gh_server_new(struct gh_server *out, const char *address, gh_server_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * gh_server_new on listening socket `fd` (from gh_listen, or a socket the caller bound
+ * and listened on, e.g. inherited from a supervisor). On success the server owns `fd`
+ * (it closes it at gh_server_stop / gh_server_close); on failure it stays the caller's.
+ * `opts->backlog` and `opts->listen_flags` are ignored.
+ *
+ * *Ownership*: as gh_server_new, and `fd` passes to the server on success.
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` or `handler` NULL), GH_EBADF (`fd` negative or not open),
+ * GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `opts` NULL or readable.
+ */
+int gh_server_new_fd(struct gh_server *out, int fd, gh_server_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * Starts accepting: the accept loop runs in a greenlet of its own from the hub's next
+ * iteration, so the caller goes on (run the hub: gh_hub_run, or block in anything).
+ * Accepting pauses while `max_handlers` handlers run, and backs off while the process
+ * is out of fds (see gh_server_counters.fd_exhausted); connections wait in the backlog.
+ *
+ * *Threads*: the server's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EBUSY (already started), GH_ECLOSED
+ * (stopped: a server is started once), GH_ENOMEM.
+ */
+int gh_server_start(struct gh_server server);
+
+/**
+ * Stops the server gracefully (gevent's stop(timeout)): closes the listening socket
+ * (new connections are refused by the kernel), waits up to `timeout` for the running
+ * handlers to return, then kills the rest (their blocking calls return GH_ECANCELED;
+ * their fds are closed when they return). Returns how many handlers were killed (0:
+ * all finished in time). A second stop returns 0. A handler may stop its own server:
+ * it is neither waited for nor killed. The counters stay readable until
+ * gh_server_close.
+ *
+ * *Threads*: the server's hub. *Blocking*: yes, up to `timeout` (GH_FOREVER: until the
+ * handlers return); `timeout` 0 never blocks and is allowed from hub callbacks (a
+ * signal watcher's, say).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_EPERM (a
+ * non-zero timeout from a hub callback), GH_ECANCELED / a gh_throw code / GH_ETIMEDOUT
+ * of a gh_timeout while waiting (the listener is closed already; handlers are not
+ * killed then: call again).
+ */
+int gh_server_stop(struct gh_server server, double timeout);
+
+/**
+ * Frees the server: stops it without waiting (gh_server_stop(server, 0): running
+ * handlers are killed) and invalidates the handle. Handlers still running end on
+ * their own; their fds are closed then.
+ *
+ * *Threads*: the server's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
+ */
+int gh_server_close(struct gh_server server);
+
+/**
+ * Copies the server's counters into `*stats`.
+ *
+ * *Threads*: the server's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`stats` NULL), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `stats` writable.
+ */
+int gh_server_stats(struct gh_server server, struct gh_server_counters *stats);
+
+/**
+ * The server's listening fd (>= 0; owned by the server: do not close it), e.g. for
+ * gh_local_address.
+ *
+ * *Threads*: the server's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EBADF (stopped: the socket is closed).
+ */
+int gh_server_fd(struct gh_server server);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have

@@ -71,6 +71,8 @@ NULL_ALLOWED = {
     ("gh_queue_put", "item"): "an item passed through untouched",
     ("gh_waiter_switch", "value"): "a value passed through untouched",
     ("gh_waiter_get", "value"): "`value` NULL or writable",
+    ("gh_server_new", "opts"): "NULL = defaults",
+    ("gh_server_new_fd", "opts"): "NULL = defaults",
 }
 
 # How to make a live handle of a kind, where the generic rule (the first function
@@ -82,6 +84,8 @@ CONSTRUCTORS = {
     "gh_timeout": "gh_timeout_start(&h, GH_FOREVER)",  # never expires
     "gh_sem": "gh_sem_new(&h, 1)",
     "gh_queue": "gh_queue_new(&h, 0)",
+    # a server listening on an ephemeral loopback port, never started
+    "gh_server": 'gh_server_new(&h, "127.0.0.1:0", sweep_stub_gh_server_handler, NULL, NULL)',
 }
 
 # Valid values of int-like parameters by name (the default is 0).
@@ -102,7 +106,14 @@ VALID_BY_FUNCTION = {
     ("gh_connect", "fd"): "sweep_socket()",  # a fresh, unconnected socket
     ("gh_connect", "addr"): "(const struct sockaddr *)&sweep_addr",  # the listener's
     ("gh_connect", "addrlen"): "sweep_addrlen",
+    ("gh_listen", "address"): '"127.0.0.1:0"',
+    ("gh_server_new", "address"): '"127.0.0.1:0"',
+    ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
+    ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
 }
+
+# Functions whose success value is a new fd the caller owns (the control call closes it).
+FD_RESULT = {"gh_accept", "gh_listen", "gh_connect_to"}
 
 INT_TYPES = {
     "int", "unsigned int", "unsigned", "long", "unsigned long", "long long",
@@ -277,6 +288,8 @@ def control(func, params, kinds, h, code):
         "    {",
         f"        long long rc_ = (long long)({call});",
         "        sweep_control_end();",
+        *([f"        if (rc_ >= 0) ASSERT_OK(close((int)rc_)); /* a new fd */"]
+          if func in FD_RESULT else []),
         f"        if (rc_ == {code})",
         f"            fprintf(stderr, \"control call of {func} with valid arguments gave {code}:"
         " the sweep's arguments are wrong\\n\");",
@@ -395,6 +408,7 @@ def generate(h, header_path):
     w(" */")
     w('#include "harness.h"')
     w("")
+    w("#include <fcntl.h>")
     w("#include <pthread.h>")
     w("#include <signal.h>")
     w("#include <stdint.h>")
@@ -428,6 +442,17 @@ def generate(h, header_path):
     w("    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);")
     w("    ASSERT_TRUE(fd >= 0 && sweep_nsocks < 8);")
     w("    sweep_socks[sweep_nsocks++] = fd;")
+    w("    return fd;")
+    w("}")
+    w("")
+    w("/* A fresh AF_UNIX stream socket a successful call takes over (gh_server_new_fd):")
+    w(" * closed at the end of the case if still open (after gh_hub_destroy, which closes")
+    w(" * what a server owns). */")
+    w("static int sweep_handover[8], sweep_nhandover;")
+    w("SWEEP_HELPER int sweep_handover_socket(void) {")
+    w("    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);")
+    w("    ASSERT_TRUE(fd >= 0 && sweep_nhandover < 8);")
+    w("    sweep_handover[sweep_nhandover++] = fd;")
     w("    return fd;")
     w("}")
     w("")
@@ -583,6 +608,10 @@ def generate(h, header_path):
     w("    ASSERT_OK(close(sweep_peer));")
     w("    ASSERT_OK(close(sweep_lfd));")
     w("    while (sweep_nsocks > 0) ASSERT_OK(close(sweep_socks[--sweep_nsocks]));")
+    w("    while (sweep_nhandover > 0) {")
+    w("        int fd = sweep_handover[--sweep_nhandover];")
+    w("        if (fcntl(fd, F_GETFD) >= 0) ASSERT_OK(close(fd));")
+    w("    }")
     w("    if (sweep_pid > 0) {")
     w("        int st;")
     w("        kill(sweep_pid, SIGKILL);")

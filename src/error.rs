@@ -114,6 +114,7 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (-libc::EISCONN, c"GH_EISCONN", c"socket is already connected"),
     (-libc::ENOBUFS, c"GH_ENOBUFS", c"no buffer space available"),
     (-libc::EMSGSIZE, c"GH_EMSGSIZE", c"message too long"),
+    (-libc::EAFNOSUPPORT, c"GH_EAFNOSUPPORT", c"address family not supported"),
 ];
 
 fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {

@@ -44,6 +44,8 @@ pub enum Kind {
     Timeout = 9,
     /// gh_assert_switches_begin's token.
     SwitchToken = 10,
+    /// gh_server (src/server.rs).
+    Server = 11,
 }
 
 /// A decoded handle.

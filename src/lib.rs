@@ -24,6 +24,8 @@
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
+//! net           address strings, listen, connect_to (tries each resolved address)
+//! server        StreamServer: accept loop, a handler greenlet per connection, stop
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
@@ -43,7 +45,9 @@ pub mod handle;
 pub mod hub;
 pub mod io;
 pub mod monitor;
+pub mod net;
 pub mod overflow;
+pub mod server;
 pub mod signals;
 pub mod stack;
 pub mod sync;

@@ -12,6 +12,8 @@ pub mod error;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod net;
+pub mod server;
 pub mod sync;
 pub mod threadpool;
 pub mod watcher;

@@ -1,0 +1,538 @@
+//! StreamServer (gevent.server.StreamServer): a listening socket, an accept loop in a
+//! greenlet of its own, and a handler greenlet per connection.
+//!
+//! Owns, per hub (`HubState::servers`): the servers (listening fd, handler, limits,
+//! counters, the accept greenlet) and the connections being handled (fd, handler
+//! greenlet, server). Invariants:
+//! * A connection's fd belongs to the server: closed (gh_close) when its handler
+//!   returns, when it is dropped before its handler started, or at hub teardown.
+//! * `active` counts the connections of a server whose handler may still run; each
+//!   leaves it exactly once (`Hub::conn_done`), which also returns the server's
+//!   semaphore permit (when it has a limit) and sets its `freed` event.
+//! * The greenlets hold no Rust-owned value across a switch: the accept loop and the
+//!   handler trampoline keep only handles and fds, and look their records up again
+//!   after every blocking call (a server may be closed, or the hub destroyed, meanwhile).
+//!
+//! Out of fds (EMFILE/ENFILE/ENOBUFS/ENOMEM from accept) the loop backs off: it waits
+//! until a handler of this server ends (that frees an fd) or a delay passes, 10 ms
+//! doubling to 1 s, reset by the next successful accept (gevent's `_do_read` delays).
+
+use crate::error::{Error, Result};
+use crate::greenlet::State;
+use crate::handle::{Kind, Table};
+use crate::hub::greenlets::SpawnOpts;
+use crate::hub::Hub;
+use crate::sync::{Obj, WaitList};
+use std::ffi::c_void;
+use std::panic::AssertUnwindSafe;
+
+/// How the core calls the user's handler: `call(f, server handle, fd, arg)` (the FFI
+/// layer knows the C signature behind `f`).
+#[derive(Copy, Clone)]
+pub struct Handler {
+    pub call: unsafe fn(usize, u64, i32, *mut c_void),
+    pub f: usize,
+    pub arg: *mut c_void,
+}
+
+/// gh_server_options.
+#[derive(Copy, Clone, Default)]
+pub struct Options {
+    /// 0: no limit; else accepting pauses while this many handlers run.
+    pub max_handlers: usize,
+    pub stack_size: usize,
+}
+
+#[derive(Copy, Clone, Default, Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub accepted: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub refused: u64,
+    pub fd_exhausted: u64,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Phase {
+    New,
+    Serving,
+    Stopped,
+}
+
+pub struct Server {
+    /// The listening fd; -1 once closed (stop).
+    lfd: i32,
+    handler: Handler,
+    opts: Options,
+    phase: Phase,
+    /// The accept loop's greenlet (slot, gen), while it has one.
+    acceptor: Option<(u32, u32)>,
+    /// Objects slots: a semaphore of `max_handlers` permits (with a limit), an event set
+    /// whenever a handler ends.
+    sem: Option<u32>,
+    freed: u32,
+    stats: Stats,
+}
+
+/// A connection being handled.
+pub struct Conn {
+    server: (u32, u32),
+    fd: i32,
+    greenlet: Option<(u32, u32)>,
+}
+
+/// A connection of a server as `conns_of` lists it: (slot, gen, handler greenlet).
+type ConnRef = (u32, u32, Option<(u32, u32)>);
+
+/// A hub's servers and connections.
+#[derive(Default)]
+pub struct Servers {
+    servers: Table<Server>,
+    conns: Table<Conn>,
+}
+
+impl Drop for Servers {
+    /// Hub teardown: the greenlets are gone without running more code; close the fds
+    /// that were theirs to close.
+    fn drop(&mut self) {
+        for c in self.conns.drain() {
+            // SAFETY: the connection's fd belongs to its server (module invariant).
+            unsafe { libc::close(c.fd) };
+        }
+        for s in self.servers.drain() {
+            if s.lfd >= 0 {
+                // SAFETY: the listening fd belongs to the server.
+                unsafe { libc::close(s.lfd) };
+            }
+        }
+    }
+}
+
+/// `Table::remove` of a slot whose generation is `gen`.
+trait Take<T> {
+    fn take(&mut self, slot: u32, gen: u32) -> Option<T>;
+}
+
+impl<T> Take<T> for Table<T> {
+    fn take(&mut self, slot: u32, gen: u32) -> Option<T> {
+        self.get(slot, gen)?;
+        self.remove(slot)
+    }
+}
+
+fn exhausted(e: Error) -> bool {
+    matches!(
+        -e.0,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
+}
+
+const BACKOFF_MIN_NS: u64 = 10_000_000;
+const BACKOFF_MAX_NS: u64 = 1_000_000_000;
+
+fn pack(slot: u32, gen: u32) -> *mut c_void {
+    (((gen as u64) << 32) | slot as u64) as usize as *mut c_void
+}
+
+fn unpack(p: *mut c_void) -> (u32, u32) {
+    let v = p as usize as u64;
+    (v as u32, (v >> 32) as u32)
+}
+
+/// The accept loop's greenlet: `arg` is the server (slot, gen).
+unsafe extern "C" fn accept_main(arg: *mut c_void) -> *mut c_void {
+    let (slot, gen) = unpack(arg);
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if let Some(hub) = crate::hub::existing() {
+            hub.accept_loop(slot, gen);
+        }
+    }));
+    std::ptr::null_mut()
+}
+
+/// A connection's greenlet: `arg` is the connection (slot, gen).
+unsafe extern "C" fn conn_main(arg: *mut c_void) -> *mut c_void {
+    let (slot, gen) = unpack(arg);
+    let Some(hub) = crate::hub::existing() else {
+        return std::ptr::null_mut();
+    };
+    let found = std::panic::catch_unwind(AssertUnwindSafe(|| hub.conn_start(slot, gen)))
+        .ok()
+        .flatten();
+    if let Some((h, sid, fd)) = found {
+        // SAFETY: the handler and its argument were given to gh_server_new* by the user,
+        // who promised the function may be called with them.
+        unsafe { (h.call)(h.f, sid, fd, h.arg) };
+    }
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        hub.conn_done(slot, gen, found.is_some())
+    }));
+    std::ptr::null_mut()
+}
+
+impl Hub {
+    fn server_handle(&self, slot: u32, gen: u32) -> u64 {
+        self.handle(Kind::Server, slot, gen)
+    }
+
+    /// Checks a server handle; returns its (slot, gen).
+    pub fn server_check(&self, raw: u64) -> Result<(u32, u32)> {
+        let (slot, gen) = self.check(raw, Kind::Server)?;
+        match self.st.borrow().servers.servers.get(slot, gen) {
+            Some(_) => Ok((slot, gen)),
+            None => Err(Error::BADHANDLE),
+        }
+    }
+
+    fn new_obj(&self, obj: Obj, kind: Kind) -> Result<u32> {
+        let raw = self.obj_new(obj)?;
+        self.obj_check(raw, kind)
+    }
+
+    /// A server on listening socket `lfd` (owned from now on; on failure it stays the
+    /// caller's).
+    pub fn server_new(&self, lfd: i32, handler: Handler, opts: Options) -> Result<u64> {
+        {
+            crate::io::set_nonblocking(lfd)?;
+            let sem = match opts.max_handlers {
+                0 => None,
+                n => Some(self.new_obj(
+                    Obj::Sem {
+                        count: n as u64,
+                        waiters: WaitList::default(),
+                    },
+                    Kind::Sem,
+                )?),
+            };
+            let freed = match self.new_obj(
+                Obj::Event {
+                    set: false,
+                    waiters: WaitList::default(),
+                },
+                Kind::Event,
+            ) {
+                Ok(e) => e,
+                Err(e) => {
+                    if let Some(s) = sem {
+                        self.obj_close(s);
+                    }
+                    return Err(e);
+                }
+            };
+            let server = Server {
+                lfd,
+                handler,
+                opts,
+                phase: Phase::New,
+                acceptor: None,
+                sem,
+                freed,
+                stats: Stats::default(),
+            };
+            let r = self.st.borrow_mut().servers.servers.insert(server);
+            match r {
+                Ok((slot, gen)) => Ok(self.server_handle(slot, gen)),
+                Err(e) => {
+                    if let Some(s) = sem {
+                        self.obj_close(s);
+                    }
+                    self.obj_close(freed);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Starts the accept loop in a greenlet of its own (from the next iteration).
+    pub fn server_start(&self, slot: u32, gen: u32) -> Result<()> {
+        {
+            let st = self.st.borrow();
+            let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+            match s.phase {
+                Phase::New => {}
+                Phase::Serving => return Err(Error::BUSY),
+                Phase::Stopped => return Err(Error(crate::error::ECLOSED)),
+            }
+        }
+        let opts = SpawnOpts {
+            name: Some(c"gh_server accept loop".to_owned()),
+            ..SpawnOpts::default()
+        };
+        let g = self.spawn(accept_main, pack(slot, gen), opts)?;
+        let mut st = self.st.borrow_mut();
+        let s = st.servers.servers.get_mut(slot, gen).expect("checked");
+        s.acceptor = Some(g);
+        s.phase = Phase::Serving;
+        Ok(())
+    }
+
+    /// The accept loop: runs until the server stops (its blocking call fails with
+    /// ECANCELED or ECLOSED) or disappears.
+    fn accept_loop(&self, slot: u32, gen: u32) {
+        let mut backoff = BACKOFF_MIN_NS;
+        loop {
+            let Some((lfd, sem, freed)) = self
+                .st
+                .borrow()
+                .servers
+                .servers
+                .get(slot, gen)
+                .filter(|s| s.phase == Phase::Serving && s.lfd >= 0)
+                .map(|s| (s.lfd, s.sem, s.freed))
+            else {
+                return;
+            };
+            if let Some(sem) = sem {
+                if self.sem_acquire(sem, None).is_err() {
+                    return;
+                }
+            }
+            // SAFETY: no address is asked for.
+            let r = unsafe { self.accept(lfd, std::ptr::null_mut(), std::ptr::null_mut(), None) };
+            let fd = match r {
+                Ok(fd) => fd,
+                Err(e) => {
+                    if let Some(sem) = sem {
+                        let _ = self.sem_release(sem);
+                    }
+                    if exhausted(e) {
+                        if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+                            s.stats.fd_exhausted += 1;
+                        }
+                        // Wait until one of our handlers ends (its fd is free again) or
+                        // the delay passes.
+                        self.event_clear(freed);
+                        match self.event_wait(freed, Some(backoff)) {
+                            Ok(()) | Err(Error::TIMEDOUT) => {}
+                            Err(_) => return,
+                        }
+                        backoff = (backoff * 2).min(BACKOFF_MAX_NS);
+                        continue;
+                    }
+                    match -e.0 {
+                        // The client gave up before we accepted: next one.
+                        libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR => continue,
+                        _ => return, // stopped (ECANCELED, ECLOSED) or the listener broke
+                    }
+                }
+            };
+            backoff = BACKOFF_MIN_NS;
+            let serving = self
+                .st
+                .borrow()
+                .servers
+                .servers
+                .get(slot, gen)
+                .is_some_and(|s| s.phase == Phase::Serving);
+            if !serving {
+                // Stopped (or closed) while this accept completed: not ours to handle.
+                let _ = self.close_fd(fd);
+                if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+                    s.stats.accepted += 1;
+                    s.stats.refused += 1;
+                }
+                return;
+            }
+            self.conn_spawn(slot, gen, fd);
+        }
+    }
+
+    /// Hands accepted `fd` to a new handler greenlet of server (slot, gen).
+    fn conn_spawn(&self, slot: u32, gen: u32, fd: i32) {
+        let (stack_size, sem) = {
+            let mut st = self.st.borrow_mut();
+            let s = st
+                .servers
+                .servers
+                .get_mut(slot, gen)
+                .expect("checked by the loop");
+            s.stats.accepted += 1;
+            s.stats.active += 1;
+            (s.opts.stack_size, s.sem)
+        };
+        let inserted = self.st.borrow_mut().servers.conns.insert(Conn {
+            server: (slot, gen),
+            fd,
+            greenlet: None,
+        });
+        let spawned = inserted.and_then(|(c, cg)| {
+            let opts = SpawnOpts {
+                stack_size,
+                ..SpawnOpts::default()
+            };
+            match self.spawn(conn_main, pack(c, cg), opts) {
+                Ok(g) => {
+                    if let Some(conn) = self.st.borrow_mut().servers.conns.at_mut(c) {
+                        conn.greenlet = Some(g);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    self.st.borrow_mut().servers.conns.remove(c);
+                    Err(e)
+                }
+            }
+        });
+        if spawned.is_err() {
+            // No greenlet for it (out of stacks): refuse the connection.
+            let _ = self.close_fd(fd);
+            if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+                s.stats.active -= 1;
+                s.stats.refused += 1;
+            }
+            if let Some(sem) = sem {
+                let _ = self.sem_release(sem);
+            }
+        }
+    }
+
+    /// In a connection's greenlet, before the handler: what to call, or None when the
+    /// server is gone.
+    fn conn_start(&self, slot: u32, gen: u32) -> Option<(Handler, u64, i32)> {
+        let st = self.st.borrow();
+        let c = st.servers.conns.get(slot, gen)?;
+        let (ss, sg) = c.server;
+        let s = st.servers.servers.get(ss, sg)?;
+        Some((s.handler, self.server_handle(ss, sg), c.fd))
+    }
+
+    /// A connection leaves its server: close its fd, count it, return the permit,
+    /// release its greenlet's record. `handled`: its handler ran.
+    fn conn_done(&self, slot: u32, gen: u32, handled: bool) {
+        let Some(c) = self.st.borrow_mut().servers.conns.take(slot, gen) else {
+            return;
+        };
+        let _ = self.close_fd(c.fd);
+        if let Some((g, gg)) = c.greenlet {
+            let _ = self.release(g, gg);
+        }
+        let (ss, sg) = c.server;
+        let objs = {
+            let mut st = self.st.borrow_mut();
+            st.servers.servers.get_mut(ss, sg).map(|s| {
+                s.stats.active -= 1;
+                if handled {
+                    s.stats.completed += 1;
+                } else {
+                    s.stats.refused += 1;
+                }
+                (s.sem, s.freed)
+            })
+        };
+        if let Some((sem, freed)) = objs {
+            if let Some(sem) = sem {
+                let _ = self.sem_release(sem);
+            }
+            self.event_set(freed);
+        }
+    }
+
+    /// The connections of server (slot, gen): (conn slot, conn gen, greenlet).
+    fn conns_of(&self, slot: u32, gen: u32) -> Vec<ConnRef> {
+        let st = self.st.borrow();
+        st.servers
+            .conns
+            .iter()
+            .filter(|(_, c)| c.server == (slot, gen))
+            .map(|(cs, c)| (cs, st.servers.conns.gen(cs), c.greenlet))
+            .collect()
+    }
+
+    /// gh_server_stop: closes the listener, waits up to `timeout` for the handlers to
+    /// return, kills the rest. Returns how many handlers were killed. `timeout` 0 never
+    /// blocks (allowed in hub callbacks). A handler stopping its own server is neither
+    /// waited for nor killed.
+    pub fn server_stop(&self, slot: u32, gen: u32, timeout: Option<u64>) -> Result<usize> {
+        let (lfd, acceptor, freed) = {
+            let mut st = self.st.borrow_mut();
+            let s = st
+                .servers
+                .servers
+                .get_mut(slot, gen)
+                .ok_or(Error::BADHANDLE)?;
+            if s.phase == Phase::Stopped {
+                return Ok(0);
+            }
+            if timeout != Some(0) && self.in_hub() {
+                return Err(Error::PERM);
+            }
+            s.phase = Phase::Stopped;
+            let lfd = std::mem::replace(&mut s.lfd, -1);
+            (lfd, s.acceptor.take(), s.freed)
+        };
+        if let Some((g, gg)) = acceptor {
+            let _ = self.kill(g, gg, Some(0));
+        }
+        if lfd >= 0 {
+            let _ = self.close_fd(lfd);
+        }
+        if let Some((g, gg)) = acceptor {
+            // The loop ends at its next switch (its wait fails with ECANCELED).
+            let _ = self.release(g, gg);
+        }
+        let me = self.current_id();
+        let mine = |conns: &[ConnRef]| conns.iter().filter(|c| c.2 != Some(me)).count();
+        if timeout != Some(0) {
+            let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+            while mine(&self.conns_of(slot, gen)) > 0 {
+                let left = deadline.map(|d| d.saturating_sub(crate::event_loop::now_ns()));
+                if left == Some(0) {
+                    break;
+                }
+                self.event_clear(freed);
+                match self.event_wait(freed, left) {
+                    Ok(()) | Err(Error::TIMEDOUT) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut killed = 0;
+        for (cs, cg, g) in self.conns_of(slot, gen) {
+            let Some((g, gg)) = g.filter(|g| *g != me) else {
+                if g.is_none() {
+                    self.conn_done(cs, cg, false);
+                }
+                continue;
+            };
+            killed += 1;
+            let _ = self.kill(g, gg, Some(0));
+            // Killed before it started: it never runs, so it cannot leave by itself.
+            if matches!(self.state(g, gg), Ok(State::Dead) | Err(_)) {
+                self.conn_done(cs, cg, false);
+            }
+        }
+        Ok(killed)
+    }
+
+    /// gh_server_close: stops (without waiting) and frees the server.
+    pub fn server_close(&self, slot: u32, gen: u32) -> Result<()> {
+        self.server_stop(slot, gen, Some(0))?;
+        let s = self
+            .st
+            .borrow_mut()
+            .servers
+            .servers
+            .take(slot, gen)
+            .ok_or(Error::BADHANDLE)?;
+        if let Some(sem) = s.sem {
+            self.obj_close(sem);
+        }
+        self.obj_close(s.freed);
+        Ok(())
+    }
+
+    pub fn server_stats(&self, slot: u32, gen: u32) -> Result<Stats> {
+        let st = self.st.borrow();
+        let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+        Ok(s.stats)
+    }
+
+    pub fn server_fd(&self, slot: u32, gen: u32) -> Result<i32> {
+        let st = self.st.borrow();
+        let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+        if s.lfd < 0 {
+            return Err(Error::BADF);
+        }
+        Ok(s.lfd)
+    }
+}
