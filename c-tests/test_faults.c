@@ -2233,7 +2233,7 @@ TEST(issue5_null_pointers) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
-/* Issue 14 (servers, network helpers): NULL pointers -> GH_EINVAL (NULL options are the
+/* Issue 14 (servers, network helpers, buffered streams): NULL pointers -> GH_EINVAL (NULL options are the
  * documented defaults; a NULL buffer only with len 0, a size query), bad server handles
  * -> GH_EBADHANDLE; nothing is left open. */
 static void issue14_handler(gh_server s, int fd, void *arg) {
@@ -2264,6 +2264,28 @@ TEST(issue14_null_pointers_and_bad_handles) {
     ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
     ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_close(s));
+    /* buffered streams and gh_write_all */
+    {
+        int sv[2];
+        gh_stream st0, sz = {0};
+        size_t w;
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+        ASSERT_CODE(gh_stream_new(NULL, sv[0], 0), GH_EINVAL);
+        ASSERT_OK(gh_stream_new(&st0, sv[0], 0));
+        ASSERT_CODE(gh_stream_read(st0, NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_exact(st0, NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_until(st0, NULL, 1, buf, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_until(st0, "\n", 1, NULL, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_readline(st0, NULL, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_write_all(sv[1], buf, 1, 0, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_write_all(sv[1], NULL, 1, 0, &w), GH_EINVAL);
+        ASSERT_CODE(gh_stream_buffered(sz), GH_EBADHANDLE);
+        ASSERT_CODE(gh_stream_close(sz), GH_EBADHANDLE);
+        ASSERT_OK(gh_stream_close(st0));
+        ASSERT_CODE(gh_stream_read(st0, buf, 1, 0), GH_EBADHANDLE);
+        ASSERT_OK(close(sv[0]));
+        ASSERT_OK(close(sv[1]));
+    }
     gh_server bad[] = {zero, ones, s};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ASSERT_CODE(gh_server_start(bad[i]), GH_EBADHANDLE);

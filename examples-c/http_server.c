@@ -19,20 +19,16 @@ static const char REPLY[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 /* One connection: read a request head, answer, repeat (keep-alive); return when the
  * client closes, idles 30 s, sends a head over 8 KiB, or the server stops us. */
 static void handle(gh_server server, int fd, void *arg) {
-    char buf[8192], *end;
-    size_t len = 0;
+    char head[8192];
+    ssize_t n;
+    gh_stream in; /* a buffered reader: a pipelined next request stays in it */
     (void)server, (void)arg;
-    for (;;) {
-        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) { /* a whole head */
-            ssize_t n = len < sizeof buf ? gh_recv(fd, buf + len, sizeof buf - len, 0, 30) : -1;
-            if (n <= 0) return; /* closed, idle, too long, or GH_ECANCELED */
-            len += (size_t)n;
-        }
-        size_t used = (size_t)(end + 4 - buf);
-        int last = memmem(buf, used, "Connection: close", 17) != NULL;
-        if (gh_send(fd, REPLY, sizeof REPLY - 1, 0, 30) < 0 || last) return;
-        memmove(buf, buf + used, len -= used); /* keep a pipelined next request */
-    }
+    if (gh_stream_new(&in, fd, sizeof head) != GH_OK) return;
+    while ((n = gh_stream_read_until(in, "\r\n\r\n", 4, head, sizeof head, 30)) > 0) {
+        int last = memmem(head, (size_t)n, "Connection: close", 17) != NULL;
+        if (gh_send(fd, REPLY, sizeof REPLY - 1, 0, 30) < 0 || last) break;
+    } /* n: 0 closed, GH_ETIMEDOUT idle, GH_EMSGSIZE too long, GH_ECANCELED stopped */
+    gh_stream_close(in);
 } /* the server closes fd */
 
 static void on_signal(gh_watcher w, int revents, void *stop) {

@@ -166,6 +166,12 @@ struct addrinfo;
 #define GH_EMFILE -24
 
 /**
+ * Message too long: a gh_stream record (line) longer than the stream's buffer bound or
+ * the caller's buffer; a datagram too large (-EMSGSIZE).
+ */
+#define GH_EMSGSIZE -90
+
+/**
  * Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
  */
 #define GH_EPIPE -32
@@ -259,6 +265,12 @@ struct addrinfo;
  * A bug in greenhub (a caught panic); the message went to stderr.
  */
 #define GH_EINTERNAL -1007
+
+/**
+ * End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
+ * gh_stream_readline got part of what they wait for; those bytes stay buffered.
+ */
+#define GH_EEOF -1008
 
 /**
  * gh_greenlet_state: spawned, has not run yet (killing it now means it never runs).
@@ -508,6 +520,13 @@ typedef struct gh_server_counters {
    */
   uint64_t fd_exhausted;
 } gh_server_counters;
+
+/**
+ * A buffered stream handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_stream {
+  uint64_t id;
+} gh_stream;
 
 /**
  * A gh_timeout_start deadline (a value handle).
@@ -1405,6 +1424,122 @@ int gh_server_stats(struct gh_server server, struct gh_server_counters *stats);
  * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EBADF (stopped: the socket is closed).
  */
 int gh_server_fd(struct gh_server server);
+
+/**
+ * Creates a buffered reader over `fd` (a socket, pipe, tty or file) whose buffer grows
+ * as needed up to `max_buffer` bytes (0: 64 KiB) and never beyond: a record longer
+ * than that is GH_EMSGSIZE, not unbounded memory. The buffer is allocated on first
+ * read (4 KiB, doubling).
+ *
+ * *Ownership*: `*out` is the caller's until gh_stream_close. The stream does not own
+ * `fd`: close it yourself (after gh_stream_close, or let gh_server close it).
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL), GH_EBADF (`fd` negative), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable.
+ */
+int gh_stream_new(struct gh_stream *out, int fd, size_t max_buffer);
+
+/**
+ * Frees the stream and its buffer (bytes still buffered are dropped); `fd` stays open.
+ *
+ * *Threads*: the stream's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD, GH_EBUSY (a
+ * greenlet is waiting in a read of this stream: kill it or gh_close the fd first).
+ */
+int gh_stream_close(struct gh_stream stream);
+
+/**
+ * The number of bytes read from the fd and not yet consumed (>= 0), or a code.
+ *
+ * *Threads*: the stream's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_stream_buffered(struct gh_stream stream);
+
+/**
+ * Reads up to `len` bytes: what is buffered, else one read of the fd (waiting
+ * cooperatively). Returns the bytes read (> 0), 0 at end of file, or a code.
+ *
+ * *Ownership*: `buf` is the caller's. *Threads*: the stream's hub.
+ * *Blocking*: yes (when nothing is buffered); not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL, `len` 0, NaN timeout), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD, GH_EBUSY (another greenlet reads this stream or its fd),
+ * GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and gh_read's
+ * errors (GH_ECONNRESET, GH_EBADF, …).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read(struct gh_stream stream, void *buf, size_t len, double timeout);
+
+/**
+ * Reads exactly `len` bytes into `buf` (one deadline for the whole call). Returns
+ * `len`; 0 at end of file with nothing buffered (a clean end between records);
+ * GH_EEOF at end of file after part of it (those bytes stay buffered: gh_stream_read
+ * gets them); GH_EMSGSIZE if `len` exceeds the stream's `max_buffer` (read bigger
+ * blocks with gh_stream_read). On a timeout or error what arrived stays buffered.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_stream_read.
+ * *Errors*: as gh_stream_read, plus GH_EEOF and GH_EMSGSIZE.
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read_exact(struct gh_stream stream, void *buf, size_t len, double timeout);
+
+/**
+ * Reads through the first occurrence of `delim` (`dlen` bytes, e.g. "\r\n\r\n" for an
+ * HTTP head) and copies those bytes, the delimiter included, into `buf`. Returns their
+ * number; 0 at end of file with nothing buffered; GH_EEOF at end of file in the middle
+ * (the bytes stay buffered); GH_EMSGSIZE when no delimiter comes within the stream's
+ * `max_buffer` bytes, or the record is longer than `len` (the bytes stay buffered: a
+ * bigger `buf` may take it; past `max_buffer` the stream cannot make progress: close
+ * the connection). Bytes after the delimiter stay buffered for the next call.
+ *
+ * *Ownership*: `buf` is the caller's, `delim` only read. *Threads*, *Blocking*: as
+ * gh_stream_read.
+ * *Errors*: as gh_stream_read (plus GH_EINVAL for `delim` NULL or `dlen` 0), GH_EEOF,
+ * GH_EMSGSIZE.
+ *
+ * # Safety
+ * `delim` readable for `dlen` bytes; `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read_until(struct gh_stream stream, const void *delim, size_t dlen, void *buf, size_t len, double timeout);
+
+/**
+ * gh_stream_read_until with "\n", NUL-terminated: `buf` gets the line with its "\n"
+ * and a NUL after it, so the longest line that fits is `len - 1` bytes (else
+ * GH_EMSGSIZE). Returns the line's length without the NUL; 0 at end of file between
+ * lines; GH_EEOF for a last line without "\n" (gh_stream_read gets it).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_stream_read_until.
+ * *Errors*: as gh_stream_read_until (GH_EINVAL for `len` < 2).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_readline(struct gh_stream stream, char *buf, size_t len, double timeout);
+
+/**
+ * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively while it is full, and
+ * stores in `*written` how many bytes went out — also when the call fails (timeout,
+ * GH_ECANCELED, GH_EPIPE, …), so a write can be resumed or accounted for (gh_write
+ * cannot say). Returns GH_OK (`*written` == `len`) or a code. Sockets get
+ * MSG_NOSIGNAL; SIGPIPE is never raised.
+ *
+ * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
+ * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
+ * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * write(2)/send(2).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `written` writable.
+ */
+int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have

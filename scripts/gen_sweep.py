@@ -86,6 +86,8 @@ CONSTRUCTORS = {
     "gh_queue": "gh_queue_new(&h, 0)",
     # a server listening on an ephemeral loopback port, never started
     "gh_server": 'gh_server_new(&h, "127.0.0.1:0", sweep_stub_gh_server_handler, NULL, NULL)',
+    # fd 0 is never read through these (only the control calls read: VALID_BY_FUNCTION)
+    "gh_stream": "gh_stream_new(&h, 0, 0)",
 }
 
 # Valid values of int-like parameters by name (the default is 0).
@@ -110,7 +112,14 @@ VALID_BY_FUNCTION = {
     ("gh_server_new", "address"): '"127.0.0.1:0"',
     ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
     ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
+    ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least
 }
+# A stream over sweep_fd for the stream functions' control calls (a GNU statement
+# expression: the sweep is compiled without -pedantic).
+for _f in ("gh_stream_read", "gh_stream_read_exact", "gh_stream_read_until",
+           "gh_stream_readline", "gh_stream_buffered", "gh_stream_close"):
+    VALID_BY_FUNCTION[(_f, "stream")] = (
+        "({ gh_stream s_; ASSERT_OK(gh_stream_new(&s_, sweep_fd, 0)); s_; })")
 
 # Functions whose success value is a new fd the caller owns (the control call closes it).
 FD_RESULT = {"gh_accept", "gh_listen", "gh_connect_to"}

@@ -14,6 +14,7 @@ pub(crate) const EDEAD: i32 = -1004;
 pub(crate) const ENOSWITCH: i32 = -1005;
 pub(crate) const ECLOSED: i32 = -1006;
 pub(crate) const EINTERNAL: i32 = -1007;
+pub(crate) const EEOF: i32 = -1008;
 /// getaddrinfo failures are EAI_BASE + EAI_* (EAI_* are negative on Linux).
 pub(crate) const EAI_BASE: i32 = -2000;
 
@@ -101,6 +102,7 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (ENOSWITCH, c"GH_ENOSWITCH", c"the code did not switch (or blocked the hub too long)"),
     (ECLOSED, c"GH_ECLOSED", c"the object was closed while this call waited on it"),
     (EINTERNAL, c"GH_EINTERNAL", c"internal error in greenhub (a bug; details on stderr)"),
+    (EEOF, c"GH_EEOF", c"end of file in the middle of a record (the bytes that came stay buffered)"),
     (EAI_BASE + libc::EAI_BADFLAGS, c"GH_EAI_BADFLAGS", c"getaddrinfo: bad value for ai_flags"),
     (EAI_BASE + libc::EAI_NONAME, c"GH_EAI_NONAME", c"getaddrinfo: name or service not known"),
     (EAI_BASE + libc::EAI_AGAIN, c"GH_EAI_AGAIN", c"getaddrinfo: temporary failure in name resolution"),

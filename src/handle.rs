@@ -46,6 +46,8 @@ pub enum Kind {
     SwitchToken = 10,
     /// gh_server (src/server.rs).
     Server = 11,
+    /// gh_stream (src/stream.rs).
+    Stream = 12,
 }
 
 /// A decoded handle.

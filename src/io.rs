@@ -150,11 +150,11 @@ impl Hub {
     }
 
     /// Whether `fd` is a socket (cached per fd; a wrong guess costs one ENOTSOCK).
-    fn is_socket(&self, fd: i32) -> bool {
+    pub(crate) fn is_socket(&self, fd: i32) -> bool {
         self.st.borrow().fds.get(fd).is_none_or(|e| !e.not_socket)
     }
 
-    fn mark_not_socket(&self, fd: i32) -> Result<()> {
+    pub(crate) fn mark_not_socket(&self, fd: i32) -> Result<()> {
         if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
             e.not_socket = true;
         }
@@ -464,7 +464,7 @@ pub(crate) fn set_nonblocking(fd: i32) -> Result<()> {
 ///
 /// # Safety
 /// `buf` readable for `len` bytes.
-unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
+pub(crate) unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
     // SAFETY: sigset/sigprocmask calls on local, initialised sets.
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();

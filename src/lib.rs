@@ -26,6 +26,7 @@
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
 //! net           address strings, listen, connect_to (tries each resolved address)
 //! server        StreamServer: accept loop, a handler greenlet per connection, stop
+//! stream        buffered reader over an fd (read_until, read_exact), write_all
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
@@ -50,5 +51,6 @@ pub mod overflow;
 pub mod server;
 pub mod signals;
 pub mod stack;
+pub mod stream;
 pub mod sync;
 pub mod threadpool;

@@ -1,7 +1,7 @@
 //! StreamServer (gevent.server.StreamServer): a listening socket, an accept loop in a
 //! greenlet of its own, and a handler greenlet per connection.
 //!
-//! Owns, per hub (`HubState::servers`): the servers (listening fd, handler, limits,
+//! Owns, per hub (`HubState::net`): the servers (listening fd, handler, limits,
 //! counters, the accept greenlet) and the connections being handled (fd, handler
 //! greenlet, server). Invariants:
 //! * A connection's fd belongs to the server: closed (gh_close) when its handler
@@ -84,14 +84,15 @@ pub struct Conn {
 /// A connection of a server as `conns_of` lists it: (slot, gen, handler greenlet).
 type ConnRef = (u32, u32, Option<(u32, u32)>);
 
-/// A hub's servers and connections.
+/// A hub's servers, the connections they handle, and buffered streams (src/stream.rs).
 #[derive(Default)]
-pub struct Servers {
+pub struct Net {
     servers: Table<Server>,
     conns: Table<Conn>,
+    pub(crate) streams: Table<crate::stream::Stream>,
 }
 
-impl Drop for Servers {
+impl Drop for Net {
     /// Hub teardown: the greenlets are gone without running more code; close the fds
     /// that were theirs to close.
     fn drop(&mut self) {
@@ -109,7 +110,7 @@ impl Drop for Servers {
 }
 
 /// `Table::remove` of a slot whose generation is `gen`.
-trait Take<T> {
+pub(crate) trait Take<T> {
     fn take(&mut self, slot: u32, gen: u32) -> Option<T>;
 }
 
@@ -178,7 +179,7 @@ impl Hub {
     /// Checks a server handle; returns its (slot, gen).
     pub fn server_check(&self, raw: u64) -> Result<(u32, u32)> {
         let (slot, gen) = self.check(raw, Kind::Server)?;
-        match self.st.borrow().servers.servers.get(slot, gen) {
+        match self.st.borrow().net.servers.get(slot, gen) {
             Some(_) => Ok((slot, gen)),
             None => Err(Error::BADHANDLE),
         }
@@ -229,7 +230,7 @@ impl Hub {
                 freed,
                 stats: Stats::default(),
             };
-            let r = self.st.borrow_mut().servers.servers.insert(server);
+            let r = self.st.borrow_mut().net.servers.insert(server);
             match r {
                 Ok((slot, gen)) => Ok(self.server_handle(slot, gen)),
                 Err(e) => {
@@ -247,7 +248,7 @@ impl Hub {
     pub fn server_start(&self, slot: u32, gen: u32) -> Result<()> {
         {
             let st = self.st.borrow();
-            let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+            let s = st.net.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
             match s.phase {
                 Phase::New => {}
                 Phase::Serving => return Err(Error::BUSY),
@@ -260,7 +261,7 @@ impl Hub {
         };
         let g = self.spawn(accept_main, pack(slot, gen), opts)?;
         let mut st = self.st.borrow_mut();
-        let s = st.servers.servers.get_mut(slot, gen).expect("checked");
+        let s = st.net.servers.get_mut(slot, gen).expect("checked");
         s.acceptor = Some(g);
         s.phase = Phase::Serving;
         Ok(())
@@ -274,7 +275,7 @@ impl Hub {
             let Some((lfd, sem, freed)) = self
                 .st
                 .borrow()
-                .servers
+                .net
                 .servers
                 .get(slot, gen)
                 .filter(|s| s.phase == Phase::Serving && s.lfd >= 0)
@@ -296,7 +297,7 @@ impl Hub {
                         let _ = self.sem_release(sem);
                     }
                     if exhausted(e) {
-                        if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+                        if let Some(s) = self.st.borrow_mut().net.servers.get_mut(slot, gen) {
                             s.stats.fd_exhausted += 1;
                         }
                         // Wait until one of our handlers ends (its fd is free again) or
@@ -320,14 +321,14 @@ impl Hub {
             let serving = self
                 .st
                 .borrow()
-                .servers
+                .net
                 .servers
                 .get(slot, gen)
                 .is_some_and(|s| s.phase == Phase::Serving);
             if !serving {
                 // Stopped (or closed) while this accept completed: not ours to handle.
                 let _ = self.close_fd(fd);
-                if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+                if let Some(s) = self.st.borrow_mut().net.servers.get_mut(slot, gen) {
                     s.stats.accepted += 1;
                     s.stats.refused += 1;
                 }
@@ -342,7 +343,7 @@ impl Hub {
         let (stack_size, sem) = {
             let mut st = self.st.borrow_mut();
             let s = st
-                .servers
+                .net
                 .servers
                 .get_mut(slot, gen)
                 .expect("checked by the loop");
@@ -350,7 +351,7 @@ impl Hub {
             s.stats.active += 1;
             (s.opts.stack_size, s.sem)
         };
-        let inserted = self.st.borrow_mut().servers.conns.insert(Conn {
+        let inserted = self.st.borrow_mut().net.conns.insert(Conn {
             server: (slot, gen),
             fd,
             greenlet: None,
@@ -362,13 +363,13 @@ impl Hub {
             };
             match self.spawn(conn_main, pack(c, cg), opts) {
                 Ok(g) => {
-                    if let Some(conn) = self.st.borrow_mut().servers.conns.at_mut(c) {
+                    if let Some(conn) = self.st.borrow_mut().net.conns.at_mut(c) {
                         conn.greenlet = Some(g);
                     }
                     Ok(())
                 }
                 Err(e) => {
-                    self.st.borrow_mut().servers.conns.remove(c);
+                    self.st.borrow_mut().net.conns.remove(c);
                     Err(e)
                 }
             }
@@ -376,7 +377,7 @@ impl Hub {
         if spawned.is_err() {
             // No greenlet for it (out of stacks): refuse the connection.
             let _ = self.close_fd(fd);
-            if let Some(s) = self.st.borrow_mut().servers.servers.get_mut(slot, gen) {
+            if let Some(s) = self.st.borrow_mut().net.servers.get_mut(slot, gen) {
                 s.stats.active -= 1;
                 s.stats.refused += 1;
             }
@@ -390,16 +391,16 @@ impl Hub {
     /// server is gone.
     fn conn_start(&self, slot: u32, gen: u32) -> Option<(Handler, u64, i32)> {
         let st = self.st.borrow();
-        let c = st.servers.conns.get(slot, gen)?;
+        let c = st.net.conns.get(slot, gen)?;
         let (ss, sg) = c.server;
-        let s = st.servers.servers.get(ss, sg)?;
+        let s = st.net.servers.get(ss, sg)?;
         Some((s.handler, self.server_handle(ss, sg), c.fd))
     }
 
     /// A connection leaves its server: close its fd, count it, return the permit,
     /// release its greenlet's record. `handled`: its handler ran.
     fn conn_done(&self, slot: u32, gen: u32, handled: bool) {
-        let Some(c) = self.st.borrow_mut().servers.conns.take(slot, gen) else {
+        let Some(c) = self.st.borrow_mut().net.conns.take(slot, gen) else {
             return;
         };
         let _ = self.close_fd(c.fd);
@@ -409,7 +410,7 @@ impl Hub {
         let (ss, sg) = c.server;
         let objs = {
             let mut st = self.st.borrow_mut();
-            st.servers.servers.get_mut(ss, sg).map(|s| {
+            st.net.servers.get_mut(ss, sg).map(|s| {
                 s.stats.active -= 1;
                 if handled {
                     s.stats.completed += 1;
@@ -430,11 +431,11 @@ impl Hub {
     /// The connections of server (slot, gen): (conn slot, conn gen, greenlet).
     fn conns_of(&self, slot: u32, gen: u32) -> Vec<ConnRef> {
         let st = self.st.borrow();
-        st.servers
+        st.net
             .conns
             .iter()
             .filter(|(_, c)| c.server == (slot, gen))
-            .map(|(cs, c)| (cs, st.servers.conns.gen(cs), c.greenlet))
+            .map(|(cs, c)| (cs, st.net.conns.gen(cs), c.greenlet))
             .collect()
     }
 
@@ -445,11 +446,7 @@ impl Hub {
     pub fn server_stop(&self, slot: u32, gen: u32, timeout: Option<u64>) -> Result<usize> {
         let (lfd, acceptor, freed) = {
             let mut st = self.st.borrow_mut();
-            let s = st
-                .servers
-                .servers
-                .get_mut(slot, gen)
-                .ok_or(Error::BADHANDLE)?;
+            let s = st.net.servers.get_mut(slot, gen).ok_or(Error::BADHANDLE)?;
             if s.phase == Phase::Stopped {
                 return Ok(0);
             }
@@ -510,7 +507,7 @@ impl Hub {
         let s = self
             .st
             .borrow_mut()
-            .servers
+            .net
             .servers
             .take(slot, gen)
             .ok_or(Error::BADHANDLE)?;
@@ -523,13 +520,13 @@ impl Hub {
 
     pub fn server_stats(&self, slot: u32, gen: u32) -> Result<Stats> {
         let st = self.st.borrow();
-        let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+        let s = st.net.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
         Ok(s.stats)
     }
 
     pub fn server_fd(&self, slot: u32, gen: u32) -> Result<i32> {
         let st = self.st.borrow();
-        let s = st.servers.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
+        let s = st.net.servers.get(slot, gen).ok_or(Error::BADHANDLE)?;
         if s.lfd < 0 {
             return Err(Error::BADF);
         }

@@ -27,6 +27,9 @@ pub const GH_EINVAL: c_int = -22;
 pub const GH_ENFILE: c_int = -23;
 /// Too many open files in this process (-EMFILE).
 pub const GH_EMFILE: c_int = -24;
+/// Message too long: a gh_stream record (line) longer than the stream's buffer bound or
+/// the caller's buffer; a datagram too large (-EMSGSIZE).
+pub const GH_EMSGSIZE: c_int = -90;
 /// Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
 pub const GH_EPIPE: c_int = -32;
 /// Deadlock: join of self, or a join cycle (-EDEADLK).
@@ -65,6 +68,9 @@ pub const GH_ENOSWITCH: c_int = -1005;
 pub const GH_ECLOSED: c_int = -1006;
 /// A bug in greenhub (a caught panic); the message went to stderr.
 pub const GH_EINTERNAL: c_int = -1007;
+/// End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
+/// gh_stream_readline got part of what they wait for; those bytes stay buffered.
+pub const GH_EEOF: c_int = -1008;
 
 /// A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
 ///
@@ -211,12 +217,14 @@ mod tests {
         assert_eq!(GH_ENOSWITCH, crate::error::ENOSWITCH);
         assert_eq!(GH_ECLOSED, crate::error::ECLOSED);
         assert_eq!(GH_EINTERNAL, crate::error::EINTERNAL);
+        assert_eq!(GH_EEOF, crate::error::EEOF);
         for (c, e) in [
             (GH_EIO, libc::EIO),
             (GH_ECHILD, libc::ECHILD),
             (GH_ENFILE, libc::ENFILE),
             (GH_EMFILE, libc::EMFILE),
             (GH_EPIPE, libc::EPIPE),
+            (GH_EMSGSIZE, libc::EMSGSIZE),
             (GH_EOVERFLOW, libc::EOVERFLOW),
             (GH_ENOTSOCK, libc::ENOTSOCK),
             (GH_ENETUNREACH, libc::ENETUNREACH),

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod io;
 pub mod net;
 pub mod server;
+pub mod stream;
 pub mod sync;
 pub mod threadpool;
 pub mod watcher;

@@ -171,8 +171,8 @@ pub struct HubState {
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
-    /// gh_server_* servers and the connections they handle.
-    pub servers: crate::server::Servers,
+    /// gh_server_* servers, the connections they handle, gh_stream_* streams.
+    pub net: crate::server::Net,
 }
 
 pub struct Hub {
@@ -365,7 +365,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
-            servers: Default::default(),
+            net: Default::default(),
         }),
         current: Cell::new(main_slot),
         main_slot,
