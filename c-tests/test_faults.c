@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define KIB ((size_t)1024)
 #define GIB ((size_t)1024 * 1024 * 1024)
@@ -2283,6 +2284,24 @@ TEST(issue14_null_pointers_and_bad_handles) {
         ASSERT_CODE(gh_stream_close(sz), GH_EBADHANDLE);
         ASSERT_OK(gh_stream_close(st0));
         ASSERT_CODE(gh_stream_read(st0, buf, 1, 0), GH_EBADHANDLE);
+        /* more I/O */
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        struct iovec iov = {buf, 1};
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        ASSERT_CODE(gh_recvfrom(sv[0], NULL, 1, 0, NULL, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvfrom(sv[0], buf, 1, 0, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvfrom(sv[0], buf, 1, 0, NULL, &sl, 0), GH_EINVAL);
+        ASSERT_CODE(gh_sendto(sv[0], NULL, 1, 0, NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvmsg(sv[0], NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_sendmsg(sv[0], NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_readv(sv[0], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_writev(sv[0], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvmsg(sv[0], &m, 0, 0), GH_ETIMEDOUT);
+        ASSERT_EQ(gh_writev(sv[0], &iov, 1, 0), 1);
+        ASSERT_EQ(gh_readv(sv[1], &iov, 1, 0), 1);
+        ASSERT_CODE(gh_sendfile(sv[0], -1, NULL, 1, 0, NULL), GH_EBADF); /* NULLs allowed */
         ASSERT_OK(close(sv[0]));
         ASSERT_OK(close(sv[1]));
     }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <netdb.h>
 
 /* Declared here too, so the header is self-contained in strict ISO C modes
@@ -1254,6 +1255,125 @@ int gh_close(int fd);
  * `status` NULL or writable.
  */
 int gh_waitpid(int pid, int *status, double timeout);
+
+/**
+ * recvfrom(2), waiting cooperatively: one datagram (or, on a stream socket, what is
+ * there, up to `len`). `*addr`/`*addrlen` get the sender as recvfrom(2) gives it (both
+ * NULL: not wanted). Returns the bytes received (a datagram longer than `len` is
+ * truncated: pass MSG_TRUNC to get its real length), 0 for an empty datagram or a
+ * closed stream, or a code. One reader per fd (GH_EBUSY), as gh_recv.
+ *
+ * *Ownership*: `buf`, `addr` are the caller's. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0, exactly one of addr/addrlen NULL,
+ * NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_ENOTSOCK, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of recvfrom(2).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes; `addr` writable for `*addrlen` bytes (or both NULL).
+ */
+ssize_t gh_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *addrlen, double timeout);
+
+/**
+ * sendto(2), waiting cooperatively while the socket is full: one call, so a datagram
+ * goes whole (GH_EMSGSIZE if too large); on a stream socket it may send part (use
+ * gh_send for all of it). `addr` NULL: the connected peer. Returns the bytes sent or a
+ * code. MSG_NOSIGNAL is added: no SIGPIPE.
+ *
+ * *Ownership*: `buf`, `addr` only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ETIMEDOUT, GH_EBUSY,
+ * GH_EBADF, GH_ENOTSOCK, GH_EMSGSIZE, GH_ECONNREFUSED (an earlier datagram was
+ * refused), GH_ENOBUFS (after a yield, see gh_accept), GH_ECLOSED, GH_ECANCELED, a
+ * gh_throw code, GH_EPERM, -errno of sendto(2).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `addr` NULL or readable for `addrlen` bytes.
+ */
+ssize_t gh_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr, socklen_t addrlen, double timeout);
+
+/**
+ * recvmsg(2), waiting cooperatively (MSG_DONTWAIT and MSG_CMSG_CLOEXEC are added:
+ * fds received with SCM_RIGHTS are close-on-exec and the caller's). Returns the bytes
+ * received, 0 on orderly shutdown, or a code; `msg` is filled as recvmsg(2) fills it.
+ * One reader per fd.
+ *
+ * *Ownership*: `msg` and its buffers are the caller's. *Threads*: the calling
+ * thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`msg` NULL, NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF,
+ * GH_ENOTSOCK, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * recvmsg(2).
+ *
+ * # Safety
+ * `msg` and the buffers it points to valid as recvmsg(2) requires.
+ */
+ssize_t gh_recvmsg(int fd, struct msghdr *msg, int flags, double timeout);
+
+/**
+ * sendmsg(2), waiting cooperatively while the socket is full (MSG_DONTWAIT and
+ * MSG_NOSIGNAL added): one call, so on a stream socket it may send part of the data
+ * (ancillary data such as SCM_RIGHTS fds goes with the first byte; send the rest with
+ * gh_send or gh_writev). Returns the bytes sent or a code.
+ *
+ * *Ownership*: `msg` only read; fds passed with SCM_RIGHTS stay the caller's.
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`msg` NULL, NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF,
+ * GH_ENOTSOCK, GH_EMSGSIZE, GH_EPIPE, GH_ECLOSED, GH_ECANCELED, a gh_throw code,
+ * GH_EPERM, -errno of sendmsg(2).
+ *
+ * # Safety
+ * `msg` and the buffers it points to valid as sendmsg(2) requires.
+ */
+ssize_t gh_sendmsg(int fd, const struct msghdr *msg, int flags, double timeout);
+
+/**
+ * readv(2) into `iovcnt` buffers, waiting cooperatively while nothing is there: one
+ * read (recvmsg for sockets). Returns the bytes read (> 0), 0 at end of file, or a
+ * code. One reader per fd.
+ *
+ * *Ownership*: the buffers are the caller's. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`iov` NULL with `iovcnt` > 0, `iovcnt` negative or above 1024,
+ * NaN timeout), as gh_read otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer writable for its length.
+ */
+ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * Writes every byte of the `iovcnt` buffers (writev(2), sendmsg for sockets), waiting
+ * cooperatively whenever the fd is full; returns the total, or a code (then an unknown
+ * part went out, as with gh_write). No SIGPIPE. One writer per fd.
+ *
+ * *Ownership*: the buffers are only read (`iov` is not modified).
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`iov` NULL with `iovcnt` > 0, `iovcnt` negative or above 1024,
+ * NaN timeout), as gh_write otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer readable for its length.
+ */
+ssize_t gh_writev(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * Sends up to `count` bytes of file `in_fd` to `out_fd` (a socket or pipe) with
+ * sendfile(2), waiting cooperatively whenever `out_fd` is full; stops early at the end
+ * of `in_fd`. `offset`: where to read `in_fd` (advanced by what was sent; the file
+ * position is then untouched), or NULL to use and advance the file position.
+ * `*sent` (may be NULL) gets the bytes sent — also when the call fails, so it can be
+ * resumed. Returns GH_OK or a code. `out_fd` is put in O_NONBLOCK mode; no SIGPIPE.
+ *
+ * *Ownership*: nothing changes hands. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (NaN timeout, `in_fd` not mmap-able), GH_EBADF, GH_ETIMEDOUT,
+ * GH_EBUSY (another greenlet writes `out_fd`), GH_EPIPE, GH_ECONNRESET, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of sendfile(2).
+ *
+ * # Safety
+ * `offset` NULL or valid for reads and writes; `sent` NULL or writable.
+ */
+int gh_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, double timeout, size_t *sent);
 
 /**
  * Creates a socket bound to `address` and, for a stream socket, listening with

@@ -73,6 +73,9 @@ NULL_ALLOWED = {
     ("gh_waiter_get", "value"): "`value` NULL or writable",
     ("gh_server_new", "opts"): "NULL = defaults",
     ("gh_server_new_fd", "opts"): "NULL = defaults",
+    ("gh_sendto", "addr"): "NULL = the connected peer",
+    ("gh_sendfile", "offset"): "NULL = the file position",
+    ("gh_sendfile", "sent"): "`sent` may be NULL",
 }
 
 # How to make a live handle of a kind, where the generic rule (the first function
@@ -113,6 +116,9 @@ VALID_BY_FUNCTION = {
     ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
     ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
     ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least
+    ("gh_readv", "iovcnt"): "1",  # one (zeroed) iovec: NULL iov is then GH_EINVAL
+    ("gh_writev", "iovcnt"): "1",
+    ("gh_sendto", "addrlen"): "0",  # sweep_fd is connected: no address
 }
 # A stream over sweep_fd for the stream functions' control calls (a GNU statement
 # expression: the sweep is compiled without -pedantic).

@@ -31,7 +31,7 @@ pub enum Side {
     Write,
 }
 
-fn left(deadline: Option<u64>) -> Option<u64> {
+pub(crate) fn left(deadline: Option<u64>) -> Option<u64> {
     deadline.map(|d| d.saturating_sub(now_ns()))
 }
 
@@ -459,12 +459,19 @@ pub(crate) fn set_nonblocking(fd: i32) -> Result<()> {
     Ok(())
 }
 
-/// write(2) that turns a SIGPIPE it causes into plain EPIPE: SIGPIPE is blocked for the
-/// call and a SIGPIPE raised by it is consumed (pipes have no MSG_NOSIGNAL).
+/// write(2) that turns a SIGPIPE it causes into plain EPIPE (`nosigpipe`).
 ///
 /// # Safety
 /// `buf` readable for `len` bytes.
 pub(crate) unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: buf is readable for len bytes per this function's contract.
+    nosigpipe(|| unsafe { libc::write(fd, buf, len) })
+}
+
+/// Runs `op` (a write-like syscall) with SIGPIPE blocked, and consumes a SIGPIPE it
+/// raised, so it fails with plain EPIPE (pipes and sendfile have no MSG_NOSIGNAL).
+/// errno is `op`'s on return.
+pub(crate) fn nosigpipe(op: impl FnOnce() -> isize) -> isize {
     // SAFETY: sigset/sigprocmask calls on local, initialised sets.
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();
@@ -475,7 +482,7 @@ pub(crate) unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) ->
         libc::sigpending(&mut pending);
         let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
-        let n = libc::write(fd, buf, len);
+        let n = op();
         let e = errno();
         if n < 0 && e == libc::EPIPE && !was_pending {
             let zero = libc::timespec {

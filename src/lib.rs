@@ -24,6 +24,7 @@
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
+//! io_ext        recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile
 //! net           address strings, listen, connect_to (tries each resolved address)
 //! server        StreamServer: accept loop, a handler greenlet per connection, stop
 //! stream        buffered reader over an fd (read_until, read_exact), write_all
@@ -45,6 +46,7 @@ pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod io_ext;
 pub mod monitor;
 pub mod net;
 pub mod overflow;

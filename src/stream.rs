@@ -17,7 +17,7 @@ use crate::error::{Error, Result, EEOF};
 use crate::event_loop::now_ns;
 use crate::handle::Kind;
 use crate::hub::Hub;
-use crate::io::Side;
+use crate::io::{left, Side};
 use crate::server::Take;
 use std::ffi::c_void;
 
@@ -31,10 +31,6 @@ pub struct Stream {
     start: usize,
     end: usize,
     busy: bool,
-}
-
-fn left(deadline: Option<u64>) -> Option<u64> {
-    deadline.map(|d| d.saturating_sub(now_ns()))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod io_ext;
 pub mod net;
 pub mod server;
 pub mod stream;

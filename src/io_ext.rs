@@ -1,0 +1,189 @@
+//! More cooperative fd operations (gevent.socket's recvfrom/sendto/recvmsg/sendmsg,
+//! os.readv/writev, socket.sendfile): datagrams, vectored and message I/O, sendfile.
+//! Same rules as `io`: sockets with MSG_DONTWAIT (their flags untouched), other fds put
+//! in O_NONBLOCK mode, one reader and one writer per fd, no SIGPIPE.
+
+use crate::error::{Error, Result};
+use crate::event_loop::now_ns;
+use crate::hub::Hub;
+use crate::io::{left, nosigpipe, set_nonblocking, Side};
+
+/// iovecs handed to one writev/sendmsg: the caller's, from `start`, the first one
+/// advanced by `skip` bytes; at most this many per call (plain data on the stack: a
+/// greenlet may be discarded while it waits, and nothing here needs freeing).
+const IOV_CHUNK: usize = 64;
+
+impl Hub {
+    /// gh_recvfrom / gh_recvmsg: one recvmsg(2) once readable.
+    ///
+    /// # Safety
+    /// `msg` valid for recvmsg(2).
+    pub unsafe fn recvmsg(
+        &self,
+        fd: i32,
+        msg: *mut libc::msghdr,
+        flags: i32,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        let flags = flags | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
+        // SAFETY: msg is valid per the caller.
+        self.retry(fd, Side::Read, timeout, 0, || unsafe {
+            libc::recvmsg(fd, msg, flags)
+        })
+    }
+
+    /// gh_sendto / gh_sendmsg: one sendmsg(2) once writable.
+    ///
+    /// # Safety
+    /// `msg` valid for sendmsg(2).
+    pub unsafe fn sendmsg(
+        &self,
+        fd: i32,
+        msg: *const libc::msghdr,
+        flags: i32,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        let flags = flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: msg is valid per the caller.
+        self.retry(fd, Side::Write, timeout, 0, || unsafe {
+            libc::sendmsg(fd, msg, flags)
+        })
+    }
+
+    /// gh_readv: one readv(2) (recvmsg for sockets) once readable.
+    ///
+    /// # Safety
+    /// `iov[..n]` valid, each buffer writable.
+    pub unsafe fn readv(
+        &self,
+        fd: i32,
+        iov: *const libc::iovec,
+        n: usize,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        if self.is_socket(fd) {
+            // SAFETY: plain data; all-zero is a valid msghdr.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov as *mut libc::iovec;
+            msg.msg_iovlen = n as _;
+            // SAFETY: msg points at the caller's valid iovecs.
+            match unsafe { self.recvmsg(fd, &mut msg, 0, timeout) } {
+                Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
+                r => return r,
+            }
+        } else {
+            set_nonblocking(fd)?;
+        }
+        // SAFETY: iov is valid per the caller.
+        self.retry(fd, Side::Read, timeout, 0, || unsafe {
+            libc::readv(fd, iov, n as i32)
+        })
+    }
+
+    /// gh_writev: writes every byte of `iov[..n]` (writev(2), sendmsg for sockets),
+    /// waiting while the fd is full; returns the total.
+    ///
+    /// # Safety
+    /// `iov[..n]` valid, each buffer readable.
+    pub unsafe fn writev_all(
+        &self,
+        fd: i32,
+        iov: *const libc::iovec,
+        n: usize,
+        timeout: Option<u64>,
+    ) -> Result<isize> {
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let mut sock = self.is_socket(fd);
+        if !sock {
+            set_nonblocking(fd)?;
+        }
+        let (mut start, mut skip, mut total) = (0usize, 0usize, 0usize);
+        loop {
+            // Skip the iovecs already written (and empty ones).
+            // SAFETY: start < n: inside the caller's array.
+            while start < n && unsafe { (*iov.add(start)).iov_len } <= skip {
+                // SAFETY: as above.
+                skip -= unsafe { (*iov.add(start)).iov_len };
+                start += 1;
+            }
+            if start == n {
+                return Ok(total as isize);
+            }
+            let mut chunk = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; IOV_CHUNK];
+            let k = (n - start).min(IOV_CHUNK);
+            for (i, c) in chunk.iter_mut().enumerate().take(k) {
+                // SAFETY: start + i < n.
+                *c = unsafe { *iov.add(start + i) };
+            }
+            // SAFETY: skip < chunk[0].iov_len (the loop above), so the base stays inside.
+            chunk[0].iov_base = unsafe { (chunk[0].iov_base as *mut u8).add(skip) } as *mut _;
+            chunk[0].iov_len -= skip;
+            let want: usize = chunk[..k].iter().map(|c| c.iov_len).sum();
+            let cp = chunk.as_ptr();
+            let r = self.retry(fd, Side::Write, left(deadline), want, || {
+                if sock {
+                    // SAFETY: plain data; all-zero is a valid msghdr.
+                    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                    msg.msg_iov = cp as *mut libc::iovec;
+                    msg.msg_iovlen = k as _;
+                    let fl = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                    // SAFETY: msg points at `chunk`, valid iovecs of the caller's buffers.
+                    unsafe { libc::sendmsg(fd, &msg, fl) }
+                } else {
+                    // SAFETY: as above.
+                    nosigpipe(|| unsafe { libc::writev(fd, cp, k as i32) })
+                }
+            });
+            match r {
+                Ok(w) => {
+                    total += w as usize;
+                    skip += w as usize;
+                }
+                Err(e) if sock && e.0 == -libc::ENOTSOCK => {
+                    self.mark_not_socket(fd)?;
+                    set_nonblocking(fd)?;
+                    sock = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// gh_sendfile: sends up to `count` bytes of `in_fd` to `out_fd` (sendfile(2)),
+    /// waiting while `out_fd` is full; stops early at the end of `in_fd`. `*done` counts
+    /// the bytes sent, also on failure.
+    pub fn sendfile(
+        &self,
+        out_fd: i32,
+        in_fd: i32,
+        offset: Option<&mut i64>,
+        count: usize,
+        timeout: Option<u64>,
+        done: &mut usize,
+    ) -> Result<()> {
+        if out_fd < 0 || in_fd < 0 {
+            return Err(Error::BADF);
+        }
+        set_nonblocking(out_fd)?;
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let off_ptr: *mut i64 = match offset {
+            Some(o) => o,
+            None => std::ptr::null_mut(),
+        };
+        while *done < count {
+            let want = count - *done;
+            let r = self.retry(out_fd, Side::Write, left(deadline), want, || {
+                // SAFETY: off_ptr is NULL or the caller's offset, valid for the call.
+                nosigpipe(|| unsafe { libc::sendfile(out_fd, in_fd, off_ptr, want) })
+            })?;
+            if r == 0 {
+                break; // end of in_fd
+            }
+            *done += r as usize;
+        }
+        Ok(())
+    }
+}
