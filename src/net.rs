@@ -22,13 +22,20 @@ pub(crate) const LISTEN_REUSEPORT: i32 = 1;
 pub(crate) const LISTEN_UNLINK: i32 = 2;
 pub(crate) const LISTEN_UDP: i32 = 4;
 
-/// A parsed address string.
+/// The most resolved addresses `listen` and `connect_to` try.
+const MAX_ADDRS: usize = 8;
+
+/// A parsed address string, borrowing from it (nothing of it is on the heap: a greenlet
+/// may be discarded while it waits with one on its stack).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Addr {
-    /// A Unix socket path (a leading NUL: the abstract namespace).
-    Unix(Vec<u8>),
+pub(crate) enum Addr<'a> {
+    /// A Unix socket path; a leading '@': the abstract namespace.
+    Unix(&'a [u8]),
     /// A host (None: every interface) and a port or service name.
-    Inet { host: Option<String>, port: String },
+    Inet {
+        host: Option<&'a str>,
+        port: &'a str,
+    },
 }
 
 /// A socket address ready for bind/connect.
@@ -50,22 +57,19 @@ impl SockAddr {
 
 /// Parses an address string (see the module doc). `EINVAL` when malformed,
 /// `ENAMETOOLONG` for a Unix path longer than `sun_path`.
-pub(crate) fn parse(s: &str) -> Result<Addr> {
-    let unix = |p: &str| -> Result<Addr> {
+pub(crate) fn parse(s: &str) -> Result<Addr<'_>> {
+    fn unix(p: &str) -> Result<Addr<'_>> {
         if p.is_empty() || p.contains('\0') {
             return Err(Error::INVAL);
         }
-        let mut b = p.as_bytes().to_vec();
-        if b[0] == b'@' {
-            b[0] = 0;
-        }
+        let b = p.as_bytes();
         // sun_path is 108 bytes: a path needs its NUL; an abstract name does not.
-        let max = 108 - usize::from(b[0] != 0);
+        let max = 108 - usize::from(b[0] != b'@');
         if b.len() > max {
             return Err(Error(-libc::ENAMETOOLONG));
         }
         Ok(Addr::Unix(b))
-    };
+    }
     if let Some(p) = s.strip_prefix("unix:") {
         return unix(p);
     }
@@ -88,10 +92,7 @@ pub(crate) fn parse(s: &str) -> Result<Addr> {
     if port.is_empty() || port.contains('\0') || host.is_some_and(|h| h.contains('\0')) {
         return Err(Error::INVAL);
     }
-    Ok(Addr::Inet {
-        host: host.map(str::to_owned),
-        port: port.to_owned(),
-    })
+    Ok(Addr::Inet { host, port })
 }
 
 fn from_ip(ip: IpAddr, port: u16) -> SockAddr {
@@ -130,9 +131,13 @@ fn from_unix(path: &[u8]) -> SockAddr {
     for (d, s) in sun.sun_path.iter_mut().zip(path) {
         *d = *s as libc::c_char;
     }
+    let abstract_ns = path[0] == b'@';
+    if abstract_ns {
+        sun.sun_path[0] = 0;
+    }
     // A path's length counts its NUL; an abstract name's is exactly its bytes.
     let base = std::mem::size_of::<libc::sa_family_t>();
-    let len = base + path.len() + usize::from(path[0] != 0);
+    let len = base + path.len() + usize::from(!abstract_ns);
     SockAddr {
         storage,
         len: len as libc::socklen_t,
@@ -150,7 +155,7 @@ impl Hub {
     ) -> Result<Vec<SockAddr>> {
         let (host, port) = match addr {
             Addr::Unix(p) => return Ok(vec![from_unix(p)]),
-            Addr::Inet { host, port } => (host, port),
+            Addr::Inet { host, port } => (*host, *port),
         };
         let ip = match host {
             None if passive => Some(IpAddr::from([0u8, 0, 0, 0])),
@@ -169,8 +174,8 @@ impl Hub {
         } else {
             libc::AI_ADDRCONFIG
         };
-        let node = host.as_ref().map(|h| CString::new(h.as_str())).transpose();
-        let service = CString::new(port.as_str());
+        let node = host.map(CString::new).transpose();
+        let service = CString::new(port);
         let (Ok(node), Ok(service)) = (node, service) else {
             return Err(Error::INVAL);
         };
@@ -207,6 +212,26 @@ impl Hub {
         Ok(out)
     }
 
+    /// `resolve`, its first `MAX_ADDRS` addresses copied into an array: plain data that
+    /// may sit on a greenlet's stack across a switch (a heap `Vec` there would leak if
+    /// the hub were destroyed while the greenlet waits in a connect).
+    fn resolve_fixed(
+        &self,
+        addr: &Addr,
+        socktype: i32,
+        passive: bool,
+    ) -> Result<([SockAddr; MAX_ADDRS], usize)> {
+        let v = self.resolve(addr, socktype, passive)?;
+        // SAFETY: plain data; all-zero is valid.
+        let mut out = [SockAddr {
+            storage: unsafe { std::mem::zeroed() },
+            len: 0,
+        }; MAX_ADDRS];
+        let n = v.len().min(MAX_ADDRS);
+        out[..n].copy_from_slice(&v[..n]);
+        Ok((out, n))
+    }
+
     /// A new non-blocking, close-on-exec socket (EMFILE and the like give the hub a turn).
     fn socket(&self, family: i32, socktype: i32) -> Result<i32> {
         let ty = socktype | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -236,9 +261,10 @@ impl Hub {
             backlog
         };
         let mut last = Error::INVAL;
-        for sa in self.resolve(&addr, socktype, true)? {
+        let (list, n) = self.resolve_fixed(&addr, socktype, true)?;
+        for sa in &list[..n] {
             let fd = self.socket(sa.family(), socktype)?;
-            match bind_listen(fd, &sa, &addr, socktype, backlog, flags) {
+            match bind_listen(fd, sa, &addr, socktype, backlog, flags) {
                 Ok(()) => return Ok(fd),
                 Err(e) => {
                     // SAFETY: closes the socket created above (never waited on).
@@ -255,7 +281,8 @@ impl Hub {
     pub fn connect_to(&self, address: &str, timeout: Option<u64>) -> Result<i32> {
         let addr = parse(address)?;
         let mut last = Error(-libc::ECONNREFUSED);
-        for sa in self.resolve(&addr, libc::SOCK_STREAM, false)? {
+        let (list, n) = self.resolve_fixed(&addr, libc::SOCK_STREAM, false)?;
+        for sa in &list[..n] {
             let fd = self.socket(sa.family(), libc::SOCK_STREAM)?;
             // SAFETY: sa is a valid sockaddr of sa.len bytes.
             match unsafe { self.connect(fd, sa.as_ptr(), sa.len, timeout) } {
@@ -308,7 +335,7 @@ fn bind_listen(
         setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
     if let (Addr::Unix(path), true) = (addr, flags & LISTEN_UNLINK != 0) {
-        if path[0] != 0 {
+        if path[0] != b'@' {
             unlink_stale_socket(path);
         }
     }
@@ -379,18 +406,15 @@ mod tests {
 
     #[test]
     fn parse_addresses() {
-        let inet = |h: Option<&str>, p: &str| Addr::Inet {
-            host: h.map(str::to_owned),
-            port: p.to_owned(),
-        };
+        let inet = |host, port| Addr::Inet { host, port };
         assert_eq!(parse("127.0.0.1:80"), Ok(inet(Some("127.0.0.1"), "80")));
         assert_eq!(parse("localhost:http"), Ok(inet(Some("localhost"), "http")));
         assert_eq!(parse("[::1]:8080"), Ok(inet(Some("::1"), "8080")));
         assert_eq!(parse(":80"), Ok(inet(None, "80")));
         assert_eq!(parse("*:80"), Ok(inet(None, "80")));
-        assert_eq!(parse("unix:/tmp/x"), Ok(Addr::Unix(b"/tmp/x".to_vec())));
-        assert_eq!(parse("/tmp/x"), Ok(Addr::Unix(b"/tmp/x".to_vec())));
-        assert_eq!(parse("@abs"), Ok(Addr::Unix(b"\0abs".to_vec())));
+        assert_eq!(parse("unix:/tmp/x"), Ok(Addr::Unix(b"/tmp/x")));
+        assert_eq!(parse("/tmp/x"), Ok(Addr::Unix(b"/tmp/x")));
+        assert_eq!(parse("@abs"), Ok(Addr::Unix(b"@abs")));
         for bad in [
             "", "80", "::1:80", "[::1]80", "[zz]:80", "host:", "unix:", "[::1]:",
         ] {
@@ -404,7 +428,7 @@ mod tests {
     fn format_round_trips() {
         for s in ["127.0.0.1:80", "[::1]:8080", "unix:/tmp/sock", "unix:@abs"] {
             let sa = match parse(s).unwrap() {
-                Addr::Unix(p) => from_unix(&p),
+                Addr::Unix(p) => from_unix(p),
                 Addr::Inet { host, port } => {
                     from_ip(host.unwrap().parse().unwrap(), port.parse().unwrap())
                 }
