@@ -223,10 +223,8 @@ impl Hub {
     ) -> Result<([SockAddr; MAX_ADDRS], usize)> {
         let v = self.resolve(addr, socktype, passive)?;
         // SAFETY: plain data; all-zero is valid.
-        let mut out = [SockAddr {
-            storage: unsafe { std::mem::zeroed() },
-            len: 0,
-        }; MAX_ADDRS];
+        let storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut out = [SockAddr { storage, len: 0 }; MAX_ADDRS];
         let n = v.len().min(MAX_ADDRS);
         out[..n].copy_from_slice(&v[..n]);
         Ok((out, n))
