@@ -2243,6 +2243,11 @@ static void issue14_handler(gh_server s, int fd, void *arg) {
     (void)arg;
 }
 
+static void issue14_dgram(gh_server s, const void *data, size_t len, const struct sockaddr *from,
+                          socklen_t fromlen, void *arg) {
+    (void)s, (void)data, (void)len, (void)from, (void)fromlen, (void)arg;
+}
+
 TEST(issue14_null_pointers_and_bad_handles) {
     gh_server s, zero = {0}, ones;
     gh_server_counters st;
@@ -2262,6 +2267,9 @@ TEST(issue14_null_pointers_and_bad_handles) {
     ASSERT_CODE(gh_server_new(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_fd(NULL, lfd, issue14_handler, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_fd(&s, lfd, NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(NULL, "127.0.0.1:0", issue14_dgram, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, NULL, issue14_dgram, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
     ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_close(s));

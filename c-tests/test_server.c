@@ -912,6 +912,68 @@ TEST(server_other_thread) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* A datagram server: a handler greenlet per datagram, with its bytes and sender; the
+ * handler replies with gh_sendto on gh_server_fd. 20 datagrams from one client, each
+ * echoed; the counters add up; max_handlers 2 holds the rest in the socket buffer. */
+struct dg_ctx {
+    int handled, running, max_running;
+};
+
+static void dgram_echo(gh_server srv, const void *data, size_t len, const struct sockaddr *from,
+                       socklen_t fromlen, void *arg) {
+    struct dg_ctx *c = (struct dg_ctx *)arg;
+    c->running++;
+    if (c->running > c->max_running) c->max_running = c->running;
+    gh_sleep(0.002); /* overlap with other handlers */
+    gh_sendto(gh_server_fd(srv), data, len, 0, from, fromlen, 5.0);
+    c->handled++;
+    c->running--;
+}
+
+TEST(datagram_server_echo) {
+    int fds0 = gh_test_fd_count(), c;
+    struct dg_ctx ctx;
+    gh_server s;
+    gh_server_options o;
+    gh_server_counters st;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    char buf[64], msg[32];
+    memset(&ctx, 0, sizeof ctx);
+    memset(&o, 0, sizeof o);
+    o.max_handlers = 2;
+    ASSERT_CODE(gh_server_new_datagram(NULL, "127.0.0.1:0", dgram_echo, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, NULL, dgram_echo, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, &ctx, NULL), GH_EINVAL);
+    ASSERT_OK(gh_server_new_datagram(&s, "127.0.0.1:0", dgram_echo, &ctx, &o));
+    ASSERT_OK(gh_server_start(s));
+    ASSERT_OK(getsockname(gh_server_fd(s), SA(&sa), &sl));
+    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+    ASSERT_TRUE(c >= 0);
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(msg, sizeof msg, "datagram %d", i);
+        ASSERT_EQ(gh_sendto(c, msg, (size_t)n, 0, SA(&sa), sizeof sa, 5.0), n);
+    }
+    for (int i = 0; i < 20; i++) {
+        ssize_t n = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
+        ASSERT_TRUE(n > 9);
+        buf[n] = 0;
+        ASSERT_TRUE(strncmp(buf, "datagram ", 9) == 0);
+    }
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(ctx.handled, 20);
+    ASSERT_EQ(ctx.max_running, 2);
+    ASSERT_OK(gh_server_stats(s, &st));
+    ASSERT_EQ(st.accepted, 20u);
+    ASSERT_EQ(st.completed, 20u);
+    ASSERT_EQ(st.active, 0u);
+    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
+    ASSERT_OK(gh_server_close(s));
+    ASSERT_OK(gh_close(c));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 /* The StreamServer at the fd limit: RLIMIT_NOFILE 256, 1,000 clients × 3 requests from
  * a forked process; the server backs off (fd_exhausted > 0) and serves all of them;
  * SIGTERM ends it through gh_hub_wait on a signal watcher, then stop(5). */
@@ -973,6 +1035,7 @@ int main(int argc, char **argv) {
     RUN(server_misuse);
     RUN(server_destroy_with_live_handlers);
     RUN(server_other_thread);
+    RUN(datagram_server_echo);
     RUN(server_at_fd_limit_keeps_serving);
     return TEST_DONE();
 }

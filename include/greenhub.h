@@ -494,6 +494,13 @@ typedef struct gh_server_options {
 } gh_server_options;
 
 /**
+ * A datagram handler: runs in a greenlet of its own for each datagram received, with
+ * its bytes (`len` of them at `data`) and its sender (`from`, `fromlen`), all valid
+ * until the handler returns. Reply with gh_sendto(gh_server_fd(server), ...).
+ */
+typedef void (*gh_datagram_handler)(struct gh_server server, const void *data, size_t len, const struct sockaddr *from, socklen_t fromlen, void *arg);
+
+/**
  * Counters of a server, read with gh_server_stats.
  */
 typedef struct gh_server_counters {
@@ -1483,6 +1490,26 @@ int gh_server_new(struct gh_server *out, const char *address, gh_server_handler 
  * `out` writable; `opts` NULL or readable.
  */
 int gh_server_new_fd(struct gh_server *out, int fd, gh_server_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * Creates a datagram server (gevent's DatagramServer) bound to `address` (gh_listen's
+ * forms; UDP, or a Unix datagram socket for a path) that will run
+ * `handler(server, data, len, from, fromlen, arg)` in a new greenlet for each datagram
+ * once started (gh_server_start). Datagrams up to 65,536 bytes arrive whole. With
+ * `max_handlers`, receiving pauses while that many run (datagrams wait in the socket's
+ * buffer, and the kernel drops what does not fit). gh_server_stop, gh_server_close,
+ * gh_server_stats (`accepted` counts datagrams) and gh_server_fd work as for stream
+ * servers.
+ *
+ * *Ownership*: as gh_server_new. *Threads*: the calling thread's hub; handlers run in it.
+ * *Blocking*: as gh_listen (only to resolve a name).
+ * *Errors*: GH_EINVAL (`out`, `address` or `handler` NULL; a bad address or flags),
+ * gh_listen's errors (GH_EADDRINUSE, GH_EACCES, GH_EMFILE, …), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `address` NUL-terminated; `opts` NULL or readable.
+ */
+int gh_server_new_datagram(struct gh_server *out, const char *address, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
 
 /**
  * Starts accepting: the accept loop runs in a greenlet of its own from the hub's next

@@ -73,6 +73,7 @@ NULL_ALLOWED = {
     ("gh_waiter_get", "value"): "`value` NULL or writable",
     ("gh_server_new", "opts"): "NULL = defaults",
     ("gh_server_new_fd", "opts"): "NULL = defaults",
+    ("gh_server_new_datagram", "opts"): "NULL = defaults",
     ("gh_sendto", "addr"): "NULL = the connected peer",
     ("gh_sendfile", "offset"): "NULL = the file position",
     ("gh_sendfile", "sent"): "`sent` may be NULL",
@@ -113,6 +114,7 @@ VALID_BY_FUNCTION = {
     ("gh_connect", "addrlen"): "sweep_addrlen",
     ("gh_listen", "address"): '"127.0.0.1:0"',
     ("gh_server_new", "address"): '"127.0.0.1:0"',
+    ("gh_server_new_datagram", "address"): '"127.0.0.1:0"',
     ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
     ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
     ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least

@@ -1,5 +1,6 @@
-//! StreamServer (gevent.server.StreamServer): a listening socket, an accept loop in a
-//! greenlet of its own, and a handler greenlet per connection.
+//! StreamServer and DatagramServer (gevent.server): a listening (or bound) socket, an
+//! accept (receive) loop in a greenlet of its own, and a handler greenlet per connection
+//! (per datagram).
 //!
 //! Owns, per hub (`HubState::net`): the servers (listening fd, handler, limits,
 //! counters, the accept greenlet) and the connections being handled (fd, handler
@@ -26,14 +27,34 @@ use crate::sync::{Obj, WaitList};
 use std::ffi::c_void;
 use std::panic::AssertUnwindSafe;
 
-/// How the core calls the user's handler: `call(f, server handle, fd, arg)` (the FFI
+/// How the core calls the user's handler: `call(f, server handle, item, arg)` (the FFI
 /// layer knows the C signature behind `f`).
 #[derive(Copy, Clone)]
 pub struct Handler {
-    pub call: unsafe fn(usize, u64, i32, *mut c_void),
+    pub call: unsafe fn(usize, u64, &Item, *mut c_void),
     pub f: usize,
     pub arg: *mut c_void,
 }
+
+/// What a handler gets: a stream server's connection fd, or a datagram server's
+/// datagram (its bytes and sender; `fd` is then the server's socket, for replies).
+pub struct Item {
+    pub fd: i32,
+    pub data: *const u8,
+    pub len: usize,
+    pub from: *const libc::sockaddr,
+    pub fromlen: libc::socklen_t,
+}
+
+/// A received datagram, owned by its connection record until its handler returns.
+pub struct Datagram {
+    data: Box<[u8]>,
+    from: libc::sockaddr_storage,
+    fromlen: libc::socklen_t,
+}
+
+/// The largest datagram a datagram server receives whole (a UDP payload's maximum).
+const MAX_DATAGRAM: usize = 65536;
 
 /// gh_server_options.
 #[derive(Copy, Clone, Default)]
@@ -64,6 +85,8 @@ pub struct Server {
     lfd: i32,
     handler: Handler,
     opts: Options,
+    /// A datagram server (gevent's DatagramServer): a handler per datagram.
+    datagram: bool,
     phase: Phase,
     /// The accept loop's greenlet (slot, gen), while it has one.
     acceptor: Option<(u32, u32)>,
@@ -74,11 +97,13 @@ pub struct Server {
     stats: Stats,
 }
 
-/// A connection being handled.
+/// A connection (or a datagram) being handled.
 pub struct Conn {
     server: (u32, u32),
+    /// The connection's fd (the server's to close); -1 for a datagram.
     fd: i32,
     greenlet: Option<(u32, u32)>,
+    datagram: Option<Box<Datagram>>,
 }
 
 /// A connection of a server as `conns_of` lists it: (slot, gen, handler greenlet).
@@ -97,8 +122,10 @@ impl Drop for Net {
     /// that were theirs to close.
     fn drop(&mut self) {
         for c in self.conns.drain() {
-            // SAFETY: the connection's fd belongs to its server (module invariant).
-            unsafe { libc::close(c.fd) };
+            if c.fd >= 0 {
+                // SAFETY: the connection's fd belongs to its server (module invariant).
+                unsafe { libc::close(c.fd) };
+            }
         }
         for s in self.servers.drain() {
             if s.lfd >= 0 {
@@ -160,10 +187,11 @@ unsafe extern "C" fn conn_main(arg: *mut c_void) -> *mut c_void {
     let found = std::panic::catch_unwind(AssertUnwindSafe(|| hub.conn_start(slot, gen)))
         .ok()
         .flatten();
-    if let Some((h, sid, fd)) = found {
+    if let Some((h, sid, item)) = &found {
         // SAFETY: the handler and its argument were given to gh_server_new* by the user,
-        // who promised the function may be called with them.
-        unsafe { (h.call)(h.f, sid, fd, h.arg) };
+        // who promised the function may be called with them; a datagram's bytes live in
+        // its connection record, which stays until conn_done below.
+        unsafe { (h.call)(h.f, *sid, item, h.arg) };
     }
     let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
         hub.conn_done(slot, gen, found.is_some())
@@ -192,7 +220,13 @@ impl Hub {
 
     /// A server on listening socket `lfd` (owned from now on; on failure it stays the
     /// caller's).
-    pub fn server_new(&self, lfd: i32, handler: Handler, opts: Options) -> Result<u64> {
+    pub fn server_new(
+        &self,
+        lfd: i32,
+        handler: Handler,
+        opts: Options,
+        datagram: bool,
+    ) -> Result<u64> {
         {
             crate::io::set_nonblocking(lfd)?;
             let sem = match opts.max_handlers {
@@ -224,6 +258,7 @@ impl Hub {
                 lfd,
                 handler,
                 opts,
+                datagram,
                 phase: Phase::New,
                 acceptor: None,
                 sem,
@@ -271,15 +306,18 @@ impl Hub {
     /// ECANCELED or ECLOSED) or disappears.
     fn accept_loop(&self, slot: u32, gen: u32) {
         let mut backoff = BACKOFF_MIN_NS;
+        // A datagram's landing place: plain bytes on this greenlet's stack (nothing to
+        // free if the hub is destroyed while it waits), copied into the record after.
+        let mut dbuf = [0u8; MAX_DATAGRAM];
         loop {
-            let Some((lfd, sem, freed)) = self
+            let Some((lfd, sem, freed, datagram)) = self
                 .st
                 .borrow()
                 .net
                 .servers
                 .get(slot, gen)
                 .filter(|s| s.phase == Phase::Serving && s.lfd >= 0)
-                .map(|s| (s.lfd, s.sem, s.freed))
+                .map(|s| (s.lfd, s.sem, s.freed, s.datagram))
             else {
                 return;
             };
@@ -288,8 +326,16 @@ impl Hub {
                     return;
                 }
             }
-            // SAFETY: no address is asked for.
-            let r = unsafe { self.accept(lfd, std::ptr::null_mut(), std::ptr::null_mut(), None) };
+            let mut dgram = None;
+            let r = if datagram {
+                self.recv_datagram(lfd, &mut dbuf).map(|d| {
+                    dgram = Some(d);
+                    -1
+                })
+            } else {
+                // SAFETY: no address is asked for.
+                unsafe { self.accept(lfd, std::ptr::null_mut(), std::ptr::null_mut(), None) }
+            };
             let fd = match r {
                 Ok(fd) => fd,
                 Err(e) => {
@@ -311,8 +357,12 @@ impl Hub {
                         continue;
                     }
                     match -e.0 {
-                        // The client gave up before we accepted: next one.
+                        // The client gave up before we accepted: next one. (A datagram
+                        // socket reports an earlier send's ICMP error the same way.)
                         libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR => continue,
+                        libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH if datagram => {
+                            continue
+                        }
                         _ => return, // stopped (ECANCELED, ECLOSED) or the listener broke
                     }
                 }
@@ -327,19 +377,45 @@ impl Hub {
                 .is_some_and(|s| s.phase == Phase::Serving);
             if !serving {
                 // Stopped (or closed) while this accept completed: not ours to handle.
-                let _ = self.close_fd(fd);
+                if fd >= 0 {
+                    let _ = self.close_fd(fd);
+                }
                 if let Some(s) = self.st.borrow_mut().net.servers.get_mut(slot, gen) {
                     s.stats.accepted += 1;
                     s.stats.refused += 1;
                 }
                 return;
             }
-            self.conn_spawn(slot, gen, fd);
+            self.conn_spawn(slot, gen, fd, dgram);
         }
     }
 
-    /// Hands accepted `fd` to a new handler greenlet of server (slot, gen).
-    fn conn_spawn(&self, slot: u32, gen: u32, fd: i32) {
+    /// One datagram from `fd` (its bytes copied into a record of their own).
+    fn recv_datagram(&self, fd: i32, buf: &mut [u8]) -> Result<Box<Datagram>> {
+        // SAFETY: plain data; all-zero is valid.
+        let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: plain data; all-zero is a valid msghdr.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_name = &mut from as *mut _ as *mut c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: msg points at live locals of the right sizes.
+        let n = unsafe { self.recvmsg(fd, &mut msg, 0, None) }? as usize;
+        Ok(Box::new(Datagram {
+            data: buf[..n.min(buf.len())].into(),
+            from,
+            fromlen: msg.msg_namelen,
+        }))
+    }
+
+    /// Hands accepted `fd` (or a received datagram) to a new handler greenlet of server
+    /// (slot, gen).
+    fn conn_spawn(&self, slot: u32, gen: u32, fd: i32, datagram: Option<Box<Datagram>>) {
         let (stack_size, sem) = {
             let mut st = self.st.borrow_mut();
             let s = st
@@ -355,6 +431,7 @@ impl Hub {
             server: (slot, gen),
             fd,
             greenlet: None,
+            datagram,
         });
         let spawned = inserted.and_then(|(c, cg)| {
             let opts = SpawnOpts {
@@ -376,7 +453,9 @@ impl Hub {
         });
         if spawned.is_err() {
             // No greenlet for it (out of stacks): refuse the connection.
-            let _ = self.close_fd(fd);
+            if fd >= 0 {
+                let _ = self.close_fd(fd);
+            }
             if let Some(s) = self.st.borrow_mut().net.servers.get_mut(slot, gen) {
                 s.stats.active -= 1;
                 s.stats.refused += 1;
@@ -389,12 +468,28 @@ impl Hub {
 
     /// In a connection's greenlet, before the handler: what to call, or None when the
     /// server is gone.
-    fn conn_start(&self, slot: u32, gen: u32) -> Option<(Handler, u64, i32)> {
+    fn conn_start(&self, slot: u32, gen: u32) -> Option<(Handler, u64, Item)> {
         let st = self.st.borrow();
         let c = st.net.conns.get(slot, gen)?;
         let (ss, sg) = c.server;
         let s = st.net.servers.get(ss, sg)?;
-        Some((s.handler, self.server_handle(ss, sg), c.fd))
+        let item = match &c.datagram {
+            None => Item {
+                fd: c.fd,
+                data: std::ptr::null(),
+                len: 0,
+                from: std::ptr::null(),
+                fromlen: 0,
+            },
+            Some(d) => Item {
+                fd: s.lfd,
+                data: d.data.as_ptr(),
+                len: d.data.len(),
+                from: &d.from as *const _ as *const libc::sockaddr,
+                fromlen: d.fromlen,
+            },
+        };
+        Some((s.handler, self.server_handle(ss, sg), item))
     }
 
     /// A connection leaves its server: close its fd, count it, return the permit,
@@ -403,7 +498,9 @@ impl Hub {
         let Some(c) = self.st.borrow_mut().net.conns.take(slot, gen) else {
             return;
         };
-        let _ = self.close_fd(c.fd);
+        if c.fd >= 0 {
+            let _ = self.close_fd(c.fd);
+        }
         if let Some((g, gg)) = c.greenlet {
             let _ = self.release(g, gg);
         }

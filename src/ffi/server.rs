@@ -4,7 +4,7 @@ use super::{guard, need, put};
 use crate::error::Error;
 use crate::event_loop::duration_ns;
 use crate::hub;
-use crate::server::{Handler, Options};
+use crate::server::{Handler, Item, Options};
 use std::ffi::{c_char, c_int, c_void};
 
 /// A server handle (a value; the id encodes hub, slot and generation).
@@ -57,15 +57,59 @@ pub struct gh_server_counters {
     pub fd_exhausted: u64,
 }
 
+/// A datagram handler: runs in a greenlet of its own for each datagram received, with
+/// its bytes (`len` of them at `data`) and its sender (`from`, `fromlen`), all valid
+/// until the handler returns. Reply with gh_sendto(gh_server_fd(server), ...).
+pub type gh_datagram_handler = Option<
+    unsafe extern "C" fn(
+        server: gh_server,
+        data: *const c_void,
+        len: usize,
+        from: *const libc::sockaddr,
+        fromlen: libc::socklen_t,
+        arg: *mut c_void,
+    ),
+>;
+
 /// Calls the C handler behind `f` (the core knows it only as a word).
 ///
 /// # Safety
 /// `f` is a non-null `gh_server_handler` turned into a usize by `handler`.
-unsafe fn call_c(f: usize, server: u64, fd: i32, arg: *mut c_void) {
+unsafe fn call_c(f: usize, server: u64, item: &Item, arg: *mut c_void) {
     // SAFETY: f was made from a function of exactly this type (see `handler`).
     let f: unsafe extern "C" fn(gh_server, c_int, *mut c_void) = unsafe { std::mem::transmute(f) };
     // SAFETY: the user's handler, called as gh_server_new's contract says.
-    unsafe { f(gh_server { id: server }, fd, arg) }
+    unsafe { f(gh_server { id: server }, item.fd, arg) }
+}
+
+/// Calls the C datagram handler behind `f`.
+///
+/// # Safety
+/// `f` is a non-null `gh_datagram_handler` turned into a usize by
+/// gh_server_new_datagram; `item` describes a live datagram.
+unsafe fn call_datagram(f: usize, server: u64, item: &Item, arg: *mut c_void) {
+    type F = unsafe extern "C" fn(
+        gh_server,
+        *const c_void,
+        usize,
+        *const libc::sockaddr,
+        libc::socklen_t,
+        *mut c_void,
+    );
+    // SAFETY: f was made from a function of exactly this type.
+    let f: F = unsafe { std::mem::transmute(f) };
+    let data = item.data as *const c_void;
+    // SAFETY: the user's handler, called as gh_server_new_datagram's contract says.
+    unsafe {
+        f(
+            gh_server { id: server },
+            data,
+            item.len,
+            item.from,
+            item.fromlen,
+            arg,
+        )
+    }
 }
 
 fn handler(h: gh_server_handler, arg: *mut c_void) -> crate::error::Result<Handler> {
@@ -133,9 +177,11 @@ pub unsafe extern "C" fn gh_server_new(
         let o = unsafe { options(opts) };
         let hub = hub::current()?;
         let fd = hub.listen(a, o.backlog, o.listen_flags & !crate::net::LISTEN_UDP)?;
-        let id = hub.server_new(fd, h, core_options(&o)).inspect_err(|_| {
-            let _ = hub.close_fd(fd);
-        })?;
+        let id = hub
+            .server_new(fd, h, core_options(&o), false)
+            .inspect_err(|_| {
+                let _ = hub.close_fd(fd);
+            })?;
         // SAFETY: checked non-null; writable per the contract.
         unsafe { put(out, gh_server { id }) };
         Ok(0)
@@ -171,7 +217,57 @@ pub unsafe extern "C" fn gh_server_new_fd(
         }
         // SAFETY: per this function's contract.
         let o = unsafe { options(opts) };
-        let id = hub::current()?.server_new(fd, h, core_options(&o))?;
+        let id = hub::current()?.server_new(fd, h, core_options(&o), false)?;
+        // SAFETY: checked non-null; writable per the contract.
+        unsafe { put(out, gh_server { id }) };
+        Ok(0)
+    })
+}
+
+/// Creates a datagram server (gevent's DatagramServer) bound to `address` (gh_listen's
+/// forms; UDP, or a Unix datagram socket for a path) that will run
+/// `handler(server, data, len, from, fromlen, arg)` in a new greenlet for each datagram
+/// once started (gh_server_start). Datagrams up to 65,536 bytes arrive whole. With
+/// `max_handlers`, receiving pauses while that many run (datagrams wait in the socket's
+/// buffer, and the kernel drops what does not fit). gh_server_stop, gh_server_close,
+/// gh_server_stats (`accepted` counts datagrams) and gh_server_fd work as for stream
+/// servers.
+///
+/// *Ownership*: as gh_server_new. *Threads*: the calling thread's hub; handlers run in it.
+/// *Blocking*: as gh_listen (only to resolve a name).
+/// *Errors*: GH_EINVAL (`out`, `address` or `handler` NULL; a bad address or flags),
+/// gh_listen's errors (GH_EADDRINUSE, GH_EACCES, GH_EMFILE, …), GH_ENOMEM.
+///
+/// # Safety
+/// `out` writable; `address` NUL-terminated; `opts` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_server_new_datagram(
+    out: *mut gh_server,
+    address: *const c_char,
+    handler: gh_datagram_handler,
+    arg: *mut c_void,
+    opts: *const gh_server_options,
+) -> c_int {
+    guard(|| {
+        need(out)?;
+        let f = handler.ok_or(Error::INVAL)?;
+        let h = Handler {
+            call: call_datagram,
+            f: f as usize,
+            arg,
+        };
+        // SAFETY: per this function's contract.
+        let a = unsafe { super::net::addr_str(address) }?;
+        // SAFETY: per this function's contract.
+        let o = unsafe { options(opts) };
+        let hub = hub::current()?;
+        let flags = o.listen_flags | crate::net::LISTEN_UDP;
+        let fd = hub.listen(a, 0, flags)?;
+        let id = hub
+            .server_new(fd, h, core_options(&o), true)
+            .inspect_err(|_| {
+                let _ = hub.close_fd(fd);
+            })?;
         // SAFETY: checked non-null; writable per the contract.
         unsafe { put(out, gh_server { id }) };
         Ok(0)
