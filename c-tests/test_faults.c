@@ -2310,6 +2310,7 @@ TEST(issue14_null_pointers_and_bad_handles) {
         ASSERT_EQ(gh_writev(sv[0], &iov, 1, 0), 1);
         ASSERT_EQ(gh_readv(sv[1], &iov, 1, 0), 1);
         ASSERT_CODE(gh_sendfile(sv[0], -1, NULL, 1, 0, NULL), GH_EBADF); /* NULLs allowed */
+        ASSERT_CODE(gh_poll(NULL, 1, 0), GH_EINVAL);
         ASSERT_OK(close(sv[0]));
         ASSERT_OK(close(sv[1]));
     }

@@ -1,5 +1,5 @@
 /* test_io_ext.c — the "More I/O" section (issue 14): gh_recvfrom / gh_sendto (UDP),
- * gh_readv / gh_writev, gh_recvmsg / gh_sendmsg (fd passing), gh_sendfile.
+ * gh_readv / gh_writev, gh_recvmsg / gh_sendmsg (fd passing), gh_sendfile, gh_poll.
  *
  * Build and run:
  *   cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -Iinclude -Ic-tests \
@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -316,11 +317,124 @@ TEST(sendfile_to_socket) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== gh_poll ================================================================ */
+
+struct poller {
+    struct pollfd fds[3];
+    int rc;
+};
+
+static void *poll_main(void *arg) {
+    struct poller *p = (struct poller *)arg;
+    p->rc = gh_poll(p->fds, 3, 5.0);
+    return NULL;
+}
+
+static void *write_later(void *arg) {
+    gh_sleep(0.01);
+    gh_write((int)(intptr_t)arg, "xy", 2, 1.0);
+    return NULL;
+}
+
+/* Ready at once; waiting for one of three (a negative fd ignored) while another
+ * greenlet reads the same fd — no GH_EBUSY: the wait is on a set of its own; a timeout;
+ * a hang-up; no fds at all; a killed poller; nothing left open. */
+TEST(poll_several_fds) {
+    int fds0 = gh_test_fd_count(), a[2], b[2], sv[2];
+    struct poller p;
+    gh_greenlet g, w;
+    char c;
+    ASSERT_OK(pipe2(a, O_CLOEXEC));
+    ASSERT_OK(pipe2(b, O_CLOEXEC));
+    make_pair(sv);
+    /* at once: a writable socket */
+    struct pollfd one = {sv[0], POLLOUT, 0};
+    ASSERT_EQ(gh_poll(&one, 1, 0), 1);
+    ASSERT_TRUE(one.revents & POLLOUT);
+    /* wait for b[0] among a[0], -1, b[0] */
+    memset(&p, 0, sizeof p);
+    p.fds[0] = (struct pollfd){a[0], POLLIN, 0};
+    p.fds[1] = (struct pollfd){-1, POLLIN, 0};
+    p.fds[2] = (struct pollfd){b[0], POLLIN, 0};
+    ASSERT_OK(gh_spawn(&g, poll_main, &p));
+    ASSERT_OK(gh_spawn(&w, write_later, (void *)(intptr_t)b[1]));
+    ASSERT_OK(gh_sleep(0.002));
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    ASSERT_EQ(gh_read(b[0], &c, 1, 5.0), 1); /* a reader of the same fd: no GH_EBUSY */
+    ASSERT_OK(gh_join(g, 5.0, NULL));
+    ASSERT_OK(gh_join(w, 5.0, NULL));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_release(w));
+    ASSERT_EQ(p.rc, 1); /* the second byte is still there */
+    ASSERT_TRUE((p.fds[2].revents & POLLIN) && p.fds[0].revents == 0);
+    ASSERT_EQ(p.fds[1].revents, 0);
+    ASSERT_EQ(gh_read(b[0], &c, 1, 5.0), 1);
+    /* plain wake-up: nobody else reads */
+    memset(&p.fds[0].revents, 0, sizeof p.fds[0].revents);
+    ASSERT_OK(gh_spawn(&w, write_later, (void *)(intptr_t)a[1]));
+    double t0 = gh_test_now();
+    ASSERT_EQ(gh_poll(p.fds, 3, 5.0), 1);
+    ASSERT_TRUE(gh_test_now() - t0 < 2.0);
+    ASSERT_TRUE(p.fds[0].revents & POLLIN);
+    ASSERT_OK(gh_join(w, 5.0, NULL));
+    ASSERT_OK(gh_release(w));
+    char two[2];
+    ASSERT_EQ(gh_read(a[0], two, 2, 5.0), 2);
+    /* a timeout */
+    t0 = gh_test_now();
+    ASSERT_CODE(gh_poll(p.fds, 3, 0.02), GH_ETIMEDOUT);
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.015);
+    ASSERT_CODE(gh_poll(p.fds, 3, 0), GH_ETIMEDOUT);
+    /* a hang-up */
+    ASSERT_OK(gh_close(a[1]));
+    ASSERT_EQ(gh_poll(p.fds, 3, 5.0), 1);
+    ASSERT_TRUE(p.fds[0].revents & POLLHUP);
+    ASSERT_OK(gh_close(a[0]));
+    /* no fds: a sleep, then GH_ETIMEDOUT */
+    ASSERT_CODE(gh_poll(NULL, 0, 0.01), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_poll(NULL, 1, 0), GH_EINVAL);
+    ASSERT_CODE(gh_poll(p.fds, 1, NAN), GH_EINVAL);
+    /* a killed poller */
+    p.fds[0] = (struct pollfd){b[0], POLLIN, 0};
+    p.fds[1] = (struct pollfd){-1, 0, 0};
+    p.fds[2] = (struct pollfd){sv[1], POLLIN, 0};
+    ASSERT_OK(gh_spawn(&g, poll_main, &p));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_OK(gh_kill(g, 5.0));
+    ASSERT_OK(gh_release(g));
+    ASSERT_EQ(p.rc, GH_ECANCELED);
+    ASSERT_OK(gh_close(b[0]));
+    ASSERT_OK(gh_close(b[1]));
+    ASSERT_OK(gh_close(sv[0]));
+    ASSERT_OK(gh_close(sv[1]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* gh_hub_destroy while a greenlet waits in gh_poll: its epoll set is closed too. */
+TEST(poll_destroy_while_waiting) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    static struct poller p;
+    make_pair(sv);
+    memset(&p, 0, sizeof p);
+    p.fds[0] = (struct pollfd){sv[0], POLLIN, 0};
+    p.fds[1] = (struct pollfd){-1, 0, 0};
+    p.fds[2] = (struct pollfd){-1, 0, 0};
+    ASSERT_OK(gh_spawn(NULL, poll_main, &p));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_OK(close(sv[0]));
+    ASSERT_OK(close(sv[1]));
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(udp_sendto_recvfrom);
     RUN(writev_readv_socket_and_pipe);
     RUN(sendmsg_recvmsg_pass_fd);
     RUN(sendfile_to_socket);
+    RUN(poll_several_fds);
+    RUN(poll_destroy_while_waiting);
     return TEST_DONE();
 }

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <poll.h>
 #include <netdb.h>
 
 /* Declared here too, so the header is self-contained in strict ISO C modes
@@ -1381,6 +1382,30 @@ ssize_t gh_writev(int fd, const struct iovec *iov, int iovcnt, double timeout);
  * `offset` NULL or valid for reads and writes; `sent` NULL or writable.
  */
 int gh_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, double timeout, size_t *sent);
+
+/**
+ * poll(2), cooperatively (gevent.select.poll / select): waits until at least one of
+ * the `nfds` entries of `fds` is ready for its `events` (POLLIN, POLLOUT, POLLPRI,
+ * POLLRDHUP), fills every `revents` as poll(2) does (POLLERR, POLLHUP, POLLNVAL
+ * included; entries with a negative fd are ignored) and returns how many entries have
+ * revents (> 0). Only the calling greenlet waits: the fds are watched through a
+ * temporary epoll set (one epoll_create1 and an epoll_ctl per fd when the call has to
+ * wait; none when something is ready at once), so other greenlets may wait on the same
+ * fds meanwhile.
+ *
+ * *Ownership*: `fds` is the caller's; only `revents` is written.
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback
+ * (`timeout` 0 checks once and never blocks).
+ * *Errors*: GH_ETIMEDOUT (nothing became ready; poll(2) would return 0),
+ * GH_EINVAL (`fds` NULL with `nfds` > 0, `nfds` above 65,536, NaN timeout),
+ * GH_EMFILE/GH_ENFILE (no fd for the epoll set, after a yield), GH_ENOMEM,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of epoll_ctl(2) (e.g. GH_EBADF for a
+ * closed fd when the call has to wait: poll(2) would have said POLLNVAL at once).
+ *
+ * # Safety
+ * `fds` readable and writable for `nfds` entries.
+ */
+int gh_poll(struct pollfd *fds, size_t nfds, double timeout);
 
 /**
  * Creates a socket bound to `address` and, for a stream socket, listening with

@@ -187,3 +187,83 @@ impl Hub {
         Ok(())
     }
 }
+
+/// poll(2) of `fds` without waiting; the number of entries with revents.
+fn poll_now(fds: &mut [libc::pollfd]) -> Result<usize> {
+    loop {
+        // SAFETY: fds is a valid array of fds.len() pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        if crate::io::errno() != libc::EINTR {
+            return Err(Error(-crate::io::errno()));
+        }
+    }
+}
+
+impl Hub {
+    /// gh_poll: waits until one of `fds` is ready (poll(2) semantics for the events and
+    /// revents), cooperatively: a temporary epoll set of the fds is what this greenlet
+    /// waits on, so the hub's own registrations are untouched.
+    pub fn poll_fds(&self, fds: &mut [libc::pollfd], timeout: Option<u64>) -> Result<usize> {
+        let n = poll_now(fds)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        if timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        // SAFETY: plain syscall.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(self.turn_then(Error(-crate::io::errno())));
+        }
+        let slot = match self.st.borrow_mut().net.polls.insert(ep) {
+            Ok((slot, _)) => slot,
+            Err(e) => {
+                // SAFETY: closes the epoll fd just created.
+                unsafe { libc::close(ep) };
+                return Err(e);
+            }
+        };
+        let mut r = Ok(0);
+        for (i, p) in fds.iter().enumerate() {
+            if p.fd < 0 {
+                continue;
+            }
+            let mut ev = libc::epoll_event {
+                events: (p.events as u16 as u32)
+                    & (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32,
+                u64: i as u64,
+            };
+            // SAFETY: ev is a valid event for epoll_ctl.
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, p.fd, &mut ev) } < 0 {
+                match crate::io::errno() {
+                    // A regular file (always ready, so poll_now saw it) or a fd listed
+                    // twice: nothing more to watch for it.
+                    libc::EPERM | libc::EEXIST => {}
+                    e => {
+                        r = Err(Error(-e));
+                        break;
+                    }
+                }
+            }
+        }
+        if r.is_ok() {
+            let deadline = timeout.map(|t| now_ns().saturating_add(t));
+            r = loop {
+                match self.wait_fd(ep, crate::event_loop::READ, left(deadline)) {
+                    Ok(_) => match poll_now(fds) {
+                        Ok(0) => continue, // gone again before we looked: wait on
+                        other => break other,
+                    },
+                    Err(e) => break Err(e),
+                }
+            };
+        }
+        self.st.borrow_mut().net.polls.remove(slot);
+        let _ = self.close_fd(ep);
+        r
+    }
+}

@@ -109,12 +109,15 @@ pub struct Conn {
 /// A connection of a server as `conns_of` lists it: (slot, gen, handler greenlet).
 type ConnRef = (u32, u32, Option<(u32, u32)>);
 
-/// A hub's servers, the connections they handle, and buffered streams (src/stream.rs).
+/// A hub's servers, the connections they handle, buffered streams (src/stream.rs) and
+/// gh_poll's epoll fds (src/io_ext.rs).
 #[derive(Default)]
 pub struct Net {
     servers: Table<Server>,
     conns: Table<Conn>,
     pub(crate) streams: Table<crate::stream::Stream>,
+    /// gh_poll's epoll fds while their callers wait (closed at hub teardown).
+    pub(crate) polls: Table<i32>,
 }
 
 impl Drop for Net {
@@ -126,6 +129,10 @@ impl Drop for Net {
                 // SAFETY: the connection's fd belongs to its server (module invariant).
                 unsafe { libc::close(c.fd) };
             }
+        }
+        for ep in self.polls.drain() {
+            // SAFETY: the epoll fd belongs to a gh_poll call that will never resume.
+            unsafe { libc::close(ep) };
         }
         for s in self.servers.drain() {
             if s.lfd >= 0 {

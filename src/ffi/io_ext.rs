@@ -261,3 +261,42 @@ pub unsafe extern "C" fn gh_sendfile(
         r.map(|_| 0)
     })
 }
+
+/// poll(2), cooperatively (gevent.select.poll / select): waits until at least one of
+/// the `nfds` entries of `fds` is ready for its `events` (POLLIN, POLLOUT, POLLPRI,
+/// POLLRDHUP), fills every `revents` as poll(2) does (POLLERR, POLLHUP, POLLNVAL
+/// included; entries with a negative fd are ignored) and returns how many entries have
+/// revents (> 0). Only the calling greenlet waits: the fds are watched through a
+/// temporary epoll set (one epoll_create1 and an epoll_ctl per fd when the call has to
+/// wait; none when something is ready at once), so other greenlets may wait on the same
+/// fds meanwhile.
+///
+/// *Ownership*: `fds` is the caller's; only `revents` is written.
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback
+/// (`timeout` 0 checks once and never blocks).
+/// *Errors*: GH_ETIMEDOUT (nothing became ready; poll(2) would return 0),
+/// GH_EINVAL (`fds` NULL with `nfds` > 0, `nfds` above 65,536, NaN timeout),
+/// GH_EMFILE/GH_ENFILE (no fd for the epoll set, after a yield), GH_ENOMEM,
+/// GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of epoll_ctl(2) (e.g. GH_EBADF for a
+/// closed fd when the call has to wait: poll(2) would have said POLLNVAL at once).
+///
+/// # Safety
+/// `fds` readable and writable for `nfds` entries.
+#[no_mangle]
+pub unsafe extern "C" fn gh_poll(fds: *mut libc::pollfd, nfds: usize, timeout: f64) -> c_int {
+    guard(|| {
+        if (fds.is_null() && nfds > 0) || nfds > 65536 {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        let hub = hub::current()?;
+        if nfds == 0 {
+            // Nothing to watch: a plain sleep (poll(2) with no fds), then "timed out".
+            hub.sleep(t.map_or(-1.0, |ns| ns as f64 / 1e9))?;
+            return Err(Error::TIMEDOUT);
+        }
+        // SAFETY: valid for nfds entries per the contract.
+        let list = unsafe { std::slice::from_raw_parts_mut(fds, nfds) };
+        hub.poll_fds(list, t).map(|n| n as c_int)
+    })
+}
