@@ -2248,6 +2248,8 @@ static void issue14_dgram(gh_server s, const void *data, size_t len, const struc
     (void)s, (void)data, (void)len, (void)from, (void)fromlen, (void)arg;
 }
 
+static void *issue14_fn(void *arg) { return arg; }
+
 TEST(issue14_null_pointers_and_bad_handles) {
     gh_server s, zero = {0}, ones;
     gh_server_counters st;
@@ -2313,6 +2315,21 @@ TEST(issue14_null_pointers_and_bad_handles) {
         ASSERT_CODE(gh_poll(NULL, 1, 0), GH_EINVAL);
         ASSERT_OK(close(sv[0]));
         ASSERT_OK(close(sv[1]));
+    }
+    /* pools */
+    {
+        gh_pool pl, pz = {0};
+        ASSERT_CODE(gh_pool_new(NULL, 1), GH_EINVAL);
+        ASSERT_OK(gh_pool_new(&pl, 1));
+        ASSERT_CODE(gh_pool_spawn(pl, NULL, NULL, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_pool_spawn(pz, NULL, issue14_fn, NULL, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_wait_available(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_join(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_kill(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_count(pz), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_free_count(pz), GH_EBADHANDLE);
+        ASSERT_OK(gh_pool_close(pl));
+        ASSERT_CODE(gh_pool_close(pl), GH_EBADHANDLE);
     }
     gh_server bad[] = {zero, ones, s};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -455,6 +455,13 @@ typedef struct gh_hub_ref {
 typedef void (*gh_callback_fn)(void *arg);
 
 /**
+ * A pool handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_pool {
+  uint64_t id;
+} gh_pool;
+
+/**
  * A server handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_server {
@@ -1481,6 +1488,96 @@ ssize_t gh_local_address(int fd, char *buf, size_t len);
  * `buf` writable for `len` bytes (or NULL with `len` 0).
  */
 ssize_t gh_peer_address(int fd, char *buf, size_t len);
+
+/**
+ * Creates a pool of at most `size` greenlets running at once (gevent.pool.Pool);
+ * `size` 0: no limit (gevent.pool.Group: a set of greenlets to join or kill together).
+ *
+ * *Ownership*: `*out` is the caller's until gh_pool_close.
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable.
+ */
+int gh_pool_new(struct gh_pool *out, size_t size);
+
+/**
+ * Spawns `fn(arg)` as a member of `pool`, first waiting up to `timeout` while the pool
+ * is full (gevent's Pool.spawn). The greenlet is an ordinary one (gh_join reports
+ * `fn`'s return value, gh_kill works); it leaves the pool when `fn` returns. `out`
+ * NULL: detached, as with gh_spawn. A member killed before it started frees its place
+ * at the pool's next call (a caller already waiting notices it when another member
+ * ends or its timeout passes).
+ *
+ * *Ownership*: as gh_spawn. *Threads*: the pool's hub.
+ * *Blocking*: while the pool is full (`timeout` 0: never; then allowed from callbacks).
+ * *Errors*: GH_EINVAL (`fn` NULL, NaN timeout), GH_EBADHANDLE, GH_EWRONGTHREAD,
+ * GH_ETIMEDOUT (still full), GH_ECLOSED (the pool was closed meanwhile), GH_ENOMEM,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (would wait in a hub callback).
+ *
+ * # Safety
+ * `out` NULL or writable; `fn` safe to call with `arg` on a greenlet stack.
+ */
+int gh_pool_spawn(struct gh_pool pool, struct gh_greenlet *out, gh_fn fn, void *arg, double timeout);
+
+/**
+ * Waits up to `timeout` until `pool` has a free place (gevent's wait_available);
+ * GH_OK at once for a pool without a size.
+ *
+ * *Threads*: the pool's hub. *Blocking*: yes (`timeout` 0: never).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ */
+int gh_pool_wait_available(struct gh_pool pool, double timeout);
+
+/**
+ * Waits up to `timeout` until every member of `pool` has ended (gevent's join).
+ *
+ * *Threads*: the pool's hub. *Blocking*: yes (`timeout` 0: never).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ */
+int gh_pool_join(struct gh_pool pool, double timeout);
+
+/**
+ * Kills every member of `pool` (GreenletExit: their blocking calls return
+ * GH_ECANCELED; members not started yet never run), then with `timeout` > 0 waits up
+ * to it for them to end. A member killing its own pool is spared.
+ *
+ * *Threads*: the pool's hub. *Blocking*: with `timeout` > 0; `timeout` 0 never blocks
+ * and is allowed from hub callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT
+ * (members still running), GH_EPERM (a non-zero timeout in a hub callback),
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code.
+ */
+int gh_pool_kill(struct gh_pool pool, double timeout);
+
+/**
+ * The number of members of `pool` running (or about to start), >= 0, or a code.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_pool_count(struct gh_pool pool);
+
+/**
+ * How many more members `pool` takes now (gevent's free_count): size - count, or
+ * SSIZE_MAX for a pool without a size.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_pool_free_count(struct gh_pool pool);
+
+/**
+ * Frees `pool`: its members run on (no longer in any pool); callers waiting in
+ * gh_pool_spawn / gh_pool_join / gh_pool_wait_available on it wake with GH_ECLOSED.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
+ */
+int gh_pool_close(struct gh_pool pool);
 
 /**
  * Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,

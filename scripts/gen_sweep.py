@@ -74,6 +74,7 @@ NULL_ALLOWED = {
     ("gh_server_new", "opts"): "NULL = defaults",
     ("gh_server_new_fd", "opts"): "NULL = defaults",
     ("gh_server_new_datagram", "opts"): "NULL = defaults",
+    ("gh_pool_spawn", "out"): "NULL = detached",
     ("gh_sendto", "addr"): "NULL = the connected peer",
     ("gh_sendfile", "offset"): "NULL = the file position",
     ("gh_sendfile", "sent"): "`sent` may be NULL",

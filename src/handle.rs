@@ -48,6 +48,8 @@ pub enum Kind {
     Server = 11,
     /// gh_stream (src/stream.rs).
     Stream = 12,
+    /// gh_pool (src/pool.rs).
+    Pool = 13,
 }
 
 /// A decoded handle.

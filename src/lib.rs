@@ -26,6 +26,7 @@
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
 //! io_ext        recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile
 //! net           address strings, listen, connect_to (tries each resolved address)
+//! pool          greenlet pools and groups (spawn into, wait for a place, join, kill)
 //! server        StreamServer: accept loop, a handler greenlet per connection, stop
 //! stream        buffered reader over an fd (read_until, read_exact), write_all
 //! greenlet      the greenlet record and coroutine types
@@ -50,6 +51,7 @@ pub mod io_ext;
 pub mod monitor;
 pub mod net;
 pub mod overflow;
+pub mod pool;
 pub mod server;
 pub mod signals;
 pub mod stack;

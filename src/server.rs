@@ -107,7 +107,7 @@ pub struct Conn {
 }
 
 /// A connection of a server as `conns_of` lists it: (slot, gen, handler greenlet).
-type ConnRef = (u32, u32, Option<(u32, u32)>);
+pub(crate) type ConnRef = (u32, u32, Option<(u32, u32)>);
 
 /// A hub's servers, the connections they handle, buffered streams (src/stream.rs) and
 /// gh_poll's epoll fds (src/io_ext.rs).
@@ -118,6 +118,8 @@ pub struct Net {
     pub(crate) streams: Table<crate::stream::Stream>,
     /// gh_poll's epoll fds while their callers wait (closed at hub teardown).
     pub(crate) polls: Table<i32>,
+    /// gh_pool_* pools and their members (src/pool.rs).
+    pub(crate) pools: crate::pool::Pools,
 }
 
 impl Drop for Net {
@@ -165,11 +167,11 @@ fn exhausted(e: Error) -> bool {
 const BACKOFF_MIN_NS: u64 = 10_000_000;
 const BACKOFF_MAX_NS: u64 = 1_000_000_000;
 
-fn pack(slot: u32, gen: u32) -> *mut c_void {
+pub(crate) fn pack(slot: u32, gen: u32) -> *mut c_void {
     (((gen as u64) << 32) | slot as u64) as usize as *mut c_void
 }
 
-fn unpack(p: *mut c_void) -> (u32, u32) {
+pub(crate) fn unpack(p: *mut c_void) -> (u32, u32) {
     let v = p as usize as u64;
     (v as u32, (v >> 32) as u32)
 }

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod io;
 pub mod io_ext;
 pub mod net;
+pub mod pool;
 pub mod server;
 pub mod stream;
 pub mod sync;
