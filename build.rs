@@ -4,11 +4,14 @@
 use std::env;
 use std::path::PathBuf;
 
+mod build_soname;
+
 fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build_soname.rs");
 
     // For gh_build_info().
     println!(
@@ -22,12 +25,14 @@ fn main() {
 
     // The shared library's SONAME is libgreenhub.so.<major> whoever builds it (plain
     // cargo or CMake), so programs linked against it record the ABI they were built
-    // for. Cargo still names the file libgreenhub.so: CMake's install (and the build
-    // tree's staging) add the libgreenhub.so.<major> link the loader looks for.
-    // Exports need no version script: rustc's own exports only the #[no_mangle]
-    // items, all gh_* (checked by scripts/check_exports.sh).
+    // for. Cargo names the file libgreenhub.so; the libgreenhub.so.<major> link the
+    // loader looks for is made here, beside it, so a plain `cargo build` is usable as
+    // it is (`cc -Ltarget/release -lgreenhub`, `LD_LIBRARY_PATH=target/release`).
+    // CMake's install makes the installed links. Exports need no version script:
+    // rustc's own exports only the #[no_mangle] items, all gh_* (scripts/check_exports.sh).
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgreenhub.so.{major}");
+        build_soname::link("libgreenhub.so", &major);
     }
 
     let mut config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
@@ -55,8 +60,12 @@ struct addrinfo;
 #define GH_SPAWN_EX(out, fn, arg, opts) gh_spawn_at((out), (fn), (arg), (opts), __FILE__, __LINE__)
 "#
     ));
+    generate_header(&dir, config);
+}
+
+fn generate_header(dir: &std::path::Path, config: cbindgen::Config) {
     match cbindgen::Builder::new()
-        .with_crate(&dir)
+        .with_crate(dir)
         .with_config(config)
         .generate()
     {

@@ -14,8 +14,9 @@
  *     }
  *
  * Running a test program:
- *     ./test_x               every case; prints "ok name" / "FAIL name (reason)"
- *                            and closes with "N passed, N failed"
+ *     ./test_x               every case; prints "ok name" / "FAIL name (reason)" /
+ *                            "skip name (reason)" and closes with
+ *                            "N passed, N failed, N skipped"
  *     ./test_x NAME          only the case called NAME
  *     ./test_x --list        the case names, nothing run
  * Environment:
@@ -27,6 +28,17 @@
  * codes with gh_err_name) to stderr and ends the child with _exit(1). A case
  * that returns ends its child with exit(0), a normal exit, so valgrind's leak
  * check runs in the child.
+ *
+ * SKIP("reason", ...) (printf-style) ends the case as skipped, counted apart from
+ * passed and failed: the reason names what this run lacks (a build feature, a tool that
+ * changes what the case measures) and where the case does run. Call it from the case's
+ * own code, before any greenlet or watcher exists (it exits the child; under
+ * GH_TEST_NOFORK=1 it longjmps back to the runner).
+ *
+ * Output a case expects (a message on stderr it checks) is captured, not printed:
+ * gh_test_capture_stderr_begin() sends fd 2 to a temporary file, and
+ * gh_test_capture_stderr_end() puts fd 2 back and returns what was written (also
+ * printed to stdout under GH_TEST_VERBOSE=1).
  *
  * Compiles as C99 and later and as C++17 with -Wall -Wextra -Werror -pedantic.
  */
@@ -40,10 +52,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -59,7 +74,9 @@ struct gh_test_state {
     int list;                    /* --list */
     int nofork;                  /* GH_TEST_NOFORK=1 */
     unsigned timeout;            /* seconds, 0 = no bound */
-    int passed, failed, matched;
+    int passed, failed, skipped, matched;
+    char *skip_why;              /* shared with the case's child: SKIP's reason */
+    jmp_buf skip_jmp;            /* GH_TEST_NOFORK=1: where SKIP returns to */
     const char *current;         /* the running case, for assertion messages */
     volatile pid_t child;        /* read by the SIGALRM handler */
     volatile sig_atomic_t timed_out;
@@ -125,6 +142,35 @@ static inline long gh_test_rss_kb(void) {
 #ifndef GH_TEST_ASAN
 #define GH_TEST_ASAN 0
 #endif
+
+/* 1 when this program runs under valgrind (its preload is in LD_PRELOAD). */
+static inline int gh_test_under_valgrind(void) {
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+/* A death test's child about to fault on purpose (a NULL write its test expects): under
+ * valgrind, errors of this process are not reported from here on, so the expected
+ * "Invalid write" does not look like a failure in a passing run. Nothing otherwise,
+ * and nothing where valgrind's header is not installed. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define GH_TEST_HAVE_VALGRIND_H 1
+#endif
+#endif
+static inline void gh_test_fault_on_purpose(void) {
+#ifdef GH_TEST_HAVE_VALGRIND_H
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+}
+
+/* The expected fault happened (a handler about to exit the child): reporting back on. */
+static inline void gh_test_fault_done(void) {
+#ifdef GH_TEST_HAVE_VALGRIND_H
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+}
 
 /* CLOCK_MONOTONIC in seconds. */
 static inline double gh_test_now(void) {
@@ -203,7 +249,84 @@ static inline void gh_test_fail_exit_(void) {
                           gh_a_ ? gh_a_ : "(null)", gh_b_ ? gh_b_ : "(null)"); \
     } while (0)
 
+/* ---- expected output ---------------------------------------------------- */
+
+#define GH_TEST_CAPTURE_MAX_ 65536
+
+struct gh_test_capture_ {
+    int saved;  /* the real fd 2 while capturing, else -1 */
+    FILE *file; /* where fd 2 goes meanwhile */
+    char text[GH_TEST_CAPTURE_MAX_];
+};
+
+static inline struct gh_test_capture_ *gh_test_capture_state_(void) {
+    static struct gh_test_capture_ c = {-1, NULL, {0}};
+    return &c;
+}
+
+/* Send this process's stderr (fd 2, and so threads' and libraries' messages) to a
+ * temporary file until gh_test_capture_stderr_end(). Not nestable. */
+static inline void gh_test_capture_stderr_begin(void) {
+    struct gh_test_capture_ *c = gh_test_capture_state_();
+    fflush(stderr);
+    c->file = tmpfile();
+    c->saved = dup(2);
+    if (c->file == NULL || c->saved < 0 || dup2(fileno(c->file), 2) < 0) {
+        fprintf(stderr, "harness: cannot capture stderr: %s\n", strerror(errno));
+        _exit(1);
+    }
+}
+
+/* Put stderr back; returns what was written to it meanwhile (a NUL-terminated static
+ * buffer, the first 64 KiB, valid until the next capture). */
+static inline const char *gh_test_capture_stderr_end(void) {
+    struct gh_test_capture_ *c = gh_test_capture_state_();
+    size_t n = 0;
+    const char *v = getenv("GH_TEST_VERBOSE");
+    fflush(stderr);
+    if (c->saved >= 0) {
+        dup2(c->saved, 2);
+        close(c->saved);
+        c->saved = -1;
+    }
+    c->text[0] = 0;
+    if (c->file != NULL) {
+        rewind(c->file);
+        n = fread(c->text, 1, sizeof c->text - 1, c->file);
+        c->text[n] = 0;
+        fclose(c->file);
+        c->file = NULL;
+    }
+    if (v && strcmp(v, "1") == 0) printf("  captured stderr:\n%s", c->text);
+    return c->text;
+}
+
 /* ---- cases and the runner ----------------------------------------------- */
+
+/* Exit code of a case's child that called SKIP (automake's "skipped"). */
+#define GH_TEST_SKIP_EXIT_ 77
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GH_TEST_PRINTF_(f, a) __attribute__((format(printf, f, a)))
+#else
+#define GH_TEST_PRINTF_(f, a)
+#endif
+
+static inline void gh_test_skip_(const char *fmt, ...) GH_TEST_PRINTF_(1, 2);
+static inline void gh_test_skip_(const char *fmt, ...) {
+    struct gh_test_state *s = gh_test_state_();
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->skip_why, 256, fmt, ap);
+    va_end(ap);
+    if (s->skip_why[0] == 0) snprintf(s->skip_why, 256, "no reason given");
+    fflush(stdout);
+    if (s->nofork) longjmp(s->skip_jmp, 1);
+    exit(GH_TEST_SKIP_EXIT_); /* a normal exit, as a case that returns */
+}
+
+/* End the running case as skipped, with a reason (printf-style). */
+#define SKIP(...) gh_test_skip_(__VA_ARGS__)
 
 #define TEST(name) static void name(void)
 #define RUN(name) gh_test_run_(#name, name)
@@ -221,6 +344,13 @@ static inline void gh_test_init_(int argc, char **argv) {
     s->nofork = env && strcmp(env, "1") == 0;
     env = getenv("GH_TEST_TIMEOUT");
     s->timeout = env && *env ? (unsigned)strtoul(env, NULL, 10) : 20;
+    /* SKIP's reason travels from the case's child in a shared page */
+    s->skip_why = (char *)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                               -1, 0);
+    if (s->skip_why == (char *)MAP_FAILED) {
+        fprintf(stderr, "harness: mmap: %s\n", strerror(errno));
+        exit(2);
+    }
 }
 
 static inline const char *gh_test_signame_(int sig) {
@@ -253,9 +383,13 @@ static inline void gh_test_on_alarm_(int sig) {
     if (s->child > 0) kill(s->child, SIGKILL);
 }
 
+/* ok: 1 passed, 0 failed, -1 skipped (why: the reason). */
 static inline void gh_test_report_(const char *name, int ok, const char *why) {
     struct gh_test_state *s = gh_test_state_();
-    if (ok) {
+    if (ok < 0) {
+        s->skipped++;
+        printf("skip %s (%s)\n", name, why);
+    } else if (ok) {
         s->passed++;
         printf("ok %s\n", name);
     } else {
@@ -280,9 +414,14 @@ static inline void gh_test_run_(const char *name, void (*fn)(void)) {
     s->matched++;
     s->current = name;
 
+    s->skip_why[0] = 0;
     if (s->nofork) {
-        fn();
-        gh_test_report_(name, 1, "");
+        if (setjmp(s->skip_jmp) == 0) {
+            fn();
+            gh_test_report_(name, 1, "");
+        } else {
+            gh_test_report_(name, -1, s->skip_why);
+        }
         return;
     }
 
@@ -319,7 +458,10 @@ static inline void gh_test_run_(const char *name, void (*fn)(void)) {
                  WTERMSIG(status));
     else if (WIFEXITED(status) && WEXITSTATUS(status) == 99)
         snprintf(why, sizeof why, "exit code 99: valgrind found errors");
-    else
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == GH_TEST_SKIP_EXIT_ && s->skip_why[0]) {
+        gh_test_report_(name, -1, s->skip_why);
+        return;
+    } else
         snprintf(why, sizeof why, "exit code %d", WEXITSTATUS(status));
     gh_test_report_(name, WIFEXITED(status) && WEXITSTATUS(status) == 0 && !s->timed_out, why);
 }
@@ -331,7 +473,7 @@ static inline int gh_test_done_(void) {
         fprintf(stderr, "%s: no test case named '%s' (try --list)\n", s->prog, s->only);
         return 2;
     }
-    printf("%d passed, %d failed\n", s->passed, s->failed);
+    printf("%d passed, %d failed, %d skipped\n", s->passed, s->failed, s->skipped);
     fflush(stdout);
     return s->failed != 0;
 }

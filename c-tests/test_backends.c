@@ -110,7 +110,10 @@ TEST(unknown_name_config_einval) {
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gh_hub_config_init(&cfg);
         cfg.backend = bad[i];
+        if (i == 0) gh_test_capture_stderr_begin(); /* (the process's one line) */
         ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+        if (i == 0)
+            ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"\"") != NULL);
         ASSERT_EQ(gh_test_fd_count(), fd0);
     }
     gh_hub_config_init(&cfg);
@@ -125,7 +128,9 @@ TEST(unknown_name_config_einval) {
 TEST(unknown_name_env_einval) {
     gh_hub_config cfg;
     ASSERT_OK(setenv("GREENHUB_BACKEND", "select", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"select\"") != NULL);
     ASSERT_TRUE(gh_hub_backend() == NULL);
     gh_hub_config_init(&cfg);
     cfg.backend = "polling";

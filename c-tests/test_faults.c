@@ -1243,8 +1243,12 @@ TEST(stack_sizes_configure) {
     int fd0 = gh_test_fd_count();
     gh_hub_config_init(&cfg);
     for (i = 0; i < N_BAD_STACKS; i++) {
+        const char *err;
         cfg.stack_size = BAD_STACKS[i];
+        gh_test_capture_stderr_begin(); /* sizes above 1 GiB get a line */
         ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+        err = gh_test_capture_stderr_end();
+        ASSERT_TRUE(err[0] == 0 || strstr(err, "greenhub: stack size ") != NULL);
         ASSERT_EQ(gh_test_fd_count(), fd0);
     }
     for (i = 0; i < N_GOOD_STACKS; i++) {
@@ -2512,6 +2516,36 @@ TEST(issue5_callbacks) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* gh_link / gh_unlink (issue 14): NULL fn -> GH_EINVAL; zero, stale and other-kind
+ * handles -> GH_EBADHANDLE; nothing runs. */
+static int links_ran;
+static void links_cb(gh_greenlet g, void *arg) {
+    (void)g;
+    (void)arg;
+    links_ran++;
+}
+static void *links_body(void *arg) { return arg; }
+TEST(links_bad_arguments) {
+    gh_greenlet g, zero = {0}, forged;
+    gh_watcher w;
+    ASSERT_OK(gh_spawn(&g, links_body, NULL));
+    ASSERT_CODE(gh_link(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_unlink(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_link(zero, links_cb, NULL), GH_EBADHANDLE);
+    forged.id = g.id ^ 1;
+    ASSERT_CODE(gh_link(forged, links_cb, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_timer_new(&w, 1, 0));
+    forged.id = w.id;
+    ASSERT_CODE(gh_link(forged, links_cb, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_unlink(forged, links_cb, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_release(g));
+    ASSERT_CODE(gh_link(g, links_cb, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(links_ran, 0);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(null_pointers_rejected);
@@ -2554,5 +2588,6 @@ int main(int argc, char **argv) {
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);
+    RUN(links_bad_arguments);
     return TEST_DONE();
 }

@@ -2176,6 +2176,122 @@ TEST(yield_storm_does_not_starve_timers) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* ---- links (gh_link / gh_unlink, gevent's rawlink; issue 14) ------------------------ */
+
+static struct {
+    int order[16];
+    uint64_t who[16];
+    int n, sleep_rc;
+} LK;
+
+static void link_rec(gh_greenlet g, void *arg) {
+    if (LK.n < 16) {
+        LK.order[LK.n] = (int)(intptr_t)arg;
+        LK.who[LK.n] = g.id;
+    }
+    LK.n++;
+    LK.sleep_rc = gh_sleep(0); /* a hub callback: must not block */
+}
+
+static void *returns_at_once(void *arg) { return arg; }
+static void *sleeps_long(void *arg) {
+    (void)arg;
+    gh_sleep(60);
+    return NULL;
+}
+
+/* Links run in the hub when the greenlet ends, in link order, with its handle; not
+ * before it ends; a blocking call in them gets GH_EPERM. */
+TEST(link_runs_in_order_when_greenlet_ends) {
+    gh_greenlet g;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&g, sleeps_long, NULL));
+    ASSERT_OK(gh_link(g, link_rec, (void *)1));
+    ASSERT_OK(gh_link(g, link_rec, (void *)2));
+    ASSERT_OK(gh_link(g, link_rec, (void *)3));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(LK.n, 0); /* alive: nothing ran */
+    ASSERT_OK(gh_kill(g, GH_FOREVER));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 3);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(LK.order[i], i + 1);
+        ASSERT_EQ(LK.who[i], g.id);
+    }
+    ASSERT_CODE(LK.sleep_rc, GH_EPERM);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A greenlet that already ended (returned, or killed before it started): the link runs
+ * in the next iteration, not inside gh_link. gh_unlink removes a pending link (1) and
+ * then finds none (0), also one queued for a dead greenlet. */
+TEST(link_dead_greenlet_and_unlink) {
+    gh_greenlet a, b, c;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&a, returns_at_once, NULL));
+    ASSERT_OK(gh_join(a, GH_FOREVER, NULL));
+    ASSERT_OK(gh_link(a, link_rec, (void *)10));
+    ASSERT_EQ(LK.n, 0);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 1);
+    ASSERT_EQ(LK.order[0], 10);
+
+    ASSERT_OK(GH_SPAWN(&b, returns_at_once, NULL)); /* never started */
+    ASSERT_OK(gh_link(b, link_rec, (void *)20));
+    ASSERT_OK(gh_link(b, link_rec, (void *)21));
+    ASSERT_EQ(gh_unlink(b, link_rec, (void *)20), 1);
+    ASSERT_EQ(gh_unlink(b, link_rec, (void *)20), 0);
+    ASSERT_OK(gh_kill(b, GH_FOREVER));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 2);
+    ASSERT_EQ(LK.order[1], 21);
+
+    ASSERT_OK(GH_SPAWN(&c, returns_at_once, NULL));
+    ASSERT_OK(gh_join(c, GH_FOREVER, NULL));
+    ASSERT_OK(gh_link(c, link_rec, (void *)30)); /* queued */
+    ASSERT_EQ(gh_unlink(c, link_rec, (void *)30), 1);
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(LK.n, 2);
+    ASSERT_OK(gh_release(a));
+    ASSERT_OK(gh_release(b));
+    ASSERT_OK(gh_release(c));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* Links survive gh_release; links of a live greenlet never run once its hub is destroyed
+ * (and leak nothing: valgrind). */
+TEST(link_released_and_destroyed) {
+    gh_greenlet g, h;
+    memset(&LK, 0, sizeof LK);
+    ASSERT_OK(GH_SPAWN(&g, returns_at_once, NULL));
+    ASSERT_OK(gh_link(g, link_rec, (void *)5));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(LK.n, 1);
+    ASSERT_EQ(LK.order[0], 5);
+    ASSERT_OK(GH_SPAWN(&h, sleeps_long, NULL));
+    for (int i = 0; i < 10; i++) ASSERT_OK(gh_link(h, link_rec, (void *)(intptr_t)i));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(LK.n, 1);
+}
+
+/* Misuse: NULL fn, main, bad and stale handles. */
+TEST(link_errors) {
+    gh_greenlet g, zero = {0};
+    ASSERT_OK(GH_SPAWN(&g, returns_at_once, NULL));
+    ASSERT_CODE(gh_link(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_unlink(g, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_link(gh_main(), link_rec, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_link(zero, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_unlink(zero, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_release(g));
+    ASSERT_CODE(gh_link(g, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_CODE(gh_unlink(g, link_rec, NULL), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(yield_storm_does_not_starve_timers);
@@ -2278,5 +2394,9 @@ int main(int argc, char **argv) {
     RUN(handle_of_other_live_thread_ewrongthread);
     RUN(handle_of_exited_thread_ebadhandle);
     RUN(handles_stale_after_hub_destroy);
+    RUN(link_runs_in_order_when_greenlet_ends);
+    RUN(link_dead_greenlet_and_unlink);
+    RUN(link_released_and_destroyed);
+    RUN(link_errors);
     return TEST_DONE();
 }

@@ -54,16 +54,23 @@ static void spawn_touch_join(size_t bytes) {
 }
 
 /* Forks a process that (with no greenhub environment) runs stack_toucher(bytes) on a
- * default-sized stack; returns 1 if that process died of a signal, 0 if it lived.
+ * default-sized stack; returns 1 if that process died of a signal after greenhub's
+ * "stack overflow" line (its stderr, read here), 0 if it lived.
  * Must be called before this process makes any greenhub call. */
 static int default_stack_overflows(size_t bytes) {
-    int status = 0;
+    static char err[4096];
+    int status = 0, p[2];
+    size_t got = 0;
+    ssize_t n;
     pid_t pid;
+    ASSERT_EQ(pipe(p), 0);
     fflush(stdout);
     fflush(stderr);
     pid = fork();
     ASSERT_TRUE(pid >= 0);
     if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
         /* The overflow must kill this child with the signal: under ASan its SEGV
          * handler would report the overflow and exit(1) instead. */
         signal(SIGSEGV, SIG_DFL);
@@ -71,8 +78,15 @@ static int default_stack_overflows(size_t bytes) {
         spawn_touch_join(bytes);
         _exit(0);
     }
+    close(p[1]);
+    while (got + 1 < sizeof err && (n = read(p[0], err + got, sizeof err - 1 - got)) > 0)
+        got += (size_t)n;
+    err[got] = 0;
+    close(p[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    if (WIFSIGNALED(status) && strstr(err, "greenhub: stack overflow in greenlet") == NULL)
+        GH_TEST_FAIL_("the overflowing child died without greenhub's line; its stderr: %s", err);
     return WIFSIGNALED(status);
 }
 
@@ -292,7 +306,9 @@ TEST(configure_backend_epoll) {
 TEST(configure_bad_backend_and_monitor) {
     gh_hub_config cfg;
     int fd0 = gh_test_fd_count();
+    const char *err;
     gh_hub_config_init(&cfg);
+    gh_test_capture_stderr_begin();
     cfg.backend = "nope";
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
     cfg.backend = "";
@@ -307,6 +323,8 @@ TEST(configure_bad_backend_and_monitor) {
     cfg.monitor = 1;
     cfg.max_blocking_time = INFINITY;
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
+    err = gh_test_capture_stderr_end(); /* a line for the first bad name */
+    ASSERT_TRUE(strstr(err, "greenhub: unknown backend \"nope\"") != NULL);
     ASSERT_EQ(gh_test_fd_count(), fd0);
     gh_hub_config_init(&cfg); /* none of the failures created the hub */
     cfg.monitor = 1;
@@ -338,10 +356,12 @@ TEST(configure_stack_size_limits) {
     gh_hub_config cfg;
     size_t i;
     gh_hub_config_init(&cfg);
+    gh_test_capture_stderr_begin();
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg.stack_size = bad[i];
         ASSERT_CODE(gh_hub_configure(&cfg), GH_EINVAL);
     }
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: stack size 1073741825 is too large") != NULL);
     for (i = 0; i < sizeof good / sizeof good[0]; i++) {
         cfg.stack_size = good[i];
         ASSERT_OK(gh_hub_configure(&cfg));
@@ -371,7 +391,9 @@ TEST(env_backend_unknown) {
     gh_greenlet g = {0x1234};
     int fd0 = gh_test_fd_count();
     ASSERT_OK(setenv("GREENHUB_BACKEND", "nope", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_spawn(&g, return_arg, NULL), GH_EINVAL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"nope\"") != NULL);
     ASSERT_EQ(g.id, 0x1234); /* *out not written on failure */
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
     ASSERT_EQ(gh_hub_current().id, 0);
@@ -402,10 +424,12 @@ TEST(env_backend_epoll) {
 TEST(env_stack_size_bad) {
     gh_greenlet g;
     ASSERT_OK(setenv("GREENHUB_STACK_SIZE", "abc", 1));
+    gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_spawn(&g, return_arg, NULL), GH_EINVAL);
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
     ASSERT_EQ(gh_hub_current().id, 0);
     ASSERT_OK(gh_hub_destroy());
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "GREENHUB_STACK_SIZE=\"abc\" is not a size") != NULL);
 }
 
 /* GREENHUB_STACK_SIZE=512K is accepted and used: a greenlet touches 450 KiB of stack,

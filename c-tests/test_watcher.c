@@ -334,6 +334,94 @@ TEST(timer_repeat_n_times_then_stop) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* A repeating timer keeps time (issue 19): it re-arms from when it was due, not from
+ * when the loop got to it. Here an always-ready io watcher whose callback works 3 ms
+ * makes every loop iteration last 3 ms, so a 10 ms timer runs 0-3 ms late each
+ * period; re-armed from the firing time it fired every ~12 ms (40 times in 0.5 s),
+ * now once per period (49-50). */
+struct keep_time {
+    gh_watcher t, io;
+    int count;
+    double until;
+};
+
+static void keep_time_timer_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    ((struct keep_time *)arg)->count++;
+}
+
+static void keep_time_io_cb(gh_watcher w, int revents, void *arg) {
+    (void)revents;
+    struct keep_time *k = (struct keep_time *)arg;
+    double busy = gh_test_now() + 0.003;
+    while (gh_test_now() < busy) {
+    }
+    if (gh_test_now() >= k->until) {
+        gh_watcher_stop(k->t);
+        gh_watcher_stop(w);
+    }
+}
+
+TEST(timer_repeat_keeps_time_when_late) {
+    int p[2];
+    ASSERT_TRUE(pipe(p) == 0);
+    ASSERT_TRUE(write(p[1], "x", 1) == 1); /* never read: always ready */
+    struct keep_time k = {0};
+    ASSERT_OK(gh_timer_new(&k.t, 0.01, 0.01));
+    ASSERT_OK(gh_io_new(&k.io, p[0], GH_READ));
+    double t0 = gh_test_now();
+    k.until = t0 + 0.5;
+    ASSERT_OK(gh_watcher_start(k.t, keep_time_timer_cb, &k));
+    ASSERT_OK(gh_watcher_start(k.io, keep_time_io_cb, &k));
+    ASSERT_OK(gh_hub_run());
+    int periods = (int)((gh_test_now() - t0) / 0.01);
+    if (k.count < periods - 4 || k.count > periods + 1)
+        fprintf(stderr, "fired %d times in %d periods\n", k.count, periods);
+    ASSERT_TRUE(k.count >= periods - 4);
+    ASSERT_TRUE(k.count <= periods + 1);
+    ASSERT_OK(gh_watcher_close(k.t));
+    ASSERT_OK(gh_watcher_close(k.io));
+    close(p[0]);
+    close(p[1]);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A loop late by several periods skips the missed ones instead of firing them in a
+ * burst: after a callback that blocks for 5.5 periods, one late firing, then the
+ * next on the timer's own phase. */
+struct skip_rec {
+    int count;
+    double at[4];
+};
+
+static void skip_cb(gh_watcher w, int revents, void *arg) {
+    (void)revents;
+    struct skip_rec *r = (struct skip_rec *)arg;
+    r->at[r->count++] = gh_test_now();
+    if (r->count == 1) {
+        double busy = gh_test_now() + 0.055;
+        while (gh_test_now() < busy) {
+        }
+    }
+    if (r->count == 4) gh_watcher_stop(w);
+}
+
+TEST(timer_repeat_skips_missed_periods) {
+    struct skip_rec r = {0};
+    gh_watcher t;
+    ASSERT_OK(gh_timer_new(&t, 0.01, 0.01));
+    ASSERT_OK(gh_watcher_start(t, skip_cb, &r));
+    ASSERT_OK(gh_hub_run());
+    ASSERT_EQ(r.count, 4);
+    /* Not a burst: after the late firing, each next one is a period apart at most
+     * and more than a few ms (a burst fires back to back). */
+    ASSERT_TRUE(r.at[2] - r.at[1] >= 0.002);
+    ASSERT_TRUE(r.at[3] - r.at[2] >= 0.008);
+    ASSERT_OK(gh_watcher_close(t));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* after = +inf (and 1e300): a valid timer that never fires (no overflow into "due"). */
 TEST(timer_infinite_never_fires) {
     int fds0 = gh_test_fd_count();
@@ -1457,6 +1545,8 @@ int main(int argc, char **argv) {
     RUN(timer_one_shot);
     RUN(timer_after_zero_fires);
     RUN(timer_repeat_n_times_then_stop);
+    RUN(timer_repeat_keeps_time_when_late);
+    RUN(timer_repeat_skips_missed_periods);
     RUN(timer_infinite_never_fires);
     RUN(timer_equal_deadlines_fire_in_start_order);
     RUN(timer_restart_from_own_callback);

@@ -12,6 +12,18 @@
  * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
  * objects belong to the hub of the thread that created them; only functions marked
  * thread-safe may be called from another thread.
+ *
+ * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
+ * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
+ * loop or a greenlet's stack: called from a callback or greenlet function, or acting on
+ * a thread blocked in a greenhub call (gh_hub_run's poll is a cancellation point), they
+ * end the process (SIGABRT) with a message saying so. To end such a thread, stop its
+ * loop (an async watcher or gh_hub_call_threadsafe whose callback stops the watchers
+ * keeping it alive) and return from the thread function; at thread exit its hub is
+ * destroyed as by gh_hub_destroy. C++ exceptions must be caught inside callbacks and
+ * greenlet functions (the same message otherwise); inside them each greenlet has its own
+ * exception state (the caught-exception stack and std::uncaught_exceptions(), swapped
+ * at every switch), so a greenlet may block inside a catch handler or a destructor.
  */
 
 #ifndef GREENHUB_H
@@ -407,6 +419,11 @@ typedef struct gh_spawn_options {
    */
   const char *name;
 } gh_spawn_options;
+
+/**
+ * A function gh_link runs when greenlet `g` ends: `void fn(gh_greenlet g, void *arg)`.
+ */
+typedef void (*gh_link_fn)(struct gh_greenlet g, void *arg);
 
 /**
  * Settings of a thread's hub, applied by gh_hub_configure before the hub's first use.
@@ -962,6 +979,32 @@ int gh_greenlet_name(struct gh_greenlet g, char *buf, size_t len);
 int gh_greenlet_set_name(struct gh_greenlet g, const char *name);
 
 /**
+ * Links `fn` to greenlet `g` (gevent's `rawlink`): when `g` ends — its function
+ * returns, or it is killed, before or after it started — `fn(g, arg)` runs in the hub,
+ * in the next loop iteration, links in the order they were made; linking a greenlet that
+ * has already ended queues `fn` at once. `fn` runs as a hub callback: it must not block
+ * (blocking calls return GH_EPERM there). A greenlet may be linked several times, to the
+ * same function too. Links of greenlets still alive when their hub is destroyed never
+ * run. Links survive gh_release (then `g` is stale in `fn`: use `arg`).
+ *
+ * *Ownership*: `arg` is passed through untouched. *Threads*: `g` of this thread's hub.
+ * *Blocking*: never.
+ * *Errors*: GH_EINVAL (`fn` NULL; `g` is the main greenlet or the hub), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD, GH_ENOMEM.
+ */
+int gh_link(struct gh_greenlet g, gh_link_fn fn, void *arg);
+
+/**
+ * Removes the first link of `g` to `fn` with `arg` that has not run yet (made by
+ * gh_link; also one queued because `g` has ended). Returns 1 if one was removed, 0 if
+ * none matched.
+ *
+ * *Threads*: `g` of this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_unlink(struct gh_greenlet g, gh_link_fn fn, void *arg);
+
+/**
  * Gives up the handle `g`: it is stale from now on. The greenlet itself keeps running
  * (detached); its small record is freed at once if it is dead, else when it dies.
  *
@@ -1015,6 +1058,9 @@ int gh_hub_run(void);
  * did not free is lost — kill and join them first to let them clean up), watchers
  * are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
  * stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
+ * gh_hub_call_threadsafe calls the hub accepted and has not run yet run first, in order,
+ * as hub callbacks (their blocking calls get GH_EPERM); gh_run_callback callbacks not
+ * run yet are dropped.
  * A thread that exits without calling this has its hub destroyed the same way.
  * The hub's greenlet stacks (reserved regions) are unmapped, and the alternate signal
  * stack the hub gave this thread, if it did, is removed.
@@ -1069,6 +1115,10 @@ const char *gh_hub_backend(void);
  * Queues `fn(arg)` to run in the thread of `hub`, in that hub's next iteration (as
  * gh_run_callback there: it must not block). The way to hand work to another
  * thread's hub; the only hub function callable with another thread's handle.
+ * GH_OK means `fn` will run, exactly once, in `hub`'s thread: in its loop, or at the
+ * latest when the hub is destroyed (gh_hub_destroy or the thread's exit runs the calls
+ * it accepted and has not run yet, in order, before the hub goes); from the start of
+ * that teardown on, calls are refused with GH_EBADHANDLE.
  *
  * *Ownership*: `arg` is passed through untouched.
  * *Threads*: thread-safe: any thread, including `hub`'s own.
@@ -2157,7 +2207,10 @@ int gh_io_new(struct gh_watcher *out, int fd, int events);
  * Creates a timer watcher, stopped: once started it fires `after` seconds later, then
  * every `repeat` seconds if `repeat` > 0 (a one-shot timer stops itself before its
  * callback runs; restart it from there if you like). Timers use CLOCK_MONOTONIC:
- * wall-clock jumps do not move them. Equal deadlines fire in start order.
+ * wall-clock jumps do not move them. Equal deadlines fire in start order. A repeating
+ * timer keeps time: each period is counted from when the last one was due, not from
+ * when the loop got to it, so a late loop does not make it drift; periods the loop
+ * missed entirely (blocked longer than `repeat`) are skipped, not fired in a burst.
  *
  * *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
  * *Errors*: GH_EINVAL (`out` NULL; `after` negative or NaN; `repeat` negative, NaN or
@@ -2439,9 +2492,11 @@ int gh_assert_switches_end(struct gh_switch_token tok);
  * not running its loop) is listed as such — the call then blocks this thread that long.
  * Writes at most `len` bytes including a terminating NUL (snprintf semantics) and
  * returns the length of the whole text, so a return >= `len` means it was truncated;
- * `buf` NULL with `len` 0 only measures. Also written to stderr by a hub whose process
- * gets the signal named by GREENHUB_RUN_INFO_SIGNAL (e.g. `SIGUSR2`), read at hub
- * creation.
+ * `buf` NULL with `len` 0 only measures. Also written to stderr, once per signal for
+ * the whole process, when it gets the signal named by GREENHUB_RUN_INFO_SIGNAL (e.g.
+ * `SIGUSR2`, read at hub creation): the first hub to see the signal asks every hub for
+ * its section, each answers from its own loop, and a short-lived thread prints the
+ * dump when all have answered or after 0.25 s, so no hub's loop waits for another.
  *
  * *Ownership*: writes into the caller's buffer. *Threads*: any thread (with or without a
  * hub). *Blocking*: up to 0.25 s per hub that does not answer.

@@ -17,7 +17,8 @@
 #    "ASan is ignoring requested __asan_handle_no_return" warning (which means a stack
 #    switch ASan was not told about).
 #
-# Usage: scripts/asan.sh [TEST...]   (TEST: test_hub or c-tests/test_hub.c; default all,
+# Usage: scripts/asan.sh [TEST...]   (TEST: test_hub or c-tests/test_hub.c, or
+#                                      test_sweep_gen; default all, the generated sweep
 #                                      and the examples)
 # Env: GH_TEST_TIMEOUT (per case, default 120 s here), GH_TEST_NOFORK=1 (cases in one
 #      process, for gdb), GH_ASAN_TARGET_DIR (default target/asan), GH_ASAN_CC /
@@ -85,15 +86,16 @@ export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 # Sanitizer output that fails a run even when the program's exit code says it passed.
 REPORTS='ERROR: (AddressSanitizer|LeakSanitizer)|[0-9]+:[0-9]+: runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 
-passed=0 failed=0 reports=0 bad=()
+passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
 record() { # record NAME RC LOG: a program's result, counting its cases and reports
-    local name=$1 rc=$2 log=$3 line p=0 f=0 r
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
-    [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
-    [[ -z $line ]] && ((rc == 0)) && p=1
+    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
+    c=$(counts "$log")
+    [[ -n $c ]] && read -r p f s <<<"$c"
+    [[ -z $c ]] && ((rc == 0)) && p=1
     ((rc != 0 && f == 0)) && f=1
+    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
     r=$(grep -cE "$REPORTS" "$log" || true)
-    passed=$((passed + p)) failed=$((failed + f)) reports=$((reports + r))
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
     if ((r)); then
         bad+=("$name (sanitizer output: $r line(s), see $log)")
     elif ((rc != 0)); then
@@ -102,11 +104,21 @@ record() { # record NAME RC LOG: a program's result, counting its cases and repo
 }
 
 # ---- C tests
-tests=()
+# (test_sweep_gen: the NULL/bad-handle sweep scripts/gen_sweep.py generates from the
+# header, as scripts/test.sh runs it)
+tests=() want_gen=0
 if ((${#names[@]})); then
-    for n in "${names[@]}"; do tests+=("c-tests/$n.c"); done
+    for n in "${names[@]}"; do
+        if [[ $n == test_sweep_gen ]]; then want_gen=1; else tests+=("c-tests/$n.c"); fi
+    done
 else
     tests=(c-tests/test_*.c)
+    want_gen=1
+fi
+if ((want_gen)); then
+    echo "== generated sweep: scripts/gen_sweep.py -> $OUT/gen/test_sweep_gen.c"
+    python3 scripts/gen_sweep.py --out "$OUT/gen/test_sweep_gen.c"
+    tests+=("$OUT/gen/test_sweep_gen.c")
 fi
 echo "== compile ${#tests[@]} C test program(s) with $CC ${SAN[*]} into $OUT/tests"
 compile_many "$OUT/tests" "${TEST_CFLAGS[@]}" "${SAN[@]}" -- "${tests[@]}" || true
@@ -129,9 +141,7 @@ done
 # preloaded and linked ahead of libc. ASan's own interceptors run first and call on
 # into the patch (the next definition), which calls libc.
 if ((!${#names[@]})); then
-    adir=$ASAN_TARGET/$TRIPLE/release
-    ln -sfn libgreenhub.so "$adir/libgreenhub.so.0"
-    ln -sfn libgreenhub_patch.so "$adir/libgreenhub_patch.so.0"
+    adir=$ASAN_TARGET/$TRIPLE/release # (with the SONAME links build.rs made)
     mkdir -p "$OUT/patch"
     for src in c-tests/patch/test_*.c; do
         name=$(basename "${src%.c}") bin=$OUT/patch/$(basename "${src%.c}")
@@ -189,6 +199,7 @@ fi
 echo
 echo "== asan summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+for s in "${skips[@]}"; do echo "  skipped: $s"; done
 echo "sanitizer reports: $reports"
-echo "asan: $passed passed, $failed failed"
+echo "asan: $passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

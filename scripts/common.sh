@@ -14,12 +14,69 @@ TEST_CFLAGS=(-Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -g -O1)
 
 build_lib() {
     echo "== cargo build --release"
+    # (build.rs makes the libgreenhub.so.MAJOR link, the SONAME, beside libgreenhub.so)
     cargo build --release
-    # The shared library's SONAME is libgreenhub.so.MAJOR (build.rs): give programs linked
-    # against target/release/libgreenhub.so the file name the loader will look for.
-    local major
-    major=$(sed -n 's/^version *= *"\([0-9][0-9]*\)\..*/\1/p' Cargo.toml | head -n 1)
-    ln -sfn libgreenhub.so "$TARGET_DIR/release/libgreenhub.so.$major"
+}
+
+# counts LOG: "P F S" from LOG's last "N passed, N failed[, N skipped]" line (the
+# harness's closing line, or a script's), or nothing when there is none.
+counts() {
+    local line p f s=0
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$1" | tail -n 1 || true)
+    [[ -n $line ]] || return 0
+    read -r p _ f _ s _ <<<"${line//,/}"
+    echo "$p $f ${s:-0}"
+}
+
+# skip_lines NAME LOG: one line per distinct reason of LOG's "skip CASE (REASON)" lines:
+# "NAME: CASE, CASE: REASON".
+skip_lines() {
+    sed -n 's/^skip \([^ ]*\) (\(.*\))$/\2\t\1/p' "$2" | awk -F'\t' -v name="$1" '
+        !($1 in cases) { order[++n] = $1; cases[$1] = $2; next }
+        { cases[$1] = cases[$1] ", " $2 }
+        END { for (i = 1; i <= n; i++) print name ": " cases[order[i]] ": " order[i] }'
+}
+
+# vg_filter COUNTFILE: stdin to stdout without valgrind's known noise, counted in
+# COUNTFILE:
+#  * Debian's valgrind does not know pidfd_open (syscall 434): it answers ENOSYS, which
+#    greenhub handles (gh_child_new falls back to SIGCHLD), and warns in five lines
+#    each time;
+#  * a death test's child that turned error reporting off before its deliberate fault
+#    (gh_test_fault_on_purpose, c-tests/harness.h) and died of it: valgrind warns in
+#    three lines that the thread exits with reporting off.
+vg_filter() {
+    awk -v countfile="$1" '
+        /^--[0-9]+-- WARNING: unhandled amd64-linux syscall: 434$/ { n434++; skip = 4; next }
+        /^==[0-9]+== WARNING: exiting thread has error reporting disabled\.$/ { ndis++; skip = 2; next }
+        skip > 0 && /^(--|==)[0-9]+(--|==) / { skip--; next }
+        { skip = 0; print; fflush() }
+        END { if (n434) print "434", n434 >> countfile; if (ndis) print "dis", ndis >> countfile }'
+}
+
+# vg_filtered COUNTFILE: the line saying what vg_filter dropped (nothing if nothing).
+vg_filtered() {
+    [[ -s $1 ]] || return 0
+    awk '{ n[$1] += $2 } END {
+        if (n["434"]) printf "valgrind: %d \"unhandled amd64-linux syscall: 434\" warnings filtered (pidfd_open, unknown to this valgrind: ENOSYS, greenhub uses SIGCHLD)\n", n["434"]
+        if (n["dis"]) printf "valgrind: %d \"exiting thread has error reporting disabled\" warnings filtered (death tests faulting on purpose: gh_test_fault_on_purpose)\n", n["dis"] }' "$1"
+}
+
+# check NAME COMMAND...: one check of a script that counts checks (passed, failed and
+# bad, the caller's), its output indented. COMMAND runs in a subshell (the pipeline): its
+# exports and cd stay there.
+check() {
+    local name=$1 rc=0
+    shift
+    echo "== $name"
+    "$@" 2>&1 | sed 's/^/  /' || rc=${PIPESTATUS[0]}
+    if ((rc == 0)); then
+        passed=$((passed + 1))
+        echo "  ok $name"
+    else
+        failed=$((failed + 1)) bad+=("$name")
+        echo "  FAIL $name (exit $rc)"
+    fi
 }
 
 # compile SRC BIN FLAGS...: one C program linked against the static library.

@@ -8,7 +8,8 @@
 # run adds goes to fuzz/target/corpus-run/ (not committed; reused by the next run).
 # A failing input is written to fuzz/target/artifacts/ and the run fails; reproduce it
 # with the command printed, GH_FUZZ_TRACE=1 to see every call it makes.
-# Needs the nightly toolchain; installs cargo-fuzz (crates.io) when missing.
+# Needs the nightly toolchain; installs cargo-fuzz (crates.io, the pinned version below)
+# only when no cargo-fuzz is installed (an installed one of another version is used).
 # Prints "fuzz: N executions in S s, 0 failures" at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,11 @@ target=api_sequence
 
 rustup toolchain list | grep -q '^nightly' ||
     { echo "fuzz.sh: needs the nightly toolchain (rustup toolchain list)" >&2; exit 1; }
+cargo_fuzz_version=0.13.2
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "== cargo install cargo-fuzz --locked"
+    echo "== cargo install cargo-fuzz --version $cargo_fuzz_version --locked"
     start=$SECONDS
-    cargo install cargo-fuzz --locked
+    cargo install cargo-fuzz --version "$cargo_fuzz_version" --locked
     echo "   (installed in $((SECONDS - start)) s)"
 fi
 echo "== $(cargo fuzz --version); $(rustc +nightly --version)"

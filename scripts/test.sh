@@ -27,24 +27,32 @@ for arg; do
     esac
 done
 
-passed=0 failed=0 bad=()
+passed=0 failed=0 skipped=0 bad=() skips=()
 record() { # record NAME RC [LOG [WHY]]: count a test program's or example's result
-    local name=$1 rc=$2 log=${3:-} why=${4:-exit $2} line p=0 f=0
+    local name=$1 rc=$2 log=${3:-} why=${4:-exit $2} c p=0 f=0 s=0
     if [[ -n $log ]]; then
-        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
-        [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
+        c=$(counts "$log")
+        [[ -n $c ]] && read -r p f s <<<"$c"
+        ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
     elif ((rc == 0)); then
         p=1
     fi
     ((rc != 0 && f == 0)) && f=1
-    passed=$((passed + p)) failed=$((failed + f))
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     ((rc == 0)) || bad+=("$name ($why)")
 }
 
 build_lib
 if ((!c_only)); then
     echo "== cargo test --release"
-    cargo test --release
+    mkdir -p "$OUT"
+    rc=0
+    cargo test --release 2>&1 | tee "$OUT/cargo-test.out" || rc=${PIPESTATUS[0]}
+    # every "test result: ok. N passed; N failed; N ignored" line (lib, tests/, doc tests)
+    read -r p f s < <(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' \
+        "$OUT/cargo-test.out" | awk '{ p += $1; f += $2; s += $3 } END { print p + 0, f + 0, s + 0 }')
+    echo "$p passed, $f failed, $s skipped" >"$OUT/cargo-test.count"
+    record "cargo test --release" "$rc" "$OUT/cargo-test.count"
 
     echo "== header check: C99, C11, C17, C++17 with -Wall -Wextra -Werror -pedantic"
     strict=(-Wall -Wextra -Werror -pedantic -fsyntax-only -Iinclude -Ic-tests)
@@ -103,8 +111,10 @@ if ((want_gen)); then
         record "generated sweep (scripts/gen_sweep.py)" "$rc"
     fi
 fi
-runner=()
+runner=() filter=(cat) vg_count=$OUT/valgrind-filtered.count
+rm -f "$vg_count"
 if [[ ${GH_VALGRIND:-0} == 1 ]]; then
+    filter=(vg_filter "$vg_count")
     command -v valgrind >/dev/null || { echo "GH_VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
     runner=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
         --show-leak-kinds=definite --track-fds=no -q --trace-children=yes --child-silent-after-fork=no)
@@ -121,7 +131,7 @@ for src in "${tests[@]}"; do
         continue
     fi
     rc=0
-    "${runner[@]}" "$bin" </dev/null 2>&1 | tee "$bin.out" || rc=${PIPESTATUS[0]}
+    "${runner[@]}" "$bin" </dev/null 2>&1 | "${filter[@]}" | tee "$bin.out" || rc=${PIPESTATUS[0]}
     record "$name" "$rc" "$bin.out"
 done
 
@@ -139,7 +149,8 @@ if [[ " ${tests[*]} " == *" c-tests/test_faultinject.c "* ]]; then
     LIBS=("${saved_libs[@]}")
     if ((rc == 0)); then
         echo "== ${runner[*]:+valgrind }test_faultinject (fault-injection build)"
-        "${runner[@]}" "$bin" </dev/null 2>&1 | tee "$bin.out" || rc=${PIPESTATUS[0]}
+        "${runner[@]}" "$bin" </dev/null 2>&1 | "${filter[@]}" | tee "$bin.out" ||
+            rc=${PIPESTATUS[0]}
         record "test_faultinject (fault-injection build)" "$rc" "$bin.out"
     else
         [[ -f $bin.log ]] && cat "$bin.log"
@@ -217,6 +228,26 @@ if ((!c_only && ${#cxx_examples[@]})) && command -v "$CXX" >/dev/null; then
     done
 fi
 
+# ---- C++ test programs (c-tests/*.cpp), with every C++ compiler found (g++, clang++;
+# libstdc++): C++ exception state per greenlet (issue 19)
+for cxx in g++ clang++; do
+    command -v "$cxx" >/dev/null || continue
+    mkdir -p "$OUT/tests"
+    for src in c-tests/*.cpp; do
+        name=$(basename "${src%.cpp}")-$cxx bin=$OUT/tests/$(basename "${src%.cpp}")-$cxx
+        echo "== $cxx -std=c++17 $src"
+        if ! "$cxx" -std=c++17 -O1 -g -Wall -Wextra -Werror "${EXTRA_CFLAGS[@]}" -Iinclude -Ic-tests \
+            "$src" -o "$bin" "${LIBS[@]}"; then
+            record "$name" 1 "" "not built"
+            continue
+        fi
+        echo "== ${runner[*]:+valgrind }$name"
+        rc=0
+        "${runner[@]}" "$bin" </dev/null 2>&1 | "${filter[@]}" | tee "$bin.out" || rc=${PIPESTATUS[0]}
+        record "$name" "$rc" "$bin.out"
+    done
+done
+
 # ---- Python binding: its test, on this tree's target/release/libgreenhub.so
 if ((!c_only)); then
     echo "== python: bindings/python/test_greenhub.py"
@@ -230,5 +261,7 @@ fi
 echo
 echo "== summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-echo "total: $passed passed, $failed failed"
+for s in "${skips[@]}"; do echo "  skipped: $s"; done
+vg_filtered "$vg_count"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

@@ -24,8 +24,6 @@ done
 
 [[ ${GH_SKIP_BUILD:-0} == 1 ]] || build_lib
 R=$TARGET_DIR/release
-major=$(sed -n 's/^version *= *"\([0-9][0-9]*\)\..*/\1/p' patch/Cargo.toml | head -n 1)
-ln -sfn libgreenhub_patch.so "$R/libgreenhub_patch.so.$major"
 [[ -f $R/libgreenhub_patch.so ]] || { echo "no $R/libgreenhub_patch.so (cargo build --release)"; exit 1; }
 
 tests=()
@@ -40,20 +38,22 @@ mkdir -p "$dir"
 flags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 "${EXTRA_CFLAGS[@]}"
     -I"$ROOT/include" -I"$ROOT/c-tests" -I"$ROOT/c-tests/patch")
 rpath=(-Wl,-rpath,"$R" -L"$R")
-runner=()
+runner=() filter=(cat) vg_count=$dir/valgrind-filtered.count
+rm -f "$vg_count"
 if [[ ${GH_VALGRIND:-0} == 1 ]]; then
+    filter=(vg_filter "$vg_count")
     runner=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
         --show-leak-kinds=definite --track-fds=no -q --trace-children=yes --child-silent-after-fork=no)
     export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-300}
 fi
 
-passed=0 failed=0 bad=()
+passed=0 failed=0 skipped=0 bad=()
 record() { # NAME RC LOG
-    local line p=0 f=0
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$3" | tail -n 1 || true)
-    [[ -n $line ]] && read -r p _ f _ <<<"${line//,/}"
+    local c p=0 f=0 s=0
+    c=$(counts "$3")
+    [[ -n $c ]] && read -r p f s <<<"$c"
     (($2 != 0 && f == 0)) && f=1
-    passed=$((passed + p)) failed=$((failed + f))
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     (($2 == 0)) || bad+=("$1 (exit $2)")
 }
 
@@ -69,12 +69,12 @@ for src in "${tests[@]}"; do
     echo "== ${runner[*]:+valgrind }LD_PRELOAD=libgreenhub_patch.so $name (backend ${GREENHUB_BACKEND:-default})"
     rc=0
     LD_PRELOAD=$R/libgreenhub_patch.so "${runner[@]}" "$dir/$name" </dev/null 2>&1 |
-        tee "$dir/$name.out" || rc=${PIPESTATUS[0]}
+        "${filter[@]}" | tee "$dir/$name.out" || rc=${PIPESTATUS[0]}
     record "$name (LD_PRELOAD)" "$rc" "$dir/$name.out"
     echo "== ${runner[*]:+valgrind }$name-linked (-lgreenhub_patch ahead of libc)"
     rc=0
-    "${runner[@]}" "$dir/$name-linked" </dev/null 2>&1 | tee "$dir/$name-linked.out" ||
-        rc=${PIPESTATUS[0]}
+    "${runner[@]}" "$dir/$name-linked" </dev/null 2>&1 | "${filter[@]}" |
+        tee "$dir/$name-linked.out" || rc=${PIPESTATUS[0]}
     record "$name (linked)" "$rc" "$dir/$name-linked.out"
 done
 
@@ -98,6 +98,7 @@ fi
 echo
 echo "== patch summary"
 for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+vg_filtered "$vg_count"
 echo "patch total:"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

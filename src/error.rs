@@ -140,6 +140,44 @@ pub fn message(code: i32) -> &'static CStr {
     lookup(code).map_or(c"unknown error code", |e| e.2)
 }
 
+/// Runs `f`; if an unwind that is not a Rust panic leaves it — `pthread_exit` or
+/// `pthread_cancel` (glibc's forced unwind), or a C++ exception a callback or greenlet
+/// function let escape — the process ends here with a message saying so (SIGABRT).
+/// greenhub cannot let such an unwind through: its loop and the greenlets' stacks have
+/// no way to be torn down in the middle of a switch, and Rust's panic boundary would
+/// end the process anyway, with only glibc's "FATAL: exception not rethrown" or Rust's
+/// "cannot catch foreign exceptions" to say why. A Rust panic passes on (to the panic
+/// boundary, which makes it `GH_EINTERNAL`). Costs nothing when nothing unwinds.
+#[inline(always)]
+pub(crate) fn no_foreign_unwind<R>(f: impl FnOnce() -> R) -> R {
+    struct Sentinel;
+    impl Drop for Sentinel {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                foreign_unwind();
+            }
+        }
+    }
+    let s = Sentinel;
+    let r = f();
+    std::mem::forget(s);
+    r
+}
+
+#[cold]
+#[inline(never)]
+fn foreign_unwind() -> ! {
+    const MSG: &[u8] =
+        b"greenhub: fatal: an unwind is crossing greenhub's frames: pthread_exit or \
+pthread_cancel (a forced unwind), or a C++ exception a callback or greenlet function let \
+escape. greenhub cannot unwind its loop or a greenlet's stack: aborting. End a thread \
+outside greenhub calls (stop its loop first), and catch exceptions inside callbacks and \
+greenlet functions (greenhub.h, \"Threads and unwinding\").\n";
+    // SAFETY: writes a static buffer to stderr (no allocation: this runs during an unwind).
+    unsafe { libc::write(2, MSG.as_ptr().cast(), MSG.len()) };
+    std::process::abort();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,41 @@ pub struct Greenlet {
     /// Its stack's usable range [lo, hi) (0, 0 for main and the hub): stack-use reports.
     pub stack_lo: usize,
     pub stack_hi: usize,
+    /// It has gh_link functions (in `HubState::links`), run in the hub when it dies.
+    pub linked: bool,
+}
+
+/// A gh_link: the greenlet (slot), its function and argument.
+pub type Link = (u32, LinkFn, *mut c_void);
+/// `void fn(gh_greenlet g, void *arg)` (a greenlet handle has RawHandle's layout).
+pub type LinkFn = unsafe extern "C" fn(crate::event_loop::watcher::RawHandle, *mut c_void);
+
+/// The C++ runtime's per-thread exception globals (`__cxa_eh_globals` of the Itanium
+/// C++ ABI, as libstdc++'s libsupc++ and LLVM's libc++abi lay it out on x86-64 and
+/// AArch64: the caught-exception stack, then the uncaught-exception count).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct CxaGlobals {
+    pub caught: usize,
+    pub uncaught: usize,
+}
+
+/// This thread's `__cxa_get_globals()`, if the process has a C++ runtime (looked up
+/// once, without linking one); None in a C-only process.
+pub fn cxa_globals() -> Option<std::ptr::NonNull<CxaGlobals>> {
+    type Get = unsafe extern "C" fn() -> *mut CxaGlobals;
+    static GET: std::sync::OnceLock<Option<Get>> = std::sync::OnceLock::new();
+    let get = GET.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; a non-NULL result is the C++ ABI's
+        // `__cxa_eh_globals *__cxa_get_globals(void)`.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_get_globals".as_ptr()) };
+        (!p.is_null()).then(|| {
+            // SAFETY: p is that function (see above).
+            unsafe { std::mem::transmute::<*mut libc::c_void, Get>(p) }
+        })
+    });
+    // SAFETY: __cxa_get_globals returns this thread's globals (allocating them once).
+    std::ptr::NonNull::new(unsafe { (*get)?() })
 }
 
 impl Greenlet {
@@ -195,6 +230,7 @@ impl Greenlet {
             parent: u32::MAX,
             stack_lo: 0,
             stack_hi: 0,
+            linked: false,
         }
     }
 

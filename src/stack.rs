@@ -85,7 +85,16 @@ const META: usize = 64;
 /// Below the meta, each slot holds its greenlet's coroutine object (`GhStack::co_slot`):
 /// it never moves while the greenlet lives (the hub resumes it through a pointer), costs
 /// no allocation, and shares the stack's top page, which a switch touches anyway.
-pub const CO_AREA: usize = (std::mem::size_of::<crate::greenlet::Co>() + 15) & !15;
+/// Above the coroutine, its C++ exception globals while it does not run (`cxa_of`).
+pub const CO_AREA: usize = CO_SIZE + std::mem::size_of::<crate::greenlet::CxaGlobals>();
+const CO_SIZE: usize = (std::mem::size_of::<crate::greenlet::Co>() + 15) & !15;
+
+/// Where the greenlet whose coroutine is at `co` (a `GhStack::co_slot`) keeps its C++
+/// exception globals while it does not run (`Hub::swap_cxx`): right above the coroutine.
+#[inline]
+pub fn cxa_of(co: *mut crate::greenlet::Co) -> *mut crate::greenlet::CxaGlobals {
+    co.cast::<u8>().wrapping_add(CO_SIZE).cast()
+}
 const MAGIC: u64 = 0x6275_686e_6565_7267; // "greenhub", little-endian
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 

@@ -14,7 +14,7 @@ Env:   GREENHUB_LIBRARY       the libgreenhub.so to load (else the binding's own
                               the source tree's include/)
        GREENHUB_EXPECT_LIBRARY  fail unless the loaded library is this file (realpath)
        CC                     the C compiler for the helper (default cc)
-Closes with "N passed, N failed"; exits 1 on any failure.
+Closes with "N passed, N failed, N skipped"; exits 1 on any failure.
 """
 import ctypes
 import os
@@ -288,7 +288,8 @@ def main():
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
-    print(f"{res.testsRun - failed - len(res.skipped)} passed, {failed} failed")
+    print(f"{res.testsRun - failed - len(res.skipped)} passed, {failed} failed, "
+          f"{len(res.skipped)} skipped")
     return 1 if failed or res.testsRun == 0 else 0
 
 

@@ -261,9 +261,11 @@ pub extern "C" fn gh_assert_switches_end(tok: gh_switch_token) -> c_int {
 /// not running its loop) is listed as such — the call then blocks this thread that long.
 /// Writes at most `len` bytes including a terminating NUL (snprintf semantics) and
 /// returns the length of the whole text, so a return >= `len` means it was truncated;
-/// `buf` NULL with `len` 0 only measures. Also written to stderr by a hub whose process
-/// gets the signal named by GREENHUB_RUN_INFO_SIGNAL (e.g. `SIGUSR2`), read at hub
-/// creation.
+/// `buf` NULL with `len` 0 only measures. Also written to stderr, once per signal for
+/// the whole process, when it gets the signal named by GREENHUB_RUN_INFO_SIGNAL (e.g.
+/// `SIGUSR2`, read at hub creation): the first hub to see the signal asks every hub for
+/// its section, each answers from its own loop, and a short-lived thread prints the
+/// dump when all have answered or after 0.25 s, so no hub's loop waits for another.
 ///
 /// *Ownership*: writes into the caller's buffer. *Threads*: any thread (with or without a
 /// hub). *Blocking*: up to 0.25 s per hub that does not answer.

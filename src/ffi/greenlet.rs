@@ -11,6 +11,22 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 /// A greenlet's function: `void *fn(void *arg)`; its return value is what gh_join reports.
 pub type gh_fn = Option<unsafe extern "C" fn(arg: *mut c_void) -> *mut c_void>;
 
+/// A function gh_link runs when greenlet `g` ends: `void fn(gh_greenlet g, void *arg)`.
+pub type gh_link_fn = Option<unsafe extern "C" fn(g: gh_greenlet, arg: *mut c_void)>;
+
+/// gh_link_fn's function as the core calls it (`gh_greenlet` and `RawHandle` are both a
+/// `#[repr(C)]` struct of one u64: the same ABI).
+fn link_fn(f: gh_link_fn) -> Result<crate::greenlet::LinkFn> {
+    let f = f.ok_or(Error::INVAL)?;
+    // SAFETY: the two function pointer types differ only in a by-value parameter of the
+    // same layout (see above).
+    Ok(unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(gh_greenlet, *mut c_void), crate::greenlet::LinkFn>(
+            f,
+        )
+    })
+}
+
 /// Options for gh_spawn_ex. Zero-initialise it (`gh_spawn_options o = {0};`).
 #[repr(C)]
 #[derive(Copy, Clone, Debug)]
@@ -417,6 +433,42 @@ pub unsafe extern "C" fn gh_greenlet_set_name(g: gh_greenlet, name: *const c_cha
         // SAFETY: NUL-terminated per the contract.
         let n: CString = unsafe { CStr::from_ptr(name) }.to_owned();
         hub.set_name(slot, gen, n).map(|_| 0)
+    })
+}
+
+/// Links `fn` to greenlet `g` (gevent's `rawlink`): when `g` ends — its function
+/// returns, or it is killed, before or after it started — `fn(g, arg)` runs in the hub,
+/// in the next loop iteration, links in the order they were made; linking a greenlet that
+/// has already ended queues `fn` at once. `fn` runs as a hub callback: it must not block
+/// (blocking calls return GH_EPERM there). A greenlet may be linked several times, to the
+/// same function too. Links of greenlets still alive when their hub is destroyed never
+/// run. Links survive gh_release (then `g` is stale in `fn`: use `arg`).
+///
+/// *Ownership*: `arg` is passed through untouched. *Threads*: `g` of this thread's hub.
+/// *Blocking*: never.
+/// *Errors*: GH_EINVAL (`fn` NULL; `g` is the main greenlet or the hub), GH_EBADHANDLE,
+/// GH_EWRONGTHREAD, GH_ENOMEM.
+#[no_mangle]
+pub extern "C" fn gh_link(g: gh_greenlet, r#fn: gh_link_fn, arg: *mut c_void) -> c_int {
+    guard(|| {
+        let f = link_fn(r#fn)?;
+        let (hub, slot, gen) = lookup(g)?;
+        hub.link(slot, gen, f, arg).map(|_| 0)
+    })
+}
+
+/// Removes the first link of `g` to `fn` with `arg` that has not run yet (made by
+/// gh_link; also one queued because `g` has ended). Returns 1 if one was removed, 0 if
+/// none matched.
+///
+/// *Threads*: `g` of this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_unlink(g: gh_greenlet, r#fn: gh_link_fn, arg: *mut c_void) -> c_int {
+    guard(|| {
+        let f = link_fn(r#fn)?;
+        let (hub, slot, gen) = lookup(g)?;
+        hub.unlink(slot, gen, f, arg).map(|n| n as c_int)
     })
 }
 

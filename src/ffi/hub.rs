@@ -104,6 +104,9 @@ pub extern "C" fn gh_hub_run() -> c_int {
 /// did not free is lost — kill and join them first to let them clean up), watchers
 /// are closed, the epoll fd and eventfd are closed. Every handle of the hub becomes
 /// stale (GH_EBADHANDLE). The next greenhub call in this thread creates a new hub.
+/// gh_hub_call_threadsafe calls the hub accepted and has not run yet run first, in order,
+/// as hub callbacks (their blocking calls get GH_EPERM); gh_run_callback callbacks not
+/// run yet are dropped.
 /// A thread that exits without calling this has its hub destroyed the same way.
 /// The hub's greenlet stacks (reserved regions) are unmapped, and the alternate signal
 /// stack the hub gave this thread, if it did, is removed.
@@ -174,6 +177,10 @@ pub extern "C" fn gh_hub_backend() -> *const c_char {
 /// Queues `fn(arg)` to run in the thread of `hub`, in that hub's next iteration (as
 /// gh_run_callback there: it must not block). The way to hand work to another
 /// thread's hub; the only hub function callable with another thread's handle.
+/// GH_OK means `fn` will run, exactly once, in `hub`'s thread: in its loop, or at the
+/// latest when the hub is destroyed (gh_hub_destroy or the thread's exit runs the calls
+/// it accepted and has not run yet, in order, before the hub goes); from the start of
+/// that teardown on, calls are refused with GH_EBADHANDLE.
 ///
 /// *Ownership*: `arg` is passed through untouched.
 /// *Threads*: thread-safe: any thread, including `hub`'s own.

@@ -51,7 +51,7 @@ pub struct gh_hub_ref {
 /// The panic boundary for functions returning `int`.
 #[inline(always)]
 pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::error::no_foreign_unwind(f))) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => e.code(),
         Err(_) => EINTERNAL,
@@ -61,7 +61,7 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
 /// The panic boundary for functions returning `ssize_t`.
 #[inline(always)]
 pub(crate) fn guard_ssize(f: impl FnOnce() -> Result<isize>) -> libc::ssize_t {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| crate::error::no_foreign_unwind(f))) {
         Ok(Ok(n)) => n as libc::ssize_t,
         Ok(Err(e)) => e.code() as libc::ssize_t,
         Err(_) => EINTERNAL as libc::ssize_t,

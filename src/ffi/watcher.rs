@@ -99,7 +99,10 @@ pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_in
 /// Creates a timer watcher, stopped: once started it fires `after` seconds later, then
 /// every `repeat` seconds if `repeat` > 0 (a one-shot timer stops itself before its
 /// callback runs; restart it from there if you like). Timers use CLOCK_MONOTONIC:
-/// wall-clock jumps do not move them. Equal deadlines fire in start order.
+/// wall-clock jumps do not move them. Equal deadlines fire in start order. A repeating
+/// timer keeps time: each period is counted from when the last one was due, not from
+/// when the loop got to it, so a late loop does not make it drift; periods the loop
+/// missed entirely (blocked longer than `repeat`) are skipped, not fired in a burst.
 ///
 /// *Ownership*: as gh_io_new. *Threads*: this thread's hub. *Blocking*: never.
 /// *Errors*: GH_EINVAL (`out` NULL; `after` negative or NaN; `repeat` negative, NaN or

@@ -61,11 +61,51 @@ impl Hub {
         };
         let mut st = self.st.borrow_mut();
         for (f, arg) in calls {
-            st.queue.push_back(Callback::User {
+            st.queue.push_back(Callback::Remote {
                 f,
                 arg: arg as *mut c_void,
             });
         }
+    }
+
+    /// The hub is being destroyed: stops accepting gh_hub_call_threadsafe calls (they
+    /// return GH_EBADHANDLE from now on) and runs every call it accepted and has not run
+    /// yet, in order, as hub callbacks (blocking calls in them get GH_EPERM; a call they
+    /// post to this hub is refused). Main greenlet, hub still published.
+    pub(crate) fn run_remote_calls_at_destroy(&self) {
+        let calls = {
+            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
+            r.wake_fd = -1;
+            std::mem::take(&mut r.calls)
+        };
+        let mut pending: std::collections::VecDeque<(
+            unsafe extern "C" fn(*mut c_void),
+            *mut c_void,
+        )> = {
+            let st = self.st.borrow();
+            st.queue
+                .iter()
+                .filter_map(|cb| match *cb {
+                    Callback::Remote { f, arg } => Some((f, arg)),
+                    _ => None,
+                })
+                .collect()
+        };
+        self.st
+            .borrow_mut()
+            .queue
+            .retain(|cb| !matches!(cb, Callback::Remote { .. }));
+        pending.extend(calls.into_iter().map(|(f, arg)| (f, arg as *mut c_void)));
+        if pending.is_empty() {
+            return;
+        }
+        let was = self.current.replace(self.hub_slot);
+        while let Some((f, arg)) = pending.pop_front() {
+            // SAFETY: f and arg come from gh_hub_call_threadsafe's caller, who promised f is
+            // a valid function for arg; it runs in the hub like any callback.
+            unsafe { f(arg) };
+        }
+        self.current.set(was);
     }
 
     /// Rebuilds the loop if the process forked since this hub last looked.
@@ -148,7 +188,20 @@ pub fn call_threadsafe(
         if hub.id == id {
             // Our own hub: queue it directly (no eventfd round trip; it runs in the next
             // pass of the callback queue, like gh_run_callback).
-            hub.run_callback(f, arg);
+            if hub
+                .shared
+                .remote
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .wake_fd
+                < 0
+            {
+                return Err(Error::BADHANDLE); // being destroyed
+            }
+            hub.st
+                .borrow_mut()
+                .queue
+                .push_back(Callback::Remote { f, arg });
             return Ok(());
         }
     }

@@ -50,9 +50,16 @@ fn task_main(slot: u32, y: &TaskYielder) -> *mut c_void {
         g.yielder = y;
         (g.entry.expect("a task has an entry"), g.arg)
     };
-    // SAFETY: entry/arg were given to gh_spawn* by the user, who promised that entry is a
-    // valid `void *(*)(void *)` for arg.
-    unsafe { entry(arg) }
+    // Called as "C-unwind" (the same ABI; only the unwind assumption differs), so that an
+    // unwind out of the C function reaches no_foreign_unwind's sentinel.
+    type EntryUnwind = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+    // SAFETY: a function pointer to the same signature with the C ABI, called as C-unwind.
+    let entry = unsafe { std::mem::transmute::<Entry, EntryUnwind>(entry) };
+    crate::error::no_foreign_unwind(|| {
+        // SAFETY: entry/arg were given to gh_spawn* by the user, who promised that entry is
+        // a valid `void *(*)(void *)` for arg.
+        unsafe { entry(arg) }
+    })
 }
 
 impl Hub {
@@ -95,6 +102,10 @@ impl Hub {
         // written here is read out exactly once (Greenlet::take_co) before the stack goes
         // back to the pool.
         unsafe { at.write(co) };
+        // SAFETY: cxa_of(at) is the rest of that area (16 aligned bytes above the
+        // coroutine): a new greenlet has no C++ exception state (a reused stack may hold
+        // its last greenlet's).
+        unsafe { crate::stack::cxa_of(at).write(Default::default()) };
         st.greenlets.at_mut(slot).expect("just inserted").co = std::ptr::NonNull::new(at);
         match opts.delay {
             None => st.queue.push_back(Callback::Start { slot, gen }),
@@ -497,6 +508,68 @@ impl Hub {
             g.released = true;
         }
         Ok(())
+    }
+
+    /// gh_link: `f(g, arg)` runs in the hub when (slot, gen) dies (in link order), or in
+    /// the next iteration if it is dead already. Tasks only (`EINVAL` for main and hub).
+    pub fn link(
+        &self,
+        slot: u32,
+        gen: u32,
+        f: crate::greenlet::LinkFn,
+        arg: *mut c_void,
+    ) -> Result<()> {
+        self.greenlet_ok(slot, gen)?;
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let g = st.greenlets.at_mut(slot).expect("checked");
+        if g.role != Role::Task {
+            return Err(Error::INVAL);
+        }
+        if g.is_dead() {
+            let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);
+            st.queue.push_back(Callback::Link { f, g: id, arg });
+        } else {
+            st.links.try_reserve(1).map_err(|_| Error::NOMEM)?;
+            st.links.push((slot, f, arg));
+            st.greenlets.at_mut(slot).expect("checked").linked = true;
+        }
+        Ok(())
+    }
+
+    /// gh_unlink: removes the first link (f, arg) of (slot, gen) that has not run yet
+    /// (pending, or queued because it died); returns how many were removed (0 or 1).
+    pub fn unlink(
+        &self,
+        slot: u32,
+        gen: u32,
+        f: crate::greenlet::LinkFn,
+        arg: *mut c_void,
+    ) -> Result<usize> {
+        self.greenlet_ok(slot, gen)?;
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        let same =
+            |lf: crate::greenlet::LinkFn, la: *mut c_void| std::ptr::fn_addr_eq(lf, f) && la == arg;
+        if let Some(i) = st
+            .links
+            .iter()
+            .position(|&(s, lf, la)| s == slot && same(lf, la))
+        {
+            st.links.remove(i);
+            return Ok(1);
+        }
+        let id = self.handle(crate::handle::Kind::Greenlet, slot, gen);
+        let queued = st.queue.iter().position(
+            |cb| matches!(*cb, Callback::Link { f: lf, g, arg: la } if g == id && same(lf, la)),
+        );
+        Ok(match queued {
+            Some(i) => {
+                st.queue.remove(i);
+                1
+            }
+            None => 0,
+        })
     }
 
     /// (slot, gen) of the running greenlet.

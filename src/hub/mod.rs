@@ -51,6 +51,18 @@ pub enum Callback {
         f: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     },
+    /// A gh_link function of greenlet `g` (its handle), which died.
+    Link {
+        f: crate::greenlet::LinkFn,
+        g: u64,
+        arg: *mut c_void,
+    },
+    /// `gh_hub_call_threadsafe`: like `User`, and run at the latest when the hub is
+    /// destroyed (`GH_OK` from the call means it runs).
+    Remote {
+        f: unsafe extern "C" fn(*mut c_void),
+        arg: *mut c_void,
+    },
 }
 
 /// A pending `gh_switch` to a task, performed by the hub after the switcher parks.
@@ -169,6 +181,9 @@ pub struct HubState {
     pub scratch_io: Vec<(u32, u32, i32)>,
     pub(crate) scratch_fd: Vec<run::FdFire>,
     pub scratch_joiners: Vec<crate::greenlet::Joiner>,
+    /// gh_link's links of live greenlets, in link order (a side table: the greenlet
+    /// record only says it has some).
+    pub links: Vec<crate::greenlet::Link>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
     /// gh_server_* servers, the connections they handle, gh_stream_* streams.
@@ -201,6 +216,10 @@ pub struct Hub {
     /// `since_poll` value at which the loop next reads the clock to bound the time
     /// between polls (`run::SLICE_NS`).
     pub clock_next: Cell<u32>,
+    /// This thread's C++ exception globals (`__cxa_get_globals()`: the caught-exception
+    /// stack and the uncaught count), when the process has a C++ runtime: swapped with
+    /// the greenlet's own at every switch into and out of a task (`Hub::swap_cxx`).
+    pub cxa_globals: Option<std::ptr::NonNull<crate::greenlet::CxaGlobals>>,
 }
 
 /// Bumped in the child of every fork(); hubs compare it on each use.
@@ -232,6 +251,11 @@ impl Drop for ThreadGuard {
                 HUB.with(|h| h.set(p));
                 return;
             }
+            // Accepted cross-thread calls run before the hub goes (published meanwhile,
+            // so the greenhub calls they make find it).
+            HUB.with(|h| h.set(p));
+            hub.run_remote_calls_at_destroy();
+            HUB.with(|h| h.set(ptr::null()));
             // SAFETY: as above; no greenlet runs, so nothing on a live stack uses it.
             drop(unsafe { Box::from_raw(p as *mut Hub) });
         }
@@ -324,6 +348,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     let mut greenlets = Table::default();
     let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
     let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
+    let cxa_globals = crate::greenlet::cxa_globals();
     let hub = Box::new(Hub {
         id: shared.id,
         shared: shared.clone(),
@@ -365,6 +390,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
             tokens: Table::default(),
+            links: Vec::new(),
             net: Default::default(),
         }),
         current: Cell::new(main_slot),
@@ -375,10 +401,15 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         wake_fd: Cell::new(wake_fd),
         fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
         switches: Cell::new(0),
-        diag: Cell::new(0),
+        diag: Cell::new(if cxa_globals.is_some() {
+            crate::monitor::DIAG_CXX
+        } else {
+            0
+        }),
         trace: Cell::new(None),
         monitored: Cell::new(false),
         clock_next: Cell::new(run::CLOCK_EVERY),
+        cxa_globals,
         switch_pending: Cell::new(false),
     });
     hub.shared
@@ -420,6 +451,7 @@ pub fn destroy() -> Result<()> {
     if hub.current.get() != hub.main_slot {
         return Err(Error::PERM);
     }
+    hub.run_remote_calls_at_destroy();
     let p = HUB.with(|h| h.replace(ptr::null()));
     // SAFETY: p came from Box::into_raw in `create`, is unpublished now, and no task is
     // running (main is), so nothing on any live stack will touch it again.

@@ -51,6 +51,18 @@ const POLL_BUDGET: u32 = 1024;
 const SLICE_NS: u64 = 5_000_000;
 pub(crate) const CLOCK_EVERY: u32 = 64;
 
+/// When a repeating timer scheduled at `at` and fired at `now` is due next: one period
+/// after `at` (libev's rule: a late loop does not delay the timer's later periods, so it
+/// keeps time), and if the loop was so late that periods went by entirely, the first
+/// period boundary after `now` (missed periods are skipped, not fired in a burst).
+fn rearm_at(at: u64, repeat: u64, now: u64) -> u64 {
+    let next = at.saturating_add(repeat);
+    if next > now || at > now {
+        return next;
+    }
+    now.saturating_add(repeat - (now - at) % repeat)
+}
+
 #[derive(Copy, Clone)]
 enum List {
     Prepare,
@@ -75,8 +87,26 @@ impl Hub {
     #[inline(always)]
     pub(crate) fn switched(&self, from: u32, to: u32) {
         self.publish_active(to, 0);
-        if self.diag.get() != 0 {
+        if self.diag.get() & !crate::monitor::DIAG_CXX != 0 {
             crate::monitor::on_switch(self, from, to);
+        }
+    }
+
+    /// Exchanges the thread's C++ exception globals (the caught-exception stack and the
+    /// uncaught count) with those kept beside coroutine `co` (`stack::cxa_of`), when the
+    /// process has a C++ runtime: called when a task is switched in, it gives the task its
+    /// own and keeps the hub's (main's: one stack); when it is switched out, the reverse.
+    /// So each greenlet has its own, as each thread has, and a greenlet that blocks inside
+    /// a `catch` handler shares them with no other.
+    #[cold]
+    #[inline(never)]
+    fn swap_cxx(&self, co: *mut Co) {
+        if let Some(g) = self.cxa_globals {
+            // SAFETY: g is this thread's __cxa_get_globals() (the hub is this thread's),
+            // valid for the thread's life; cxa_of(co) is the task's area beside its
+            // coroutine, mapped while the coroutine lives (it does: the hub just resumed
+            // it or is about to); neither is touched by anything else during the swap.
+            unsafe { std::ptr::swap(g.as_ptr(), crate::stack::cxa_of(co)) };
         }
     }
 
@@ -213,7 +243,12 @@ impl Hub {
                     } => self.wake(slot, gen, seq, msg, true),
                     // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
                     // a valid function for arg; it runs in the hub like any watcher callback.
-                    Callback::User { f, arg } => unsafe { f(arg) },
+                    Callback::User { f, arg } | Callback::Remote { f, arg } => unsafe { f(arg) },
+                    // SAFETY: f and arg come from gh_link's caller, who promised f is a valid
+                    // function for arg; it runs in the hub like any callback.
+                    Callback::Link { f, g, arg } => unsafe {
+                        f(crate::event_loop::watcher::RawHandle { id: g }, arg)
+                    },
                 }
             }
             if !chain {
@@ -500,6 +535,7 @@ impl Hub {
                 let mut st = self.st.borrow_mut();
                 let st = &mut *st;
                 let now = st.now;
+                let at = st.timers.next().unwrap_or(u64::MAX);
                 let Some(slot) = st.timers.pop_due(now) else {
                     break;
                 };
@@ -511,7 +547,7 @@ impl Hub {
                 let action = w.action;
                 match w.kind {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
-                        st.timers.insert(slot, now.saturating_add(repeat));
+                        st.timers.insert(slot, rearm_at(at, repeat, now));
                     }
                     _ => {
                         w.active = false;
@@ -746,12 +782,19 @@ impl Hub {
         debug_assert!(self.in_hub(), "tasks are resumed by the hub only");
         self.switched(self.hub_slot, slot);
         self.current.set(slot);
+        let cxx = self.diag.get() & crate::monitor::DIAG_CXX != 0;
+        if cxx {
+            self.swap_cxx(co);
+        }
         // SAFETY: `co` points at the task's coroutine in its own stack slot, which never
         // moves and stays valid until the task dies (take_co reads it out only then, or
         // when a never-started or discarded task goes); only the hub resumes tasks, one at
         // a time (the hub runs no task now: `current` was the hub), so this is the only
         // reference.
         let r = unsafe { (*co).resume(msg) };
+        if cxx {
+            self.swap_cxx(co);
+        }
         self.current.set(self.hub_slot);
         self.switched(slot, self.hub_slot);
         if let CoroutineResult::Return(result) = r {
@@ -784,11 +827,22 @@ impl Hub {
             let st = &mut *st;
             let mut joiners = std::mem::take(&mut st.scratch_joiners);
             st.drop_kept_timers(slot);
+            let gen = st.greenlets.gen(slot);
             let g = st.greenlets.at_mut(slot).expect("greenlet has a record");
             g.state = State::Dead;
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
+            if std::mem::take(&mut g.linked) {
+                let id = self.handle(Kind::Greenlet, slot, gen);
+                let (queue, links) = (&mut st.queue, &mut st.links);
+                links.retain(|&(s, f, arg)| {
+                    if s == slot {
+                        queue.push_back(super::Callback::Link { f, g: id, arg });
+                    }
+                    s != slot
+                });
+            }
             if self.monitored.get() {
                 crate::monitor::unpublish(self, slot);
             }
@@ -802,5 +856,24 @@ impl Hub {
         }
         joiners.clear();
         self.st.borrow_mut().scratch_joiners = joiners;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rearm_at;
+
+    #[test]
+    fn repeating_timers_rearm_from_their_schedule() {
+        // On time or a little late: the next period, from the scheduled time.
+        assert_eq!(rearm_at(100, 10, 100), 110);
+        assert_eq!(rearm_at(100, 10, 107), 110);
+        // Periods missed entirely are skipped, keeping the phase.
+        assert_eq!(rearm_at(100, 10, 110), 120);
+        assert_eq!(rearm_at(100, 10, 125), 130);
+        assert_eq!(rearm_at(100, 10, 1_000_005), 1_000_010);
+        // No overflow near the end of time.
+        assert_eq!(rearm_at(u64::MAX - 5, 10, u64::MAX - 5), u64::MAX);
+        assert_eq!(rearm_at(u64::MAX - 25, 10, u64::MAX - 1), u64::MAX);
     }
 }

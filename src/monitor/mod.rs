@@ -64,6 +64,8 @@ pub type ReportSink = Arc<dyn Fn(&BlockReport) + Send + Sync>;
 /// `Hub::diag` bits.
 pub(crate) const DIAG_TRACE: u8 = 1;
 pub(crate) const DIAG_ASSERT: u8 = 2;
+/// Set for good when the process has a C++ runtime: `Hub::swap_cxx` at every switch.
+pub(crate) const DIAG_CXX: u8 = 4;
 
 /// A greenlet as published for the monitor thread.
 #[derive(Clone, Debug, Default)]
@@ -571,9 +573,9 @@ pub(crate) fn install_dump_signal(hub: &Hub) {
         return;
     };
     unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, _a: *mut c_void) {
-        let mut s = String::new();
-        runinfo::format_all(&mut s);
-        eprint!("{s}");
+        if let Some(hub) = crate::hub::existing() {
+            runinfo::dump_on_signal(hub);
+        }
     }
     let mut st = hub.st.borrow_mut();
     let r = st

@@ -324,6 +324,110 @@ unsafe extern "C" fn answer(arg: *mut std::ffi::c_void) {
 /// How long `format_all` waits for another hub's answer.
 const ANSWER_WAIT: Duration = Duration::from_millis(250);
 
+/// One run-info dump for GREENHUB_RUN_INFO_SIGNAL: every hub's section, collected
+/// without any hub waiting for another (each answers in its own loop), printed once
+/// when all have answered or `ANSWER_WAIT` is over, by a short-lived thread.
+struct SignalDump {
+    /// Per live hub, in id order: its section once it answered.
+    parts: Mutex<Vec<(u16, Option<String>)>>,
+    cv: Condvar,
+}
+
+impl SignalDump {
+    fn fill(&self, id: u16, s: String) {
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = parts.iter_mut().find(|p| p.0 == id) {
+            p.1 = Some(s);
+        }
+        if parts.iter().all(|p| p.1.is_some()) {
+            self.cv.notify_all();
+        }
+    }
+}
+
+/// A signal dump is being collected: the signal's watcher in the other hubs, which
+/// fires for the same delivery, leaves it to this one.
+static DUMPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs in another hub's loop: its section of a signal dump.
+unsafe extern "C" fn answer_dump(arg: *mut std::ffi::c_void) {
+    // SAFETY: arg is the Box<Arc<SignalDump>> leaked by `dump_on_signal` for this call.
+    let d: Box<Arc<SignalDump>> = unsafe { Box::from_raw(arg as *mut Arc<SignalDump>) };
+    let mut s = String::new();
+    if let Some(hub) = crate::hub::existing() {
+        format_own(hub, &mut s);
+        d.fill(hub.id, s);
+    }
+}
+
+/// The run-info signal fired in `own`'s loop: one dump of every hub of the process
+/// (unless one is being collected for this delivery already). Returns at once.
+pub fn dump_on_signal(own: &Hub) {
+    use std::sync::atomic::Ordering;
+    if DUMPING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let ids = crate::handle::live_hub_ids();
+    let mut header = String::new();
+    let _ = writeln!(
+        header,
+        "greenhub {} run info: process {}, {} hub(s)",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        ids.len()
+    );
+    let d = Arc::new(SignalDump {
+        parts: Mutex::new(ids.iter().map(|&id| (id, None)).collect()),
+        cv: Condvar::new(),
+    });
+    for &id in &ids {
+        if id == own.id {
+            let mut s = String::new();
+            format_own(own, &mut s);
+            d.fill(id, s);
+            continue;
+        }
+        let arg = Box::into_raw(Box::new(d.clone()));
+        if crate::hub::embed::call_threadsafe(id, answer_dump, arg as *mut _).is_err() {
+            // SAFETY: not queued, so still ours.
+            drop(unsafe { Box::from_raw(arg) });
+            d.fill(id, String::new()); // destroyed meanwhile: no section
+        }
+    }
+    let print = move || {
+        let parts = d.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let (parts, _) =
+            d.cv.wait_timeout_while(parts, ANSWER_WAIT, |p| p.iter().any(|p| p.1.is_none()))
+                .unwrap_or_else(|p| p.into_inner());
+        let mut out = header;
+        for (id, s) in parts.iter() {
+            match s {
+                Some(s) => out.push_str(s),
+                None => {
+                    let tid =
+                        crate::handle::lookup_hub(*id).map_or(0, |s| s.tid.load(Ordering::Relaxed));
+                    let _ = writeln!(
+                        out,
+                        "Hub {id} (thread {tid}): did not answer within {} ms (blocked, or not running its loop)",
+                        ANSWER_WAIT.as_millis()
+                    );
+                }
+            }
+        }
+        drop(parts);
+        eprint!("{out}");
+        DUMPING.store(false, Ordering::Release);
+    };
+    // The wait for the others' answers happens on a thread of its own, never in a hub.
+    if let Err(e) = std::thread::Builder::new()
+        .name("greenhub-runinfo".into())
+        .spawn(print.clone())
+    {
+        eprintln!("greenhub: no thread for the run-info dump ({e}); the hub waits for it");
+        print();
+    }
+}
+
 /// Every hub of the process: this thread's directly, the others through their loop.
 pub fn format_all(out: &mut String) {
     let own = crate::hub::existing();
