@@ -28,7 +28,7 @@ run() {
     rm -f "$out"
     "$dir/$1" "$([[ $1 == libev ]] && echo 0 || echo 127.0.0.1:0)" >"$out" 2>"$dir/$1.err" &
     local pid=$!
-    for _ in $(seq 100); do addr=$(sed -n 's/^listening on //p' "$out"); [[ -n $addr ]] && break; sleep 0.05; done
+    for _ in $(seq 100); do addr=$(sed -n 's/^listening on //p' "$out" 2>/dev/null); [[ -n $addr ]] && break; sleep 0.05; done
     addr=${addr/0.0.0.0/127.0.0.1}
     wrk -t1 -c"$conns" -d"${secs}s" "http://$addr/" >"$dir/$1.wrk"
     ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
