@@ -50,6 +50,8 @@ pub enum Kind {
     Stream = 12,
     /// gh_pool (src/pool.rs).
     Pool = 13,
+    /// gh_rlock (src/rlock.rs).
+    RLock = 14,
 }
 
 /// A decoded handle.
