@@ -1,5 +1,4 @@
-/* test_rlock.c — re-entrant locks (gh_rlock_*, issue 14: gevent.lock.RLock) and bounded
- * semaphores (gh_bsem_*, gevent.lock.BoundedSemaphore): nesting by
+/* test_rlock.c — re-entrant locks (gh_rlock_*, issue 14: gevent.lock.RLock): nesting by
  * the owner, other greenlets waiting in FIFO order, release by a non-owner, timeouts,
  * kill while waiting, close with waiters, misuse.
  *
@@ -144,63 +143,10 @@ TEST(rlock_misuse) {
     ASSERT_OK(gh_hub_destroy());
 }
 
-/* ==== gh_bsem ================================================================= */
-
-static gh_bsem bsem;
-
-static void *bsem_user(void *arg) {
-    (void)arg;
-    int rc = gh_bsem_acquire(bsem, 5.0);
-    if (rc != 0) return (void *)(intptr_t)rc;
-    gh_sleep(0.005);
-    return (void *)(intptr_t)gh_bsem_release(bsem);
-}
-
-/* Two permits, six users: never more than two at once (the rest wait), all finish; a
- * release past the acquires is GH_EOVERFLOW and changes nothing; close wakes a waiter
- * with GH_ECLOSED; misuse. */
-TEST(bsem_bounded) {
-    gh_greenlet g[6];
-    void *res;
-    gh_bsem zero = {0};
-    ASSERT_CODE(gh_bsem_new(NULL, 1), GH_EINVAL);
-    ASSERT_OK(gh_bsem_new(&bsem, 2));
-    ASSERT_CODE(gh_bsem_release(bsem), GH_EOVERFLOW);
-    ASSERT_OK(gh_bsem_acquire(bsem, 0));
-    ASSERT_OK(gh_bsem_acquire(bsem, 0));
-    ASSERT_CODE(gh_bsem_acquire(bsem, 0), GH_ETIMEDOUT);
-    ASSERT_OK(gh_bsem_release(bsem));
-    ASSERT_OK(gh_bsem_release(bsem));
-    ASSERT_CODE(gh_bsem_release(bsem), GH_EOVERFLOW);
-    double t0 = gh_test_now();
-    for (int i = 0; i < 6; i++) ASSERT_OK(gh_spawn(&g[i], bsem_user, NULL));
-    for (int i = 0; i < 6; i++) {
-        ASSERT_OK(gh_join(g[i], 5.0, &res));
-        ASSERT_TRUE(res == NULL);
-        ASSERT_OK(gh_release(g[i]));
-    }
-    ASSERT_TRUE(gh_test_now() - t0 >= 0.012); /* three rounds of 5 ms */
-    ASSERT_CODE(gh_bsem_release(bsem), GH_EOVERFLOW);
-    ASSERT_OK(gh_bsem_acquire(bsem, 0));
-    ASSERT_OK(gh_bsem_acquire(bsem, 0));
-    ASSERT_OK(gh_spawn(&g[0], bsem_user, NULL));
-    ASSERT_OK(gh_sleep(0.005));
-    ASSERT_OK(gh_bsem_close(bsem));
-    ASSERT_OK(gh_join(g[0], 5.0, &res));
-    ASSERT_EQ((intptr_t)res, GH_ECLOSED);
-    ASSERT_OK(gh_release(g[0]));
-    ASSERT_CODE(gh_bsem_close(bsem), GH_EBADHANDLE);
-    ASSERT_CODE(gh_bsem_acquire(zero, 0), GH_EBADHANDLE);
-    ASSERT_CODE(gh_bsem_release(zero), GH_EBADHANDLE);
-    ASSERT_CODE(gh_bsem_acquire(bsem, NAN), GH_EINVAL);
-    ASSERT_OK(gh_hub_destroy());
-}
-
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(rlock_nesting_and_fifo);
     RUN(rlock_timeout_kill_close);
     RUN(rlock_misuse);
-    RUN(bsem_bounded);
     return TEST_DONE();
 }

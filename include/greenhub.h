@@ -486,13 +486,6 @@ typedef struct gh_rlock {
 } gh_rlock;
 
 /**
- * A bounded semaphore handle (a value; the id encodes hub, slot and generation).
- */
-typedef struct gh_bsem {
-  uint64_t id;
-} gh_bsem;
-
-/**
  * A server handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_server {
@@ -1694,48 +1687,6 @@ int gh_rlock_owned(struct gh_rlock lock);
  * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
  */
 int gh_rlock_close(struct gh_rlock lock);
-
-/**
- * Creates a bounded semaphore (gevent.lock.BoundedSemaphore) with `value` permits: a
- * gh_sem whose releases may not outnumber its acquires (such a release is an error,
- * not an extra permit).
- *
- * *Ownership*: `*out` is the caller's until gh_bsem_close.
- * *Threads*: the calling thread's hub. *Blocking*: never.
- * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
- *
- * # Safety
- * `out` writable.
- */
-int gh_bsem_new(struct gh_bsem *out, unsigned int value);
-
-/**
- * Takes a permit, waiting up to `timeout` (FIFO) while there is none; as
- * gh_sem_acquire.
- *
- * *Threads*: the semaphore's hub. *Blocking*: yes (`timeout` 0: never); not from a
- * hub callback.
- * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
- * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
- */
-int gh_bsem_acquire(struct gh_bsem sem, double timeout);
-
-/**
- * Gives a permit back (any greenlet may); wakes the first waiter.
- *
- * *Threads*: the semaphore's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EOVERFLOW (more releases than acquires:
- * gevent's ValueError; nothing changes).
- */
-int gh_bsem_release(struct gh_bsem sem);
-
-/**
- * Frees the semaphore; greenlets waiting on it wake with GH_ECLOSED.
- *
- * *Threads*: the semaphore's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
- */
-int gh_bsem_close(struct gh_bsem sem);
 
 /**
  * Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,

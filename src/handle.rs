@@ -52,8 +52,6 @@ pub enum Kind {
     Pool = 13,
     /// gh_rlock (src/rlock.rs).
     RLock = 14,
-    /// gh_bsem (src/rlock.rs). The last kind the 4-bit field has room for.
-    BSem = 15,
 }
 
 /// A decoded handle.

@@ -1,8 +1,7 @@
 //! Re-entrant locks (gevent.lock.RLock): owned by a greenlet, which may acquire it again
-//! (each acquire needs its release); other greenlets wait in FIFO order. And bounded
-//! semaphores (gevent.lock.BoundedSemaphore): no more releases than acquires.
+//! (each acquire needs its release); other greenlets wait in FIFO order.
 //!
-//! Owns, per hub (`HubState::net.rlocks`, `net.bsems`): the owner (greenlet slot and generation), the
+//! Owns, per hub (`HubState::net.rlocks`): the owner (greenlet slot and generation), the
 //! depth, and an internal one-permit semaphore the waiters park on (so timeouts, kills
 //! and FIFO order are the semaphore's). Invariant: the permit is taken exactly while
 //! there is an owner.
@@ -113,86 +112,6 @@ impl Hub {
             .take(slot, gen)
             .ok_or(Error::BADHANDLE)?;
         self.obj_close(l.sem);
-        Ok(())
-    }
-}
-
-/// A bounded semaphore (gevent.lock.BoundedSemaphore): a semaphore whose releases may
-/// not outnumber its acquires. `held` counts the permits taken and not given back.
-pub struct BSem {
-    held: u64,
-    /// Objects slot of the semaphore.
-    sem: u32,
-}
-
-impl Hub {
-    pub fn bsem_new(&self, value: u32) -> Result<u64> {
-        let raw = self.obj_new(Obj::Sem {
-            count: value as u64,
-            waiters: WaitList::default(),
-        })?;
-        let sem = self.obj_check(raw, Kind::Sem)?;
-        let r = self.st.borrow_mut().net.bsems.insert(BSem { held: 0, sem });
-        match r {
-            Ok((slot, gen)) => Ok(self.handle(Kind::BSem, slot, gen)),
-            Err(e) => {
-                self.obj_close(sem);
-                Err(e)
-            }
-        }
-    }
-
-    pub fn bsem_check(&self, raw: u64) -> Result<(u32, u32)> {
-        let (slot, gen) = self.check(raw, Kind::BSem)?;
-        match self.st.borrow().net.bsems.get(slot, gen) {
-            Some(_) => Ok((slot, gen)),
-            None => Err(Error::BADHANDLE),
-        }
-    }
-
-    pub fn bsem_acquire(&self, slot: u32, gen: u32, timeout: Option<u64>) -> Result<()> {
-        let sem = self
-            .st
-            .borrow()
-            .net
-            .bsems
-            .get(slot, gen)
-            .ok_or(Error::BADHANDLE)?
-            .sem;
-        self.sem_acquire(sem, timeout)?; // ECLOSED: closed meanwhile
-        let mut st = self.st.borrow_mut();
-        let b = st
-            .net
-            .bsems
-            .get_mut(slot, gen)
-            .ok_or(Error(crate::error::ECLOSED))?;
-        b.held += 1;
-        Ok(())
-    }
-
-    /// A release with no permit taken is `EOVERFLOW` (gevent: ValueError).
-    pub fn bsem_release(&self, slot: u32, gen: u32) -> Result<()> {
-        let sem = {
-            let mut st = self.st.borrow_mut();
-            let b = st.net.bsems.get_mut(slot, gen).ok_or(Error::BADHANDLE)?;
-            if b.held == 0 {
-                return Err(Error(-libc::EOVERFLOW));
-            }
-            b.held -= 1;
-            b.sem
-        };
-        self.sem_release(sem)
-    }
-
-    pub fn bsem_close(&self, slot: u32, gen: u32) -> Result<()> {
-        let b = self
-            .st
-            .borrow_mut()
-            .net
-            .bsems
-            .take(slot, gen)
-            .ok_or(Error::BADHANDLE)?;
-        self.obj_close(b.sem);
         Ok(())
     }
 }

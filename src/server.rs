@@ -122,8 +122,6 @@ pub struct Net {
     pub(crate) pools: crate::pool::Pools,
     /// gh_rlock_* re-entrant locks (src/rlock.rs).
     pub(crate) rlocks: Table<crate::rlock::RLock>,
-    /// gh_bsem_* bounded semaphores (src/rlock.rs).
-    pub(crate) bsems: Table<crate::rlock::BSem>,
 }
 
 impl Drop for Net {

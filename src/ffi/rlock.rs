@@ -1,5 +1,4 @@
-//! Header section "Re-entrant locks and bounded semaphores" (gevent.lock.RLock,
-//! BoundedSemaphore).
+//! Header section "Re-entrant locks" (gevent.lock.RLock).
 
 use super::{guard, need, put};
 use crate::event_loop::duration_ns;
@@ -94,80 +93,5 @@ pub extern "C" fn gh_rlock_close(lock: gh_rlock) -> c_int {
     guard(|| {
         let (hub, slot, gen) = lookup(lock)?;
         hub.rlock_close(slot, gen).map(|_| 0)
-    })
-}
-
-/// A bounded semaphore handle (a value; the id encodes hub, slot and generation).
-#[repr(C)]
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct gh_bsem {
-    pub id: u64,
-}
-
-fn lookup_bsem(s: gh_bsem) -> crate::error::Result<(&'static hub::Hub, u32, u32)> {
-    let hub = hub::for_handle(s.id)?;
-    let (slot, gen) = hub.bsem_check(s.id)?;
-    Ok((hub, slot, gen))
-}
-
-/// Creates a bounded semaphore (gevent.lock.BoundedSemaphore) with `value` permits: a
-/// gh_sem whose releases may not outnumber its acquires (such a release is an error,
-/// not an extra permit).
-///
-/// *Ownership*: `*out` is the caller's until gh_bsem_close.
-/// *Threads*: the calling thread's hub. *Blocking*: never.
-/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
-///
-/// # Safety
-/// `out` writable.
-#[no_mangle]
-pub unsafe extern "C" fn gh_bsem_new(out: *mut gh_bsem, value: std::ffi::c_uint) -> c_int {
-    guard(|| {
-        need(out)?;
-        let id = hub::current()?.bsem_new(value)?;
-        // SAFETY: checked non-null; writable per the contract.
-        unsafe { put(out, gh_bsem { id }) };
-        Ok(0)
-    })
-}
-
-/// Takes a permit, waiting up to `timeout` (FIFO) while there is none; as
-/// gh_sem_acquire.
-///
-/// *Threads*: the semaphore's hub. *Blocking*: yes (`timeout` 0: never); not from a
-/// hub callback.
-/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
-/// GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
-#[no_mangle]
-pub extern "C" fn gh_bsem_acquire(sem: gh_bsem, timeout: f64) -> c_int {
-    guard(|| {
-        let t = duration_ns(timeout)?;
-        let (hub, slot, gen) = lookup_bsem(sem)?;
-        hub.bsem_acquire(slot, gen, t).map(|_| 0)
-    })
-}
-
-/// Gives a permit back (any greenlet may); wakes the first waiter.
-///
-/// *Threads*: the semaphore's hub. *Blocking*: never; allowed from callbacks.
-/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EOVERFLOW (more releases than acquires:
-/// gevent's ValueError; nothing changes).
-#[no_mangle]
-pub extern "C" fn gh_bsem_release(sem: gh_bsem) -> c_int {
-    guard(|| {
-        let (hub, slot, gen) = lookup_bsem(sem)?;
-        hub.bsem_release(slot, gen).map(|_| 0)
-    })
-}
-
-/// Frees the semaphore; greenlets waiting on it wake with GH_ECLOSED.
-///
-/// *Threads*: the semaphore's hub. *Blocking*: never; allowed from callbacks.
-/// *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
-#[no_mangle]
-pub extern "C" fn gh_bsem_close(sem: gh_bsem) -> c_int {
-    guard(|| {
-        let (hub, slot, gen) = lookup_bsem(sem)?;
-        hub.bsem_close(slot, gen).map(|_| 0)
     })
 }
