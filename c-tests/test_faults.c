@@ -2335,18 +2335,6 @@ TEST(issue14_null_pointers_and_bad_handles) {
         ASSERT_OK(gh_pool_close(pl));
         ASSERT_CODE(gh_pool_close(pl), GH_EBADHANDLE);
     }
-    /* re-entrant locks */
-    {
-        gh_rlock rl, rz = {0};
-        ASSERT_CODE(gh_rlock_new(NULL), GH_EINVAL);
-        ASSERT_OK(gh_rlock_new(&rl));
-        ASSERT_CODE(gh_rlock_acquire(rz, 0), GH_EBADHANDLE);
-        ASSERT_CODE(gh_rlock_release(rl), GH_EPERM);
-        ASSERT_CODE(gh_rlock_owned(rz), GH_EBADHANDLE);
-        ASSERT_CODE(gh_rlock_release(rz), GH_EBADHANDLE);
-        ASSERT_OK(gh_rlock_close(rl));
-        ASSERT_CODE(gh_rlock_close(rl), GH_EBADHANDLE);
-    }
     gh_server bad[] = {zero, ones, s};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ASSERT_CODE(gh_server_start(bad[i]), GH_EBADHANDLE);

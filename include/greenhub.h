@@ -479,13 +479,6 @@ typedef struct gh_pool {
 } gh_pool;
 
 /**
- * A re-entrant lock handle (a value; the id encodes hub, slot and generation).
- */
-typedef struct gh_rlock {
-  uint64_t id;
-} gh_rlock;
-
-/**
  * A server handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_server {
@@ -1635,58 +1628,6 @@ ssize_t gh_pool_free_count(struct gh_pool pool);
  * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
  */
 int gh_pool_close(struct gh_pool pool);
-
-/**
- * Creates a re-entrant lock (gevent.lock.RLock), unlocked. The greenlet that holds it
- * may acquire it again: each acquire needs its release. A greenlet that ends while
- * holding it leaves it held (as gevent's does).
- *
- * *Ownership*: `*out` is the caller's until gh_rlock_close.
- * *Threads*: the calling thread's hub. *Blocking*: never.
- * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
- *
- * # Safety
- * `out` writable.
- */
-int gh_rlock_new(struct gh_rlock *out);
-
-/**
- * Acquires `lock` for the calling greenlet (the main greenlet counts as one): at once
- * if it is free or already the caller's (the depth grows), else waits up to `timeout`
- * behind earlier waiters (FIFO).
- *
- * *Threads*: the lock's hub. *Blocking*: yes (`timeout` 0: never); not from a hub
- * callback (the hub cannot own a lock).
- * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
- * GH_ECLOSED (closed while waiting), GH_ECANCELED, a gh_throw code, GH_EPERM (hub
- * callback), GH_EOVERFLOW (2^32 - 1 nested acquires).
- */
-int gh_rlock_acquire(struct gh_rlock lock, double timeout);
-
-/**
- * Releases one level of the caller's hold on `lock`; the last one frees it and wakes
- * the first waiter.
- *
- * *Threads*: the lock's hub. *Blocking*: never.
- * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EPERM (the caller does not hold it).
- */
-int gh_rlock_release(struct gh_rlock lock);
-
-/**
- * How many times the calling greenlet holds `lock` (0: it does not hold it), or a code.
- *
- * *Threads*: the lock's hub. *Blocking*: never.
- * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
- */
-int gh_rlock_owned(struct gh_rlock lock);
-
-/**
- * Frees `lock`, held or not; greenlets waiting to acquire it wake with GH_ECLOSED.
- *
- * *Threads*: the lock's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
- */
-int gh_rlock_close(struct gh_rlock lock);
 
 /**
  * Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,

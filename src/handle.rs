@@ -50,8 +50,6 @@ pub enum Kind {
     Stream = 12,
     /// gh_pool (src/pool.rs).
     Pool = 13,
-    /// gh_rlock (src/rlock.rs).
-    RLock = 14,
 }
 
 /// A decoded handle.

@@ -27,7 +27,6 @@
 //! io_ext        recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile
 //! net           address strings, listen, connect_to (tries each resolved address)
 //! pool          greenlet pools and groups (spawn into, wait for a place, join, kill)
-//! rlock         re-entrant locks owned by a greenlet
 //! server        StreamServer: accept loop, a handler greenlet per connection, stop
 //! stream        buffered reader over an fd (read_until, read_exact), write_all
 //! greenlet      the greenlet record and coroutine types
@@ -53,7 +52,6 @@ pub mod monitor;
 pub mod net;
 pub mod overflow;
 pub mod pool;
-pub mod rlock;
 pub mod server;
 pub mod signals;
 pub mod stack;

@@ -120,8 +120,6 @@ pub struct Net {
     pub(crate) polls: Table<i32>,
     /// gh_pool_* pools and their members (src/pool.rs).
     pub(crate) pools: crate::pool::Pools,
-    /// gh_rlock_* re-entrant locks (src/rlock.rs).
-    pub(crate) rlocks: Table<crate::rlock::RLock>,
 }
 
 impl Drop for Net {

@@ -15,7 +15,6 @@ pub mod io;
 pub mod io_ext;
 pub mod net;
 pub mod pool;
-pub mod rlock;
 pub mod server;
 pub mod stream;
 pub mod sync;
