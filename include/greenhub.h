@@ -284,7 +284,7 @@ struct addrinfo;
  * End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
  * gh_stream_readline got part of what they wait for; those bytes stay buffered.
  */
-#define GH_EEOF -1008
+#define GH_EEOF -1009
 
 /**
  * gh_greenlet_state: spawned, has not run yet (killing it now means it never runs).

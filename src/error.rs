@@ -14,7 +14,8 @@ pub(crate) const EDEAD: i32 = -1004;
 pub(crate) const ENOSWITCH: i32 = -1005;
 pub(crate) const ECLOSED: i32 = -1006;
 pub(crate) const EINTERNAL: i32 = -1007;
-pub(crate) const EEOF: i32 = -1008;
+/// -1009: -1008 is GH_EBACKEND on main (issue 17).
+pub(crate) const EEOF: i32 = -1009;
 /// getaddrinfo failures are EAI_BASE + EAI_* (EAI_* are negative on Linux).
 pub(crate) const EAI_BASE: i32 = -2000;
 

@@ -16,7 +16,7 @@ use crate::handle::{Kind, Table};
 use crate::hub::greenlets::SpawnOpts;
 use crate::hub::Hub;
 use crate::io::left;
-use crate::server::{pack, unpack, ConnRef, Take};
+use crate::server::{insert_sub, pack, unpack, ConnRef, Sub, Take};
 use crate::sync::{Obj, WaitList};
 use std::ffi::c_void;
 use std::panic::AssertUnwindSafe;
@@ -76,13 +76,14 @@ impl Hub {
             waiters: WaitList::default(),
         })?;
         let changed = self.obj_check(raw, Kind::Event)?;
-        let r = self.st.borrow_mut().net.pools.pools.insert(Pool {
+        let pool = Pool {
             size,
             count: 0,
             changed,
-        });
+        };
+        let r = insert_sub(&mut self.st.borrow_mut().net.pools.pools, pool);
         match r {
-            Ok((slot, gen)) => Ok(self.handle(Kind::Pool, slot, gen)),
+            Ok((slot, gen)) => Ok(self.net_handle(Sub::Pool, slot, gen)),
             Err(e) => {
                 self.obj_close(changed);
                 Err(e)
@@ -91,7 +92,7 @@ impl Hub {
     }
 
     pub fn pool_check(&self, raw: u64) -> Result<(u32, u32)> {
-        let (slot, gen) = self.check(raw, Kind::Pool)?;
+        let (slot, gen) = self.net_check(raw, Sub::Pool)?;
         match self.st.borrow().net.pools.pools.get(slot, gen) {
             Some(_) => Ok((slot, gen)),
             None => Err(Error::BADHANDLE),

@@ -145,6 +145,28 @@ impl Drop for Net {
     }
 }
 
+/// Which table of `Net` a `Kind::Net` handle names: the top two bits of its slot field.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum Sub {
+    Server = 0,
+    Stream = 1,
+    Pool = 2,
+}
+
+const SUB_SHIFT: u32 = 22;
+/// Slots per table (the slot field has 24 bits; 2 say the table).
+const SUB_SLOTS: u32 = 1 << SUB_SHIFT;
+
+/// `Table::insert` for a `Net` table: ENOMEM past `SUB_SLOTS` objects.
+pub(crate) fn insert_sub<T>(t: &mut Table<T>, v: T) -> Result<(u32, u32)> {
+    let (slot, gen) = t.insert(v)?;
+    if slot >= SUB_SLOTS {
+        t.remove(slot);
+        return Err(Error::NOMEM);
+    }
+    Ok((slot, gen))
+}
+
 /// `Table::remove` of a slot whose generation is `gen`.
 pub(crate) trait Take<T> {
     fn take(&mut self, slot: u32, gen: u32) -> Option<T>;
@@ -210,12 +232,26 @@ unsafe extern "C" fn conn_main(arg: *mut c_void) -> *mut c_void {
 
 impl Hub {
     fn server_handle(&self, slot: u32, gen: u32) -> u64 {
-        self.handle(Kind::Server, slot, gen)
+        self.net_handle(Sub::Server, slot, gen)
+    }
+
+    /// A handle of `Kind::Net` for object (slot, gen) of table `sub`.
+    pub(crate) fn net_handle(&self, sub: Sub, slot: u32, gen: u32) -> u64 {
+        self.handle(Kind::Net, ((sub as u32) << SUB_SHIFT) | slot, gen)
+    }
+
+    /// Decodes a `Kind::Net` handle of table `sub` (another table's: EBADHANDLE).
+    pub(crate) fn net_check(&self, raw: u64, sub: Sub) -> Result<(u32, u32)> {
+        let (slot, gen) = self.check(raw, Kind::Net)?;
+        if slot >> SUB_SHIFT != sub as u32 {
+            return Err(Error::BADHANDLE);
+        }
+        Ok((slot & (SUB_SLOTS - 1), gen))
     }
 
     /// Checks a server handle; returns its (slot, gen).
     pub fn server_check(&self, raw: u64) -> Result<(u32, u32)> {
-        let (slot, gen) = self.check(raw, Kind::Server)?;
+        let (slot, gen) = self.net_check(raw, Sub::Server)?;
         match self.st.borrow().net.servers.get(slot, gen) {
             Some(_) => Ok((slot, gen)),
             None => Err(Error::BADHANDLE),
@@ -274,7 +310,7 @@ impl Hub {
                 freed,
                 stats: Stats::default(),
             };
-            let r = self.st.borrow_mut().net.servers.insert(server);
+            let r = insert_sub(&mut self.st.borrow_mut().net.servers, server);
             match r {
                 Ok((slot, gen)) => Ok(self.server_handle(slot, gen)),
                 Err(e) => {

@@ -15,10 +15,9 @@
 
 use crate::error::{Error, Result, EEOF};
 use crate::event_loop::now_ns;
-use crate::handle::Kind;
 use crate::hub::Hub;
 use crate::io::{left, Side};
-use crate::server::Take;
+use crate::server::{insert_sub, Sub, Take};
 use std::ffi::c_void;
 
 pub(crate) const DEFAULT_MAX: usize = 64 * 1024;
@@ -51,12 +50,12 @@ impl Hub {
             end: 0,
             busy: false,
         };
-        let (slot, gen) = self.st.borrow_mut().net.streams.insert(s)?;
-        Ok(self.handle(Kind::Stream, slot, gen))
+        let (slot, gen) = insert_sub(&mut self.st.borrow_mut().net.streams, s)?;
+        Ok(self.net_handle(Sub::Stream, slot, gen))
     }
 
     pub fn stream_check(&self, raw: u64) -> Result<(u32, u32)> {
-        let (slot, gen) = self.check(raw, Kind::Stream)?;
+        let (slot, gen) = self.net_check(raw, Sub::Stream)?;
         match self.st.borrow().net.streams.get(slot, gen) {
             Some(_) => Ok((slot, gen)),
             None => Err(Error::BADHANDLE),

@@ -70,7 +70,7 @@ pub const GH_ECLOSED: c_int = -1006;
 pub const GH_EINTERNAL: c_int = -1007;
 /// End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
 /// gh_stream_readline got part of what they wait for; those bytes stay buffered.
-pub const GH_EEOF: c_int = -1008;
+pub const GH_EEOF: c_int = -1009;
 
 /// A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
 ///
