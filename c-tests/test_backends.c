@@ -1,4 +1,4 @@
-/* test_backends.c — the three hub backends ("epoll", "polling", "poll"): chosen by
+/* test_backends.c — the four hub backends ("epoll", "polling", "poll", "select"): chosen by
  * GREENHUB_BACKEND or gh_hub_config.backend before the hub's first use; unknown names
  * are GH_EINVAL; configure after first use is GH_EBUSY; gh_hub_backend() names the
  * backend in use; and the basics (timers, io waits, spawn/join) work under each.
@@ -8,10 +8,12 @@
 #include "harness.h"
 
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 
-static const char *const NAMES[] = {"epoll", "polling", "poll"};
-#define N_NAMES 3
+static const char *const NAMES[] = {"epoll", "polling", "poll", "select"};
+#define N_NAMES 4
 
 static int fired;
 static void timer_cb(gh_watcher w, int revents, void *arg) {
@@ -100,10 +102,10 @@ TEST(default_is_epoll) {
     ASSERT_OK(gh_hub_destroy());
 }
 
-/* Unknown names by config ("", "select", "EPOLL", "poll ", "kqueue"): GH_EINVAL, no
+/* Unknown names by config ("", "selects", "EPOLL", "poll ", "kqueue"): GH_EINVAL, no
  * hub created (configure with a good name works afterwards), nothing leaked. */
 TEST(unknown_name_config_einval) {
-    static const char *const bad[] = {"", "select", "EPOLL", "poll ", "kqueue", "pollingx"};
+    static const char *const bad[] = {"", "selects", "EPOLL", "poll ", "kqueue", "pollingx"};
     gh_hub_config cfg;
     size_t i;
     int fd0 = gh_test_fd_count();
@@ -123,14 +125,14 @@ TEST(unknown_name_config_einval) {
     ASSERT_OK(gh_hub_destroy());
 }
 
-/* GREENHUB_BACKEND=select: the first call needing the hub is GH_EINVAL (no silent
+/* GREENHUB_BACKEND=kqueue: the first call needing the hub is GH_EINVAL (no silent
  * fallback), gh_hub_backend() is NULL; configure with a good name still works. */
 TEST(unknown_name_env_einval) {
     gh_hub_config cfg;
-    ASSERT_OK(setenv("GREENHUB_BACKEND", "select", 1));
+    ASSERT_OK(setenv("GREENHUB_BACKEND", "kqueue", 1));
     gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_sleep(0), GH_EINVAL);
-    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"select\"") != NULL);
+    ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "greenhub: unknown backend \"kqueue\"") != NULL);
     ASSERT_TRUE(gh_hub_backend() == NULL);
     gh_hub_config_init(&cfg);
     cfg.backend = "polling";
@@ -155,6 +157,54 @@ TEST(configure_after_use_ebusy) {
     }
 }
 
+/* The select backend and FD_SETSIZE: an fd at or past it (dup'ed there, the fd limit
+ * raised if needed) is GH_ERANGE from gh_wait_read, gh_io_new+start and gh_read (at
+ * registration, at once, not a hang; a read that finds data needs none); the fd below it on the same socket still works;
+ * the other backends watch the high fd. Skipped (passes) if the fd limit is too low. */
+TEST(select_fd_setsize_erange) {
+    struct rlimit rl;
+    gh_watcher w;
+    int sp[2], hi = FD_SETSIZE + 10, i;
+    char c = 0;
+    ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+    if (rl.rlim_cur <= (rlim_t)hi) {
+        if (rl.rlim_max <= (rlim_t)hi) return; /* cannot open an fd that high here */
+        rl.rlim_cur = (rlim_t)hi + 1;
+        ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    }
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    ASSERT_EQ(dup2(sp[0], hi), hi);
+    for (i = 0; i < N_NAMES; i++) {
+        int is_select = strcmp(NAMES[i], "select") == 0;
+        ASSERT_OK(setenv("GREENHUB_BACKEND", NAMES[i], 1));
+        ASSERT_OK(gh_sleep(0));
+        ASSERT_EQ(gh_write(sp[1], "x", 1, 5), 1);
+        if (is_select) {
+            gh_test_capture_stderr_begin();
+            ASSERT_CODE(gh_wait_read(hi, 5), GH_ERANGE);
+            ASSERT_TRUE(strstr(gh_test_capture_stderr_end(), "stops at FD_SETSIZE") != NULL);
+            ASSERT_EQ(gh_read(hi, &c, 1, 5), 1); /* data there: no registration needed */
+            ASSERT_CODE(gh_read(hi, &c, 1, 5), GH_ERANGE);
+            ASSERT_OK(gh_io_new(&w, hi, GH_READ));
+            ASSERT_CODE(gh_watcher_start(w, timer_cb, NULL), GH_ERANGE);
+            ASSERT_OK(gh_watcher_close(w));
+            ASSERT_CODE(gh_wait_read(hi, 5), GH_ERANGE);
+            ASSERT_EQ(gh_write(sp[1], "y", 1, 5), 1);
+            ASSERT_OK(gh_wait_read(sp[0], 5));
+            ASSERT_EQ(gh_read(sp[0], &c, 1, 5), 1);
+            ASSERT_EQ(c, 'y');
+        } else {
+            ASSERT_OK(gh_wait_read(hi, 5));
+            ASSERT_EQ(gh_read(hi, &c, 1, 5), 1);
+            ASSERT_EQ(c, 'x');
+        }
+        ASSERT_OK(gh_hub_destroy());
+    }
+    close(hi);
+    close(sp[0]);
+    close(sp[1]);
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(env_selects_each_backend);
@@ -163,5 +213,6 @@ int main(int argc, char **argv) {
     RUN(unknown_name_config_einval);
     RUN(unknown_name_env_einval);
     RUN(configure_after_use_ebusy);
+    RUN(select_fd_setsize_erange);
     return TEST_DONE();
 }

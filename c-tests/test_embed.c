@@ -14,7 +14,8 @@
 
 static int is_poll_backend(void) {
     const char *b = gh_hub_backend();
-    return b && strcmp(b, "poll") == 0;
+    /* poll(2) and select(2) have no fd to wait on; nor has a plug-in without backend_fd. */
+    return b && (strcmp(b, "poll") == 0 || strcmp(b, "select") == 0 || gh_hub_backend_fd() == GH_ENOTSUP);
 }
 
 /* One host iteration: poll the backend fd (and `host_fd` if >= 0) for at most the

@@ -416,6 +416,7 @@ TEST(null_pointers_rejected) {
 
     ASSERT_OK(pipe(p));
     ASSERT_CODE(gh_hub_configure(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_backend_register(NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn(&g, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn(NULL, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_spawn_ex(&g, NULL, NULL, NULL), GH_EINVAL);
@@ -2546,6 +2547,54 @@ TEST(links_bad_arguments) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* gh_local_* (issue 14): NULL pointers -> GH_EINVAL; zero, forged, deleted keys and
+ * other kinds of handle -> GH_EBADHANDLE. */
+TEST(locals_bad_arguments) {
+    gh_local_key k, zero = {0}, forged;
+    void *v = NULL;
+    ASSERT_CODE(gh_local_key_create(NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_local_key_create(&k, NULL));
+    ASSERT_CODE(gh_local_get(k, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_local_get(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_set(zero, v), GH_EBADHANDLE);
+    forged.id = gh_main().id;
+    ASSERT_CODE(gh_local_set(forged, v), GH_EBADHANDLE);
+    ASSERT_OK(gh_local_key_delete(k));
+    ASSERT_CODE(gh_local_get(k, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* gh_sem_new_bounded / gh_rlock_* / gh_cond_* (issue 14): NULL out -> GH_EINVAL; zero,
+ * forged and other-kind handles -> GH_EBADHANDLE. */
+TEST(rlock_cond_bad_arguments) {
+    gh_rlock l, lz = {0}, lf;
+    gh_cond c, cz = {0}, cf;
+    gh_sem s, sz = {0};
+    ASSERT_CODE(gh_sem_new_bounded(NULL, 1), GH_EINVAL);
+    ASSERT_CODE(gh_rlock_new(NULL), GH_EINVAL);
+    ASSERT_CODE(gh_cond_new(NULL), GH_EINVAL);
+    ASSERT_OK(gh_sem_new_bounded(&s, 1));
+    ASSERT_OK(gh_rlock_new(&l));
+    ASSERT_OK(gh_cond_new(&c));
+    ASSERT_CODE(gh_rlock_acquire(lz, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_rlock_release(lz), GH_EBADHANDLE);
+    ASSERT_CODE(gh_rlock_close(lz), GH_EBADHANDLE);
+    lf.id = c.id; /* a condition is not a lock */
+    ASSERT_CODE(gh_rlock_acquire(lf, 0), GH_EBADHANDLE);
+    cf.id = l.id;
+    ASSERT_CODE(gh_cond_wait(cf, s, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_wait(c, sz, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_wait(cz, s, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_notify(cz, 1), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_notify_all(cf), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_close(cz), GH_EBADHANDLE);
+    ASSERT_CODE(gh_rlock_acquire(l, NAN), GH_EINVAL);
+    ASSERT_OK(gh_rlock_close(l));
+    ASSERT_OK(gh_cond_close(c));
+    ASSERT_OK(gh_sem_close(s));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(null_pointers_rejected);
@@ -2589,5 +2638,7 @@ int main(int argc, char **argv) {
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);
     RUN(links_bad_arguments);
+    RUN(locals_bad_arguments);
+    RUN(rlock_cond_bad_arguments);
     return TEST_DONE();
 }

@@ -2292,6 +2292,99 @@ TEST(link_errors) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* ---- greenlet-local storage (gh_local_*; gevent.local; issue 14) ------------------- */
+
+static gh_local_key LKEY;
+static int dtor_calls;
+static intptr_t dtor_sum;
+static void local_dtor(void *v) {
+    dtor_calls++;
+    dtor_sum += (intptr_t)v;
+}
+
+static void *local_body(void *arg) {
+    void *v = (void *)1;
+    if (gh_local_get(LKEY, &v) != GH_OK || v != NULL) return (void *)"not NULL at first";
+    if (gh_local_set(LKEY, arg) != GH_OK) return (void *)"set";
+    gh_sleep(0.005); /* the others set theirs meanwhile */
+    if (gh_local_get(LKEY, &v) != GH_OK || v != arg) return (void *)"not its own";
+    return NULL;
+}
+
+/* Each greenlet sees its own value (main too); when a greenlet ends its destructor
+ * runs with its value, in the hub after it ended; a NULL value gets none. */
+TEST(local_values_per_greenlet_and_destructors) {
+    gh_greenlet g[3];
+    void *v, *r;
+    dtor_calls = 0;
+    dtor_sum = 0;
+    ASSERT_OK(gh_local_key_create(&LKEY, local_dtor));
+    ASSERT_OK(gh_local_set(LKEY, (void *)1000));
+    for (intptr_t i = 0; i < 3; i++) ASSERT_OK(GH_SPAWN(&g[i], local_body, (void *)(i + 1)));
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(gh_join(g[i], GH_FOREVER, &r));
+        ASSERT_TRUE(r == NULL);
+    }
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(dtor_calls, 3);
+    ASSERT_EQ(dtor_sum, 1 + 2 + 3);
+    ASSERT_OK(gh_local_get(LKEY, &v));
+    ASSERT_TRUE(v == (void *)1000); /* main's own */
+    ASSERT_OK(gh_local_set(LKEY, NULL)); /* cleared: no destructor for it */
+    for (int i = 0; i < 3; i++) ASSERT_OK(gh_release(g[i]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(dtor_calls, 3);
+}
+
+static void *local_sleeper(void *arg) {
+    if (gh_local_set(LKEY, arg) != GH_OK) return (void *)"set";
+    gh_sleep(60);
+    return NULL;
+}
+
+/* gh_hub_destroy runs the destructors of values still set: main's and those of live
+ * greenlets; a deleted key's values get none. */
+TEST(local_destructors_at_hub_destroy) {
+    gh_greenlet g;
+    gh_local_key other;
+    dtor_calls = 0;
+    dtor_sum = 0;
+    ASSERT_OK(gh_local_key_create(&LKEY, local_dtor));
+    ASSERT_OK(gh_local_key_create(&other, local_dtor));
+    ASSERT_OK(gh_local_set(LKEY, (void *)7));
+    ASSERT_OK(gh_local_set(other, (void *)100));
+    ASSERT_OK(gh_local_key_delete(other));
+    ASSERT_CODE(gh_local_set(other, (void *)1), GH_EBADHANDLE);
+    ASSERT_OK(GH_SPAWN(&g, local_sleeper, (void *)5));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(dtor_calls, 2);
+    ASSERT_EQ(dtor_sum, 12);
+}
+
+/* Misuse: NULL pointers, zero, forged and deleted keys, another kind of handle. */
+TEST(local_errors) {
+    gh_local_key k, zero = {0}, forged;
+    gh_watcher w;
+    void *v;
+    ASSERT_CODE(gh_local_key_create(NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_local_key_create(&k, NULL));
+    ASSERT_CODE(gh_local_get(k, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_local_get(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_set(zero, &v), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_key_delete(zero), GH_EBADHANDLE);
+    forged.id = k.id ^ (1ull << 20);
+    ASSERT_CODE(gh_local_get(forged, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_timer_new(&w, 1, 0));
+    forged.id = w.id;
+    ASSERT_CODE(gh_local_set(forged, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_local_key_delete(k));
+    ASSERT_CODE(gh_local_key_delete(k), GH_EBADHANDLE);
+    ASSERT_CODE(gh_local_get(k, &v), GH_EBADHANDLE);
+    ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(yield_storm_does_not_starve_timers);
@@ -2398,5 +2491,8 @@ int main(int argc, char **argv) {
     RUN(link_dead_greenlet_and_unlink);
     RUN(link_released_and_destroyed);
     RUN(link_errors);
+    RUN(local_values_per_greenlet_and_destructors);
+    RUN(local_destructors_at_hub_destroy);
+    RUN(local_errors);
     return TEST_DONE();
 }

@@ -688,9 +688,11 @@ TEST(run_info_signal_many_hubs_one_dump) {
     int sections = 0;
     for (char *p = err; (p = strstr(p, "\nHub ")) != NULL; p++) sections++;
     ASSERT_EQ(sections, SIG_HUBS + 1);
+    /* No loop waited for another (each stalled 1 s before: 0.25 s per other hub). */
+    double bound = under_valgrind ? 0.6 : 0.2;
     for (int i = 0; i <= SIG_HUBS; i++) {
-        if (sig_gap[i] >= 0.2) fprintf(stderr, "hub %d stalled %.3f s\n", i, sig_gap[i]);
-        ASSERT_TRUE(sig_gap[i] < 0.2); /* no loop waited for another */
+        if (sig_gap[i] >= bound) fprintf(stderr, "hub %d stalled %.3f s\n", i, sig_gap[i]);
+        ASSERT_TRUE(sig_gap[i] < bound);
     }
     ASSERT_OK(gh_hub_destroy());
 }

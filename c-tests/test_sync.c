@@ -2527,6 +2527,198 @@ TEST(main_blocked_forever_eloopexit) {
     END();
 }
 
+/* ---- BoundedSemaphore, RLock, Condition (issue 14) --------------------------------- */
+
+/* A bounded semaphore refuses a release past its initial value (GH_EOVERFLOW) and keeps
+ * its count; an ordinary one counts on. */
+TEST(bounded_sem_refuses_extra_release) {
+    gh_sem b, s;
+    ASSERT_OK(gh_sem_new_bounded(&b, 2));
+    ASSERT_CODE(gh_sem_release(b), GH_EOVERFLOW);
+    ASSERT_OK(gh_sem_acquire(b, 0));
+    ASSERT_OK(gh_sem_acquire(b, 0));
+    ASSERT_CODE(gh_sem_acquire(b, 0), GH_ETIMEDOUT);
+    ASSERT_OK(gh_sem_release(b));
+    ASSERT_OK(gh_sem_release(b));
+    ASSERT_CODE(gh_sem_release(b), GH_EOVERFLOW);
+    ASSERT_OK(gh_sem_new(&s, 0));
+    ASSERT_OK(gh_sem_release(s));
+    ASSERT_OK(gh_sem_release(s));
+    ASSERT_OK(gh_sem_close(b));
+    ASSERT_OK(gh_sem_close(s));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static gh_rlock RL;
+static int rl_order[8], rl_n;
+
+static void *rl_contender(void *arg) {
+    int rc = gh_rlock_acquire(RL, GH_FOREVER);
+    if (rc != GH_OK) return (void *)(intptr_t)rc;
+    rl_order[rl_n++] = (int)(intptr_t)arg;
+    gh_sleep(0.001); /* holds it across a switch */
+    if (gh_rlock_acquire(RL, 0) != GH_OK) return (void *)1; /* re-entrant */
+    gh_rlock_release(RL);
+    return (void *)(intptr_t)gh_rlock_release(RL);
+}
+
+/* The owner re-acquires at once and must release as many times; another greenlet waits
+ * (FIFO) and gets it only when the last level is released; a non-owner's release is
+ * GH_EPERM; a timed acquire of a held lock times out. */
+TEST(rlock_reentrant_owned_fifo) {
+    gh_greenlet g[3];
+    void *r;
+    rl_n = 0;
+    ASSERT_OK(gh_rlock_new(&RL));
+    ASSERT_OK(gh_rlock_acquire(RL, GH_FOREVER));
+    ASSERT_OK(gh_rlock_acquire(RL, GH_FOREVER));
+    for (intptr_t i = 0; i < 3; i++) ASSERT_OK(GH_SPAWN(&g[i], rl_contender, (void *)i));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_EQ(rl_n, 0);
+    ASSERT_OK(gh_rlock_release(RL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_EQ(rl_n, 0); /* one level still held */
+    ASSERT_OK(gh_rlock_release(RL));
+    ASSERT_CODE(gh_rlock_release(RL), GH_EPERM); /* no longer the owner */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(gh_join(g[i], GH_FOREVER, &r));
+        ASSERT_TRUE(r == NULL);
+        ASSERT_OK(gh_release(g[i]));
+    }
+    for (int i = 0; i < 3; i++) ASSERT_EQ(rl_order[i], i);
+    ASSERT_OK(gh_rlock_close(RL));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+static void *rl_holder(void *arg) {
+    (void)arg;
+    if (gh_rlock_acquire(RL, GH_FOREVER) != GH_OK) return (void *)1;
+    gh_sleep(60);
+    return NULL;
+}
+static int rl_cb_rc;
+static void rl_cb(void *arg) {
+    (void)arg;
+    rl_cb_rc = gh_rlock_acquire(RL, 0);
+}
+
+/* Held by another greenlet: a timed acquire times out, the holder's lock is not
+ * released by others (GH_EPERM); from a hub callback GH_EPERM; close wakes waiters with
+ * GH_ECLOSED. */
+TEST(rlock_timeout_eperm_close) {
+    gh_greenlet h;
+    ASSERT_OK(gh_rlock_new(&RL));
+    ASSERT_OK(GH_SPAWN(&h, rl_holder, NULL));
+    ASSERT_OK(gh_sleep(0.001));
+    ASSERT_CODE(gh_rlock_acquire(RL, 0.01), GH_ETIMEDOUT);
+    ASSERT_CODE(gh_rlock_release(RL), GH_EPERM);
+    ASSERT_OK(gh_run_callback(rl_cb, NULL));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_CODE(rl_cb_rc, GH_EPERM);
+    ASSERT_OK(gh_kill(h, GH_FOREVER));
+    ASSERT_OK(gh_release(h));
+    /* it ended holding the lock: held for good */
+    ASSERT_CODE(gh_rlock_acquire(RL, 0), GH_ETIMEDOUT);
+    ASSERT_OK(gh_rlock_close(RL));
+    ASSERT_CODE(gh_rlock_acquire(RL, 0), GH_EBADHANDLE);
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A producer/consumer on a condition: consumers wait with the lock released, a notify
+ * wakes exactly the number asked, notify_all the rest; each returns holding the lock. */
+static gh_cond CV;
+static gh_sem CVL;
+static int cv_items, cv_consumed, cv_holding;
+static void *cv_consumer(void *arg) {
+    (void)arg;
+    if (gh_sem_acquire(CVL, GH_FOREVER) != GH_OK) return (void *)1;
+    while (cv_items == 0) {
+        int rc = gh_cond_wait(CV, CVL, GH_FOREVER);
+        if (rc != GH_OK) return (void *)(intptr_t)rc;
+        if (cv_holding) return (void *)2; /* two holders at once */
+    }
+    cv_holding = 1;
+    cv_items--;
+    cv_consumed++;
+    gh_sleep(0); /* holds the lock across a switch */
+    cv_holding = 0;
+    gh_sem_release(CVL);
+    return NULL;
+}
+
+TEST(cond_producer_consumer) {
+    gh_greenlet g[4];
+    void *r;
+    cv_items = cv_consumed = cv_holding = 0;
+    ASSERT_OK(gh_cond_new(&CV));
+    ASSERT_OK(gh_sem_new(&CVL, 1));
+    for (int i = 0; i < 4; i++) ASSERT_OK(GH_SPAWN(&g[i], cv_consumer, NULL));
+    ASSERT_OK(gh_sleep(0.002)); /* all four wait */
+    ASSERT_EQ(gh_cond_notify(CV, 1), 1); /* a wake-up with nothing to take: */
+    ASSERT_OK(gh_sleep(0.002));
+    ASSERT_EQ(cv_consumed, 0); /* it checked, and waits again */
+    ASSERT_OK(gh_sem_acquire(CVL, GH_FOREVER));
+    cv_items = 1;
+    ASSERT_OK(gh_sem_release(CVL));
+    ASSERT_OK(gh_sleep(0.002));
+    ASSERT_EQ(cv_consumed, 0); /* produced, nobody notified */
+    ASSERT_OK(gh_sem_acquire(CVL, GH_FOREVER));
+    ASSERT_EQ(gh_cond_notify(CV, 1), 1);
+    ASSERT_OK(gh_sem_release(CVL));
+    ASSERT_OK(gh_sleep(0.002));
+    ASSERT_EQ(cv_consumed, 1);
+    ASSERT_OK(gh_sem_acquire(CVL, GH_FOREVER));
+    cv_items = 3;
+    ASSERT_EQ(gh_cond_notify_all(CV), 3);
+    ASSERT_OK(gh_sem_release(CVL));
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(gh_join(g[i], GH_FOREVER, &r));
+        ASSERT_TRUE(r == NULL);
+        ASSERT_OK(gh_release(g[i]));
+    }
+    ASSERT_EQ(cv_consumed, 4);
+    ASSERT_OK(gh_cond_close(CV));
+    ASSERT_OK(gh_sem_close(CVL));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* A timed wait returns GH_ETIMEDOUT holding the lock again; closing the condition wakes
+ * a waiter with GH_ECLOSED, lock re-taken; misuse gives codes. */
+static int cv_close_rc = 1, cv_close_held;
+static void *cv_close_waiter(void *arg) {
+    (void)arg;
+    gh_sem_acquire(CVL, GH_FOREVER);
+    cv_close_rc = gh_cond_wait(CV, CVL, GH_FOREVER);
+    cv_close_held = gh_sem_acquire(CVL, 0) == GH_ETIMEDOUT; /* it holds the only permit */
+    gh_sem_release(CVL);
+    return NULL;
+}
+
+TEST(cond_timeout_close_errors) {
+    gh_greenlet g;
+    gh_cond zero = {0};
+    ASSERT_OK(gh_cond_new(&CV));
+    ASSERT_OK(gh_sem_new(&CVL, 1));
+    ASSERT_OK(gh_sem_acquire(CVL, GH_FOREVER));
+    double t0 = gh_test_now();
+    ASSERT_CODE(gh_cond_wait(CV, CVL, 0.02), GH_ETIMEDOUT);
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.019);
+    ASSERT_CODE(gh_sem_acquire(CVL, 0), GH_ETIMEDOUT); /* held again */
+    ASSERT_OK(gh_sem_release(CVL));
+    ASSERT_OK(GH_SPAWN(&g, cv_close_waiter, NULL));
+    ASSERT_OK(gh_sleep(0.002));
+    ASSERT_OK(gh_cond_close(CV));
+    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+    ASSERT_CODE(cv_close_rc, GH_ECLOSED);
+    ASSERT_TRUE(cv_close_held);
+    ASSERT_CODE(gh_cond_wait(CV, CVL, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_notify(zero, 1), GH_EBADHANDLE);
+    ASSERT_CODE(gh_cond_notify_all(zero), GH_EBADHANDLE);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_sem_close(CVL));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(timeout_expires_every_blocking_call);
@@ -2590,5 +2782,10 @@ int main(int argc, char **argv) {
     RUN(handles_destroyed_hub);
     RUN(blocking_in_callbacks_eperm);
     RUN(main_blocked_forever_eloopexit);
+    RUN(bounded_sem_refuses_extra_release);
+    RUN(rlock_reentrant_owned_fifo);
+    RUN(rlock_timeout_eperm_close);
+    RUN(cond_producer_consumer);
+    RUN(cond_timeout_close_errors);
     return TEST_DONE();
 }

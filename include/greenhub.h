@@ -11,7 +11,9 @@
  * Durations are double seconds: GH_FOREVER (-1.0), any negative value and +inf mean no
  * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
  * objects belong to the hub of the thread that created them; only functions marked
- * thread-safe may be called from another thread.
+ * thread-safe may be called from another thread. Signal handlers: gh_async_send is
+ * async-signal-safe; any other call made from a handler that interrupted greenhub
+ * returns GH_EPERM (do not call them there).
  *
  * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
  * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
@@ -58,6 +60,11 @@ struct addrinfo;
 /** gh_spawn_ex recording the spawn site (__FILE__, __LINE__) for diagnostics. */
 #define GH_SPAWN_EX(out, fn, arg, opts) gh_spawn_at((out), (fn), (arg), (opts), __FILE__, __LINE__)
 
+
+/**
+ * The version of gh_backend this header describes; put it in gh_backend.version.
+ */
+#define GH_BACKEND_VERSION 1
 
 /**
  * gh_hub_context: this thread has no hub (no greenhub call made it one yet).
@@ -165,6 +172,11 @@ struct addrinfo;
 #define GH_EBUSY -16
 
 /**
+ * Already exists: a backend registered under that name already (-EEXIST).
+ */
+#define GH_EEXIST -17
+
+/**
  * Invalid argument: NULL pointer, bad size, bad flag, NaN time (-EINVAL).
  */
 #define GH_EINVAL -22
@@ -189,6 +201,11 @@ struct addrinfo;
  * Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
  */
 #define GH_EPIPE -32
+
+/**
+ * Out of range: e.g. an fd at or past FD_SETSIZE under the select backend (-ERANGE).
+ */
+#define GH_ERANGE -34
 
 /**
  * Deadlock: join of self, or a join cycle (-EDEADLK).
@@ -279,6 +296,12 @@ struct addrinfo;
  * A bug in greenhub (a caught panic); the message went to stderr.
  */
 #define GH_EINTERNAL -1007
+
+/**
+ * The hub's backend failed: a plug-in backend's poll failed or broke the contract
+ * written at gh_backend (details on stderr); the hub's fd waits fail with it from then on.
+ */
+#define GH_EBACKEND -1008
 
 /**
  * End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
@@ -393,6 +416,122 @@ struct addrinfo;
 #define GH_TRACE_THROW 2
 
 /**
+ * One ready fd, as a plug-in backend's poll reports it.
+ */
+typedef struct gh_backend_event {
+  /**
+   * An fd the backend holds (given to it by `add` and not removed since).
+   */
+  int fd;
+  /**
+   * GH_READ | GH_WRITE (errors and hang-ups: both); no other bits.
+   */
+  int events;
+} gh_backend_event;
+
+/**
+ * A hub backend written in C: the functions greenhub's loop calls to watch fds for
+ * readiness (what epoll, poll(2) and select(2) do for the built-in backends).
+ * Register it by name with gh_backend_register (then GREENHUB_BACKEND=name or
+ * gh_hub_config.backend = "name" choose it, like a built-in one), or pass it directly
+ * in gh_hub_config.backend_plugin. A shared object named in GREENHUB_BACKEND_PLUGIN
+ * (`:`-separated paths) is dlopen()ed when a hub first needs a backend that is not
+ * built in, and the table its `const gh_backend *gh_backend_plugin(void)` returns is
+ * registered (a name the program registered already keeps the program's backend, with a
+ * line on stderr): how a program runs on a plug-in without being changed
+ * (examples-c/backend_libev.c is one, on libev).
+ *
+ * The contract (what the built-in backends meet; greenhub checks what it can):
+ * * **Instances.** `create(arg, &state)` makes one instance per hub, in that hub's
+ *   thread (any thread that creates a hub); every other call passes that `state`, in
+ *   the same thread. `destroy(state)` ends it (hub destroyed, thread exit, or the loop
+ *   rebuilding its registrations). Return 0 or a negative errno (`-ENOMEM`, ...): a
+ *   failed create makes the hub creation fail with that code.
+ * * **Interest.** `add(state, fd, events)` starts watching `fd` for `events`
+ *   (GH_READ | GH_WRITE, possibly 0), `modify` changes the events of an fd it holds,
+ *   `remove` stops watching it. greenhub never adds an fd twice, nor modifies or
+ *   removes one it did not add, nor adds a closed fd (it answers EEXIST, ENOENT and
+ *   EBADF itself). Each returns 0 or a negative errno; the code reaches the greenhub
+ *   call that needed the registration (e.g. gh_wait_read). Return -EPERM for an fd the
+ *   backend cannot watch but that is always ready (a regular file, as epoll does):
+ *   greenhub then treats it as always ready. greenhub calls `remove` before it closes
+ *   an fd (gh_close); an fd closed behind its back may stay registered: a later
+ *   `modify` on that number must watch whatever file the number names now.
+ * * **Poll.** `poll(state, events, capacity, timeout_ms)` waits until at least one
+ *   held fd is ready or `timeout_ms` passes (-1: no limit, 0: do not wait), writes up
+ *   to `capacity` events and returns their count (0 on timeout). Readiness is
+ *   **level-triggered**: an fd still ready is reported again by the next poll. A
+ *   **spurious** event (readiness that is gone when the caller acts, or events that
+ *   were not asked for) costs a retry, never a lost wake-up: greenhub's I/O treats
+ *   EAGAIN as "wait again". Errors and hang-ups are reported as GH_READ | GH_WRITE.
+ *   An interrupted wait returns 0 or -EINTR.
+ * * **Errors.** A negative return from poll (other than -EINTR), a count above
+ *   `capacity`, an event for an fd the backend does not hold, or bits other than
+ *   GH_READ | GH_WRITE break the backend: one line on stderr, every fd it held is reported ready once, and greenhub
+ *   calls nothing of it but `destroy` from then on: the hub's fd waits fail with
+ *   GH_EBACKEND, while timers, callbacks and cross-thread wake-ups keep working.
+ * * **Embedding.** `backend_fd(state)` (optional, may be NULL) returns an fd that is
+ *   readable whenever poll would report something (epoll's fd), for
+ *   gh_hub_backend_fd; without it that call is GH_ENOTSUP.
+ * * **fork.** In a forked child greenhub lets go of the instance it inherited and
+ *   creates a new one. It calls `fork_child(state)` (optional, may be NULL) instead of
+ *   `destroy`: free what the instance holds without changing kernel objects the parent
+ *   still uses (no epoll_ctl on an inherited epoll fd; closing this process's copy of
+ *   an fd is fine). Without it the inherited instance is leaked in the child.
+ * * **Threads.** The table and its name are copied on registration (or configure);
+ *   `arg` is kept as a pointer: it must stay valid while hubs may be created with the
+ *   backend. The functions must not call greenhub.
+ */
+typedef struct gh_backend {
+  /**
+   * GH_BACKEND_VERSION (another value: GH_ENOTSUP).
+   */
+  unsigned int version;
+  /**
+   * Its name: 1 to 63 bytes of UTF-8, not a built-in backend's name; what
+   * GREENHUB_BACKEND selects and gh_hub_backend() returns.
+   */
+  const char *name;
+  /**
+   * Passed to `create` as is.
+   */
+  void *arg;
+  /**
+   * Mandatory: makes an instance, stored through the second argument; 0 or -errno.
+   */
+  int (*create)(void *arg, void **state);
+  /**
+   * Mandatory: ends an instance.
+   */
+  void (*destroy)(void *state);
+  /**
+   * Mandatory: starts watching `fd` for `events`; 0 or -errno (-EPERM: always ready).
+   */
+  int (*add)(void *state, int fd, int events);
+  /**
+   * Mandatory: changes the events watched on a held fd; 0 or -errno.
+   */
+  int (*modify)(void *state, int fd, int events);
+  /**
+   * Mandatory: stops watching a held fd; 0 or -errno.
+   */
+  int (*remove)(void *state, int fd);
+  /**
+   * Mandatory: waits at most `timeout_ms` (-1: no limit) and fills `events`; returns
+   * how many (0 to `capacity`) or -errno.
+   */
+  int (*poll)(void *state, struct gh_backend_event *events, int capacity, int timeout_ms);
+  /**
+   * Optional: an fd readable when poll has something to report (embedding).
+   */
+  int (*backend_fd)(void *state);
+  /**
+   * Optional: lets go of an instance inherited across fork() (see above).
+   */
+  void (*fork_child)(void *state);
+} gh_backend;
+
+/**
  * A greenlet handle (a value; the id encodes hub, slot and generation).
  */
 typedef struct gh_greenlet {
@@ -432,7 +571,9 @@ typedef void (*gh_link_fn)(struct gh_greenlet g, void *arg);
 typedef struct gh_hub_config {
   /**
    * "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
-   * portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+   * portable backend), "poll" (poll(2)), "select" (select(2): fds below FD_SETSIZE
+   * only) or the name of a registered plug-in (gh_backend_register,
+   * GREENHUB_BACKEND_PLUGIN); NULL = GREENHUB_BACKEND or the default.
    * Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
    */
   const char *backend;
@@ -450,6 +591,13 @@ typedef struct gh_hub_config {
    * Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
    */
   double max_blocking_time;
+  /**
+   * A C backend to use for this hub without registering it (see gh_backend; the
+   * table is copied by gh_hub_configure); NULL = by name (`backend`). Setting both
+   * this and `backend` is GH_EINVAL. Added after the first four fields: a struct
+   * zero-filled or set with gh_hub_config_init leaves it NULL.
+   */
+  const struct gh_backend *backend_plugin;
 } gh_hub_config;
 
 /**
@@ -470,6 +618,18 @@ typedef struct gh_hub_ref {
  * A function queued with gh_run_callback.
  */
 typedef void (*gh_callback_fn)(void *arg);
+
+/**
+ * A greenlet-local storage key (a value; gh_local_key_create).
+ */
+typedef struct gh_local_key {
+  uint64_t id;
+} gh_local_key;
+
+/**
+ * A greenlet-local value's destructor: `void dtor(void *value)`.
+ */
+typedef void (*gh_local_dtor_fn)(void *value);
 
 /**
  * A pool handle (a value; the id encodes hub, slot and generation).
@@ -589,6 +749,20 @@ typedef struct gh_result {
 typedef struct gh_sem {
   uint64_t id;
 } gh_sem;
+
+/**
+ * A re-entrant lock owned by a greenlet (gevent.lock.RLock).
+ */
+typedef struct gh_rlock {
+  uint64_t id;
+} gh_rlock;
+
+/**
+ * A condition variable used with a gh_sem lock (threading.Condition for greenlets).
+ */
+typedef struct gh_cond {
+  uint64_t id;
+} gh_cond;
 
 /**
  * A FIFO queue of `void *` (gevent.queue.Queue), bounded or unbounded.
@@ -711,9 +885,32 @@ typedef struct gh_switch_token {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Registers a C backend under its name, for every thread of the process: hubs created
+ * afterwards use it when GREENHUB_BACKEND or gh_hub_config.backend names it. The
+ * contract a backend meets is written at gh_backend. Hubs that exist keep their
+ * backend (a hub's backend is chosen once, when it is created).
+ *
+ * *Ownership*: the table is copied; `backend->name` and `backend->arg` are not (the
+ * name is copied, `arg` must stay valid while hubs may be created with it).
+ * *Threads*: thread-safe. *Blocking*: never.
+ * *Errors*: GH_EINVAL (NULL `backend`, NULL/empty/over 63 bytes/non-UTF-8 name, a
+ * mandatory function NULL), GH_ENOTSUP (`version` is not GH_BACKEND_VERSION),
+ * GH_EEXIST (a built-in backend or another registered one has that name).
+ *
+ * # Safety
+ * `backend` must be NULL or point to a readable gh_backend whose `name` is NULL or a
+ * NUL-terminated string.
+ */
+int gh_backend_register(const struct gh_backend *backend);
 
 /**
  * Where the calling code runs: GH_CONTEXT_NONE (the thread has no hub),
@@ -1032,13 +1229,18 @@ void gh_hub_config_init(struct gh_hub_config *cfg);
  * *Ownership*: `cfg` and its strings are read during the call only.
  * *Threads*: configures the calling thread's hub. *Blocking*: never.
  * *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
- * stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
- * GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
- * GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+ * both `backend` and `backend_plugin` set, a `backend_plugin` table without a name or a
+ * mandatory function, stack_size above 1 GiB, negative or NaN max_blocking_time, bad
+ * GREENHUB_* value, a GREENHUB_BACKEND_PLUGIN object that cannot be loaded),
+ * GH_ENOTSUP (`backend_plugin->version` is not GH_BACKEND_VERSION), GH_EBUSY (this
+ * thread's hub already exists — it has done I/O: configure before any other greenhub
+ * call; its backend never changes), GH_ENOMEM and OS errors from creating the epoll fd
+ * or eventfd, the code a plug-in's `create` or `add` (of the wake-up fd) returned,
+ * GH_ERANGE (select backend: the wake-up eventfd is at or past FD_SETSIZE).
  *
  * # Safety
  * `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
- * NUL-terminated string.
+ * NUL-terminated string and whose `backend_plugin` is NULL or a readable gh_backend.
  */
 int gh_hub_configure(const struct gh_hub_config *cfg);
 
@@ -1103,11 +1305,12 @@ int gh_hub_wait(struct gh_watcher w);
 struct gh_hub_ref gh_hub_current(void);
 
 /**
- * The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
- * hub if needed;
- * NULL if the hub cannot be created.
+ * The name of this thread's hub backend ("epoll", "polling", "poll", "select" or a
+ * plug-in's name), creating the hub if needed; NULL if the hub cannot be created.
  *
- * *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+ * *Ownership*: a string that lives as long as the process (do not free it).
+ * *Threads*: the calling thread. *Blocking*: never.
+ * *Errors*: none (NULL).
  */
 const char *gh_hub_backend(void);
 
@@ -1123,8 +1326,8 @@ const char *gh_hub_backend(void);
  * *Ownership*: `arg` is passed through untouched.
  * *Threads*: thread-safe: any thread, including `hub`'s own.
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
- * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
- * — then `fn` never runs).
+ * *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+ * or — in a forked child — its thread did not survive the fork: then `fn` never runs).
  */
 int gh_hub_call_threadsafe(struct gh_hub_ref hub, gh_callback_fn fn, void *arg);
 
@@ -1144,10 +1347,13 @@ int gh_hub_run_once(double timeout);
 
 /**
  * The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
- * (for reading) from a host loop, together with gh_hub_backend_timeout().
+ * (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+ * the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+ * the hub says so once on stderr and recreates its backend (a new fd: ask again).
  *
  * *Threads*: this thread's hub. *Blocking*: never.
- * *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+ * *Errors*: GH_ENOTSUP for the "poll" and "select" backends (no fd to wait on) and for
+ * a plug-in without `backend_fd` or broken (see gh_backend).
  */
 int gh_hub_backend_fd(void);
 
@@ -1177,7 +1383,10 @@ double gh_hub_backend_timeout(void);
  * *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
  * NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
  * code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
- * real fd wait, which keeps the loop alive).
+ * real fd wait, which keeps the loop alive); and the backend's registration errors, at
+ * once: GH_ERANGE (the "select" backend: `fd` at or past FD_SETSIZE), the -errno a plug-in
+ * backend's add returned, GH_EBACKEND (a plug-in backend broke: see gh_backend), OS
+ * errors of epoll_ctl (GH_ENOMEM).
  */
 int gh_wait_fd(int fd, int events, double timeout);
 
@@ -1210,8 +1419,9 @@ int gh_wait_write(int fd, double timeout);
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
  * GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
- * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
- * (e.g. GH_ECONNRESET).
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), -errno of read(2)/recv(2)
+ * (e.g. GH_ECONNRESET), and when it must wait, gh_wait_fd's backend registration errors
+ * (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` writable for `len` bytes.
@@ -1229,8 +1439,9 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
  * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
  * *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
- * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
- * -errno of write(2)/send(2).
+ * `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+ * -errno of write(2)/send(2), and when it must wait, gh_wait_fd's backend registration
+ * errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `buf` readable for `len` bytes.
@@ -1273,7 +1484,8 @@ ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
  * the error surfaces after the call has given the hub a turn — a yield — so a loop that
  * just retries lets the other greenlets, timers and signal watchers run and serves again
  * as fds free up; back off anyway, or use gh_server_new, which does), GH_ECLOSED,
- * GH_ECANCELED, a gh_throw code, GH_EPERM.
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait, gh_wait_fd's backend
+ * registration errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -1282,13 +1494,18 @@ int gh_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, double timeout)
 
 /**
  * Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
- * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+ * writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode. An AF_UNIX listener whose
+ * backlog is full (connect(2) says EAGAIN: nothing started) is waited for as a
+ * blocking connect would: tried again after short sleeps (1 ms doubling to 20 ms) until
+ * it is accepted into the backlog or the timeout expires; GH_OK always means connected.
  *
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
  * GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
  * timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
- * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+ * GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
+ * AF_UNIX: no free local port), -errno of connect(2), and when it must wait,
+ * gh_wait_fd's backend registration errors (GH_ERANGE, ...).
  *
  * # Safety
  * `addr` readable for `addrlen` bytes.
@@ -1299,11 +1516,19 @@ int gh_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, double ti
  * Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
  * wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
  * loop, then close(2) runs. Its number may be reused at once: old waiters never see the
- * new file's events.
+ * new file's events. The hub's own fds (gh_hub_backend_fd(), its wake-up eventfd, a
+ * pidfd gh_waitpid waits on) are refused with GH_EBUSY and stay open.
  *
  * *Ownership*: the fd is closed even when waiters existed.
- * *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+ * *Threads*: the calling thread's hub. Only that hub's waiters and watchers are woken
+ * and removed: a greenlet of another thread's hub waiting on the same fd is not woken by
+ * it (as with close(2) under epoll, the registration lives on while another reference
+ * to the file does, so such a wait can miss its end); close an fd shared between
+ * threads only after its users in other threads are done with it (or wake them with
+ * gh_hub_call_threadsafe first).
+ * *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADF (negative or not open), GH_EBUSY (one of the hub's own fds),
+ * -errno of close(2) (e.g. GH_EIO).
  */
 int gh_close(int fd);
 
@@ -1463,6 +1688,54 @@ int gh_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, double timeo
  * `fds` readable and writable for `nfds` entries.
  */
 int gh_poll(struct pollfd *fds, size_t nfds, double timeout);
+
+/**
+ * Creates a key for greenlet-local values (gevent.local; `pthread_key_create` for
+ * greenlets): each greenlet (main and, in callbacks, the hub included) has its own value
+ * for it, NULL until set. When a greenlet ends, `dtor` (may be NULL) runs with each
+ * non-NULL value it had, as a hub callback in a later iteration (it must not block);
+ * when the hub is destroyed, it runs first for every value still set (main's too), in
+ * up to 4 rounds if destructors set values again.
+ *
+ * *Ownership*: `*out` is the caller's: gh_local_key_delete it. The values are the
+ * caller's; greenhub only hands them to `dtor`. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_local_key_create(struct gh_local_key *out, gh_local_dtor_fn dtor);
+
+/**
+ * Deletes `key` (as `pthread_key_delete`): no destructor runs; values set with it are
+ * forgotten. The handle is stale from now on.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE (zero, forged, deleted), GH_EWRONGTHREAD.
+ */
+int gh_local_key_delete(struct gh_local_key key);
+
+/**
+ * Sets the calling greenlet's value for `key` (NULL clears it: no destructor runs for
+ * it then).
+ *
+ * *Ownership*: `value` stays the caller's until `key`'s destructor gets it.
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_ENOMEM.
+ */
+int gh_local_set(struct gh_local_key key, void *value);
+
+/**
+ * Gets the calling greenlet's value for `key` into `*value` (NULL if it set none).
+ *
+ * *Ownership*: writes the caller's pointer. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`value` NULL), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `value` NULL or writable.
+ */
+int gh_local_get(struct gh_local_key key, void **value);
 
 /**
  * Creates a socket bound to `address` and, for a stream socket, listening with
@@ -2018,7 +2291,8 @@ int gh_sem_acquire(struct gh_sem s, double timeout);
  * first waiter.
  *
  * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
- * *Errors*: GH_EOVERFLOW (2^64 permits), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ * *Errors*: GH_EOVERFLOW (2^64 permits, or a bounded semaphore back at its initial
+ * value: nothing to release), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_sem_release(struct gh_sem s);
 
@@ -2029,6 +2303,113 @@ int gh_sem_release(struct gh_sem s);
  * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_sem_close(struct gh_sem s);
+
+/**
+ * Creates a bounded semaphore (gevent.lock.BoundedSemaphore) holding `value` permits:
+ * as gh_sem_new, but releasing a permit that would make more than `value` available is
+ * an error (GH_EOVERFLOW) instead of a new permit — it catches a release without an
+ * acquire.
+ *
+ * *Ownership*: `*out` is the caller's: gh_sem_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_sem_new_bounded(struct gh_sem *out, unsigned int value);
+
+/**
+ * Creates a re-entrant lock (gevent.lock.RLock), free: the greenlet that acquires it owns
+ * it and may acquire it again; it is free again once released as many times. A greenlet
+ * that ends holding it leaves it held.
+ *
+ * *Ownership*: `*out` is the caller's: gh_rlock_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_rlock_new(struct gh_rlock *out);
+
+/**
+ * Acquires the lock for the calling greenlet: at once if it is free or the caller owns it
+ * (one level more), else waits, FIFO with the other waiters.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = try once); not from a hub
+ * callback (GH_EPERM: the hub cannot own a lock). *Errors*: GH_ETIMEDOUT, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EOVERFLOW (2^32 levels),
+ * GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_rlock_acquire(struct gh_rlock l, double timeout);
+
+/**
+ * Releases one level of the lock; releasing the last frees it for the first waiter.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EPERM (the calling greenlet does not own it), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ */
+int gh_rlock_release(struct gh_rlock l);
+
+/**
+ * Frees the lock, held or not; waiters wake with GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_rlock_close(struct gh_rlock l);
+
+/**
+ * Creates a condition variable (threading.Condition for greenlets), used with a gh_sem
+ * lock (a semaphore of 1) that protects the state waited for.
+ *
+ * *Ownership*: `*out` is the caller's: gh_cond_close it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_cond_new(struct gh_cond *out);
+
+/**
+ * Releases `lock` (which the caller holds), waits until notified (FIFO), then acquires
+ * `lock` again before returning, whatever ended the wait — as pthread_cond_timedwait. No
+ * notification is lost between the release and the wait (nothing else runs between
+ * them). Check the condition again after it returns. Killed, the caller has the lock
+ * again only if it was free (blocking calls fail from then on).
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0: releases and re-takes the
+ * lock, GH_ETIMEDOUT); not from a hub callback. *Errors*: GH_ETIMEDOUT, GH_ECLOSED (the
+ * condition or the lock closed), GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+ * GH_EOVERFLOW (`lock` is a bounded semaphore the caller did not hold), GH_EINVAL (NaN),
+ * GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_wait(struct gh_cond c, struct gh_sem lock, double timeout);
+
+/**
+ * Wakes up to `n` greenlets waiting on the condition, oldest first; returns how many it
+ * woke (each re-acquires its lock before its gh_cond_wait returns).
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_notify(struct gh_cond c, unsigned int n);
+
+/**
+ * Wakes every greenlet waiting on the condition; returns how many.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_notify_all(struct gh_cond c);
+
+/**
+ * Frees the condition; its waiters wake with GH_ECLOSED (and re-acquire their lock).
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_cond_close(struct gh_cond c);
 
 /**
  * Creates a FIFO queue of `void *` items holding at most `capacity` items
@@ -2323,8 +2704,9 @@ int gh_child_status(struct gh_watcher w, int *status);
  * *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
  * *Blocking*: never; allowed from callbacks (a watcher may restart itself).
  * *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
- * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
- * GH_EWRONGTHREAD.
+ * fd was closed), GH_ENOMEM and other OS errors of epoll_ctl (of the backend's
+ * registration: GH_ERANGE for an fd at or past FD_SETSIZE under "select", a plug-in's
+ * -errno from add, GH_EBACKEND once a plug-in broke), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_watcher_start(struct gh_watcher w, gh_watcher_cb cb, void *arg);
 
@@ -2368,7 +2750,9 @@ int gh_watcher_active(struct gh_watcher w);
  * iteration, however many sends arrive before then (coalescing).
  *
  * *Threads*: thread-safe (the one watcher function that is); safe to race with the
- * watcher's close or its hub's destruction (then GH_EBADHANDLE).
+ * watcher's close or its hub's destruction (then GH_EBADHANDLE). Async-signal-safe
+ * (as libev's ev_async_send): it may be called from a signal handler, in any thread —
+ * it takes no lock and allocates nothing (atomics and one write(2)).
  * *Blocking*: never (one eventfd write at most per iteration of the target hub).
  * *Errors*: GH_EBADHANDLE (not a live async watcher).
  */
@@ -2402,7 +2786,11 @@ int gh_run_callback(gh_callback_fn cb, void *arg);
  * To take the backtrace of a thread that runs (a CPU loop), the monitor signals it
  * with SIGRTMIN+7 if no handler is installed for that signal (SA_RESTART); a thread
  * sleeping in a system call is not signalled (its call would be cut short): its call,
- * stack scan and the published greenlet names are reported instead.
+ * stack scan and the published greenlet names are reported instead. The /proc files
+ * this needs (the thread's stat and syscall, the process's maps: 3 fds) are opened when
+ * the hub starts being monitored, so a process out of fds still gets its backtrace.
+ * A report lists the whole greenlet tree up to 32 greenlets; beyond, the blocker with
+ * its ancestors and a count of the others by state (gh_format_run_info lists all).
  *
  * *Threads*: this thread's hub (created if needed). *Blocking*: never.
  * *Errors*: GH_EINVAL (max_blocking_time negative, NaN, infinite or >= 1e9; 0 means

@@ -168,6 +168,7 @@ fi
 # echo_server beside it), then smoke-run with their "// smoke: ARGS" line
 if ((!${#names[@]})); then
     mkdir -p "$OUT/examples"
+    ensure_libev || true # examples-c/backend_libev.c links libev
     smoked=()
     for src in examples-c/*.c examples-c/*.cpp; do
         name=$(basename "${src%.*}") bin=$OUT/examples/$(basename "${src%.*}")
@@ -177,8 +178,10 @@ if ((!${#names[@]})); then
             cc=("$CC" -std=c11 -D_GNU_SOURCE)
         fi
         echo "  ${cc[0]} $src"
+        # libraries of the example's "// ldflags:" line (examples-c/backend_libev.c: -lev)
+        read -r -a ld <<<"$(sed -n 's|^// ldflags:||p' "$src" | head -n 1)"
         if ! "${cc[@]}" -O1 -g -Wall -Wextra -Werror "${SAN[@]}" -Iinclude "$src" -o "$bin" \
-            "${LIBS[@]}"; then
+            "${LIBS[@]}" "${ld[@]}"; then
             failed=$((failed + 1)) bad+=("example $name (not built)")
             continue
         fi

@@ -44,7 +44,7 @@ failed=()
 for src in "${benches[@]}"; do
     name=$(basename "${src%.c}")
     if [[ $name == pingpong ]]; then
-        for backend in epoll polling poll; do
+        for backend in epoll polling poll select; do
             echo "== $name (GREENHUB_BACKEND=$backend)"
             GREENHUB_BACKEND=$backend "$OUT/bench/$name" </dev/null ||
                 failed+=("$name/$backend (exit $?)")

@@ -78,6 +78,8 @@ NULL_ALLOWED = {
     ("gh_sendto", "addr"): "NULL = the connected peer",
     ("gh_sendfile", "offset"): "NULL = the file position",
     ("gh_sendfile", "sent"): "`sent` may be NULL",
+    ("gh_local_set", "value"): "a value (NULL clears it)",
+    ("gh_local_key_create", "dtor"): "`dtor` may be NULL (no destructor)",
 }
 
 # How to make a live handle of a kind, where the generic rule (the first function
@@ -93,6 +95,7 @@ CONSTRUCTORS = {
     "gh_server": 'gh_server_new(&h, "127.0.0.1:0", sweep_stub_gh_server_handler, NULL, NULL)',
     # fd 0 is never read through these (only the control calls read: VALID_BY_FUNCTION)
     "gh_stream": "gh_stream_new(&h, 0, 0)",
+    "gh_local_key": "gh_local_key_create(&h, NULL)",
 }
 
 # Valid values of int-like parameters by name (the default is 0).

@@ -174,6 +174,7 @@ fi
 # ---- examples: compiled; run with their "// smoke: ARGS" line if they have one
 examples=(examples-c/*.c)
 if ((!c_only && ${#examples[@]})); then
+    ensure_libev || true # examples-c/backend_libev.c links libev
     echo "== compile ${#examples[@]} example(s) into $OUT/examples"
     compile_many "$OUT/examples" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror \
         -- "${examples[@]}" || true

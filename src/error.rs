@@ -14,6 +14,7 @@ pub(crate) const EDEAD: i32 = -1004;
 pub(crate) const ENOSWITCH: i32 = -1005;
 pub(crate) const ECLOSED: i32 = -1006;
 pub(crate) const EINTERNAL: i32 = -1007;
+pub(crate) const EBACKEND: i32 = -1008;
 /// -1009: -1008 is GH_EBACKEND on main (issue 17).
 pub(crate) const EEOF: i32 = -1009;
 /// getaddrinfo failures are EAI_BASE + EAI_* (EAI_* are negative on Linux).
@@ -38,6 +39,8 @@ impl Error {
     pub const LOOPEXIT: Error = Error(ELOOPEXIT);
     pub const DEAD: Error = Error(EDEAD);
     pub const INTERNAL: Error = Error(EINTERNAL);
+    pub const BACKEND: Error = Error(EBACKEND);
+    pub const EXIST: Error = Error(-libc::EEXIST);
     pub const NOSWITCH: Error = Error(ENOSWITCH);
 
     /// The error of the last failed libc call (`errno`), as a code.
@@ -103,6 +106,7 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (ENOSWITCH, c"GH_ENOSWITCH", c"the code did not switch (or blocked the hub too long)"),
     (ECLOSED, c"GH_ECLOSED", c"the object was closed while this call waited on it"),
     (EINTERNAL, c"GH_EINTERNAL", c"internal error in greenhub (a bug; details on stderr)"),
+    (EBACKEND, c"GH_EBACKEND", c"the hub's backend failed: its poll failed or it broke the backend contract (details on stderr)"),
     (EEOF, c"GH_EEOF", c"end of file in the middle of a record (the bytes that came stay buffered)"),
     (EAI_BASE + libc::EAI_BADFLAGS, c"GH_EAI_BADFLAGS", c"getaddrinfo: bad value for ai_flags"),
     (EAI_BASE + libc::EAI_NONAME, c"GH_EAI_NONAME", c"getaddrinfo: name or service not known"),

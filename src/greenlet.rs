@@ -140,6 +140,8 @@ pub struct Greenlet {
     pub stack_hi: usize,
     /// It has gh_link functions (in `HubState::links`), run in the hub when it dies.
     pub linked: bool,
+    /// It has greenlet-local values (in `HubState::locals`).
+    pub has_locals: bool,
 }
 
 /// A gh_link: the greenlet (slot), its function and argument.
@@ -231,6 +233,7 @@ impl Greenlet {
             stack_lo: 0,
             stack_hi: 0,
             linked: false,
+            has_locals: false,
         }
     }
 

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! * hub id: never 0 and never 0xFFFF, so zeroed and all-ones handles are never valid;
-//!   ids of destroyed hubs are not reused while 65,000 other hubs are created.
+//!   ids of destroyed hubs are not reused while 65,000 other hubs are created, and a hub
+//!   that reuses an id starts its generations above every one the id's earlier hubs
+//!   handed out (`register_hub`), so a stale handle stays stale for the process's life.
 //! * kind: a greenlet handle passed where a watcher is expected is rejected.
 //! * generation: bumped every time a slot is freed, so a stale handle (released,
 //!   closed) never matches the object that reuses its slot (2^20 reuses per slot).
@@ -44,6 +46,12 @@ pub enum Kind {
     Timeout = 9,
     /// gh_assert_switches_begin's token.
     SwitchToken = 10,
+    /// gh_local_key_create's key.
+    LocalKey = 11,
+    /// gh_rlock_new's re-entrant lock.
+    RLock = 12,
+    /// gh_cond_new's condition variable.
+    Cond = 13,
     /// gh_server, gh_stream and gh_pool (src/server.rs `Sub`): one kind for the three,
     /// told apart by the top bits of the slot field (the 4-bit kind field is nearly
     /// full). 14, not 11: other branches took 11 to 13.
@@ -94,6 +102,9 @@ pub struct Table<T> {
     free: u32,
     /// Live objects.
     live: usize,
+    /// The generation a new slot starts at (above every generation an earlier hub with
+    /// the same id handed out: `register_hub`).
+    base: u32,
 }
 
 enum Slot<T> {
@@ -113,11 +124,26 @@ impl<T> Default for Table<T> {
             gens: Vec::new(),
             free: NO_SLOT,
             live: 0,
+            base: 1,
         }
     }
 }
 
 impl<T> Table<T> {
+    /// An empty table whose slots start at generation `base` (1..=GEN_MASK).
+    pub fn with_base(base: u32) -> Self {
+        Table {
+            base: base.clamp(1, GEN_MASK),
+            ..Table::default()
+        }
+    }
+
+    /// The highest generation any handle of this table can carry.
+    pub fn max_gen(&self) -> u32 {
+        let retired = |g: u32| if g == 0 { GEN_MASK } else { g };
+        self.gens.iter().map(|&g| retired(g)).max().unwrap_or(0)
+    }
+
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
@@ -134,7 +160,7 @@ impl<T> Table<T> {
                 return Err(Error::NOMEM);
             }
             self.slots.push(Slot::Retired);
-            self.gens.push(1);
+            self.gens.push(self.base);
             s
         };
         self.slots[slot] = Slot::Full(value);
@@ -283,6 +309,9 @@ impl<T> Table<T> {
 /// `gh_hub_destroy` never touches freed memory.
 pub struct HubShared {
     pub id: u16,
+    /// The first generation of this hub's tables, and its gh_hub_ref's generation: above
+    /// every generation handed out by earlier hubs with the same id (`register_hub`).
+    pub base: u32,
     pub remote: Mutex<Remote>,
     /// What the hub's thread runs now, for the blocking monitor: `switch count << 32 |
     /// running greenlet slot`, with `POLLING` set while the hub waits in its poll. One
@@ -304,8 +333,6 @@ pub struct Remote {
     pub wake_fd: i32,
     /// A wake-up has been written and not consumed yet (coalescing).
     pub woken: bool,
-    /// Async watchers: slot -> (generation, pending).
-    pub asyncs: HashMap<u32, (u32, bool)>,
     /// Finished thread-pool jobs waiting for the hub to hand their results over.
     pub done: Vec<crate::threadpool::Done>,
     /// gh_hub_call_threadsafe calls waiting to be queued in the hub.
@@ -328,6 +355,23 @@ impl HubShared {
 
 static NEXT_HUB: AtomicU32 = AtomicU32::new(1);
 
+/// Hub ids are 16 bits, so they are reused after 65,534 hubs; a stale handle of an
+/// earlier hub with the same id must never match (issue 15.9). So per id, the first
+/// generation the next hub with that id may use: one above every generation the
+/// earlier ones handed out (`unregister_hub`). An id whose base passes `BASE_LIMIT` is
+/// retired (its hubs could otherwise not reuse a slot 2^19 times before it retires).
+/// Written with the registry's lock held. A static array (no allocation that grows
+/// with the number of hubs ever made; 0 means 1).
+#[allow(clippy::declare_interior_mutable_const)]
+const BASE_ONE: AtomicU32 = AtomicU32::new(0);
+static ID_BASES: [AtomicU32; 1 << 16] = [BASE_ONE; 1 << 16];
+
+fn id_base(id: u16) -> u32 {
+    ID_BASES[id as usize].load(Ordering::Relaxed).max(1)
+}
+
+pub(crate) const BASE_LIMIT: u32 = 1 << (GEN_BITS - 1);
+
 fn registry() -> &'static Mutex<HashMap<u16, Arc<HubShared>>> {
     static REG: std::sync::OnceLock<Mutex<HashMap<u16, Arc<HubShared>>>> =
         std::sync::OnceLock::new();
@@ -338,24 +382,31 @@ fn lock_registry() -> std::sync::MutexGuard<'static, HashMap<u16, Arc<HubShared>
     registry().lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Allocates a hub id not in use by any live hub, and registers its shared part.
+/// Allocates a hub id not in use by any live hub nor retired, and registers its shared
+/// part. `ENOMEM` when none is left.
 pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     let mut reg = lock_registry();
     if reg.len() >= 0xFFF0 {
         return Err(Error::NOMEM);
     }
-    let id = loop {
+    let mut tries = 0u32;
+    let (id, base) = loop {
+        tries += 1;
+        if tries > 0x10000 {
+            return Err(Error::NOMEM);
+        }
         let n = NEXT_HUB.fetch_add(1, Ordering::Relaxed) as u16;
-        if n != 0 && n != 0xFFFF && !reg.contains_key(&n) {
-            break n;
+        let base = id_base(n);
+        if n != 0 && n != 0xFFFF && base <= BASE_LIMIT && !reg.contains_key(&n) {
+            break (n, base);
         }
     };
     let shared = Arc::new(HubShared {
         id,
+        base,
         remote: Mutex::new(Remote {
             wake_fd,
             woken: false,
-            asyncs: HashMap::new(),
             done: Vec::new(),
             calls: Vec::new(),
         }),
@@ -368,8 +419,13 @@ pub fn register_hub(wake_fd: i32) -> Result<Arc<HubShared>> {
     Ok(shared)
 }
 
-pub fn unregister_hub(id: u16) {
-    lock_registry().remove(&id);
+/// Removes a hub from the registry; `max_gen` is the highest generation its handles
+/// can carry (the next hub with this id starts above it).
+pub fn unregister_hub(id: u16, max_gen: u32) {
+    let mut reg = lock_registry();
+    reg.remove(&id);
+    let next = id_base(id).max(max_gen.saturating_add(1));
+    ID_BASES[id as usize].store(next, Ordering::Relaxed);
 }
 
 /// The ids of every live hub, in creation order of their ids.
@@ -442,8 +498,10 @@ type RemoteGuard = std::sync::MutexGuard<'static, Remote>;
 
 thread_local! {
     /// Locks held across fork() by the forking thread (see `fork_prepare`).
-    static FORK_GUARDS: std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)> =
-        const { std::cell::RefCell::new((None, Vec::new())) };
+    /// ManuallyDrop: no destructor, usable during teardown (an atexit handler that forks);
+    /// empty whenever a thread ends (its Vec's buffer is freed in `fork_release`).
+    static FORK_GUARDS: std::mem::ManuallyDrop<std::cell::RefCell<(Option<RegistryGuard>, Vec<RemoteGuard>)>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new((None, Vec::new()))) };
 }
 
 /// pthread_atfork "prepare": take the registry lock and every hub's remote lock, so
@@ -462,11 +520,36 @@ pub extern "C" fn fork_prepare() {
     FORK_GUARDS.with(|g| *g.borrow_mut() = (Some(reg), guards));
 }
 
+/// In a fork child, before `fork_release`: the hubs of the threads that did not survive
+/// the fork (all but `own`) leave the registry (gh_hub_call_threadsafe to them is then
+/// GH_EBADHANDLE: issue 15.13), their ids are retired (their handles' generations are
+/// unknown), and no hub's wake-up eventfd — the parent's — is written any more (the own
+/// hub gets its own in `after_fork`).
+pub fn fork_child_hubs(own: Option<u16>) {
+    FORK_GUARDS.with(|g| {
+        let mut g = g.borrow_mut();
+        for r in g.1.iter_mut() {
+            r.wake_fd = -1;
+        }
+        g.1 = Vec::new(); // the remote guards borrow from the registry's Arcs: first
+        if let Some(reg) = g.0.as_mut() {
+            let dead: Vec<u16> = reg.keys().copied().filter(|&id| Some(id) != own).collect();
+            for id in dead {
+                reg.remove(&id);
+                ID_BASES[id as usize].store(BASE_LIMIT + 1, Ordering::Relaxed);
+            }
+        }
+    });
+    crate::asyncs::forked(own);
+}
+
 /// pthread_atfork "parent" and "child": release what `fork_prepare` took.
 pub extern "C" fn fork_release() {
     FORK_GUARDS.with(|g| {
         let mut g = g.borrow_mut();
-        g.1.clear(); // remote guards first: they borrow from the registry's Arcs
+        // remote guards first: they borrow from the registry's Arcs (and the Vec's buffer
+        // goes: nothing may be left for a destructor this thread-local does not have)
+        g.1 = Vec::new();
         g.0 = None;
     });
     crate::signals::fork_release();

@@ -154,6 +154,32 @@ impl Hub {
         self.st.borrow().fds.get(fd).is_none_or(|e| !e.not_socket)
     }
 
+    /// For an fd cached as "not a socket": puts it in O_NONBLOCK mode and returns false,
+    /// unless the number now holds a socket (the pipe was `close`d behind greenhub's back
+    /// and the number reused: issue 15.8), whose flags are never changed — then the cache
+    /// is cleared and the answer is true. The check (one `fstat`) is made only when the
+    /// fd is not in O_NONBLOCK mode already, i.e. only when its flags would change.
+    pub(crate) fn socket_after_all(&self, fd: i32) -> Result<bool> {
+        // SAFETY: fcntl on a caller-provided fd; errors are checked.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 {
+            return Err(Error(-errno()));
+        }
+        if fl & libc::O_NONBLOCK != 0 {
+            return Ok(false);
+        }
+        // SAFETY: fstat fills a local, zeroed struct stat.
+        let mut sb: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut sb) } == 0 && sb.st_mode & libc::S_IFMT == libc::S_IFSOCK {
+            if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
+                e.not_socket = false;
+            }
+            return Ok(true);
+        }
+        set_nonblocking(fd).map(|_| false)
+    }
+
     pub(crate) fn mark_not_socket(&self, fd: i32) -> Result<()> {
         if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
             e.not_socket = true;
@@ -171,14 +197,12 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) {
+        if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: same contract as this function's.
             match unsafe { self.recv(fd, buf, len, 0, timeout) } {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
-        } else {
-            set_nonblocking(fd)?;
         }
         // SAFETY: the caller guarantees buf is writable for len bytes.
         self.retry(fd, Side::Read, timeout, len, || unsafe {
@@ -216,14 +240,12 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) {
+        if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: same contract as this function's.
             match unsafe { self.send_all(fd, buf, len, 0, timeout) } {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
-        } else {
-            set_nonblocking(fd)?;
         }
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
         let mut done = 0usize;
@@ -311,35 +333,77 @@ impl Hub {
             return Err(Error::BADF);
         }
         set_nonblocking(fd)?;
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
         // SAFETY: addr is valid for len bytes per the caller.
         if unsafe { libc::connect(fd, addr, len) } == 0 {
             return Ok(());
         }
         match errno() {
-            libc::EINPROGRESS | libc::EINTR | libc::EAGAIN => {}
+            libc::EINPROGRESS | libc::EINTR => {}
+            // SAFETY: as above.
+            libc::EAGAIN => return unsafe { self.connect_backlog_full(fd, addr, len, deadline) },
             e => return Err(Error(-e)),
         }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
         self.io_wait(fd, Side::Write, deadline)?;
-        let mut err: libc::c_int = 0;
-        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: err/l are valid out-parameters of the right size.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                &mut err as *mut _ as *mut c_void,
-                &mut l,
-            )
-        };
-        if rc < 0 {
-            return Err(Error(-errno()));
-        }
+        let err = sockopt_int(fd, libc::SO_ERROR)?;
         if err != 0 {
             return Err(Error(-err));
         }
         Ok(())
+    }
+
+    /// `connect` said EAGAIN. On AF_UNIX that is a listener whose backlog is full, and
+    /// nothing was started: the socket never becomes connected by itself and is writable
+    /// all along (so waiting for writability would report an unconnected socket as
+    /// connected). A blocking connect waits for room in the backlog; so do we, trying
+    /// again after sleeps of 1 ms doubling to 20 ms, until `deadline` (issue 15.1).
+    /// On other families EAGAIN means no local port or route entry: returned as is.
+    ///
+    /// # Safety
+    /// `addr` valid for `len` bytes.
+    #[cold]
+    unsafe fn connect_backlog_full(
+        &self,
+        fd: i32,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        deadline: Option<u64>,
+    ) -> Result<()> {
+        if sockopt_int(fd, libc::SO_DOMAIN) != Ok(libc::AF_UNIX) {
+            return Err(Error(-libc::EAGAIN));
+        }
+        self.backoff(deadline, 20_000_000, || {
+            // SAFETY: addr is valid for len bytes per the caller.
+            if unsafe { libc::connect(fd, addr, len) } == 0 {
+                return Ok(Some(()));
+            }
+            match errno() {
+                libc::EAGAIN | libc::EINTR => Ok(None),
+                e => Err(Error(-e)),
+            }
+        })
+    }
+
+    /// Sleeps 1 ms, doubling up to `max_pause` ns, between calls of `attempt` until it
+    /// gives a value, fails, or `deadline` passes (`ETIMEDOUT`).
+    fn backoff<T>(
+        &self,
+        deadline: Option<u64>,
+        max_pause: u64,
+        mut attempt: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
+        let mut pause = 1_000_000u64;
+        loop {
+            let t = left(deadline).map_or(pause, |l| l.min(pause));
+            if t == 0 {
+                return Err(Error::TIMEDOUT);
+            }
+            self.sleep(t as f64 / 1e9)?;
+            if let Some(v) = attempt()? {
+                return Ok(v);
+            }
+            pause = (pause * 2).min(max_pause);
+        }
     }
 
     /// gh_close: wakes the fd's waiters with `ECLOSED`, stops its watchers, removes it
@@ -351,6 +415,11 @@ impl Hub {
         {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
+            // The hub's own fds (backend, wake-up eventfd, a pidfd being waited on) are
+            // not the caller's to close (issue 15.11).
+            if fd == st.backend.fd() || fd == st.wake_fd || st.wait_fds.contains(&fd) {
+                return Err(Error::BUSY);
+            }
             let watchers: Vec<u32> = st
                 .fds
                 .get(fd)
@@ -415,25 +484,20 @@ impl Hub {
         // SAFETY: plain syscall; result checked.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
         let result = if pidfd >= 0 {
+            // Owned by the hub while we wait (closed at teardown if this greenlet is
+            // discarded), not by this stack frame.
+            self.st.borrow_mut().wait_fds.push(pidfd);
             let r = self
                 .wait_fd(pidfd, READ, left(deadline))
                 .and_then(|_| reap(status));
+            self.st.borrow_mut().wait_fds.retain(|&fd| fd != pidfd);
             // SAFETY: closes the pidfd we opened.
             unsafe { libc::close(pidfd) };
             r
         } else {
-            let mut pause = 1_000_000u64;
-            loop {
-                let t = left(deadline).map_or(pause, |l| l.min(pause));
-                if t == 0 {
-                    break Err(Error::TIMEDOUT);
-                }
-                self.sleep(t as f64 / 1e9)?;
-                match reap(status)? {
-                    r if r == pid => break Ok(pid),
-                    _ => pause = (pause * 2).min(50_000_000),
-                }
-            }
+            self.backoff(deadline, 50_000_000, || {
+                Ok(reap(&mut *status)?.eq(&pid).then_some(pid))
+            })
         };
         match result {
             Ok(r) if r == pid => Ok(pid),
@@ -441,6 +505,26 @@ impl Hub {
             Err(e) => Err(e),
         }
     }
+}
+
+/// An int-valued SOL_SOCKET option of `fd`.
+fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/l are valid out-parameters of the right size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &mut v as *mut _ as *mut c_void,
+            &mut l,
+        )
+    };
+    if rc < 0 {
+        return Err(Error(-errno()));
+    }
+    Ok(v)
 }
 
 pub(crate) fn set_nonblocking(fd: i32) -> Result<()> {

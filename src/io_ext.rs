@@ -61,7 +61,7 @@ impl Hub {
         n: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) {
+        if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: plain data; all-zero is a valid msghdr.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_iov = iov as *mut libc::iovec;
@@ -71,8 +71,6 @@ impl Hub {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
-        } else {
-            set_nonblocking(fd)?;
         }
         // SAFETY: iov is valid per the caller.
         self.retry(fd, Side::Read, timeout, 0, || unsafe {
@@ -93,10 +91,7 @@ impl Hub {
         timeout: Option<u64>,
     ) -> Result<isize> {
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        let mut sock = self.is_socket(fd);
-        if !sock {
-            set_nonblocking(fd)?;
-        }
+        let mut sock = self.is_socket(fd) || self.socket_after_all(fd)?;
         let (mut start, mut skip, mut total) = (0usize, 0usize, 0usize);
         loop {
             // Skip the iovecs already written (and empty ones).
@@ -143,8 +138,7 @@ impl Hub {
                     skip += w as usize;
                 }
                 Err(e) if sock && e.0 == -libc::ENOTSOCK => {
-                    self.mark_not_socket(fd)?;
-                    set_nonblocking(fd)?;
+                    self.mark_not_socket(fd)?; // (puts it in O_NONBLOCK mode)
                     sock = false;
                 }
                 Err(e) => return Err(e),

@@ -19,6 +19,7 @@
 //! ```text
 //! ffi/          extern "C" functions, one file per header section; no logic. The core
 //!               never imports it (the monitor hands it Rust reports and hooks)
+//! asyncs        async watchers' pending flags, lock-free (gh_async_send is signal-safe)
 //! error         Error <-> GH_E* codes, names and messages
 //! handle        generation-checked handles; registry of live hubs (cross-thread)
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
@@ -33,12 +34,13 @@
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
 //! fault         test-only fault injection (cargo feature `fault-injection`)
-//! event_loop/   backend seam + epoll, fd registry, timer heap, watcher records
+//! event_loop/   backend seam (epoll, polling, poll, select, C plug-ins), fd registry, timer heap, watcher records
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
 
+pub mod asyncs;
 pub mod error;
 pub mod event_loop;
 pub mod fault;

@@ -18,9 +18,10 @@
 //! Everything the handler does is async-signal-safe: atomics, plain reads, write(2),
 //! sigaction(2), raise(3). errno is saved and restored.
 //!
-//! Limits: a single frame larger than the guard page (4 KiB) can jump over it into the
-//! slot below (another greenlet's stack top) — C code compiled with
-//! `-fstack-clash-protection` probes every page and always hits the guard.
+//! Limits: a single frame reaching more than the guard (`stack::GUARD`, 64 KiB) past
+//! its stack's end can jump over it into the slot below (another greenlet's stack top) —
+//! C code compiled with `-fstack-clash-protection` probes every page and always hits the
+//! guard.
 
 use crate::error::{Error, Result};
 use crate::fault::{self, Site};

@@ -279,6 +279,7 @@ impl Hub {
                 n => Some(self.new_obj(
                     Obj::Sem {
                         count: n as u64,
+                        bound: u64::MAX,
                         waiters: WaitList::default(),
                     },
                     Kind::Sem,

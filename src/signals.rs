@@ -29,6 +29,17 @@ static WAKE_FDS: [AtomicI32; SLOTS] = [FD_INIT; SLOTS];
 static PENDING: [AtomicU64; SLOTS] = [ZERO; SLOTS];
 /// Slots watching each signal (bit slot).
 static WATCHERS: [AtomicU64; MAX_SIGNAL as usize + 1] = [ZERO; MAX_SIGNAL as usize + 1];
+/// Deliveries of each signal so far (the run-info dump tells a new one from the same one
+/// seen by another hub).
+static DELIVERED: [AtomicU64; MAX_SIGNAL as usize + 1] = [ZERO; MAX_SIGNAL as usize + 1];
+
+/// How many times `sig` has been delivered to greenhub's handler.
+pub(crate) fn delivered(sig: i32) -> u64 {
+    DELIVERED
+        .get(sig as usize)
+        .map_or(0, |d| d.load(Ordering::SeqCst))
+}
+
 /// Handlers running now (teardown waits for 0 before closing an eventfd).
 static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
@@ -55,6 +66,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     let saved = unsafe { *libc::__errno_location() };
     IN_HANDLER.fetch_add(1, Ordering::SeqCst);
     if (1..=MAX_SIGNAL).contains(&sig) {
+        DELIVERED[sig as usize].fetch_add(1, Ordering::SeqCst);
         let mut mask = WATCHERS[sig as usize].load(Ordering::SeqCst);
         while mask != 0 {
             let slot = mask.trailing_zeros() as usize;
@@ -180,8 +192,10 @@ pub fn forget_wake_fds_after_fork() {
 }
 
 thread_local! {
-    static FORK_GUARD: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Global>>> =
-        const { std::cell::RefCell::new(None) };
+    // ManuallyDrop: no destructor, so a fork during thread or process teardown (an
+    // atexit handler) can still use it (it is None whenever a thread ends).
+    static FORK_GUARD: std::mem::ManuallyDrop<std::cell::RefCell<Option<std::sync::MutexGuard<'static, Global>>>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new(None)) };
 }
 
 /// pthread_atfork "prepare" (after the registry lock): hold the signal table's lock

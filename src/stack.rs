@@ -1,5 +1,5 @@
-//! Greenlet stacks: slots carved from large reserved regions, a guard page under each,
-//! recycled through a per-hub pool.
+//! Greenlet stacks: slots carved from large reserved regions, a guard (`GUARD`, 64 KiB)
+//! under each, recycled through a per-hub pool.
 //!
 //! ```text
 //!  one region (CHUNK = 64 MiB of MAP_NORESERVE address space; 4 MiB under valgrind),
@@ -8,17 +8,19 @@
 //!  +-------+---------------------+-------+---------------------+-------+-----  ...
 //!  | guard |  stack 0   ...|meta | guard |  stack 1   ...|meta | guard |  (not carved yet)
 //!  +-------+---------------------+-------+---------------------+-------+-----  ...
-//!  ^ slot 0 = guard page + size bytes    ^ slot 1                        stacks grow down:
+//!  ^ slot 0 = guard + size bytes         ^ slot 1                        stacks grow down:
 //!                                                                        base() = meta
 //! ```
 //!
-//! * Guard page: `madvise(MADV_GUARD_INSTALL)` where the kernel has it (Linux >= 6.13: no
-//!   extra memory mapping per stack; the region stays one mapping), else
+//! * Guard (64 KiB, so frames with big arrays fault too): `madvise(MADV_GUARD_INSTALL)`
+//!   where the kernel has it (Linux >= 6.13: no extra memory mapping per stack; the region
+//!   stays one mapping), else
 //!   `mprotect(PROT_NONE)` (each stack then splits the region: 2 mappings per stack).
 //!   Decided once per process, on the first slot carved.
-//! * With `mprotect`, carving a slot first takes 2 mappings from a process-wide budget
-//!   counted against `/proc/sys/vm/max_map_count` (see `MapBudget`): spawn fails with
-//!   `GH_ENOMEM` while a margin of mappings is still left for everyone else in the process.
+//! * Reserving a region takes a mapping from a process-wide budget counted against
+//!   `/proc/sys/vm/max_map_count` (see `MAP_BUDGET`), and with `mprotect` carving a slot
+//!   takes 2 more: spawn fails with `GH_ENOMEM` while a margin of mappings is still left for
+//!   everyone else in the process, whatever the guard mode and the stack size.
 //! * `meta` (top `META` bytes of each slot) is written at spawn: the greenlet's id, name and
 //!   stack size, for the stack-overflow reporter (`crate::overflow`), which finds a faulting
 //!   address's slot through the lock-free `REGIONS` table — no cost per switch.
@@ -97,6 +99,19 @@ pub fn cxa_of(co: *mut crate::greenlet::Co) -> *mut crate::greenlet::CxaGlobals 
 }
 const MAGIC: u64 = 0x6275_686e_6565_7267; // "greenhub", little-endian
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+/// Bytes of guard under each stack. One page only catches a frame that touches memory
+/// within a page of the stack's end: a C frame with a big array (`char buf[72 KiB]` on
+/// a 64 KiB stack, only its start written) jumped over it into the neighbouring slot
+/// and silently changed another greenlet's stack (issue 15.3). A guard costs address
+/// space only (`MADV_GUARD_INSTALL` markers, or `PROT_NONE` pages never committed), so it
+/// is 64 KiB: a frame reaching up to 64 KiB below its stack's end faults.
+pub(crate) const GUARD: usize = 64 * 1024;
+
+/// The guard under each stack (`GUARD`, at least a page).
+#[inline]
+pub fn guard_len() -> usize {
+    GUARD.max(page_size())
+}
 
 /// The page size (sysconf once per process: it was ~150 instructions per spawn).
 #[inline]
@@ -269,9 +284,12 @@ static REGIONS_HIGH: AtomicUsize = AtomicUsize::new(0);
 /// Publishes a region; `None` when the table is full (its overflows go unreported).
 fn publish(base: usize, len: usize, slot: usize) -> Option<usize> {
     for (i, e) in REGIONS.iter().enumerate() {
-        if e.base
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        // (A plain load first: a full table is scanned at every region reserved — 57,000
+        // 1 GiB stacks are 57,000 regions — and a locked CAS per entry made that seconds.)
+        if e.base.load(Ordering::Relaxed) == 0
+            && e.base
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             e.len.store(len, Ordering::Relaxed);
             e.slot.store(slot, Ordering::Relaxed);
@@ -297,7 +315,7 @@ pub struct GuardHit {
 /// If `addr` lies in the guard page of a carved slot whose meta is set, that slot's
 /// owner. Async-signal-safe: atomics and plain reads only.
 pub fn guard_hit(addr: usize) -> Option<GuardHit> {
-    let page = page_size();
+    let guard = guard_len();
     let high = REGIONS_HIGH.load(Ordering::Acquire).min(MAX_REGIONS);
     for e in &REGIONS[..high] {
         let base = e.base.load(Ordering::Acquire);
@@ -310,8 +328,8 @@ pub fn guard_hit(addr: usize) -> Option<GuardHit> {
             continue; // rewritten meanwhile, or not in this region
         }
         let off = addr - base;
-        if off % slot >= page {
-            return None; // inside a region, but not in a guard page
+        if off % slot >= guard {
+            return None; // inside a region, but not in a guard
         }
         let top = base + (off / slot + 1) * slot;
         let meta = (top - META) as *const SlotMeta;
@@ -345,7 +363,7 @@ impl GhStack {
     fn new(slot_start: usize, slot_len: usize) -> GhStack {
         GhStack {
             top: slot_start + slot_len,
-            size: slot_len - page_size(),
+            size: slot_len - guard_len(),
             _valgrind: ValgrindStackRegistration::new(slot_start as *mut u8, slot_len),
         }
     }
@@ -433,7 +451,7 @@ unsafe impl Stack for GhStack {
     }
 
     fn limit(&self) -> StackPointer {
-        StackPointer::new(self.top - self.size - page_size()).expect("stack limit is never null")
+        StackPointer::new(self.top - self.size - guard_len()).expect("stack limit is never null")
     }
 }
 
@@ -452,7 +470,14 @@ impl Region {
     /// Reserves a region for slots of `slot` bytes. It maps one more chunk (headroom) and
     /// gives that back at once: a reservation only succeeds while address space
     /// (RLIMIT_AS) is left for the rest of the process after it.
-    fn reserve(slot: usize) -> Result<Region> {
+    ///
+    /// A region is a memory mapping: it takes one from the process-wide budget in every
+    /// guard mode (with 1 GiB stacks a region holds one stack, so the mappings run out
+    /// before the address space: issue 15.4).
+    fn reserve(slot: usize, map_limit: Option<usize>) -> Result<Region> {
+        if !take_mappings(1, map_limit.unwrap_or_else(max_map_count)) {
+            return Err(Error::NOMEM);
+        }
         let headroom = chunk();
         let len = slot * (headroom / slot).max(1);
         if let Some(e) = fault::fail(Site::Mmap) {
@@ -491,7 +516,7 @@ impl Region {
 
     /// Guards the next slot and hands it out.
     fn carve(&mut self, force: Option<Guard>, map_limit: Option<usize>) -> Result<GhStack> {
-        let page = page_size();
+        let guard = guard_len();
         let start = self.base + self.carved * self.slot;
         let p = start as *mut libc::c_void;
         let mut mode = force.or_else(guard_mode).or_else(env_mode);
@@ -499,8 +524,8 @@ impl Region {
             if let Some(e) = fault::fail(Site::Madvise) {
                 return Err(Error(-e));
             }
-            // SAFETY: the first page of an uncarved slot of our own region.
-            if unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0 {
+            // SAFETY: the guard (first bytes) of an uncarved slot of our own region.
+            if unsafe { libc::madvise(p, guard, MADV_GUARD_INSTALL) } == 0 {
                 if mode.is_none() {
                     GUARD_MODE.store(1, Ordering::Relaxed);
                 }
@@ -519,8 +544,8 @@ impl Region {
         if !take_mappings(2, map_limit.unwrap_or_else(max_map_count)) {
             return Err(Error::NOMEM);
         }
-        // SAFETY: the first page of an uncarved slot of our own region.
-        if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+        // SAFETY: the guard (first bytes) of an uncarved slot of our own region.
+        if unsafe { libc::mprotect(p, guard, libc::PROT_NONE) } != 0 {
             return Err(Error::NOMEM);
         }
         self.carved += 1;
@@ -595,11 +620,11 @@ impl StackPool {
             self.in_use += 1;
             return Ok(st);
         }
-        let slot = size.checked_add(page_size()).ok_or(Error::NOMEM)?;
+        let slot = size.checked_add(guard_len()).ok_or(Error::NOMEM)?;
         let ri = match class.carving {
             Some(r) if !self.regions[r].full() => r,
             _ => {
-                self.regions.push(Region::reserve(slot)?);
+                self.regions.push(Region::reserve(slot, self.map_limit)?);
                 class.carving = Some(self.regions.len() - 1);
                 self.regions.len() - 1
             }
@@ -647,7 +672,7 @@ impl StackPool {
             let start = batch[i].bottom();
             let mut end = batch[i].top;
             let mut j = i + 1;
-            while j < batch.len() && batch[j].bottom() == end + page_size() {
+            while j < batch.len() && batch[j].bottom() == end + guard_len() {
                 end = batch[j].top;
                 j += 1;
             }
@@ -707,7 +732,7 @@ mod tests {
         let mut pool = StackPool::default();
         let a = pool.take(MIN_STACK).unwrap();
         let b = pool.take(MIN_STACK).unwrap();
-        let page = page_size();
+        let page = guard_len();
         assert_eq!(b.bottom(), a.top() + page);
         // The guard page of b is recognised; a's usable bytes are not a guard.
         let mut b = b;

@@ -250,10 +250,7 @@ impl Hub {
             return Err(Error::BADF);
         }
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        let mut sock = self.is_socket(fd);
-        if !sock {
-            crate::io::set_nonblocking(fd)?;
-        }
+        let mut sock = self.is_socket(fd) || self.socket_after_all(fd)?;
         while *done < len {
             // SAFETY: *done < len: inside the caller's buffer.
             let p = unsafe { buf.add(*done) } as *const c_void;

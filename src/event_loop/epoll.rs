@@ -4,6 +4,8 @@ use super::{Backend, Ready, READ, WRITE};
 
 pub struct Epoll {
     epfd: i32,
+    /// `super::file_id` of `epfd` when it was made (checked before closing after fork).
+    id: Option<(u64, u64)>,
     buf: Vec<libc::epoll_event>,
 }
 
@@ -12,6 +14,7 @@ impl Epoll {
         let epfd = Self::create()?;
         Ok(Epoll {
             epfd,
+            id: super::file_id(epfd),
             buf: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
         })
     }
@@ -50,6 +53,14 @@ impl Backend for Epoll {
         "epoll"
     }
 
+    fn c_name(&self) -> &'static std::ffi::CStr {
+        c"epoll"
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32> {
+        Ok(Box::new(Epoll::new()?))
+    }
+
     fn fd(&self) -> i32 {
         self.epfd
     }
@@ -68,10 +79,25 @@ impl Backend for Epoll {
 
     fn reset(&mut self) -> Result<(), i32> {
         let fresh = Self::create()?;
-        // SAFETY: closes the epoll fd this value owns; it is replaced at once.
-        unsafe { libc::close(self.epfd) };
+        if self.epfd >= 0 {
+            // SAFETY: closes the epoll fd this value owns; it is replaced at once.
+            unsafe { libc::close(self.epfd) };
+        }
         self.epfd = fresh;
+        self.id = super::file_id(fresh);
         Ok(())
+    }
+
+    /// After fork: closes this process's copy of the epoll fd (which leaves the parent's
+    /// set alone) only if the number still holds it.
+    fn abandon(mut self: Box<Self>) {
+        if super::file_id(self.epfd) != self.id {
+            self.epfd = -1;
+        }
+    }
+
+    fn disown(&mut self, _err: i32) {
+        self.epfd = -1;
     }
 
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
@@ -131,7 +157,9 @@ impl Epoll {
 
 impl Drop for Epoll {
     fn drop(&mut self) {
-        // SAFETY: closes the epoll fd this value owns.
-        unsafe { libc::close(self.epfd) };
+        if self.epfd >= 0 {
+            // SAFETY: closes the epoll fd this value owns.
+            unsafe { libc::close(self.epfd) };
+        }
     }
 }

@@ -9,11 +9,18 @@
 //! ready to `out`, and treats `EINTR` as "nothing ready". A backend never allocates in
 //! `poll` once `out` has grown to its working size. The hub's wake-up fd is an ordinary
 //! registration with the token `WAKE_TOKEN`.
+//!
+//! Backends: `epoll` (the Linux default), `polling` (portable), `poll`, `select`
+//! (select(2): fds below FD_SETSIZE only) and `plugin` (a C program's backend, behind
+//! the same trait; its C-side contract is written at `gh_backend` in the header).
+//! `make_backend` in `hub` picks one by name.
 
 pub mod epoll;
 pub mod fds;
+pub mod plugin;
 pub mod poll;
 pub mod portable;
+pub mod select;
 pub mod timers;
 pub mod watcher;
 
@@ -35,6 +42,8 @@ pub struct Ready {
 /// The seam between the loop and the OS readiness API (mio's `sys`).
 pub trait Backend {
     fn name(&self) -> &'static str;
+    /// The same name, NUL-terminated (`gh_hub_backend`).
+    fn c_name(&self) -> &'static std::ffi::CStr;
     /// The fd a host loop can poll to learn that this backend has events.
     fn fd(&self) -> i32;
     fn add(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
@@ -47,6 +56,32 @@ pub trait Backend {
     /// Lets go of the backend in a forked child without touching kernel state the
     /// parent still uses (no epoll_ctl on a shared epoll instance): by default a drop.
     fn abandon(self: Box<Self>) {}
+    /// Forgets the backend's fd without closing it: `poll` failed with `err` because the
+    /// fd was closed behind greenhub's back (`EBADF`), or its number now holds another
+    /// file (which must not be closed). A `reset` follows.
+    fn disown(&mut self, err: i32) {
+        let _ = err;
+    }
+    /// A new, empty backend of the same kind (a forked child's loop).
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32>;
+}
+
+/// The identity of the open file behind `fd` (st_dev, st_ino), or None if it is not
+/// open. After fork, an inherited fd of greenhub's is closed only if its number still
+/// holds the same file: the child may have closed it and opened its own there (issue
+/// 15.6). (Anonymous-inode files — eventfd, epoll — share one inode: a new one of the
+/// same kind at the same number cannot be told apart; a socket, pipe or file can.)
+pub(crate) fn file_id(fd: i32) -> Option<(u64, u64)> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fstat fills a local, zeroed struct stat.
+    let mut sb: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut sb) } < 0 {
+        return None;
+    }
+    Some((sb.st_dev, sb.st_ino))
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: wall-clock jumps do not move it).

@@ -41,6 +41,14 @@ impl Backend for Poll {
         "poll"
     }
 
+    fn c_name(&self) -> &'static std::ffi::CStr {
+        c"poll"
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32> {
+        Ok(Box::new(Poll::default()))
+    }
+
     /// poll(2) has no kernel object: -1 (embedding needs the epoll or polling backend).
     fn fd(&self) -> i32 {
         -1

@@ -16,6 +16,11 @@ const WAKE_KEY: usize = usize::MAX - 1;
 pub struct Portable {
     poller: Poller,
     events: Events,
+    /// The poller's epoll fd number holds another file now (`disown`): the next `reset`
+    /// leaks the old poller rather than close that file.
+    lost: bool,
+    /// `super::file_id` of the poller's fd when it was made (checked after fork).
+    id: Option<(u64, u64)>,
 }
 
 fn key(token: u64) -> usize {
@@ -42,9 +47,12 @@ fn code(e: std::io::Error) -> i32 {
 
 impl Portable {
     pub fn new() -> Result<Portable, i32> {
+        let poller = Poller::new().map_err(code)?;
         Ok(Portable {
-            poller: Poller::new().map_err(code)?,
+            id: super::file_id(poller.as_raw_fd()),
+            poller,
             events: Events::new(),
+            lost: false,
         })
     }
 }
@@ -52,6 +60,14 @@ impl Portable {
 impl Backend for Portable {
     fn name(&self) -> &'static str {
         "polling"
+    }
+
+    fn c_name(&self) -> &'static std::ffi::CStr {
+        c"polling"
+    }
+
+    fn fresh(&self) -> Result<Box<dyn Backend>, i32> {
+        Ok(Box::new(Portable::new()?))
     }
 
     fn fd(&self) -> i32 {
@@ -126,6 +142,12 @@ impl Backend for Portable {
     /// normally: the DELs hit the private instance and every fd is closed, nothing leaks.
     fn abandon(self: Box<Self>) {
         let fd = self.poller.as_raw_fd();
+        if super::file_id(fd) != self.id {
+            // The child closed it and may have opened its own files at these numbers:
+            // close nothing (what is left of ours is the parent's anyway).
+            std::mem::forget(self);
+            return;
+        }
         // SAFETY: plain syscalls on fds this process owns; dup2 atomically replaces this
         // process's reference to the shared epoll instance with a private one.
         let fresh = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -145,7 +167,34 @@ impl Backend for Portable {
     }
 
     fn reset(&mut self) -> Result<(), i32> {
-        self.poller = Poller::new().map_err(code)?;
+        let old = std::mem::replace(&mut self.poller, Poller::new().map_err(code)?);
+        self.id = super::file_id(self.poller.as_raw_fd());
+        if std::mem::take(&mut self.lost) {
+            std::mem::forget(old);
+        }
         Ok(())
+    }
+
+    /// The poller's epoll fd was closed behind greenhub's back (`EBADF`): put a private
+    /// epoll instance at its (free) number, so dropping the old poller in `reset` closes
+    /// that and its own timerfd and notifier, nothing of anyone else's. If the number holds
+    /// another file, the old poller is leaked instead.
+    fn disown(&mut self, err: i32) {
+        if err != libc::EBADF {
+            self.lost = true;
+            return;
+        }
+        let fd = self.poller.as_raw_fd();
+        // SAFETY: plain syscalls; dup2 targets a number that is not open (EBADF). The
+        // lowest free number may be `fd` itself: then the fresh instance is in place.
+        unsafe {
+            let fresh = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            if fresh < 0 || (fresh != fd && libc::dup2(fresh, fd) < 0) {
+                self.lost = true;
+            }
+            if fresh >= 0 && fresh != fd {
+                libc::close(fresh);
+            }
+        }
     }
 }

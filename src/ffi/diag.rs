@@ -80,7 +80,11 @@ fn threshold(seconds: f64) -> crate::error::Result<f64> {
 /// To take the backtrace of a thread that runs (a CPU loop), the monitor signals it
 /// with SIGRTMIN+7 if no handler is installed for that signal (SA_RESTART); a thread
 /// sleeping in a system call is not signalled (its call would be cut short): its call,
-/// stack scan and the published greenlet names are reported instead.
+/// stack scan and the published greenlet names are reported instead. The /proc files
+/// this needs (the thread's stat and syscall, the process's maps: 3 fds) are opened when
+/// the hub starts being monitored, so a process out of fds still gets its backtrace.
+/// A report lists the whole greenlet tree up to 32 greenlets; beyond, the blocker with
+/// its ancestors and a count of the others by state (gh_format_run_info lists all).
 ///
 /// *Threads*: this thread's hub (created if needed). *Blocking*: never.
 /// *Errors*: GH_EINVAL (max_blocking_time negative, NaN, infinite or >= 1e9; 0 means

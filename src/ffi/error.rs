@@ -21,6 +21,8 @@ pub const GH_EAGAIN: c_int = -11;
 pub const GH_ENOMEM: c_int = -12;
 /// Busy: watcher already started, hub already configured, target greenlet not switchable (-EBUSY).
 pub const GH_EBUSY: c_int = -16;
+/// Already exists: a backend registered under that name already (-EEXIST).
+pub const GH_EEXIST: c_int = -17;
 /// Invalid argument: NULL pointer, bad size, bad flag, NaN time (-EINVAL).
 pub const GH_EINVAL: c_int = -22;
 /// Too many open files in the system (-ENFILE).
@@ -32,6 +34,8 @@ pub const GH_EMFILE: c_int = -24;
 pub const GH_EMSGSIZE: c_int = -90;
 /// Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
 pub const GH_EPIPE: c_int = -32;
+/// Out of range: e.g. an fd at or past FD_SETSIZE under the select backend (-ERANGE).
+pub const GH_ERANGE: c_int = -34;
 /// Deadlock: join of self, or a join cycle (-EDEADLK).
 pub const GH_EDEADLK: c_int = -35;
 /// Value too large (-EOVERFLOW).
@@ -68,6 +72,9 @@ pub const GH_ENOSWITCH: c_int = -1005;
 pub const GH_ECLOSED: c_int = -1006;
 /// A bug in greenhub (a caught panic); the message went to stderr.
 pub const GH_EINTERNAL: c_int = -1007;
+/// The hub's backend failed: a plug-in backend's poll failed or broke the contract
+/// written at gh_backend (details on stderr); the hub's fd waits fail with it from then on.
+pub const GH_EBACKEND: c_int = -1008;
 /// End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
 /// gh_stream_readline got part of what they wait for; those bytes stay buffered.
 pub const GH_EEOF: c_int = -1009;
@@ -217,6 +224,8 @@ mod tests {
         assert_eq!(GH_ENOSWITCH, crate::error::ENOSWITCH);
         assert_eq!(GH_ECLOSED, crate::error::ECLOSED);
         assert_eq!(GH_EINTERNAL, crate::error::EINTERNAL);
+        assert_eq!(GH_EBACKEND, crate::error::EBACKEND);
+        assert_eq!(GH_EEXIST, Error::EXIST.0);
         assert_eq!(GH_EEOF, crate::error::EEOF);
         for (c, e) in [
             (GH_EIO, libc::EIO),
@@ -224,6 +233,7 @@ mod tests {
             (GH_ENFILE, libc::ENFILE),
             (GH_EMFILE, libc::EMFILE),
             (GH_EPIPE, libc::EPIPE),
+            (GH_ERANGE, libc::ERANGE),
             (GH_EMSGSIZE, libc::EMSGSIZE),
             (GH_EOVERFLOW, libc::EOVERFLOW),
             (GH_ENOTSOCK, libc::ENOTSOCK),

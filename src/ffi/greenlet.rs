@@ -286,11 +286,13 @@ pub unsafe extern "C" fn gh_joinall(
         // SAFETY: readable for n handles per the contract.
         let list = unsafe { std::slice::from_raw_parts(gs, n) };
         let hub = hub::for_handle(list[0].id)?;
-        let mut ids = Vec::with_capacity(n);
         for g in list {
-            ids.push(hub.check(g.id, Kind::Greenlet)?);
+            hub.check(g.id, Kind::Greenlet)?;
         }
-        let (r, done) = hub.joinall(&ids, t);
+        // No Vec of the ids: it would live on this greenlet's stack across the waits
+        // (and leak if the hub were destroyed meanwhile); the C array is decoded in place.
+        let at = |i: usize| hub.check(list[i].id, Kind::Greenlet).unwrap_or((0, 0));
+        let (r, done) = hub.joinall(n, at, t);
         // SAFETY: NULL or writable per the contract.
         unsafe { put(ndone, done) };
         r.map(|_| 0)

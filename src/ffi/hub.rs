@@ -12,7 +12,9 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 #[derive(Copy, Clone, Debug)]
 pub struct gh_hub_config {
     /// "epoll" (the Linux default: epoll through libc), "polling" (the polling crate: the
-    /// portable backend) or "poll" (poll(2)); NULL = GREENHUB_BACKEND or the default.
+    /// portable backend), "poll" (poll(2)), "select" (select(2): fds below FD_SETSIZE
+    /// only) or the name of a registered plug-in (gh_backend_register,
+    /// GREENHUB_BACKEND_PLUGIN); NULL = GREENHUB_BACKEND or the default.
     /// Unknown names are GH_EINVAL (with one line on stderr), never a silent fallback.
     pub backend: *const c_char,
     /// Default greenlet stack size in bytes; 0 = GREENHUB_STACK_SIZE or 256 KiB.
@@ -23,6 +25,11 @@ pub struct gh_hub_config {
     pub monitor: c_int,
     /// Monitor threshold in seconds; 0 = GREENHUB_MAX_BLOCKING_TIME or 0.1.
     pub max_blocking_time: f64,
+    /// A C backend to use for this hub without registering it (see gh_backend; the
+    /// table is copied by gh_hub_configure); NULL = by name (`backend`). Setting both
+    /// this and `backend` is GH_EINVAL. Added after the first four fields: a struct
+    /// zero-filled or set with gh_hub_config_init leaves it NULL.
+    pub backend_plugin: *const super::backend::gh_backend,
 }
 
 /// Fills `cfg` with the defaults (all "use the environment or the built-in default").
@@ -39,6 +46,7 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
         stack_size: 0,
         monitor: 0,
         max_blocking_time: 0.0,
+        backend_plugin: std::ptr::null(),
     };
     // SAFETY: cfg is NULL or writable per the contract.
     unsafe { super::put(cfg, d) };
@@ -50,13 +58,18 @@ pub unsafe extern "C" fn gh_hub_config_init(cfg: *mut gh_hub_config) {
 /// *Ownership*: `cfg` and its strings are read during the call only.
 /// *Threads*: configures the calling thread's hub. *Blocking*: never.
 /// *Errors*: GH_EINVAL (NULL cfg, unknown backend name — also one line on stderr —,
-/// stack_size above 1 GiB, negative or NaN max_blocking_time, bad GREENHUB_* value),
-/// GH_EBUSY (this thread's hub already exists: configure before any other greenhub call),
-/// GH_ENOMEM and OS errors from creating the epoll fd or eventfd.
+/// both `backend` and `backend_plugin` set, a `backend_plugin` table without a name or a
+/// mandatory function, stack_size above 1 GiB, negative or NaN max_blocking_time, bad
+/// GREENHUB_* value, a GREENHUB_BACKEND_PLUGIN object that cannot be loaded),
+/// GH_ENOTSUP (`backend_plugin->version` is not GH_BACKEND_VERSION), GH_EBUSY (this
+/// thread's hub already exists — it has done I/O: configure before any other greenhub
+/// call; its backend never changes), GH_ENOMEM and OS errors from creating the epoll fd
+/// or eventfd, the code a plug-in's `create` or `add` (of the wake-up fd) returned,
+/// GH_ERANGE (select backend: the wake-up eventfd is at or past FD_SETSIZE).
 ///
 /// # Safety
 /// `cfg` must be NULL or point to a readable gh_hub_config whose `backend` is NULL or a
-/// NUL-terminated string.
+/// NUL-terminated string and whose `backend_plugin` is NULL or a readable gh_backend.
 #[no_mangle]
 pub unsafe extern "C" fn gh_hub_configure(cfg: *const gh_hub_config) -> c_int {
     guard(|| {
@@ -67,6 +80,13 @@ pub unsafe extern "C" fn gh_hub_configure(cfg: *const gh_hub_config) -> c_int {
             return Err(Error::BUSY);
         }
         let mut conf = Config::from_env()?;
+        if !c.backend_plugin.is_null() {
+            if !c.backend.is_null() {
+                return Err(Error::INVAL);
+            }
+            // SAFETY: readable per the contract.
+            conf.plugin = Some(unsafe { super::backend::to_plugin(c.backend_plugin) }?);
+        }
         if !c.backend.is_null() {
             // SAFETY: NUL-terminated per the contract.
             let b = unsafe { CStr::from_ptr(c.backend) };
@@ -153,23 +173,24 @@ pub extern "C" fn gh_hub_wait(w: gh_watcher) -> c_int {
 /// *Threads*: the calling thread. *Blocking*: never. *Errors*: none (a zero id).
 #[no_mangle]
 pub extern "C" fn gh_hub_current() -> gh_hub_ref {
-    match std::panic::catch_unwind(|| hub::current().map(|h| h.handle(Kind::HubRef, 0, 1))) {
+    match std::panic::catch_unwind(|| {
+        hub::current().map(|h| h.handle(Kind::HubRef, 0, h.shared.base))
+    }) {
         Ok(Ok(raw)) => gh_hub_ref { id: raw },
         _ => gh_hub_ref { id: 0 },
     }
 }
 
-/// The name of this thread's hub backend ("epoll", "polling" or "poll"), creating the
-/// hub if needed;
-/// NULL if the hub cannot be created.
+/// The name of this thread's hub backend ("epoll", "polling", "poll", "select" or a
+/// plug-in's name), creating the hub if needed; NULL if the hub cannot be created.
 ///
-/// *Ownership*: static string. *Threads*: the calling thread. *Blocking*: never.
+/// *Ownership*: a string that lives as long as the process (do not free it).
+/// *Threads*: the calling thread. *Blocking*: never.
+/// *Errors*: none (NULL).
 #[no_mangle]
 pub extern "C" fn gh_hub_backend() -> *const c_char {
-    match std::panic::catch_unwind(|| hub::current().map(|h| h.backend_name())) {
-        Ok(Ok("epoll")) => c"epoll".as_ptr(),
-        Ok(Ok("polling")) => c"polling".as_ptr(),
-        Ok(Ok("poll")) => c"poll".as_ptr(),
+    match std::panic::catch_unwind(|| hub::current().map(|h| h.backend_c_name())) {
+        Ok(Ok(name)) => name.as_ptr(),
         _ => std::ptr::null(),
     }
 }
@@ -185,8 +206,8 @@ pub extern "C" fn gh_hub_backend() -> *const c_char {
 /// *Ownership*: `arg` is passed through untouched.
 /// *Threads*: thread-safe: any thread, including `hub`'s own.
 /// *Blocking*: never (one eventfd write at most per iteration of the target hub).
-/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, or the hub was destroyed
-/// — then `fn` never runs).
+/// *Errors*: GH_EINVAL (`fn` NULL), GH_EBADHANDLE (zero, forged, the hub was destroyed,
+/// or — in a forked child — its thread did not survive the fork: then `fn` never runs).
 #[no_mangle]
 pub extern "C" fn gh_hub_call_threadsafe(
     hub: gh_hub_ref,
@@ -196,10 +217,10 @@ pub extern "C" fn gh_hub_call_threadsafe(
     guard(|| {
         let f = r#fn.ok_or(Error::INVAL)?;
         let id = crate::handle::Id::decode(hub.id);
-        if id.kind != Kind::HubRef as u8 || id.slot != 0 || id.gen != 1 {
+        if id.kind != Kind::HubRef as u8 || id.slot != 0 {
             return Err(Error::BADHANDLE);
         }
-        hub::embed::call_threadsafe(id.hub, f, arg).map(|_| 0)
+        hub::embed::call_threadsafe(id.hub, Some(id.gen), f, arg).map(|_| 0)
     })
 }
 
@@ -224,10 +245,13 @@ pub extern "C" fn gh_hub_run_once(timeout: f64) -> c_int {
 }
 
 /// The hub's backend fd: it becomes readable when the hub has IO to handle. Poll it
-/// (for reading) from a host loop, together with gh_hub_backend_timeout().
+/// (for reading) from a host loop, together with gh_hub_backend_timeout(). It stays
+/// the hub's: gh_close refuses it (GH_EBUSY); if it is closed behind greenhub's back,
+/// the hub says so once on stderr and recreates its backend (a new fd: ask again).
 ///
 /// *Threads*: this thread's hub. *Blocking*: never.
-/// *Errors*: GH_ENOTSUP for the "poll" backend (poll(2) has no fd to wait on).
+/// *Errors*: GH_ENOTSUP for the "poll" and "select" backends (no fd to wait on) and for
+/// a plug-in without `backend_fd` or broken (see gh_backend).
 #[no_mangle]
 pub extern "C" fn gh_hub_backend_fd() -> c_int {
     guard(|| {

@@ -24,7 +24,10 @@ use super::watcher::{GH_READ, GH_WRITE};
 /// *Errors*: GH_ETIMEDOUT, GH_EBADF (`fd` negative or not open), GH_EINVAL (bad `events`,
 /// NaN timeout), GH_EPERM (hub callback), GH_ECANCELED (the caller was killed), a gh_throw
 /// code, GH_ELOOPEXIT (main greenlet, nothing could make it ready — cannot happen for a
-/// real fd wait, which keeps the loop alive).
+/// real fd wait, which keeps the loop alive); and the backend's registration errors, at
+/// once: GH_ERANGE (the "select" backend: `fd` at or past FD_SETSIZE), the -errno a plug-in
+/// backend's add returned, GH_EBACKEND (a plug-in backend broke: see gh_backend), OS
+/// errors of epoll_ctl (GH_ENOMEM).
 #[no_mangle]
 pub extern "C" fn gh_wait_fd(fd: c_int, events: c_int, timeout: f64) -> c_int {
     guard(|| {
@@ -99,8 +102,9 @@ fn transfer(
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet is reading `fd`), GH_EBADF,
 /// GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ECLOSED (gh_close'd meanwhile),
-/// GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), and -errno of read(2)/recv(2)
-/// (e.g. GH_ECONNRESET).
+/// GH_ECANCELED, a gh_throw code, GH_EPERM (hub callback), -errno of read(2)/recv(2)
+/// (e.g. GH_ECONNRESET), and when it must wait, gh_wait_fd's backend registration errors
+/// (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `buf` writable for `len` bytes.
@@ -127,8 +131,9 @@ pub unsafe extern "C" fn gh_read(
 /// *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
 /// *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_EPIPE, GH_EINVAL (`buf` NULL with
-/// `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and
-/// -errno of write(2)/send(2).
+/// `len` > 0, NaN timeout), GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+/// -errno of write(2)/send(2), and when it must wait, gh_wait_fd's backend registration
+/// errors (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `buf` readable for `len` bytes.
@@ -200,7 +205,8 @@ pub unsafe extern "C" fn gh_send(
 /// the error surfaces after the call has given the hub a turn — a yield — so a loop that
 /// just retries lets the other greenlets, timers and signal watchers run and serves again
 /// as fds free up; back off anyway, or use gh_server_new, which does), GH_ECLOSED,
-/// GH_ECANCELED, a gh_throw code, GH_EPERM.
+/// GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait, gh_wait_fd's backend
+/// registration errors (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -222,13 +228,18 @@ pub unsafe extern "C" fn gh_accept(
 }
 
 /// Connects socket `fd` to `addr`: a non-blocking connect, then a cooperative wait for
-/// writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode.
+/// writability and SO_ERROR. Leaves `fd` in O_NONBLOCK mode. An AF_UNIX listener whose
+/// backlog is full (connect(2) says EAGAIN: nothing started) is waited for as a
+/// blocking connect would: tried again after short sleeps (1 ms doubling to 20 ms) until
+/// it is accepted into the backlog or the timeout expires; GH_OK always means connected.
 ///
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT (the connect may still complete later: close the fd),
 /// GH_ECONNREFUSED, GH_ENETUNREACH, GH_EHOSTUNREACH, GH_EINVAL (`addr` NULL, NaN
 /// timeout), GH_EBADF, GH_ENOTSOCK, GH_EBUSY (another greenlet writes `fd`),
-/// GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of connect(2).
+/// GH_EISCONN, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_EAGAIN (not
+/// AF_UNIX: no free local port), -errno of connect(2), and when it must wait,
+/// gh_wait_fd's backend registration errors (GH_ERANGE, ...).
 ///
 /// # Safety
 /// `addr` readable for `addrlen` bytes.
@@ -250,11 +261,19 @@ pub unsafe extern "C" fn gh_connect(
 /// Closes `fd` the cooperative way: greenlets waiting on it (gh_read, gh_wait_read, …)
 /// wake with GH_ECLOSED, io watchers on it are stopped, it is removed from the event
 /// loop, then close(2) runs. Its number may be reused at once: old waiters never see the
-/// new file's events.
+/// new file's events. The hub's own fds (gh_hub_backend_fd(), its wake-up eventfd, a
+/// pidfd gh_waitpid waits on) are refused with GH_EBUSY and stay open.
 ///
 /// *Ownership*: the fd is closed even when waiters existed.
-/// *Threads*: the calling thread's hub. *Blocking*: never; allowed from callbacks.
-/// *Errors*: GH_EBADF (negative or not open), -errno of close(2) (e.g. GH_EIO).
+/// *Threads*: the calling thread's hub. Only that hub's waiters and watchers are woken
+/// and removed: a greenlet of another thread's hub waiting on the same fd is not woken by
+/// it (as with close(2) under epoll, the registration lives on while another reference
+/// to the file does, so such a wait can miss its end); close an fd shared between
+/// threads only after its users in other threads are done with it (or wake them with
+/// gh_hub_call_threadsafe first).
+/// *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADF (negative or not open), GH_EBUSY (one of the hub's own fds),
+/// -errno of close(2) (e.g. GH_EIO).
 #[no_mangle]
 pub extern "C" fn gh_close(fd: c_int) -> c_int {
     guard(|| hub::current()?.close_fd(fd).map(|_| 0))

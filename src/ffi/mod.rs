@@ -6,6 +6,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod backend;
 pub mod context;
 pub mod debug;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod greenlet;
 pub mod hub;
 pub mod io;
 pub mod io_ext;
+pub mod local;
 pub mod net;
 pub mod pool;
 pub mod server;

@@ -38,6 +38,20 @@ pub struct gh_sem {
     pub id: u64,
 }
 
+/// A re-entrant lock owned by a greenlet (gevent.lock.RLock).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct gh_rlock {
+    pub id: u64,
+}
+
+/// A condition variable used with a gh_sem lock (threading.Condition for greenlets).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct gh_cond {
+    pub id: u64,
+}
+
 /// A FIFO queue of `void *` (gevent.queue.Queue), bounded or unbounded.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -298,6 +312,7 @@ pub unsafe extern "C" fn gh_sem_new(out: *mut gh_sem, value: c_uint) -> c_int {
             out.is_null(),
             Obj::Sem {
                 count: value as u64,
+                bound: u64::MAX,
                 waiters: WaitList::default(),
             },
         )?;
@@ -326,7 +341,8 @@ pub extern "C" fn gh_sem_acquire(s: gh_sem, timeout: f64) -> c_int {
 /// first waiter.
 ///
 /// *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
-/// *Errors*: GH_EOVERFLOW (2^64 permits), GH_EBADHANDLE, GH_EWRONGTHREAD.
+/// *Errors*: GH_EOVERFLOW (2^64 permits, or a bounded semaphore back at its initial
+/// value: nothing to release), GH_EBADHANDLE, GH_EWRONGTHREAD.
 #[no_mangle]
 pub extern "C" fn gh_sem_release(s: gh_sem) -> c_int {
     guard(|| {
@@ -343,6 +359,186 @@ pub extern "C" fn gh_sem_release(s: gh_sem) -> c_int {
 pub extern "C" fn gh_sem_close(s: gh_sem) -> c_int {
     guard(|| {
         let (hub, slot) = obj(s.id, Kind::Sem)?;
+        hub.obj_close(slot);
+        Ok(0)
+    })
+}
+
+/// Creates a bounded semaphore (gevent.lock.BoundedSemaphore) holding `value` permits:
+/// as gh_sem_new, but releasing a permit that would make more than `value` available is
+/// an error (GH_EOVERFLOW) instead of a new permit — it catches a release without an
+/// acquire.
+///
+/// *Ownership*: `*out` is the caller's: gh_sem_close it. *Threads*: this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_sem_new_bounded(out: *mut gh_sem, value: c_uint) -> c_int {
+    guard(|| {
+        let id = create(
+            out.is_null(),
+            Obj::Sem {
+                count: value as u64,
+                bound: value as u64,
+                waiters: WaitList::default(),
+            },
+        )?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(out, gh_sem { id }) };
+        Ok(0)
+    })
+}
+
+/// Creates a re-entrant lock (gevent.lock.RLock), free: the greenlet that acquires it owns
+/// it and may acquire it again; it is free again once released as many times. A greenlet
+/// that ends holding it leaves it held.
+///
+/// *Ownership*: `*out` is the caller's: gh_rlock_close it. *Threads*: this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_rlock_new(out: *mut gh_rlock) -> c_int {
+    guard(|| {
+        let id = create(
+            out.is_null(),
+            Obj::RLock {
+                owner: None,
+                depth: 0,
+                waiters: WaitList::default(),
+            },
+        )?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(out, gh_rlock { id }) };
+        Ok(0)
+    })
+}
+
+/// Acquires the lock for the calling greenlet: at once if it is free or the caller owns it
+/// (one level more), else waits, FIFO with the other waiters.
+///
+/// *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = try once); not from a hub
+/// callback (GH_EPERM: the hub cannot own a lock). *Errors*: GH_ETIMEDOUT, GH_ECLOSED,
+/// GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EOVERFLOW (2^32 levels),
+/// GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_rlock_acquire(l: gh_rlock, timeout: f64) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(l.id, Kind::RLock)?;
+        hub.rlock_acquire(slot, duration_ns(timeout)?).map(|_| 0)
+    })
+}
+
+/// Releases one level of the lock; releasing the last frees it for the first waiter.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EPERM (the calling greenlet does not own it), GH_EBADHANDLE,
+/// GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_rlock_release(l: gh_rlock) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(l.id, Kind::RLock)?;
+        hub.rlock_release(slot).map(|_| 0)
+    })
+}
+
+/// Frees the lock, held or not; waiters wake with GH_ECLOSED.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_rlock_close(l: gh_rlock) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(l.id, Kind::RLock)?;
+        hub.obj_close(slot);
+        Ok(0)
+    })
+}
+
+/// Creates a condition variable (threading.Condition for greenlets), used with a gh_sem
+/// lock (a semaphore of 1) that protects the state waited for.
+///
+/// *Ownership*: `*out` is the caller's: gh_cond_close it. *Threads*: this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_cond_new(out: *mut gh_cond) -> c_int {
+    guard(|| {
+        let id = create(
+            out.is_null(),
+            Obj::Cond {
+                waiters: WaitList::default(),
+            },
+        )?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(out, gh_cond { id }) };
+        Ok(0)
+    })
+}
+
+/// Releases `lock` (which the caller holds), waits until notified (FIFO), then acquires
+/// `lock` again before returning, whatever ended the wait — as pthread_cond_timedwait. No
+/// notification is lost between the release and the wait (nothing else runs between
+/// them). Check the condition again after it returns. Killed, the caller has the lock
+/// again only if it was free (blocking calls fail from then on).
+///
+/// *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0: releases and re-takes the
+/// lock, GH_ETIMEDOUT); not from a hub callback. *Errors*: GH_ETIMEDOUT, GH_ECLOSED (the
+/// condition or the lock closed), GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+/// GH_EOVERFLOW (`lock` is a bounded semaphore the caller did not hold), GH_EINVAL (NaN),
+/// GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_cond_wait(c: gh_cond, lock: gh_sem, timeout: f64) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(c.id, Kind::Cond)?;
+        let (lhub, lslot) = obj(lock.id, Kind::Sem)?;
+        if !std::ptr::eq(hub, lhub) {
+            return Err(Error::WRONGTHREAD);
+        }
+        hub.cond_wait(slot, lslot, duration_ns(timeout)?).map(|_| 0)
+    })
+}
+
+/// Wakes up to `n` greenlets waiting on the condition, oldest first; returns how many it
+/// woke (each re-acquires its lock before its gh_cond_wait returns).
+///
+/// *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_cond_notify(c: gh_cond, n: c_uint) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(c.id, Kind::Cond)?;
+        let woken = hub.cond_notify(slot, n as usize)?;
+        Ok(woken.min(c_int::MAX as usize) as c_int)
+    })
+}
+
+/// Wakes every greenlet waiting on the condition; returns how many.
+///
+/// *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_cond_notify_all(c: gh_cond) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(c.id, Kind::Cond)?;
+        let woken = hub.cond_notify(slot, usize::MAX)?;
+        Ok(woken.min(c_int::MAX as usize) as c_int)
+    })
+}
+
+/// Frees the condition; its waiters wake with GH_ECLOSED (and re-acquire their lock).
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_cond_close(c: gh_cond) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(c.id, Kind::Cond)?;
         hub.obj_close(slot);
         Ok(0)
     })

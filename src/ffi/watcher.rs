@@ -4,7 +4,7 @@ use super::{gh_watcher, guard, need, put};
 use crate::error::{Error, Result};
 use crate::event_loop::duration_ns;
 use crate::event_loop::watcher::{Action, UserFn, WatchKind};
-use crate::handle::{self, HubShared, Id, Kind};
+use crate::handle::{Id, Kind};
 use crate::hub::{self, Hub};
 use std::ffi::{c_int, c_void};
 
@@ -273,8 +273,9 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
 /// *Ownership*: `arg` is passed through untouched. *Threads*: `w` of this thread's hub.
 /// *Blocking*: never; allowed from callbacks (a watcher may restart itself).
 /// *Errors*: GH_EINVAL (`cb` NULL), GH_EBUSY (already active), GH_EBADF (io watcher whose
-/// fd was closed), GH_ENOMEM and other OS errors of epoll_ctl, GH_EBADHANDLE,
-/// GH_EWRONGTHREAD.
+/// fd was closed), GH_ENOMEM and other OS errors of epoll_ctl (of the backend's
+/// registration: GH_ERANGE for an fd at or past FD_SETSIZE under "select", a plug-in's
+/// -errno from add, GH_EBACKEND once a plug-in broke), GH_EBADHANDLE, GH_EWRONGTHREAD.
 #[no_mangle]
 pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c_void) -> c_int {
     guard(|| {
@@ -355,7 +356,9 @@ pub extern "C" fn gh_watcher_active(w: gh_watcher) -> c_int {
 /// iteration, however many sends arrive before then (coalescing).
 ///
 /// *Threads*: thread-safe (the one watcher function that is); safe to race with the
-/// watcher's close or its hub's destruction (then GH_EBADHANDLE).
+/// watcher's close or its hub's destruction (then GH_EBADHANDLE). Async-signal-safe
+/// (as libev's ev_async_send): it may be called from a signal handler, in any thread —
+/// it takes no lock and allocates nothing (atomics and one write(2)).
 /// *Blocking*: never (one eventfd write at most per iteration of the target hub).
 /// *Errors*: GH_EBADHANDLE (not a live async watcher).
 #[no_mangle]
@@ -365,14 +368,7 @@ pub extern "C" fn gh_async_send(w: gh_watcher) -> c_int {
         if id.kind != Kind::Watcher as u8 {
             return Err(Error::BADHANDLE);
         }
-        let shared = handle::lookup_hub(id.hub).ok_or(Error::BADHANDLE)?;
-        let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-        match r.asyncs.get_mut(&id.slot) {
-            Some(a) if a.0 == id.gen => a.1 = true,
-            _ => return Err(Error::BADHANDLE),
-        }
-        HubShared::wake_locked(&mut r);
-        Ok(0)
+        crate::asyncs::send(id.hub, id.slot, id.gen).map(|_| 0)
     })
 }
 

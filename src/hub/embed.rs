@@ -121,31 +121,80 @@ impl Hub {
     /// pool (whose threads did not survive the fork) abandoned: its waiters get
     /// `ECLOSED`.
     pub(crate) fn after_fork(&self) {
-        self.fork_gen
-            .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
         let mut st_ref = self.st.borrow_mut();
         let st = &mut *st_ref;
-        let name = st.backend.name();
-        let backend = match super::make_backend(Some(name)) {
-            Ok(b) => b,
+        // The backend's name (a failed attempt left an fd-less placeholder in its place:
+        // then the name it had).
+        if self.fork_error.get() == 0 {
+            self.fork_backend.set(st.backend.name());
+        }
+        let name = self.fork_backend.get();
+        // Let go of the parent's backend and eventfd first: the child must never use
+        // them, even when it cannot make its own (issue 15.5). Their fds are closed only if the numbers still
+        // hold them (the child may have closed them and opened its own: issue 15.6).
+        // A new backend of the same kind is asked of the parent's before it goes (a C
+        // plug-in passed in gh_hub_config has no name to be made again by); if that
+        // fails (EMFILE), it is made by name once the parent's fds are let go.
+        let placeholder = Box::new(crate::event_loop::poll::Poll::default());
+        let parents = std::mem::replace(&mut st.backend, placeholder);
+        let fresh = if self.fork_error.get() == 0 {
+            parents.fresh().ok()
+        } else {
+            None
+        };
+        parents.abandon();
+        let old = self.wake_fd.replace(-1);
+        if old >= 0 && crate::event_loop::file_id(old) == self.wake_id.get() {
+            // SAFETY: closes this process's copy of the old eventfd, still at its number.
+            unsafe { libc::close(old) };
+        }
+        // (Made after letting go: at EMFILE the numbers freed may be what it needs.)
+        let made = match fresh {
+            Some(b) => Ok(b),
+            None => super::make_backend(&super::Config {
+                backend: Some(name.to_string()),
+                ..Default::default()
+            }),
+        }
+        .and_then(|b| {
+            let fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if fd < 0 {
+                return Err(Error::last_os());
+            }
+            Ok((b, fd))
+        });
+        let (backend, wake_fd) = match made {
+            Ok(m) => m,
             Err(e) => {
-                eprintln!(
-                    "greenhub: cannot recreate the {name} backend after fork: {}",
-                    e.0
-                );
+                // Retried at the next call (fork_gen stays behind); `current` answers e.
+                if self.fork_error.replace(e.0) == 0 {
+                    eprintln!(
+                        "greenhub: cannot make this forked process's own {name} loop (error {}); greenhub calls fail until it can",
+                        e.0
+                    );
+                }
+                st.wake_fd = -1;
+                st.shared
+                    .remote
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .wake_fd = -1;
+                crate::asyncs::hub_started(self.id, -1);
+                if let Some(slot) = st.sig_slot {
+                    crate::signals::set_wake_fd(slot, -1);
+                }
                 return;
             }
         };
-        let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
-        if wake_fd < 0 {
-            eprintln!("greenhub: cannot create a wake-up fd after fork");
-            return;
-        }
-        std::mem::replace(&mut st.backend, backend).abandon();
+        self.fork_error.set(0);
+        self.fork_gen
+            .set(super::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed));
+        st.backend = backend;
         if let Err(e) = st.backend.add(wake_fd, WAKE_TOKEN, crate::event_loop::READ) {
             eprintln!("greenhub: cannot register the wake-up fd after fork: errno {e}");
         }
-        let old = self.wake_fd.replace(wake_fd);
+        self.wake_fd.set(wake_fd);
+        self.wake_id.set(crate::event_loop::file_id(wake_fd));
         st.wake_fd = wake_fd;
         {
             let mut r = st.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
@@ -153,11 +202,10 @@ impl Hub {
             r.woken = false;
             r.done.clear();
         }
-        // SAFETY: closes this process's copy of the old eventfd.
-        unsafe { libc::close(old) };
         if let Some(slot) = st.sig_slot {
             crate::signals::set_wake_fd(slot, wake_fd);
         }
+        crate::asyncs::hub_started(self.id, wake_fd);
         // Signals that arrived between fork and now are pending: look at them at once.
         let one: u64 = 1;
         // SAFETY: 8 bytes from a live u64 to our new eventfd.
@@ -178,14 +226,16 @@ impl Hub {
     }
 }
 
-/// gh_hub_call_threadsafe: queue `f(arg)` in the hub `id` from any thread.
+/// gh_hub_call_threadsafe: queue `f(arg)` in the hub `id` from any thread (`gen`: the
+/// gh_hub_ref's generation, which must be that hub's base; None: any hub with that id).
 pub fn call_threadsafe(
     id: u16,
+    gen: Option<u32>,
     f: unsafe extern "C" fn(*mut c_void),
     arg: *mut c_void,
 ) -> Result<()> {
     if let Some(hub) = super::existing() {
-        if hub.id == id {
+        if hub.id == id && gen.is_none_or(|g| g == hub.shared.base) {
             // Our own hub: queue it directly (no eventfd round trip; it runs in the next
             // pass of the callback queue, like gh_run_callback).
             if hub
@@ -205,7 +255,9 @@ pub fn call_threadsafe(
             return Ok(());
         }
     }
-    let shared = handle::lookup_hub(id).ok_or(Error::BADHANDLE)?;
+    let shared = handle::lookup_hub(id)
+        .filter(|s| gen.is_none_or(|g| g == s.base))
+        .ok_or(Error::BADHANDLE)?;
     let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());
     if r.wake_fd < 0 {
         return Err(Error::BADHANDLE);

@@ -207,8 +207,17 @@ impl Hub {
     }
 
     /// Waits for every greenlet of `list` (with one deadline); returns how many are dead.
-    pub fn joinall(&self, list: &[(u32, u32)], timeout: Option<u64>) -> (Result<()>, usize) {
-        for &(slot, gen) in list {
+    ///
+    /// `list` is the caller's own memory (the C array, decoded by `at` — nothing Rust-owned
+    /// may live on a greenlet's stack across the waits: issue 15.2).
+    pub fn joinall(
+        &self,
+        n: usize,
+        at: impl Fn(usize) -> (u32, u32),
+        timeout: Option<u64>,
+    ) -> (Result<()>, usize) {
+        let list = || (0..n).map(&at);
+        for (slot, gen) in list() {
             if let Err(e) = self.greenlet_ok(slot, gen) {
                 return (Err(e), 0);
             }
@@ -218,7 +227,7 @@ impl Hub {
         }
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
         let mut result = Ok(());
-        for &(slot, gen) in list {
+        for (slot, gen) in list() {
             let left = deadline.map(|d| d.saturating_sub(now_ns()));
             if let Err(e) = self.join(slot, gen, left) {
                 if self.is_dead(slot, gen) {
@@ -228,7 +237,7 @@ impl Hub {
                 break;
             }
         }
-        let done = list.iter().filter(|&&(s, g)| self.is_dead(s, g)).count();
+        let done = list().filter(|&(s, g)| self.is_dead(s, g)).count();
         (result, done)
     }
 

@@ -15,6 +15,7 @@
 
 pub mod embed;
 pub mod greenlets;
+pub mod locals;
 pub mod run;
 pub mod wait;
 pub mod watchers;
@@ -51,6 +52,8 @@ pub enum Callback {
         f: unsafe extern "C" fn(*mut c_void),
         arg: *mut c_void,
     },
+    /// A greenlet-local value's destructor (its greenlet died).
+    Dtor { f: locals::DtorFn, arg: *mut c_void },
     /// A gh_link function of greenlet `g` (its handle), which died.
     Link {
         f: crate::greenlet::LinkFn,
@@ -77,6 +80,9 @@ pub struct SwitchTo {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub backend: Option<String>,
+    /// A plug-in backend passed directly (`gh_hub_config.backend_plugin`): wins over
+    /// `backend`.
+    pub plugin: Option<Arc<crate::event_loop::plugin::Plugin>>,
     pub stack_size: usize,
     pub monitor: bool,
     pub max_blocking_time: f64,
@@ -86,6 +92,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             backend: None,
+            plugin: None,
             stack_size: 0,
             monitor: false,
             max_blocking_time: 0.1,
@@ -104,21 +111,42 @@ impl Config {
         }
         if let Ok(s) = std::env::var("GREENHUB_STACK_SIZE") {
             c.stack_size = parse_size(&s).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)");
-                Error::INVAL
+                bad_env(BAD_STACK_SIZE, || format!("GREENHUB_STACK_SIZE={s:?} is not a size (bytes, or a number with K/M suffix)"))
             })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MAX_BLOCKING_TIME") {
-            c.max_blocking_time = s.trim().parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()).ok_or_else(|| {
-                eprintln!("greenhub: GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds");
-                Error::INVAL
-            })?;
+            c.max_blocking_time = s
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| *v > 0.0 && v.is_finite())
+                .ok_or_else(|| {
+                    bad_env(BAD_BLOCKING_TIME, || {
+                        format!(
+                            "GREENHUB_MAX_BLOCKING_TIME={s:?} is not a positive number of seconds"
+                        )
+                    })
+                })?;
         }
         if let Ok(s) = std::env::var("GREENHUB_MONITOR_THREAD_ENABLE") {
             c.monitor = matches!(s.trim(), "1" | "true" | "TRUE" | "True" | "yes" | "on");
         }
         Ok(c)
     }
+}
+
+pub(crate) const BAD_STACK_SIZE: u32 = 1;
+pub(crate) const BAD_BLOCKING_TIME: u32 = 2;
+pub(crate) const BAD_RUN_INFO_SIGNAL: u32 = 4;
+
+/// A bad GREENHUB_* value: said once per variable for the process's life (every call
+/// that would create the hub fails with it: issue 15.13), then `EINVAL`.
+pub(crate) fn bad_env(var: u32, what: impl FnOnce() -> String) -> Error {
+    static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    if SAID.fetch_or(var, std::sync::atomic::Ordering::Relaxed) & var == 0 {
+        eprintln!("greenhub: {}", what());
+    }
+    Error::INVAL
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -184,8 +212,16 @@ pub struct HubState {
     /// gh_link's links of live greenlets, in link order (a side table: the greenlet
     /// record only says it has some).
     pub links: Vec<crate::greenlet::Link>,
+    /// Greenlet-local values per greenlet slot: (key slot, key generation, value).
+    pub locals: std::collections::HashMap<u32, Vec<(u32, u32, *mut c_void)>>,
+    pub local_keys: Table<locals::LocalKey>,
     /// gh_assert_switches_begin tokens in use.
     pub tokens: Table<crate::monitor::Token>,
+    /// fds opened for a wait in progress (gh_waitpid's pidfds): a greenlet's stack must
+    /// not own them, so teardown closes what a discarded greenlet left (issue 15.2).
+    pub wait_fds: Vec<i32>,
+    /// The backend failed once already (`run::backend_failed`: said once, then no spin).
+    pub backend_failed: bool,
     /// gh_server_* servers, the connections they handle, gh_stream_* streams.
     pub net: crate::server::Net,
 }
@@ -201,8 +237,15 @@ pub struct Hub {
     pub hub_slot: u32,
     pub hub_gen: u32,
     pub wake_fd: Cell<i32>,
+    /// `file_id` of `wake_fd` (after fork it is closed only if the number still holds it).
+    pub wake_id: Cell<Option<(u64, u64)>>,
     /// `FORK_GEN` when this hub last checked (a fork makes it rebuild its loop).
     pub fork_gen: Cell<u64>,
+    /// Why the loop could not be rebuilt after fork (0: it was): `current` answers it
+    /// until a retry succeeds.
+    pub fork_error: Cell<i32>,
+    /// The backend to make again after fork (kept while `fork_error` is set).
+    pub fork_backend: Cell<&'static str>,
     /// Switches so far (wrapping); published with the running slot in `shared.active`.
     pub switches: Cell<u32>,
     /// Diagnostics that want to see every switch (`monitor::DIAG_*`); 0 on the fast path.
@@ -228,6 +271,9 @@ pub static FORK_GEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 extern "C" fn fork_child() {
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     crate::signals::forget_wake_fds_after_fork();
+    // SAFETY: a published hub is alive (see `existing`); only its id is read.
+    let own = unsafe { published().as_ref() }.map(|h| h.id);
+    handle::fork_child_hubs(own);
     handle::fork_release();
 }
 
@@ -236,7 +282,8 @@ thread_local! {
     static GUARD: ThreadGuard = const { ThreadGuard };
 }
 
-/// Destroys the thread's hub when the thread exits (no C code runs from here).
+/// Destroys the thread's hub when the thread exits (after running the cross-thread calls it
+/// accepted and the greenlet-local destructors, as gh_hub_destroy does).
 struct ThreadGuard;
 
 impl Drop for ThreadGuard {
@@ -255,10 +302,34 @@ impl Drop for ThreadGuard {
             // so the greenhub calls they make find it).
             HUB.with(|h| h.set(p));
             hub.run_remote_calls_at_destroy();
+            hub.run_local_dtors_at_destroy();
             HUB.with(|h| h.set(ptr::null()));
             // SAFETY: as above; no greenlet runs, so nothing on a live stack uses it.
             drop(unsafe { Box::from_raw(p as *mut Hub) });
         }
+    }
+}
+
+/// A hub created during thread teardown, after `GUARD` was destroyed (a gh_* call from
+/// an atexit handler after exit() ran the main thread's destructors, or from a
+/// pthread-key destructor of another library): a pthread key destroys it instead, in a
+/// later round of the thread's key destructors. At process exit (no key destructors run)
+/// it lives until the end, reachable (issue 15.7).
+fn late_guard(p: *const Hub) {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    unsafe extern "C" fn destroy_late(_: *mut c_void) {
+        let _ = std::panic::catch_unwind(|| {
+            let _ = destroy();
+        });
+    }
+    let key = KEY.get_or_init(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: k is a valid out-parameter; the destructor is a plain extern "C" fn.
+        (unsafe { libc::pthread_key_create(&mut k, Some(destroy_late)) } == 0).then_some(k)
+    });
+    if let Some(k) = *key {
+        // SAFETY: a key created above; the value is only a non-NULL marker.
+        unsafe { libc::pthread_setspecific(k, p as *const c_void) };
     }
 }
 
@@ -275,12 +346,30 @@ pub fn existing() -> Option<&'static Hub> {
 }
 
 /// This thread's hub, created with the environment's settings if needed.
+/// `EPERM` when the hub is in the middle of something (`reentered`).
 #[inline]
 pub fn current() -> Result<&'static Hub> {
     match existing() {
-        Some(h) => Ok(h),
+        Some(h) => usable(h),
         None => create(Config::from_env()?),
     }
+}
+
+/// The hub, if it can be used now:
+/// * `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
+///   across a call into C (module rule), so a gh_* call that finds one was made by a
+///   signal handler that interrupted greenhub (issue 15.10): refuse it, never panic.
+/// * the error that kept a forked child from making its own loop (`EMFILE`, …): the
+///   parent's must not be used (issue 15.5); `existing` retries at every call.
+#[inline]
+fn usable(h: &'static Hub) -> Result<&'static Hub> {
+    if h.st.try_borrow_mut().is_err() {
+        return Err(Error::PERM);
+    }
+    if h.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error(h.fork_error.get().min(-1)));
+    }
+    Ok(h)
 }
 
 /// Creates this thread's hub with `cfg`; `EBUSY` if it exists.
@@ -291,22 +380,32 @@ pub fn configure(cfg: Config) -> Result<&'static Hub> {
     create(cfg)
 }
 
-fn make_backend(name: Option<&str>) -> Result<Box<dyn Backend>> {
+/// The backend `cfg` names: a plug-in passed directly, else by name a built-in one or a
+/// registered plug-in (`GREENHUB_BACKEND_PLUGIN` loaded first), else the default.
+fn make_backend(cfg: &Config) -> Result<Box<dyn Backend>> {
+    use crate::event_loop::plugin::{self, PluginBackend};
     let os = |e: i32| Error(-e);
-    match name.unwrap_or("epoll") {
+    if let Some(p) = &cfg.plugin {
+        return Ok(Box::new(PluginBackend::new(p.clone()).map_err(os)?));
+    }
+    match cfg.backend.as_deref().unwrap_or("epoll") {
         "epoll" => Ok(Box::new(Epoll::new().map_err(os)?)),
         "polling" => Ok(Box::new(
             crate::event_loop::portable::Portable::new().map_err(os)?,
         )),
         "poll" => Ok(Box::new(crate::event_loop::poll::Poll::default())),
+        "select" => Ok(Box::new(crate::event_loop::select::Select::default())),
         other => {
+            if let Some(p) = plugin::lookup(other)? {
+                return Ok(Box::new(PluginBackend::new(p).map_err(os)?));
+            }
             static WARNED: std::sync::atomic::AtomicBool =
                 std::sync::atomic::AtomicBool::new(false);
             if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::INVAL);
             }
             eprintln!(
-                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll"
+                "greenhub: unknown backend {other:?} (GREENHUB_BACKEND / gh_hub_config.backend); known: epoll, polling, poll, select, and plug-ins registered with gh_backend_register or GREENHUB_BACKEND_PLUGIN"
             );
             Err(Error::INVAL)
         }
@@ -325,9 +424,10 @@ fn create(cfg: Config) -> Result<&'static Hub> {
                 stack::MAX_STACK
             );
         })?;
+    let run_info_signal = crate::monitor::run_info_signal()?;
     crate::overflow::install_handler();
     let altstack = crate::overflow::AltStack::for_this_thread()?;
-    let mut backend = make_backend(cfg.backend.as_deref())?;
+    let mut backend = make_backend(&cfg)?;
     let wake_fd = crate::fault::eventfd(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
     if wake_fd < 0 {
         return Err(Error::last_os());
@@ -345,7 +445,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             return Err(e);
         }
     };
-    let mut greenlets = Table::default();
+    let base = shared.base;
+    crate::asyncs::hub_started(shared.id, wake_fd);
+    let mut greenlets = Table::with_base(base);
     let (main_slot, main_gen) = greenlets.insert(Greenlet::new(Role::Main))?;
     let (hub_slot, hub_gen) = greenlets.insert(Greenlet::new(Role::Hub))?;
     let cxa_globals = crate::greenlet::cxa_globals();
@@ -354,8 +456,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         shared: shared.clone(),
         st: RefCell::new(HubState {
             greenlets,
-            watchers: Table::default(),
-            objects: Table::default(),
+            watchers: Table::with_base(base),
+            objects: Table::with_base(base),
             jobs: Table::default(),
             pool: None,
             pool_size: crate::threadpool::DEFAULT_SIZE,
@@ -389,8 +491,12 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             scratch_io: Vec::with_capacity(64),
             scratch_fd: Vec::with_capacity(16),
             scratch_joiners: Vec::with_capacity(8),
-            tokens: Table::default(),
+            tokens: Table::with_base(base),
+            wait_fds: Vec::new(),
+            backend_failed: false,
             links: Vec::new(),
+            locals: std::collections::HashMap::new(),
+            local_keys: Table::with_base(base),
             net: Default::default(),
         }),
         current: Cell::new(main_slot),
@@ -399,6 +505,9 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         hub_slot,
         hub_gen,
         wake_fd: Cell::new(wake_fd),
+        wake_id: Cell::new(crate::event_loop::file_id(wake_fd)),
+        fork_error: Cell::new(0),
+        fork_backend: Cell::new("epoll"),
         fork_gen: Cell::new(FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)),
         switches: Cell::new(0),
         diag: Cell::new(if cxa_globals.is_some() {
@@ -428,10 +537,14 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     });
     let p = Box::into_raw(hub);
     HUB.with(|h| h.set(p));
-    GUARD.with(|_| ());
+    if GUARD.try_with(|_| ()).is_err() {
+        late_guard(p);
+    }
     // SAFETY: just published; see `existing`.
     let hub = unsafe { &*p };
-    crate::monitor::install_dump_signal(hub);
+    if let Some(signum) = run_info_signal {
+        crate::monitor::install_dump_signal(hub, signum);
+    }
     if cfg.monitor {
         if let Err(e) = crate::monitor::start(hub, cfg.max_blocking_time) {
             eprintln!("greenhub: cannot start the blocking monitor: {}", e.code());
@@ -452,6 +565,7 @@ pub fn destroy() -> Result<()> {
         return Err(Error::PERM);
     }
     hub.run_remote_calls_at_destroy();
+    hub.run_local_dtors_at_destroy();
     let p = HUB.with(|h| h.replace(ptr::null()));
     // SAFETY: p came from Box::into_raw in `create`, is unpublished now, and no task is
     // running (main is), so nothing on any live stack will touch it again.
@@ -462,6 +576,17 @@ pub fn destroy() -> Result<()> {
 impl Drop for Hub {
     fn drop(&mut self) {
         let st = self.st.get_mut();
+        // Every generation a handle of this hub can carry (before anything is drained).
+        let max_gen = [
+            st.greenlets.max_gen(),
+            st.watchers.max_gen(),
+            st.objects.max_gen(),
+            st.tokens.max_gen(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .max(self.shared.base);
         // Discard every greenlet without running or unwinding its frames.
         for mut g in st.greenlets.drain() {
             if let Some(mut co) = g.take_co() {
@@ -474,6 +599,10 @@ impl Drop for Hub {
         }
         if let Some(slot) = st.sig_slot.take() {
             crate::signals::detach_hub(slot);
+        }
+        for fd in st.wait_fds.drain(..) {
+            // SAFETY: opened by a wait of this hub whose greenlet was just discarded.
+            unsafe { libc::close(fd) };
         }
         for (_, w) in st.watchers.iter() {
             if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind {
@@ -492,7 +621,9 @@ impl Drop for Hub {
         let done = {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             r.wake_fd = -1;
-            r.asyncs.clear();
+            // No gh_async_send can write to the eventfd after this (signal-safe senders
+            // do not take the lock).
+            crate::asyncs::hub_gone(self.id);
             // SAFETY: closes our eventfd; senders check wake_fd under this lock.
             unsafe { libc::close(self.wake_fd.get()) };
             std::mem::take(&mut r.done)
@@ -504,7 +635,7 @@ impl Drop for Hub {
             }
         }
         crate::monitor::stop(self);
-        handle::unregister_hub(self.id);
+        handle::unregister_hub(self.id, max_gen);
     }
 }
 
@@ -538,6 +669,12 @@ impl Hub {
         self.st.borrow().backend.name()
     }
 
+    /// The backend's name, NUL-terminated (static for built-ins; a plug-in's name lives
+    /// as long as the process).
+    pub fn backend_c_name(&self) -> &'static std::ffi::CStr {
+        self.st.borrow().backend.c_name()
+    }
+
     /// Queues `gh_run_callback` work.
     pub fn run_callback(&self, f: unsafe extern "C" fn(*mut c_void), arg: *mut c_void) {
         self.st
@@ -562,7 +699,7 @@ impl Hub {
 /// Resolves a handle to this thread's hub without creating one.
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
     match existing() {
-        Some(h) if Id::decode(raw).hub == h.id => Ok(h),
+        Some(h) if Id::decode(raw).hub == h.id => usable(h),
         _ => Err(handle::foreign(Id::decode(raw).hub)),
     }
 }

@@ -241,9 +241,15 @@ impl Hub {
                         seq,
                         msg,
                     } => self.wake(slot, gen, seq, msg, true),
-                    // SAFETY: f and arg come from gh_run_callback's caller, who promised f is
-                    // a valid function for arg; it runs in the hub like any watcher callback.
-                    Callback::User { f, arg } | Callback::Remote { f, arg } => unsafe { f(arg) },
+                    Callback::User { f, arg }
+                    | Callback::Remote { f, arg }
+                    | Callback::Dtor { f, arg } => {
+                        // SAFETY: f and arg come from the caller of gh_run_callback,
+                        // gh_hub_call_threadsafe or gh_local_key_create (+ gh_local_set), who
+                        // promised f is a valid function for arg; it runs in the hub like any
+                        // watcher callback.
+                        unsafe { f(arg) }
+                    }
                     // SAFETY: f and arg come from gh_link's caller, who promised f is a valid
                     // function for arg; it runs in the hub like any callback.
                     Callback::Link { f, g, arg } => unsafe {
@@ -339,8 +345,34 @@ impl Hub {
 
     fn poll_backend(st: &mut super::HubState, timeout_ms: i32) {
         if let Err(e) = st.backend.poll(&mut st.ready, timeout_ms) {
-            eprintln!("greenhub: {} poll failed: errno {e}", st.backend.name());
+            Self::backend_failed(st, e, timeout_ms);
         }
+    }
+
+    /// The backend's poll failed: its fd was closed (or replaced) behind greenhub's back.
+    /// Say so once per hub, let go of the fd without closing it (the number may be
+    /// someone else's now) and have the loop recreate the backend and register everything
+    /// again. A failure that persists (no fd for a new backend) waits out the poll's
+    /// timeout, capped at 50 ms, instead of spinning (issue 15.11).
+    #[cold]
+    fn backend_failed(st: &mut super::HubState, e: i32, timeout_ms: i32) {
+        if !st.backend_failed {
+            st.backend_failed = true;
+            eprintln!(
+                "greenhub: the {} backend failed (errno {e}: its fd closed behind greenhub's back?); recreating it",
+                st.backend.name()
+            );
+        } else {
+            let ms = if timeout_ms < 0 {
+                50
+            } else {
+                timeout_ms.min(50)
+            };
+            // SAFETY: poll(2) with no fds is a plain sleep.
+            unsafe { libc::poll(std::ptr::null_mut(), 0, ms) };
+        }
+        st.backend.disown(e);
+        st.fds.rebuild = true;
     }
 
     /// Recreates the backend empty and registers everything again (stale registration).
@@ -496,14 +528,14 @@ impl Hub {
             let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
             if drain {
                 r.woken = false;
+                crate::asyncs::drained(self.id);
             }
             let jobs_done = !r.done.is_empty();
+            drop(r);
             for &slot in &st.asyncs {
-                if let Some(a) = r.asyncs.get_mut(&slot) {
-                    if a.1 {
-                        a.1 = false;
-                        list.push((slot, a.0, EV_ASYNC));
-                    }
+                let gen = st.watchers.gen(slot);
+                if crate::asyncs::pending(self.id, slot, gen, true) {
+                    list.push((slot, gen, EV_ASYNC));
                 }
             }
             (list, jobs_done)
@@ -833,6 +865,7 @@ impl Hub {
             g.blocked = false;
             g.entry = None;
             g.joiners.take_all(&mut joiners);
+            let has_locals = std::mem::take(&mut g.has_locals);
             if std::mem::take(&mut g.linked) {
                 let id = self.handle(Kind::Greenlet, slot, gen);
                 let (queue, links) = (&mut st.queue, &mut st.links);
@@ -843,10 +876,14 @@ impl Hub {
                     s != slot
                 });
             }
+            let released = g.released;
+            if has_locals {
+                st.queue_local_dtors(slot);
+            }
             if self.monitored.get() {
                 crate::monitor::unpublish(self, slot);
             }
-            if g.released {
+            if released {
                 st.greenlets.discard(slot);
             }
             joiners

@@ -14,8 +14,7 @@ impl HubState {
     pub fn new_watcher(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
         let (slot, gen) = self.watchers.insert(Watcher::new(kind, internal))?;
         if kind == WatchKind::Async {
-            let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-            r.asyncs.insert(slot, (gen, false));
+            crate::asyncs::arm(self.shared.id, slot, gen, self.wake_fd);
         }
         Ok((slot, gen))
     }
@@ -73,8 +72,8 @@ impl HubState {
             }
             WatchKind::Async => {
                 self.asyncs.push(slot);
-                let r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-                if r.asyncs.get(&slot).is_some_and(|a| a.1) {
+                let gen = self.watchers.gen(slot);
+                if crate::asyncs::pending(self.shared.id, slot, gen, false) {
                     self.async_recheck = true;
                 }
             }
@@ -131,10 +130,7 @@ impl HubState {
         self.stop_watcher(slot);
         if let Some(w) = self.watchers.remove(slot) {
             match w.kind {
-                WatchKind::Async => {
-                    let mut r = self.shared.remote.lock().unwrap_or_else(|p| p.into_inner());
-                    r.asyncs.remove(&slot);
-                }
+                WatchKind::Async => crate::asyncs::disarm(self.shared.id, slot),
                 WatchKind::Child { pidfd, .. } if pidfd >= 0 => {
                     self.fds.forget(&mut *self.backend, pidfd);
                     // SAFETY: the pidfd belongs to this watcher, which is gone.

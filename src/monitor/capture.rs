@@ -18,7 +18,7 @@
 //! addr2line).
 
 use crate::handle::HubShared;
-use crate::monitor::runinfo::{format_hub, Sink};
+use crate::monitor::runinfo::{format_hub_report, Sink, REPORT_MAX};
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void, CStr};
 use std::fmt::Write;
@@ -140,7 +140,7 @@ extern "C" fn on_capture(_sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_v
                 // Borrows are never held across a call into C, so a free state is a
                 // consistent one; formatting does not allocate.
                 Ok(st) => {
-                    let _ = format_hub(&mut sink, hub, &st);
+                    let _ = format_hub_report(&mut sink, hub, &st, hub.current.get());
                 }
                 Err(_) => busy = true,
             }
@@ -228,14 +228,99 @@ fn capture_running(tid: i32) -> Option<Captured> {
     })
 }
 
-fn thread_state(tid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+/// A /proc file kept open, re-read from its start with pread(2).
+struct ProcFile {
+    fd: i32,
+    /// `event_loop::file_id` at open: closed only if the number still holds it (after
+    /// fork the child may have closed it and reused the number).
+    id: Option<(u64, u64)>,
+}
+
+impl ProcFile {
+    fn open(path: &str) -> ProcFile {
+        let fd = std::ffi::CString::new(path).map_or(-1, |p| {
+            // SAFETY: a NUL-terminated path; the result is checked by its users.
+            unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
+        });
+        ProcFile {
+            fd,
+            id: crate::event_loop::file_id(fd),
+        }
+    }
+
+    /// The whole file, read now (procfs regenerates it when read from offset 0).
+    fn read(&self) -> Option<String> {
+        if self.fd < 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: buf is writable for its length.
+            let r = unsafe {
+                libc::pread(
+                    self.fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    out.len() as i64,
+                )
+            };
+            if r < 0 {
+                return None;
+            }
+            if r == 0 {
+                return String::from_utf8(out).ok();
+            }
+            out.extend_from_slice(&buf[..r as usize]);
+        }
+    }
+}
+
+impl Drop for ProcFile {
+    fn drop(&mut self) {
+        if self.fd >= 0 && crate::event_loop::file_id(self.fd) == self.id {
+            // SAFETY: the fd this value opened, still at its number.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+/// The /proc files a report of a monitored hub reads, opened when the monitor starts
+/// watching it: a process out of fds (a spinning accept loop at EMFILE, exactly what
+/// needs diagnosing) could not open them at report time (issue 15.12).
+pub(crate) struct ProcFiles {
+    stat: ProcFile,
+    syscall: ProcFile,
+    maps: ProcFile,
+}
+
+impl ProcFiles {
+    /// The files of thread `tid` of this process.
+    pub(crate) fn open(tid: i32) -> ProcFiles {
+        ProcFiles {
+            stat: ProcFile::open(&format!("/proc/self/task/{tid}/stat")),
+            syscall: ProcFile::open(&format!("/proc/self/task/{tid}/syscall")),
+            maps: ProcFile::open("/proc/self/maps"),
+        }
+    }
+}
+
+/// `f`'s content, or (not kept open) `path`'s.
+fn proc_read(f: Option<&ProcFile>, path: &str) -> Option<String> {
+    f.and_then(|f| f.read())
+        .or_else(|| std::fs::read_to_string(path).ok())
+}
+
+fn thread_state(files: Option<&ProcFiles>, tid: i32) -> Option<char> {
+    let path = format!("/proc/self/task/{tid}/stat");
+    let s = proc_read(files.map(|f| &f.stat), &path)?;
     s.rsplit_once(") ")?.1.chars().next()
 }
 
 /// (syscall number, stack pointer, instruction pointer) of a thread in a system call.
-fn in_syscall(tid: i32) -> Option<(i64, usize, usize)> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+fn in_syscall(files: Option<&ProcFiles>, tid: i32) -> Option<(i64, usize, usize)> {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let s = proc_read(files.map(|f| &f.syscall), &path)?;
     let f: Vec<&str> = s.split_whitespace().collect();
     if f.len() < 9 {
         return None;
@@ -288,8 +373,8 @@ fn syscall_name(nr: i64) -> &'static str {
 }
 
 /// Executable mappings of the process.
-fn exec_ranges() -> Vec<(usize, usize)> {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+fn exec_ranges(files: Option<&ProcFiles>) -> Vec<(usize, usize)> {
+    let Some(maps) = proc_read(files.map(|f| &f.maps), "/proc/self/maps") else {
         return Vec::new();
     };
     maps.lines()
@@ -343,8 +428,8 @@ fn after_call(ret: usize) -> bool {
 }
 
 /// Return addresses found on the stack above `sp` (at most 32 KiB scanned).
-fn scan_stack(sp: usize) -> Vec<usize> {
-    let exec = exec_ranges();
+fn scan_stack(files: Option<&ProcFiles>, sp: usize) -> Vec<usize> {
+    let exec = exec_ranges(files);
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut at = sp & !7;
@@ -434,9 +519,22 @@ fn published_tree(shared: &HubShared, blocked: u32, out: &mut String) {
     };
     let _ = writeln!(out, "{}{}", label(p.main_slot), mark(p.main_slot));
     let _ = writeln!(out, " +--- {}{}", label(p.hub_slot), mark(p.hub_slot));
-    let mut slots: Vec<&u32> = p.greenlets.keys().collect();
+    let mut slots: Vec<u32> = p.greenlets.keys().copied().collect();
     slots.sort_unstable();
-    for &slot in slots {
+    let all = slots.len();
+    if all > REPORT_MAX {
+        // The blocker and its ancestors only (runinfo::REPORT_MAX).
+        let mut chain = Vec::new();
+        let mut s = blocked;
+        while chain.len() < 8 && p.greenlets.contains_key(&s) {
+            chain.push(s);
+            s = p.greenlets[&s].parent;
+        }
+        chain.reverse();
+        slots = chain;
+    }
+    let shown = slots.len();
+    for &slot in &slots {
         let g = &p.greenlets[&slot];
         let _ = writeln!(out, " :    +--- {}{}", label(slot), mark(slot));
         let _ = write!(out, " :    :          Spawned");
@@ -452,12 +550,24 @@ fn published_tree(shared: &HubShared, blocked: u32, out: &mut String) {
             g.stack_size / 1024
         );
     }
+    if shown < all {
+        let _ = writeln!(
+            out,
+            " :    ... and {} other greenlet(s) (gh_format_run_info lists them all)",
+            all - shown
+        );
+    }
 }
 
 /// The greenlet tree and the native backtrace of the blocked thread of `shared`.
-pub(crate) fn report_body(shared: &HubShared, slot: u32, out: &mut String) {
+pub(crate) fn report_body(
+    shared: &HubShared,
+    slot: u32,
+    files: Option<&ProcFiles>,
+    out: &mut String,
+) {
     let tid = shared.tid.load(Ordering::Relaxed);
-    let state = thread_state(tid);
+    let state = thread_state(files, tid);
     let captured = match state {
         Some('R') => capture_running(tid),
         _ => None,
@@ -488,7 +598,7 @@ pub(crate) fn report_body(shared: &HubShared, slot: u32, out: &mut String) {
                 let _ = writeln!(out, "  #{i:<2} {}", symbolise(f, i > 0));
             }
         }
-        _ => match in_syscall(tid) {
+        _ => match in_syscall(files, tid) {
             Some((nr, sp, pc)) => {
                 let _ = writeln!(
                     out,
@@ -496,7 +606,7 @@ pub(crate) fn report_body(shared: &HubShared, slot: u32, out: &mut String) {
                     syscall_name(nr)
                 );
                 let _ = writeln!(out, "  #0  {}", symbolise(pc, false));
-                for (i, r) in scan_stack(sp).into_iter().enumerate() {
+                for (i, r) in scan_stack(files, sp).into_iter().enumerate() {
                     let _ = writeln!(out, "  #{:<2} {}  (stack scan)", i + 1, symbolise(r, true));
                 }
             }

@@ -118,6 +118,8 @@ pub(crate) fn unpublish(hub: &Hub, slot: u32) {
 
 struct Watched {
     shared: Arc<HubShared>,
+    /// What its reports read under /proc, kept open (`capture::ProcFiles`).
+    files: Arc<capture::ProcFiles>,
     threshold: Duration,
     last: u64,
     since: Instant,
@@ -176,8 +178,10 @@ pub(crate) fn start(hub: &Hub, threshold: f64) -> Result<()> {
     if let Some(w) = reg.hubs.iter_mut().find(|w| w.shared.id == hub.id) {
         w.threshold = threshold;
     } else {
+        let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
         reg.hubs.push(Watched {
             shared: hub.shared.clone(),
+            files: Arc::new(capture::ProcFiles::open(tid)),
             threshold,
             last: u64::MAX,
             since: Instant::now(),
@@ -244,8 +248,9 @@ pub(crate) fn set_callback(sink: Option<ReportSink>) {
 }
 
 thread_local! {
-    static FORK_GUARD: std::cell::RefCell<Option<MutexGuard<'static, Registry>>> =
-        const { std::cell::RefCell::new(None) };
+    // ManuallyDrop: no destructor, usable during teardown (see signals::FORK_GUARD).
+    static FORK_GUARD: std::mem::ManuallyDrop<std::cell::RefCell<Option<MutexGuard<'static, Registry>>>> =
+        const { std::mem::ManuallyDrop::new(std::cell::RefCell::new(None)) };
 }
 
 extern "C" fn fork_prepare() {
@@ -280,6 +285,7 @@ fn register_atfork() {
 /// A change the monitor saw: a new blockage or the end of one.
 struct Event {
     shared: Arc<HubShared>,
+    files: Arc<capture::ProcFiles>,
     slot: u32,
     blocked_for: Duration,
     threshold: Duration,
@@ -303,6 +309,7 @@ fn run() {
                 if let Some(b) = w.reported.take() {
                     events.push(Event {
                         shared: w.shared.clone(),
+                        files: w.files.clone(),
                         slot: b.slot,
                         blocked_for: now - w.since,
                         threshold: w.threshold,
@@ -317,6 +324,7 @@ fn run() {
                 w.reported = Some(b);
                 events.push(Event {
                     shared: w.shared.clone(),
+                    files: w.files.clone(),
                     slot,
                     blocked_for: now - w.since,
                     threshold: w.threshold,
@@ -397,7 +405,7 @@ fn deliver(ev: Event) {
                 ev.blocked_for.as_secs_f64(),
                 ev.threshold.as_secs_f64()
             );
-            capture::report_body(&ev.shared, ev.slot, &mut t);
+            capture::report_body(&ev.shared, ev.slot, Some(&ev.files), &mut t);
             t
         }
     };
@@ -562,19 +570,26 @@ pub(crate) fn assert_end(hub: &Hub, raw: u64) -> Result<()> {
     Err(Error::NOSWITCH)
 }
 
-/// Installs the run-info dump on `GREENHUB_RUN_INFO_SIGNAL` (a name like `SIGUSR2` or a
-/// number) for a new hub: the hub writes `gh_format_run_info` to stderr when it gets it.
-pub(crate) fn install_dump_signal(hub: &Hub) {
+/// GREENHUB_RUN_INFO_SIGNAL's signal, if set; `EINVAL` (said once) if it is not a signal
+/// name or number: the hub is not created, like for the other GREENHUB_* variables.
+pub(crate) fn run_info_signal() -> crate::error::Result<Option<i32>> {
     let Ok(v) = std::env::var("GREENHUB_RUN_INFO_SIGNAL") else {
-        return;
+        return Ok(None);
     };
-    let Some(signum) = capture::parse_signal(&v) else {
-        eprintln!("greenhub: GREENHUB_RUN_INFO_SIGNAL={v:?} is not a signal name or number");
-        return;
-    };
-    unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, _a: *mut c_void) {
+    capture::parse_signal(&v).map(Some).ok_or_else(|| {
+        crate::hub::bad_env(crate::hub::BAD_RUN_INFO_SIGNAL, || {
+            format!("GREENHUB_RUN_INFO_SIGNAL={v:?} is not a signal name or number")
+        })
+    })
+}
+
+/// Installs the run-info dump on `signum` (GREENHUB_RUN_INFO_SIGNAL: a name like
+/// `SIGUSR2` or a number) for a new hub: the hub writes `gh_format_run_info` to stderr
+/// when it gets it (one dump for the process: `runinfo::dump_on_signal`).
+pub(crate) fn install_dump_signal(hub: &Hub, signum: i32) {
+    unsafe extern "C" fn dump(_w: crate::event_loop::watcher::RawHandle, _r: i32, a: *mut c_void) {
         if let Some(hub) = crate::hub::existing() {
-            runinfo::dump_on_signal(hub);
+            runinfo::dump_on_signal(hub, a as usize as i32);
         }
     }
     let mut st = hub.st.borrow_mut();
@@ -589,7 +604,7 @@ pub(crate) fn install_dump_signal(hub: &Hub) {
                 w,
                 crate::event_loop::watcher::Action::User {
                     f: dump,
-                    arg: std::ptr::null_mut(),
+                    arg: signum as usize as *mut c_void,
                 },
             )
         });

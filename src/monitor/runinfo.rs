@@ -178,6 +178,11 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
                     w.write_str(")")
                 }
                 Some(Obj::Waiter { .. }) => write!(w, "waiter {id:#x}"),
+                Some(Obj::RLock { owner, depth, .. }) => match owner {
+                    Some((s, _)) => write!(w, "rlock {id:#x} (held by slot {s}, depth {depth})"),
+                    None => write!(w, "rlock {id:#x} (free)"),
+                },
+                Some(Obj::Cond { .. }) => write!(w, "condition {id:#x}"),
                 Some(Obj::Timeout { .. }) => write!(w, "timeout {id:#x}"),
                 None => w.write_str("a freed object"),
             }
@@ -256,8 +261,11 @@ fn greenlet_block<W: Write>(
         w.write_str("\n")?;
         w.write_str(pad)?;
         let kib = g.stack_size / 1024;
-        match (g.co.is_some(), touched(g.stack_lo, g.stack_hi)) {
-            (true, Some(t)) => writeln!(
+        // (A greenlet that never ran touched nothing: no mincore over its stack, which
+        // for 57,000 1 GiB stacks took minutes: issue 15.4.)
+        let ran = g.co.is_some() && g.state != State::New;
+        match ran.then(|| touched(g.stack_lo, g.stack_hi)).flatten() {
+            Some(t) => writeln!(
                 w,
                 "Stack: {} KiB touched of {kib} KiB ({}%)",
                 t / 1024,
@@ -272,6 +280,20 @@ fn greenlet_block<W: Write>(
 /// Writes hub `hub`'s section: its counts and the greenlet tree. Does not allocate.
 pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
+    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
+    greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    for (slot, g) in st.greenlets.iter() {
+        if g.role == Role::Task {
+            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first line of a hub's section: its counts.
+fn hub_header<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
     let tasks = st.greenlets.len().saturating_sub(2);
     writeln!(
@@ -284,16 +306,58 @@ pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result 
         st.timers.len(),
         hub.switches.get(),
         if hub.monitored.get() { ", monitored" } else { "" }
-    )?;
-    // gevent's layout: main, the hub under it, the hub's greenlets under the hub.
+    )
+}
+
+/// Greenlets a monitor report lists in full; beyond it, the blocker's ancestry and a
+/// count by state (a 10,000-connection server's report was 20,000 lines: issue 15.12).
+pub(crate) const REPORT_MAX: usize = 32;
+
+/// A monitor report's tree of `hub`, with `blocked` the greenlet blocking it: the whole
+/// tree up to `REPORT_MAX` greenlets, else main, the hub, the blocker with its ancestors
+/// and one line counting the others by state. Does not allocate (signal handler).
+pub fn format_hub_report<W: Write>(
+    w: &mut W,
+    hub: &Hub,
+    st: &HubState,
+    blocked: u32,
+) -> fmt::Result {
+    if st.greenlets.len().saturating_sub(2) <= REPORT_MAX {
+        return format_hub(w, hub, st);
+    }
+    let now = crate::event_loop::now_ns();
+    hub_header(w, hub, st)?;
     greenlet_block(w, hub, st, hub.main_slot, ("", " :    "), now)?;
     greenlet_block(w, hub, st, hub.hub_slot, (" +--- ", " :          "), now)?;
+    // The blocker and its ancestors (spawned by), outermost first.
+    let mut chain = [0u32; 8];
+    let mut n = 0;
+    let mut s = blocked;
+    while n < chain.len() && st.greenlets.at(s).is_some_and(|g| g.role == Role::Task) {
+        chain[n] = s;
+        n += 1;
+        s = st.greenlets.at(s).map_or(s, |g| g.parent);
+    }
+    for &s in chain[..n].iter().rev() {
+        greenlet_block(w, hub, st, s, (" :    +--- ", " :    :          "), now)?;
+    }
+    let mut by_state = [0usize; 5];
+    let mut others = 0;
     for (slot, g) in st.greenlets.iter() {
-        if g.role == Role::Task {
-            greenlet_block(w, hub, st, slot, (" :    +--- ", " :    :          "), now)?;
+        if g.role == Role::Task && !chain[..n].contains(&slot) {
+            by_state[g.state as usize] += 1;
+            others += 1;
         }
     }
-    Ok(())
+    writeln!(
+        w,
+        " :    ... and {others} other greenlet(s): {} not started, {} ready, {} running, {} waiting, {} dead (gh_format_run_info lists them all)",
+        by_state[State::New as usize],
+        by_state[State::Ready as usize],
+        by_state[State::Running as usize],
+        by_state[State::Waiting as usize],
+        by_state[State::Dead as usize],
+    )
 }
 
 /// This thread's hub section into `out` (normal context).
@@ -345,9 +409,11 @@ impl SignalDump {
     }
 }
 
-/// A signal dump is being collected: the signal's watcher in the other hubs, which
-/// fires for the same delivery, leaves it to this one.
+/// A signal dump is being collected (a signal arriving meanwhile is folded into it).
 static DUMPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The signal's delivery count the last dump was for: every hub's watcher fires for one
+/// delivery, possibly after that dump is over; the first dumps, the others see it done.
+static DUMPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs in another hub's loop: its section of a signal dump.
 unsafe extern "C" fn answer_dump(arg: *mut std::ffi::c_void) {
@@ -360,11 +426,21 @@ unsafe extern "C" fn answer_dump(arg: *mut std::ffi::c_void) {
     }
 }
 
-/// The run-info signal fired in `own`'s loop: one dump of every hub of the process
-/// (unless one is being collected for this delivery already). Returns at once.
-pub fn dump_on_signal(own: &Hub) {
+/// The run-info signal `signum` fired in `own`'s loop: one dump of every hub of the
+/// process, unless this delivery was dumped already (or one is being collected).
+/// Returns at once.
+pub fn dump_on_signal(own: &Hub, signum: i32) {
     use std::sync::atomic::Ordering;
-    if DUMPING.swap(true, Ordering::AcqRel) {
+    let n = crate::signals::delivered(signum);
+    let last = DUMPED.load(Ordering::Acquire);
+    if n <= last || DUMPING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if DUMPED
+        .compare_exchange(last, n, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        DUMPING.store(false, Ordering::Release);
         return;
     }
     let ids = crate::handle::live_hub_ids();
@@ -388,7 +464,7 @@ pub fn dump_on_signal(own: &Hub) {
             continue;
         }
         let arg = Box::into_raw(Box::new(d.clone()));
-        if crate::hub::embed::call_threadsafe(id, answer_dump, arg as *mut _).is_err() {
+        if crate::hub::embed::call_threadsafe(id, None, answer_dump, arg as *mut _).is_err() {
             // SAFETY: not queued, so still ours.
             drop(unsafe { Box::from_raw(arg) });
             d.fill(id, String::new()); // destroyed meanwhile: no section
@@ -445,7 +521,7 @@ pub fn format_all(out: &mut String) {
             _ => {
                 let reply: Reply = Arc::new((Mutex::new(None), Condvar::new()));
                 let arg = Box::into_raw(Box::new(reply.clone()));
-                if crate::hub::embed::call_threadsafe(id, answer, arg as *mut _).is_err() {
+                if crate::hub::embed::call_threadsafe(id, None, answer, arg as *mut _).is_err() {
                     // SAFETY: not queued, so still ours.
                     drop(unsafe { Box::from_raw(arg) });
                     continue; // destroyed meanwhile

@@ -71,6 +71,19 @@ pub enum Obj {
     },
     Sem {
         count: u64,
+        /// gh_sem_new_bounded's initial value (u64::MAX: unbounded): releasing past it
+        /// is an error.
+        bound: u64,
+        waiters: WaitList,
+    },
+    /// gh_rlock: owned by greenlet (slot, gen), `depth` times.
+    RLock {
+        owner: Option<(u32, u32)>,
+        depth: u32,
+        waiters: WaitList,
+    },
+    /// gh_cond: greenlets waiting to be notified.
+    Cond {
         waiters: WaitList,
     },
     Queue {
@@ -98,6 +111,8 @@ impl Obj {
             Obj::Event { .. } => Kind::Event,
             Obj::Result { .. } => Kind::Result,
             Obj::Sem { .. } => Kind::Sem,
+            Obj::RLock { .. } => Kind::RLock,
+            Obj::Cond { .. } => Kind::Cond,
             Obj::Queue { .. } => Kind::Queue,
             Obj::Waiter { .. } => Kind::Waiter,
             Obj::Timeout { .. } => Kind::Timeout,
@@ -117,6 +132,8 @@ fn list(o: &mut Obj, side: Side) -> &mut WaitList {
         (Obj::Event { waiters, .. }, _) => waiters,
         (Obj::Result { waiters, .. }, _) => waiters,
         (Obj::Sem { waiters, .. }, _) => waiters,
+        (Obj::RLock { waiters, .. }, _) => waiters,
+        (Obj::Cond { waiters }, _) => waiters,
         (Obj::Queue { putters, .. }, Side::Putters) => putters,
         (Obj::Queue { getters, .. }, Side::Main) => getters,
         (Obj::Waiter { waiter, .. }, _) => waiter,
@@ -327,7 +344,7 @@ impl Hub {
         loop {
             {
                 let mut st = self.st.borrow_mut();
-                let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
+                let Some(Obj::Sem { count, waiters, .. }) = st.objects.at_mut(slot) else {
                     return Err(Error::BADHANDLE);
                 };
                 // FIFO: a newcomer overtakes neither parked nor woken waiters.
@@ -347,7 +364,7 @@ impl Hub {
                 retried,
                 Self::deadline_left(deadline),
                 |o| match o {
-                    Obj::Sem { count, waiters } if *count > waiters.1 as u64 => {
+                    Obj::Sem { count, waiters, .. } if *count > waiters.1 as u64 => {
                         *count -= 1;
                         true
                     }
@@ -364,10 +381,18 @@ impl Hub {
     pub fn sem_release(&self, slot: u32) -> Result<()> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
-        let Some(Obj::Sem { count, waiters }) = st.objects.at_mut(slot) else {
+        let Some(Obj::Sem {
+            count,
+            bound,
+            waiters,
+        }) = st.objects.at_mut(slot)
+        else {
             return Err(Error::BADHANDLE);
         };
-        *count = count.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
+        if *count >= *bound {
+            return Err(Error(-libc::EOVERFLOW));
+        }
+        *count += 1;
         notify_list(
             waiters,
             &mut st.greenlets,
@@ -376,6 +401,139 @@ impl Hub {
             st.main_slot,
         );
         Ok(())
+    }
+
+    // ---- RLock (gevent.lock.RLock) ------------------------------------------
+
+    /// Takes the re-entrant lock for the running greenlet (again, if it owns it).
+    pub fn rlock_acquire(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
+        let me = self.current.get();
+        if me == self.hub_slot {
+            return Err(Error::PERM);
+        }
+        let me = (me, self.st.borrow().greenlets.gen(me));
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        let mut retried = false;
+        loop {
+            {
+                let mut st = self.st.borrow_mut();
+                let Some(Obj::RLock {
+                    owner,
+                    depth,
+                    waiters,
+                }) = st.objects.at_mut(slot)
+                else {
+                    return Err(Error::BADHANDLE);
+                };
+                if *owner == Some(me) {
+                    *depth = depth.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
+                    return Ok(());
+                }
+                // FIFO, as the semaphore: a newcomer overtakes no waiter, notified or not.
+                if owner.is_none() && waiters.1 == 0 && (retried || waiters.0.is_empty()) {
+                    *owner = Some(me);
+                    *depth = 1;
+                    return Ok(());
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            let (_, took) = self.park_then(
+                slot,
+                Side::Main,
+                retried,
+                Self::deadline_left(deadline),
+                |o| match o {
+                    Obj::RLock { owner, depth, .. } if owner.is_none() => {
+                        *owner = Some(me);
+                        *depth = 1;
+                        true
+                    }
+                    _ => false,
+                },
+            )?;
+            if took {
+                return Ok(());
+            }
+            retried = true;
+        }
+    }
+
+    /// Releases one level of the lock; the last one frees it and wakes the first waiter.
+    /// `EPERM` if the running greenlet does not own it.
+    pub fn rlock_release(&self, slot: u32) -> Result<()> {
+        let me = self.current.get();
+        let free = {
+            let mut st = self.st.borrow_mut();
+            let me = (me, st.greenlets.gen(me));
+            let Some(Obj::RLock { owner, depth, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            if *owner != Some(me) {
+                return Err(Error::PERM);
+            }
+            *depth -= 1;
+            if *depth == 0 {
+                *owner = None;
+            }
+            *depth == 0
+        };
+        if free {
+            self.notify(slot, Side::Main);
+        }
+        Ok(())
+    }
+
+    // ---- Cond (a condition variable over a gh_sem lock) ----------------------
+
+    /// Releases `lock` (a semaphore the caller holds), waits to be notified, then takes
+    /// `lock` again whatever the wait ended with (as pthread_cond_timedwait); returns the
+    /// wait's result, or the re-acquisition's error.
+    pub fn cond_wait(&self, slot: u32, lock: u32, timeout: Option<u64>) -> Result<()> {
+        if self.in_hub() {
+            return Err(Error::PERM);
+        }
+        self.sem_release(lock)?;
+        let r = self.park_on(slot, Side::Main, false, timeout).map(|_| ());
+        // Back in the lock whatever the wait ended with.
+        self.sem_acquire_uninterruptible(lock).and(r)
+    }
+
+    /// cond_wait's re-lock: waits for `lock`; a thrown code (delivered once) is kept and
+    /// the wait goes on; killed, no more waiting: the lock only if it is free at once.
+    fn sem_acquire_uninterruptible(&self, lock: u32) -> Result<()> {
+        let mut thrown = None;
+        loop {
+            match self.sem_acquire(lock, None) {
+                Ok(()) => return thrown.map_or(Ok(()), Err),
+                Err(e) if e == Error::CANCELED => {
+                    return self.sem_acquire(lock, Some(0)).and(Err(e));
+                }
+                Err(e)
+                    if thrown.is_none()
+                        && ![
+                            Error(ECLOSED),
+                            Error::BADHANDLE,
+                            Error::LOOPEXIT,
+                            Error::PERM,
+                        ]
+                        .contains(&e) =>
+                {
+                    thrown = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Wakes up to `n` waiters of the condition (`usize::MAX`: all); returns how many.
+    pub fn cond_notify(&self, slot: u32, n: usize) -> Result<usize> {
+        let mut woken = 0;
+        while woken < n && self.notify(slot, Side::Main) {
+            woken += 1;
+        }
+        Ok(woken)
     }
 
     // ---- Queue -------------------------------------------------------------
@@ -532,9 +690,11 @@ impl Hub {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         let lists = match obj {
-            Obj::Event { waiters, .. } | Obj::Result { waiters, .. } | Obj::Sem { waiters, .. } => {
-                [waiters, WaitList::default()]
-            }
+            Obj::Event { waiters, .. }
+            | Obj::Result { waiters, .. }
+            | Obj::Sem { waiters, .. }
+            | Obj::RLock { waiters, .. }
+            | Obj::Cond { waiters } => [waiters, WaitList::default()],
             Obj::Waiter { waiter, .. } => [waiter, WaitList::default()],
             Obj::Queue {
                 getters, putters, ..
