@@ -142,6 +142,17 @@ static inline long gh_test_rss_kb(void) {
 #ifndef GH_TEST_ASAN
 #define GH_TEST_ASAN 0
 #endif
+/* Built with -fsanitize=thread (scripts/tsan.sh). */
+#if defined(__SANITIZE_THREAD__)
+#define GH_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GH_TEST_TSAN 1
+#endif
+#endif
+#ifndef GH_TEST_TSAN
+#define GH_TEST_TSAN 0
+#endif
 
 /* 1 when this program runs under valgrind (its preload is in LD_PRELOAD). */
 static inline int gh_test_under_valgrind(void) {

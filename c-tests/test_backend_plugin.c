@@ -54,7 +54,9 @@ static int cp_create(void *arg, void **state) {
     if (K.create_rc) return K.create_rc;
     s = (struct cpoll *)calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    s->dummy_fd = -1;
+    /* opened at once: gh_close asks for the backend's fd (to refuse closing it), and an fd
+     * opened lazily then would look like a leak to the fd-count checks */
+    s->dummy_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     *state = s;
     return 0;
 }
@@ -137,7 +139,6 @@ static int cp_poll(void *state, gh_backend_event *ev, int cap, int timeout_ms) {
 /* Not a real embedding fd: only checks that gh_hub_backend_fd returns what this gives. */
 static int cp_backend_fd(void *state) {
     struct cpoll *s = (struct cpoll *)state;
-    if (s->dummy_fd < 0) s->dummy_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return s->dummy_fd;
 }
 

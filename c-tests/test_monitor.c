@@ -234,6 +234,9 @@ TEST(fork_child_monitored) {
     if (GH_TEST_ASAN)
         SKIP("under ASan: LeakSanitizer reports the parent's threads' memory in the child; "
              "runs in scripts/test.sh");
+    if (GH_TEST_TSAN)
+        SKIP("under TSan: it refuses to start threads in a child forked from a multi-threaded "
+             "process; runs in scripts/test.sh");
     ASSERT_OK(gh_monitor_set_callback(on_report, NULL));
     ASSERT_OK(gh_monitor_start(THRESHOLD));
     ASSERT_OK(gh_sleep(0));
@@ -574,7 +577,8 @@ TEST(run_info_1000_greenlets) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
-static volatile int other_ready, other_stop, other_block;
+/* Shared with the other hub's thread: atomics (plain volatile ints are a data race). */
+static atomic_int other_ready, other_stop, other_block;
 static void *other_hub(void *arg) {
     (void)arg;
     gh_greenlet g;

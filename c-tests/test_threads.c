@@ -2,7 +2,9 @@
  * a ring through async watchers and through gh_hub_call_threadsafe; the errors of
  * gh_hub_call_threadsafe; wrong-thread calls with another live hub's handles; a thread
  * that exits with live greenlets and watchers frees its hub (valgrind clean, no fd
- * left); gh_async_send and gh_hub_call_threadsafe racing gh_hub_destroy (FAULTS 19).
+ * left); gh_async_send and gh_hub_call_threadsafe racing gh_hub_destroy (FAULTS 19);
+ * 5000 greenlets parked on each of 4 threads, data handed between threads'
+ * greenlets (scripts/tsan.sh runs this file under ThreadSanitizer).
  *
  * Build and run: see /work/brief/tests.md (links with -lpthread).
  */
@@ -556,6 +558,104 @@ TEST(call_threadsafe_own_hub_runs_at_destroy) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* ---- many parked greenlets on several threads, data handed between them -------- */
+
+#define PARK_THREADS 4
+#define PARK_GREENLETS 5000 /* per thread; 500 under valgrind */
+#define PARK_WORDS 16
+
+struct park {
+    pthread_barrier_t ready;
+    gh_hub_ref hub[PARK_THREADS];
+    gh_event go[PARK_THREADS];
+    int *payload[PARK_THREADS]; /* thread i's, written by a greenlet of thread i - 1 */
+    long sum[PARK_THREADS];     /* added to by thread i's greenlets, which take turns */
+    int rc[PARK_THREADS];
+    int n; /* greenlets per thread */
+};
+static struct park P;
+
+/* Parks on its thread's event; woken, adds up the payload another thread wrote. */
+static void *park_fn(void *arg) {
+    int i = (int)(intptr_t)arg, rc = gh_event_wait(P.go[i], 60.0);
+    if (rc != GH_OK) return (void *)(intptr_t)rc;
+    long s = 0;
+    for (int k = 0; k < PARK_WORDS; k++) s += P.payload[i][k];
+    P.sum[i] += s;
+    return NULL;
+}
+
+/* In thread i's hub: its payload arrived; wake its greenlets. */
+static void park_deliver(void *arg) {
+    int *data = arg, i = data[PARK_WORDS];
+    P.payload[i] = data;
+    if (gh_event_set(P.go[i]) != GH_OK) P.rc[i] = -1;
+}
+
+/* A greenlet of thread i fills thread i + 1's payload and hands it over. */
+static void *park_produce(void *arg) {
+    int i = (int)(intptr_t)arg, to = (i + 1) % PARK_THREADS;
+    int *data = malloc((PARK_WORDS + 1) * sizeof *data);
+    if (data == NULL) return (void *)(intptr_t)GH_ENOMEM;
+    for (int k = 0; k < PARK_WORDS; k++) data[k] = k + 100 * i;
+    data[PARK_WORDS] = to;
+    return (void *)(intptr_t)gh_hub_call_threadsafe(P.hub[to], park_deliver, data);
+}
+
+static void *park_thread(void *arg) {
+    int i = ((struct slot *)arg)->i, rc;
+    static gh_greenlet gs[PARK_THREADS][PARK_GREENLETS];
+    gh_greenlet prod;
+    void *res;
+    P.hub[i] = gh_hub_current();
+    rc = gh_event_new(&P.go[i]);
+    for (int k = 0; k < P.n && rc == GH_OK; k++)
+        rc = gh_spawn(&gs[i][k], park_fn, (void *)(intptr_t)i);
+    if (rc == GH_OK) rc = gh_sleep(0); /* every one of them parks on the event */
+    pthread_barrier_wait(&P.ready);    /* every hub is known */
+    if (rc == GH_OK) rc = gh_spawn(&prod, park_produce, (void *)(intptr_t)i);
+    if (rc == GH_OK) rc = gh_join(prod, 60.0, &res);
+    if (rc == GH_OK) rc = (int)(intptr_t)res;
+    if (rc == GH_OK) rc = gh_release(prod);
+    for (int k = 0; k < P.n; k++) {
+        if (rc == GH_OK) rc = gh_join(gs[i][k], 60.0, &res);
+        if (rc == GH_OK) rc = (int)(intptr_t)res;
+        if (rc == GH_OK) rc = gh_release(gs[i][k]);
+    }
+    pthread_barrier_wait(&P.ready); /* every payload delivered */
+    free(P.payload[i]);
+    if (rc == GH_OK) rc = gh_event_close(P.go[i]);
+    if (rc == GH_OK) rc = gh_hub_destroy();
+    if (P.rc[i] == GH_OK) P.rc[i] = rc;
+    return NULL;
+}
+
+/* 4 threads, each with 5000 greenlets parked at once on an event; a greenlet of each
+ * thread writes the next thread's payload and hands it over with
+ * gh_hub_call_threadsafe; the event's wake-up lets the receiving greenlets read it.
+ * Under ThreadSanitizer (scripts/tsan.sh) this needs every greenlet switch announced
+ * (the `tsan` feature): without it TSan's per-thread shadow stack takes every parked
+ * greenlet's frames and the run crashes (SEGV) or hangs; and the hand-over is ordered
+ * only through the library's own locks and switches (a missed one is a race report). */
+TEST(parked_greenlets_on_threads) {
+    pthread_t t[PARK_THREADS];
+    struct slot sl[PARK_THREADS];
+    memset(&P, 0, sizeof P);
+    P.n = race_under_valgrind() ? PARK_GREENLETS / 10 : PARK_GREENLETS;
+    ASSERT_EQ(pthread_barrier_init(&P.ready, NULL, PARK_THREADS), 0);
+    for (int i = 0; i < PARK_THREADS; i++) {
+        sl[i].i = i;
+        ASSERT_EQ(pthread_create(&t[i], NULL, park_thread, &sl[i]), 0);
+    }
+    for (int i = 0; i < PARK_THREADS; i++) ASSERT_EQ(pthread_join(t[i], NULL), 0);
+    ASSERT_EQ(pthread_barrier_destroy(&P.ready), 0);
+    for (int i = 0; i < PARK_THREADS; i++) {
+        int from = (i + PARK_THREADS - 1) % PARK_THREADS;
+        ASSERT_CODE(P.rc[i], GH_OK);
+        ASSERT_EQ(P.sum[i], (long)P.n * (120 + 1600L * from));
+    }
+}
+
 int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(ring_async_8_threads);
@@ -568,5 +668,6 @@ int main(int argc, char **argv) {
     RUN(async_send_races_destroy);
     RUN(call_threadsafe_runs_at_destroy);
     RUN(call_threadsafe_own_hub_runs_at_destroy);
+    RUN(parked_greenlets_on_threads);
     return TEST_DONE();
 }

@@ -161,7 +161,9 @@ static int lev_poll(void *state, gh_backend_event *events, int capacity, int tim
          * timer must count from now. */
         ev_now_update(s->loop);
         if (timeout_ms > 0) {
-            ev_timer_set(&s->timer, timeout_ms / 1000., 0.);
+            /* 1 us short: libev rounds its epoll_wait timeout up to whole ms, and
+             * 0.005 * 1e3 is 5.000000000000001 there, which would sleep 6 ms. */
+            ev_timer_set(&s->timer, timeout_ms / 1000. - 1e-6, 0.);
             ev_timer_start(s->loop, &s->timer);
         }
         ev_run(s->loop, EVRUN_ONCE);

@@ -975,7 +975,7 @@ const char *gh_version_string(void);
  * How this library was built, one line of `key=value` fields separated by "; ", e.g.
  * "greenhub 0.1.0; backends=epoll,polling,poll; features=fault-injection;
  * panic=unwind; target=x86_64-unknown-linux-gnu; profile=release" (`features=` lists
- * the optional cargo features compiled in — sanitizer, fault-injection — comma
+ * the optional cargo features compiled in — sanitizer, fault-injection, tsan — comma
  * separated, empty when none). greenhub needs panic=unwind: a build with
  * panic=abort is broken (its panic boundaries cannot work).
  *

@@ -48,22 +48,7 @@ LIBS=("$STATIC_LIB" -lpthread -ldl -lm)
 SAN=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
 
 # ---- tools
-probe() { # can $CC build and link an ASan+UBSan program?
-    command -v "$CC" >/dev/null &&
-        echo 'int main(void) { return 0; }' |
-        "$CC" "${SAN[@]}" -x c - -o "$OUT/.probe" >/dev/null 2>&1
-}
-mkdir -p "$OUT"
-if ! probe; then
-    echo "== installing clang and its sanitizer runtime (apt)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        clang libclang-rt-14-dev
-    probe || { echo "asan.sh: $CC cannot link -fsanitize=address,undefined" >&2; exit 1; }
-fi
-rustup toolchain list | grep -q '^nightly' ||
-    { echo "asan.sh: needs the nightly toolchain (rustup toolchain list)" >&2; exit 1; }
-echo "== $($CC --version | head -n 1); $(rustc +nightly --version)"
+sanitizer_tools asan.sh "$OUT" "${SAN[@]}"
 
 # ---- the instrumented library
 echo "== cargo +nightly build --release --features sanitizer (-Zsanitizer=address) into $ASAN_TARGET"

@@ -146,3 +146,25 @@ compile_many() {
     done
     return "$failed"
 }
+
+# sanitizer_tools SCRIPT OUTDIR FLAGS...: make sure $CC (clang) builds a program with
+# these -fsanitize FLAGS (installing Debian's clang and libclang-rt-14-dev when it
+# cannot) and that the nightly toolchain is there; prints their versions.
+sanitizer_tools() {
+    local script=$1 out=$2
+    shift 2
+    local probe=("$CC" "$@" -x c - -o "$out/.probe")
+    mkdir -p "$out"
+    if ! { command -v "$CC" >/dev/null && echo 'int main(void) { return 0; }' |
+        "${probe[@]}" >/dev/null 2>&1; }; then
+        echo "== installing clang and its sanitizer runtime (apt)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            clang libclang-rt-14-dev
+        echo 'int main(void) { return 0; }' | "${probe[@]}" >/dev/null 2>&1 ||
+            { echo "$script: $CC cannot build with $*" >&2; exit 1; }
+    fi
+    rustup toolchain list | grep -q '^nightly' ||
+        { echo "$script: needs the nightly toolchain (rustup toolchain list)" >&2; exit 1; }
+    echo "== $($CC --version | head -n 1); $(rustc +nightly --version)"
+}

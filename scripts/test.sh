@@ -249,14 +249,23 @@ for cxx in g++ clang++; do
     done
 done
 
-# ---- Python binding: its test, on this tree's target/release/libgreenhub.so
+# ---- Python binding: its test, on this tree's target/release/libgreenhub.so; again
+# under pytest when python3 has it (the same tests; nothing is installed for it)
 if ((!c_only)); then
     echo "== python: bindings/python/test_greenhub.py"
     rc=0
     GREENHUB_LIBRARY=$TARGET_DIR/release/libgreenhub.so GREENHUB_INCLUDE_DIR=$ROOT/include \
-        python3 -B bindings/python/test_greenhub.py </dev/null 2>&1 | tee "$OUT/python.out" ||
-        rc=${PIPESTATUS[0]}
+        timeout 300 python3 -B bindings/python/test_greenhub.py </dev/null 2>&1 |
+        tee "$OUT/python.out" || rc=${PIPESTATUS[0]}
     record "python binding" "$rc" "$OUT/python.out"
+    if python3 -c 'import pytest' 2>/dev/null; then
+        echo "== python: python3 -m pytest bindings/python/test_greenhub.py"
+        rc=0
+        GREENHUB_LIBRARY=$TARGET_DIR/release/libgreenhub.so GREENHUB_INCLUDE_DIR=$ROOT/include \
+            timeout 300 python3 -B -m pytest -q -p no:cacheprovider bindings/python/test_greenhub.py \
+            </dev/null 2>&1 || rc=$?
+        record "python binding (pytest)" "$rc"
+    fi
 fi
 
 echo

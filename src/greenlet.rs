@@ -142,6 +142,8 @@ pub struct Greenlet {
     pub linked: bool,
     /// It has greenlet-local values (in `HubState::locals`).
     pub has_locals: bool,
+    /// Its ThreadSanitizer fiber (cargo feature `tsan`; nothing without it).
+    pub tsan: crate::tsan::Fiber,
 }
 
 /// A gh_link: the greenlet (slot), its function and argument.
@@ -190,6 +192,7 @@ impl Greenlet {
     /// Moves the coroutine out of its stack slot (the task died or is discarded).
     pub fn take_co(&mut self) -> Option<Co> {
         let p = self.co.take()?;
+        self.tsan.destroy();
         // SAFETY: `p` was written by spawn into this task's stack slot and has not been
         // read out since (`co` was Some); nothing runs on that stack now (the task
         // returned, or never runs again), and the slot stays mapped until the stack goes
@@ -234,6 +237,7 @@ impl Greenlet {
             stack_hi: 0,
             linked: false,
             has_locals: false,
+            tsan: crate::tsan::Fiber::none(),
         }
     }
 

@@ -37,6 +37,7 @@
 //! event_loop/   backend seam (epoll, polling, poll, select, C plug-ins), fd registry, timer heap, watcher records
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
+//! tsan          greenlet switches announced to ThreadSanitizer (cargo feature `tsan`)
 //! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
 //! ```
 
@@ -60,3 +61,4 @@ pub mod stack;
 pub mod stream;
 pub mod sync;
 pub mod threadpool;
+pub mod tsan;

@@ -14,18 +14,33 @@ run, wait_read) from its own code — which is the hub's main greenlet. ::
 The rules (CPython's thread state cannot follow a stack switch):
 
 * Python code never runs inside a greenlet. A greenlet's body must be a native
-  function (from a ctypes.CDLL, or its address); spawn() refuses a Python callable,
-  a ctypes CFUNCTYPE wrapping one, or an address outside every loaded library, with
-  PythonInGreenletError. Native greenlets must not call back into Python either.
+  function that does not need the GIL: a function of a ctypes.CDLL (not a PyDLL), or
+  its address. spawn() refuses, with PythonInGreenletError (a TypeError): a Python
+  callable, a ctypes CFUNCTYPE wrapping one, a function of a ctypes.PyDLL (such as
+  ctypes.pythonapi.PyRun_SimpleString), code of the Python interpreter or of a loaded
+  extension module however it is reached (a CDLL, a bare address), and an address
+  outside every loaded library. Native greenlets must not call back into Python either.
 * Python callbacks (watchers, run_callback) run in the hub — in greenhub the hub's
   loop runs on the main thread's own stack, so they run where Python expects — but
   they must never block (switch): blocking functions of this module raise
   BlockingInCallbackError there, and the C library itself answers GH_EPERM.
 * An exception raised by a callback is kept and re-raised by the blocking call of
-  this module that ran the loop (run, sleep, join, …), after that call returns.
+  this module that ran the loop (run, sleep, join, …), after that call returns. When
+  several callbacks raised, the first is raised and the others are attached to it
+  (its `greenhub_others` list, and a note in its traceback). A KeyboardInterrupt or
+  SystemExit (anything not an Exception) ends that blocking call at once, and is the
+  one raised.
+* Signals: Ctrl-C during run() (or any blocking call) raises KeyboardInterrupt from
+  that call, whether the loop was running Python callbacks or sleeping in epoll. While
+  a blocking call runs on the main thread, the Python handlers of SIGINT, SIGTERM,
+  SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM are wrapped so that what they raise
+  ends the call, and the signal wake-up fd (signal.set_wakeup_fd) is the binding's
+  pipe, which the hub watches; both are put back when the call returns (a wake-up fd
+  set before, e.g. asyncio's, still gets the signal bytes).
 
 Everything runs on the calling thread's hub (one per OS thread, created on first use);
-objects belong to the thread that made them.
+objects belong to the thread that made them: from another thread their methods raise
+GreenhubError GH_EWRONGTHREAD and leave them as they were.
 
 The library: $GREENHUB_LIBRARY (a path) if set; else the installed copy next to this
 module when it lives in PREFIX/share/greenhub/python (PREFIX/lib*/libgreenhub.so.0);
@@ -34,9 +49,16 @@ else the loader's search for libgreenhub.so.0 (ld.so.conf, LD_LIBRARY_PATH).
 
 import ctypes
 import ctypes.util
+import importlib.machinery
 import os
+import signal
 import sys
 import threading
+
+try:
+    import _signal  # signal's C half: no Handlers enum conversion (µs per call)
+except ImportError:  # another Python implementation
+    _signal = signal
 
 __all__ = [
     "GreenhubError", "BlockingInCallbackError", "PythonInGreenletError",
@@ -49,7 +71,7 @@ __all__ = [
 SONAME = "libgreenhub.so.0"
 FOREVER = -1.0
 READ, WRITE, TIMER = 1, 2, 256
-GH_OK, GH_EPERM, GH_ETIMEDOUT, GH_EBADHANDLE = 0, -1, -110, -1001
+GH_OK, GH_EPERM, GH_EINTR, GH_ETIMEDOUT, GH_EBADHANDLE = 0, -1, -4, -110, -1001
 
 
 # ---- loading -----------------------------------------------------------------
@@ -144,6 +166,7 @@ _declare("gh_main", gh_greenlet)
 _declare("gh_join", c_int, gh_greenlet, c_double, ctypes.POINTER(c_void_p))
 _declare("gh_joinall", c_int, ctypes.POINTER(gh_greenlet), c_size_t, c_double, ctypes.POINTER(c_size_t))
 _declare("gh_kill", c_int, gh_greenlet, c_double)
+_declare("gh_throw", c_int, gh_greenlet, c_int)
 _declare("gh_sleep", c_int, c_double)
 _declare("gh_greenlet_state", c_int, gh_greenlet)
 _declare("gh_greenlet_name", c_int, gh_greenlet, ctypes.c_char_p, c_size_t)
@@ -222,26 +245,48 @@ def _check(rc, what):
 class _HubState(threading.local):
     def __init__(self):
         self.in_callback = 0      # > 0 while a Python callback runs (in the hub)
-        self.pending = None       # the first exception a callback raised, re-raised later
+        self.looping = False      # a blocking C call of this module is running the loop
+        self.errors = []          # what callbacks raised during it, re-raised after it
         self.watchers = {}        # watcher id -> Watcher (keeps its C callback alive)
         self.callbacks = {}       # run_callback key -> (C callback, Python callable)
         self.next_key = 1
+        self.wake = None          # the signal wake-up pipe's watcher (main thread)
+        self.wake_prev = None     # the wake-up fd set before ours, during a blocking call
 
 
 _state = _HubState()
 
 
-def _blocking(what):
-    """Entry of every blocking function: refuse it inside a callback."""
-    if _state.in_callback:
-        raise BlockingInCallbackError(what)
+def _in_hub():
+    """Whether Python runs in the hub now (a callback, while main waits in the loop)."""
+    return _state.looping and _lib.gh_current().id != _lib.gh_main().id
 
 
-def _reraise():
-    """After a blocking call returns: re-raise what a callback raised while it ran."""
-    exc, _state.pending = _state.pending, None
-    if exc is not None:
-        raise exc
+def _keep(exc):
+    """A callback (or a signal handler run inside one) raised exc: keep it for the
+    blocking call that runs the loop; an exception that is not an Exception
+    (KeyboardInterrupt, SystemExit) also ends that call now, as gevent's hub throws it
+    into the main greenlet."""
+    _state.errors.append(exc)
+    if not isinstance(exc, Exception) and _in_hub():
+        _lib.gh_throw(_lib.gh_main(), GH_EINTR)  # main's wait returns GH_EINTR once
+
+
+def _raise_kept():
+    """After a blocking call: raise what callbacks raised during it, if anything. The
+    first KeyboardInterrupt/SystemExit, else the first exception, is raised; every other
+    one is attached to it (`greenhub_others`, and a note in its traceback)."""
+    errors, _state.errors = _state.errors, []
+    if not errors:
+        return
+    first = next((e for e in errors if not isinstance(e, Exception)), errors[0])
+    others = [e for e in errors if e is not first]
+    if others:
+        first.greenhub_others = others
+        if hasattr(first, "add_note"):  # Python 3.11+
+            first.add_note(f"greenhub: {len(others)} more exception(s) raised by callbacks "
+                           "in the same call: " + "; ".join(repr(e) for e in others))
+    raise first
 
 
 def _call_in_hub(fn, *args):
@@ -250,10 +295,117 @@ def _call_in_hub(fn, *args):
     try:
         fn(*args)
     except BaseException as e:  # never let it unwind into C (ctypes would print and drop it)
-        if _state.pending is None:
-            _state.pending = e
+        _keep(e)
     finally:
         _state.in_callback -= 1
+
+
+# ---- signals while the loop runs (main thread) --------------------------------
+#
+# CPython runs a Python signal handler in the main thread at its next bytecode: while
+# the loop runs that is inside some callback, where an exception it raises (Ctrl-C's
+# KeyboardInterrupt) could land before the callback's `try` and be dropped by ctypes —
+# and while the loop sleeps in epoll no Python code runs at all. So during a blocking
+# call the main thread's Python handlers of these signals are wrapped (an exception
+# they raise in the hub is kept, and ends the call), and the signal wake-up fd points
+# at a pipe the hub watches (an unreferenced io watcher), so a signal wakes the loop.
+# Both are put back when the call returns.
+
+_RELAYED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT",
+                                              "SIGUSR1", "SIGUSR2", "SIGALRM")
+                 if hasattr(signal, n))
+_wake_pipe = None  # (read fd, write fd), both non-blocking: made once
+
+
+class _SignalRelay:
+    """Stands for a Python signal handler while the loop runs."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def __call__(self, signum, frame):
+        try:
+            return self.handler(signum, frame)
+        except BaseException as e:
+            if not _in_hub():
+                raise  # main's own code: the exception goes where Python raised it
+            _keep(e)
+
+
+def _drain_wake(_w, _revents):
+    """The wake-up pipe is readable: a signal came (its Python handler runs now)."""
+    try:
+        data = os.read(_wake_pipe[0], 512)
+    except OSError:
+        return
+    prev = _state.wake_prev
+    if prev is not None and prev >= 0:  # the wake-up fd someone else had set (asyncio)
+        try:
+            os.write(prev, data)
+        except OSError:
+            pass
+
+
+def _arm_signals():
+    """Before a blocking call on the main thread: wrap the handlers, point the wake-up
+    fd at the watched pipe. Returns what _disarm_signals puts back (None: nothing)."""
+    global _wake_pipe
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    wrapped = []
+    for sig in _RELAYED:
+        h = _signal.getsignal(sig)
+        if callable(h) and not isinstance(h, _SignalRelay):
+            _signal.signal(sig, _SignalRelay(h))
+            wrapped.append(sig)
+    if _wake_pipe is None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        _wake_pipe = (r, w)
+    wake = _state.wake
+    if wake is None or not wake._w.id or _lib.gh_watcher_active(wake._w) != 1:
+        handle = gh_watcher()
+        _check(_lib.gh_io_new(ctypes.byref(handle), _wake_pipe[0], READ), "gh_io_new")
+        wake = _state.wake = Watcher(handle, _drain_wake)
+        wake.ref(False)  # the pipe alone does not keep run() going
+    try:
+        prev = _signal.set_wakeup_fd(_wake_pipe[1], warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter
+        prev = None
+    _state.wake_prev = prev
+    return wrapped, prev
+
+
+def _disarm_signals(armed):
+    if armed is None:
+        return
+    wrapped, prev = armed
+    if prev is not None:
+        _signal.set_wakeup_fd(prev)
+    for sig in wrapped:
+        h = _signal.getsignal(sig)
+        if isinstance(h, _SignalRelay):  # not replaced meanwhile by a callback
+            _signal.signal(sig, h.handler)
+
+
+def _loop(what, fn, *args):
+    """Run the blocking C call fn(*args), which runs the loop: refused inside a callback;
+    signals relayed meanwhile; afterwards what callbacks raised is raised (before the
+    return code is looked at). Returns the return code."""
+    if _state.in_callback:
+        raise BlockingInCallbackError(what)
+    armed = _arm_signals()
+    try:
+        _state.looping = True
+        try:
+            rc = fn(*args)
+        finally:
+            _state.looping = False
+    finally:
+        _disarm_signals(armed)
+    _raise_kept()
+    return rc
 
 
 def version():
@@ -273,49 +425,35 @@ def backend():
 
 def sleep(seconds=0.0):
     """Cooperative sleep of the main greenlet: the hub runs (callbacks, greenlets) meanwhile."""
-    _blocking("sleep()")
-    try:
-        _check(_lib.gh_sleep(seconds), "gh_sleep")
-    finally:
-        _reraise()
+    _check(_loop("sleep()", _lib.gh_sleep, seconds), "gh_sleep")
 
 
 def run():
     """gh_hub_run: run the loop until nothing referenced is left (gevent's hub.join())."""
-    _blocking("run()")
-    try:
-        _check(_lib.gh_hub_run(), "gh_hub_run")
-    finally:
-        _reraise()
+    _check(_loop("run()", _lib.gh_hub_run), "gh_hub_run")
 
 
 def wait_read(fd, timeout=FOREVER):
     """Wait until fd is readable (GreenhubError GH_ETIMEDOUT on timeout)."""
-    _blocking("wait_read()")
-    try:
-        _check(_lib.gh_wait_read(fd, timeout), "gh_wait_read")
-    finally:
-        _reraise()
+    _check(_loop("wait_read()", _lib.gh_wait_read, fd, timeout), "gh_wait_read")
 
 
 def wait_write(fd, timeout=FOREVER):
     """Wait until fd is writable (GreenhubError GH_ETIMEDOUT on timeout)."""
-    _blocking("wait_write()")
-    try:
-        _check(_lib.gh_wait_write(fd, timeout), "gh_wait_write")
-    finally:
-        _reraise()
+    _check(_loop("wait_write()", _lib.gh_wait_write, fd, timeout), "gh_wait_write")
 
 
 def hub_destroy():
     """gh_hub_destroy: tear down this thread's hub; every handle of it becomes stale."""
-    _blocking("hub_destroy()")
+    if _state.in_callback:
+        raise BlockingInCallbackError("hub_destroy()")
     _check(_lib.gh_hub_destroy(), "gh_hub_destroy")
     for w in list(_state.watchers.values()):
         w._closed()
     _state.watchers.clear()
     _state.callbacks.clear()
-    _state.pending = None
+    _state.errors = []
+    _state.wake = None
 
 
 def run_callback(fn, *args):
@@ -362,6 +500,10 @@ def _native_address(fn):
     if isinstance(fn, ctypes._CFuncPtr):
         if _holds_python_thunk(fn._objects):
             raise PythonInGreenletError(f"{fn!r} wraps a Python callable. {rule}")
+        if type(fn)._flags_ & ctypes._FUNCFLAG_PYTHONAPI:
+            raise PythonInGreenletError(f"{fn!r} is a function of a ctypes.PyDLL (such as "
+                                        "ctypes.pythonapi): it holds the GIL and uses Python's "
+                                        f"thread state. {rule}")
         addr = ctypes.cast(fn, c_void_p).value
     elif isinstance(fn, int) and not isinstance(fn, bool):
         addr = fn
@@ -377,7 +519,32 @@ def _native_address(fn):
     if not _libc.dladdr(c_void_p(addr), ctypes.byref(info)):
         raise PythonInGreenletError(f"{addr:#x} is not code of any loaded library or program "
                                     f"(a Python callback's thunk?). {rule}")
+    if _is_python_image(info.dli_fbase, info.dli_fname):
+        where = os.fsdecode(info.dli_fname or b"?")
+        raise PythonInGreenletError(f"{fn!r} is code of the Python interpreter or of an extension "
+                                    f"module ({where}): it needs the GIL and Python's thread "
+                                    f"state. {rule}")
     return addr
+
+
+_python_images = {}  # dli_fbase -> whether that loaded image is Python's own code
+
+
+def _is_python_image(base, fname):
+    """Whether the image loaded at `base` is the interpreter (libpython, or the python
+    executable it is linked into) or a loaded extension module."""
+    verdict = _python_images.get(base)
+    if verdict is None:
+        info = _DlInfo()
+        _libc.dladdr(ctypes.cast(ctypes.pythonapi.Py_IsInitialized, c_void_p), ctypes.byref(info))
+        verdict = base == info.dli_fbase
+        if not verdict and fname:
+            path = os.path.realpath(os.fsdecode(fname))
+            suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+            verdict = any(isinstance(f, str) and f.endswith(suffixes) and os.path.realpath(f) == path
+                          for f in (getattr(m, "__file__", None) for m in list(sys.modules.values())))
+        _python_images[base] = verdict
+    return verdict
 
 
 def _void_p(arg):
@@ -427,24 +594,18 @@ class Greenlet:
         """Wait until dead; the function's return value as an int address (None for NULL)."""
         if self._done:
             return self._result
-        _blocking("Greenlet.join()")
         result = c_void_p()
-        try:
-            _check(_lib.gh_join(self._g, timeout, ctypes.byref(result)), "gh_join")
-        finally:
-            _reraise()
+        _check(_loop("Greenlet.join()", _lib.gh_join, self._g, timeout, ctypes.byref(result)),
+               "gh_join")
         self._result, self._done = result.value, True
         return self._result
 
     def kill(self, timeout=0.0):
         """GreenletExit: its blocking calls return GH_ECANCELED; timeout > 0 waits for it."""
         if timeout:
-            _blocking("Greenlet.kill(timeout)")
-        try:
+            _check(_loop("Greenlet.kill(timeout)", _lib.gh_kill, self._g, timeout), "gh_kill")
+        else:
             _check(_lib.gh_kill(self._g, timeout), "gh_kill")
-        finally:
-            if timeout:
-                _reraise()
 
     def release(self):
         """Give the handle back (gh_release); the greenlet itself runs on."""
@@ -463,15 +624,11 @@ def spawn(fn, arg=None, name=None, stack_size=0):
 
 def joinall(greenlets, timeout=FOREVER):
     """gevent.joinall: wait for all (or the timeout); the number that are done."""
-    _blocking("joinall()")
     arr = (gh_greenlet * len(greenlets))(*[g.handle for g in greenlets])
     done = c_size_t()
-    try:
-        rc = _lib.gh_joinall(arr, len(greenlets), timeout, ctypes.byref(done))
-        if rc != GH_ETIMEDOUT:
-            _check(rc, "gh_joinall")
-    finally:
-        _reraise()
+    rc = _loop("joinall()", _lib.gh_joinall, arr, len(greenlets), timeout, ctypes.byref(done))
+    if rc != GH_ETIMEDOUT:
+        _check(rc, "gh_joinall")
     return done.value
 
 
@@ -516,11 +673,14 @@ class Watcher:
         return _check(_lib.gh_watcher_active(self._w), "gh_watcher_active") == 1
 
     def close(self):
-        """Stop and free the watcher; the handle becomes stale."""
+        """Stop and free the watcher; the handle becomes stale. From a thread other than
+        its own: GreenhubError GH_EWRONGTHREAD, and the watcher is left as it was (its
+        own thread can still close it)."""
         if self._w.id:
-            _state.watchers.pop(self._w.id, None)
             rc = _lib.gh_watcher_close(self._w)
-            self._w = gh_watcher()
+            if rc in (GH_OK, GH_EBADHANDLE):  # freed now, or already gone with its hub
+                _state.watchers.pop(self._w.id, None)
+                self._w = gh_watcher()
             _check(rc, "gh_watcher_close")
 
     def __enter__(self):

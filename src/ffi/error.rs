@@ -123,28 +123,82 @@ pub extern "C" fn gh_version_string() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
-#[cfg(all(feature = "sanitizer", feature = "fault-injection"))]
-macro_rules! features {
-    () => {
-        "sanitizer,fault-injection"
-    };
-}
-#[cfg(all(feature = "sanitizer", not(feature = "fault-injection")))]
-macro_rules! features {
+// `features=`: the optional cargo features compiled in, comma separated.
+#[cfg(feature = "sanitizer")]
+macro_rules! f_sanitizer {
     () => {
         "sanitizer"
     };
 }
-#[cfg(all(not(feature = "sanitizer"), feature = "fault-injection"))]
-macro_rules! features {
+#[cfg(not(feature = "sanitizer"))]
+macro_rules! f_sanitizer {
+    () => {
+        ""
+    };
+}
+#[cfg(all(
+    feature = "sanitizer",
+    any(feature = "fault-injection", feature = "tsan")
+))]
+macro_rules! sep1 {
+    () => {
+        ","
+    };
+}
+#[cfg(not(all(
+    feature = "sanitizer",
+    any(feature = "fault-injection", feature = "tsan")
+)))]
+macro_rules! sep1 {
+    () => {
+        ""
+    };
+}
+#[cfg(feature = "fault-injection")]
+macro_rules! f_fault_injection {
     () => {
         "fault-injection"
     };
 }
-#[cfg(not(any(feature = "sanitizer", feature = "fault-injection")))]
-macro_rules! features {
+#[cfg(not(feature = "fault-injection"))]
+macro_rules! f_fault_injection {
     () => {
         ""
+    };
+}
+#[cfg(all(feature = "fault-injection", feature = "tsan"))]
+macro_rules! sep2 {
+    () => {
+        ","
+    };
+}
+#[cfg(not(all(feature = "fault-injection", feature = "tsan")))]
+macro_rules! sep2 {
+    () => {
+        ""
+    };
+}
+#[cfg(feature = "tsan")]
+macro_rules! f_tsan {
+    () => {
+        "tsan"
+    };
+}
+#[cfg(not(feature = "tsan"))]
+macro_rules! f_tsan {
+    () => {
+        ""
+    };
+}
+macro_rules! features {
+    () => {
+        concat!(
+            f_sanitizer!(),
+            sep1!(),
+            f_fault_injection!(),
+            sep2!(),
+            f_tsan!()
+        )
     };
 }
 #[cfg(panic = "unwind")]
@@ -175,7 +229,7 @@ macro_rules! profile {
 /// How this library was built, one line of `key=value` fields separated by "; ", e.g.
 /// "greenhub 0.1.0; backends=epoll,polling,poll; features=fault-injection;
 /// panic=unwind; target=x86_64-unknown-linux-gnu; profile=release" (`features=` lists
-/// the optional cargo features compiled in — sanitizer, fault-injection — comma
+/// the optional cargo features compiled in — sanitizer, fault-injection, tsan — comma
 /// separated, empty when none). greenhub needs panic=unwind: a build with
 /// panic=abort is broken (its panic boundaries cannot work).
 ///

@@ -818,12 +818,15 @@ impl Hub {
         if cxx {
             self.swap_cxx(co);
         }
+        // ThreadSanitizer: announce this switch and the way back (src/tsan.rs).
+        let tsan = self.tsan_enter(slot);
         // SAFETY: `co` points at the task's coroutine in its own stack slot, which never
         // moves and stays valid until the task dies (take_co reads it out only then, or
         // when a never-started or discarded task goes); only the hub resumes tasks, one at
         // a time (the hub runs no task now: `current` was the hub), so this is the only
         // reference.
         let r = unsafe { (*co).resume(msg) };
+        tsan.leave();
         if cxx {
             self.swap_cxx(co);
         }
