@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define KIB ((size_t)1024)
 #define GIB ((size_t)1024 * 1024 * 1024)
@@ -2238,6 +2239,115 @@ TEST(issue5_null_pointers) {
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
 
+/* Issue 14 (servers, network helpers, buffered streams): NULL pointers -> GH_EINVAL (NULL options are the
+ * documented defaults; a NULL buffer only with len 0, a size query), bad server handles
+ * -> GH_EBADHANDLE; nothing is left open. */
+static void issue14_handler(gh_server s, int fd, void *arg) {
+    (void)s;
+    (void)fd;
+    (void)arg;
+}
+
+static void issue14_dgram(gh_server s, const void *data, size_t len, const struct sockaddr *from,
+                          socklen_t fromlen, void *arg) {
+    (void)s, (void)data, (void)len, (void)from, (void)fromlen, (void)arg;
+}
+
+static void *issue14_fn(void *arg) { return arg; }
+
+TEST(issue14_null_pointers_and_bad_handles) {
+    gh_server s, zero = {0}, ones;
+    gh_server_counters st;
+    char buf[64];
+    int fd0 = gh_test_fd_count(), lfd;
+    ones.id = ~0ull;
+    ASSERT_CODE(gh_listen(NULL, 0, 0), GH_EINVAL);
+    ASSERT_CODE(gh_connect_to(NULL, 1.0), GH_EINVAL);
+    lfd = gh_listen("127.0.0.1:0", 0, 0);
+    ASSERT_TRUE(lfd >= 0);
+    ASSERT_CODE(gh_local_address(lfd, NULL, sizeof buf), GH_EINVAL);
+    ASSERT_TRUE(gh_local_address(lfd, NULL, 0) > 0);
+    ASSERT_CODE(gh_peer_address(lfd, NULL, sizeof buf), GH_EINVAL);
+    ASSERT_CODE(gh_peer_address(lfd, buf, sizeof buf), -ENOTCONN);
+    ASSERT_CODE(gh_server_new(NULL, "127.0.0.1:0", issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new(&s, NULL, issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_fd(NULL, lfd, issue14_handler, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_fd(&s, lfd, NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(NULL, "127.0.0.1:0", issue14_dgram, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, NULL, issue14_dgram, NULL, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
+    ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
+    ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
+    ASSERT_OK(gh_server_close(s));
+    /* buffered streams and gh_write_all */
+    {
+        int sv[2];
+        gh_stream st0, sz = {0};
+        size_t w;
+        ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+        ASSERT_CODE(gh_stream_new(NULL, sv[0], 0), GH_EINVAL);
+        ASSERT_OK(gh_stream_new(&st0, sv[0], 0));
+        ASSERT_CODE(gh_stream_read(st0, NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_exact(st0, NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_until(st0, NULL, 1, buf, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_read_until(st0, "\n", 1, NULL, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_stream_readline(st0, NULL, sizeof buf, 0), GH_EINVAL);
+        ASSERT_CODE(gh_write_all(sv[1], buf, 1, 0, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_write_all(sv[1], NULL, 1, 0, &w), GH_EINVAL);
+        ASSERT_CODE(gh_stream_buffered(sz), GH_EBADHANDLE);
+        ASSERT_CODE(gh_stream_close(sz), GH_EBADHANDLE);
+        ASSERT_OK(gh_stream_close(st0));
+        ASSERT_CODE(gh_stream_read(st0, buf, 1, 0), GH_EBADHANDLE);
+        /* more I/O */
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        struct iovec iov = {buf, 1};
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        ASSERT_CODE(gh_recvfrom(sv[0], NULL, 1, 0, NULL, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvfrom(sv[0], buf, 1, 0, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvfrom(sv[0], buf, 1, 0, NULL, &sl, 0), GH_EINVAL);
+        ASSERT_CODE(gh_sendto(sv[0], NULL, 1, 0, NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvmsg(sv[0], NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_sendmsg(sv[0], NULL, 0, 0), GH_EINVAL);
+        ASSERT_CODE(gh_readv(sv[0], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_writev(sv[0], NULL, 1, 0), GH_EINVAL);
+        ASSERT_CODE(gh_recvmsg(sv[0], &m, 0, 0), GH_ETIMEDOUT);
+        ASSERT_EQ(gh_writev(sv[0], &iov, 1, 0), 1);
+        ASSERT_EQ(gh_readv(sv[1], &iov, 1, 0), 1);
+        ASSERT_CODE(gh_sendfile(sv[0], -1, NULL, 1, 0, NULL), GH_EBADF); /* NULLs allowed */
+        ASSERT_CODE(gh_poll(NULL, 1, 0), GH_EINVAL);
+        ASSERT_OK(close(sv[0]));
+        ASSERT_OK(close(sv[1]));
+    }
+    /* pools */
+    {
+        gh_pool pl, pz = {0};
+        ASSERT_CODE(gh_pool_new(NULL, 1), GH_EINVAL);
+        ASSERT_OK(gh_pool_new(&pl, 1));
+        ASSERT_CODE(gh_pool_spawn(pl, NULL, NULL, NULL, 0), GH_EINVAL);
+        ASSERT_CODE(gh_pool_spawn(pz, NULL, issue14_fn, NULL, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_wait_available(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_join(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_kill(pz, 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_count(pz), GH_EBADHANDLE);
+        ASSERT_CODE(gh_pool_free_count(pz), GH_EBADHANDLE);
+        ASSERT_OK(gh_pool_close(pl));
+        ASSERT_CODE(gh_pool_close(pl), GH_EBADHANDLE);
+    }
+    gh_server bad[] = {zero, ones, s};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT_CODE(gh_server_start(bad[i]), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_stop(bad[i], 0), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_close(bad[i]), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_stats(bad[i], &st), GH_EBADHANDLE);
+        ASSERT_CODE(gh_server_fd(bad[i]), GH_EBADHANDLE);
+    }
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
 /* Issue 4 (diagnostics): NULL pointers and bad tokens; NULL hooks/callbacks are the
  * documented "remove" (not an error), NULL buffers only with len 0 (a size query). */
 TEST(issue4_null_pointers_and_bad_tokens) {
@@ -2523,6 +2633,7 @@ int main(int argc, char **argv) {
     RUN(issue3_blocking_calls_in_callbacks_eperm);
     RUN(issue4_null_pointers_and_bad_tokens);
     RUN(issue5_null_pointers);
+    RUN(issue14_null_pointers_and_bad_handles);
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);

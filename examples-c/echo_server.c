@@ -1,18 +1,26 @@
-/* echo_server.c — a TCP echo server with one greenlet per connection, the gevent way:
+/* echo_server.c — a TCP echo server on gh_server, the gevent way:
  *
  *   server = StreamServer(('127.0.0.1', port), handle)   # handle(sock): echo until EOF
+ *   server.serve_forever()
  *
- * The main greenlet accepts connections with gh_accept and spawns a greenlet for each;
- * every connection greenlet loops gh_read -> gh_write until its peer closes, then
- * gh_close. Each of them looks like plain blocking code, yet they all share one thread:
- * whenever one would block, the hub runs another.
+ * gh_server_new listens; gh_server_start runs the accept loop in a greenlet of its own,
+ * and every accepted connection gets a greenlet running handle_connection(): a plain
+ * blocking-style loop gh_recv -> gh_send until the peer closes. They all share one
+ * thread: whenever one would block, the hub runs another. The server closes each
+ * connection's fd when its handler returns, caps the handlers running at once
+ * (max_handlers: accepting pauses, connections wait in the backlog), and backs off
+ * when the process runs out of fds instead of spinning.
+ *
+ * The main greenlet waits for SIGINT/SIGTERM (signal watchers, run by the hub) — or,
+ * with --once, for the N-th connection to end — then gh_server_stop(server, 5):
+ * the listener closes, connections still open get 5 s to finish, the rest are killed
+ * (their gh_recv returns GH_ECANCELED and the handler returns).
  *
  * Usage: echo_server [--port P] [--once N]
  *   --port P   port to listen on, on 127.0.0.1 (default 0: let the kernel pick one).
- *              The chosen address is printed on stdout as "listening on 127.0.0.1:PORT".
+ *              The address is printed on stdout as "listening on 127.0.0.1:PORT".
  *   --once N   serve N connections, wait until they are all closed, then exit 0
- *              (for tests; N = 0 exits right after binding). Without it, the server
- *              runs until SIGINT or SIGTERM.
+ *              (for tests; N = 0 exits right after binding).
  *
  * Try it: ./echo_server --port 7000 &  then  ./echo_client --port 7000
  *
@@ -21,8 +29,6 @@
 // smoke: --once 0
 #include <greenhub.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -31,43 +37,36 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-/* Set by the signal handler; the loops below check it at least every IDLE_TICK
- * seconds. (Signal watchers are not built yet: a flag plus short timeouts is the
- * portable, async-signal-safe way.) */
-static volatile sig_atomic_t stopping;
-static void on_signal(int sig) {
-    (void)sig;
-    stopping = 1;
+#define IDLE_TIMEOUT 60.0 /* seconds a connection may stay silent */
+#define STOP_TIMEOUT 5.0  /* seconds open connections get when the server stops */
+
+static long once = -1; /* --once N; -1: until a signal */
+static long served;    /* connections whose handler returned */
+static gh_event stop;  /* set by a signal, or by the N-th connection with --once */
+
+/* One connection: echo everything back until the peer closes (gh_recv returns 0), an
+ * error, IDLE_TIMEOUT of silence, or the server kills us at stop (GH_ECANCELED). */
+static void handle_connection(gh_server server, int fd, void *arg) {
+    char buf[16 * 1024];
+    ssize_t n;
+    int one = 1;
+    (void)server;
+    (void)arg;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    while ((n = gh_recv(fd, buf, sizeof buf, 0, IDLE_TIMEOUT)) > 0)
+        if (gh_send(fd, buf, (size_t)n, 0, IDLE_TIMEOUT) != n) break;
+    if (++served == once) gh_event_set(stop);
+    /* returning is all: the server closes fd */
 }
 
-#define ACCEPT_TICK 0.2 /* seconds: how often the accept loop looks at `stopping` */
-#define IDLE_TICK 1.0   /* seconds: how often an idle connection does */
-#define WRITE_TIMEOUT 10.0
-
-static int active;        /* connection greenlets alive */
-static long served;       /* connections served and closed */
-static gh_event all_done; /* set when `active` drops to 0 */
-
-/* One connection: echo everything back until the peer closes (gh_read returns 0),
- * an error occurs, or the server is stopping (checked between reads). */
-static void *handle_connection(void *arg) {
-    int fd = (int)(intptr_t)arg;
-    char buf[16 * 1024];
-
-    while (!stopping) {
-        ssize_t n = gh_read(fd, buf, sizeof buf, IDLE_TICK);
-        if (n == GH_ETIMEDOUT) continue; /* idle: look at `stopping` again */
-        if (n <= 0) break; /* 0: the peer closed; < 0: an error (reset, ...) */
-        /* gh_write sends all n bytes, waiting whenever the socket buffer is full
-         * (bounded: a peer that never reads must not hold the server forever). */
-        if (gh_write(fd, buf, (size_t)n, WRITE_TIMEOUT) != n) break;
-    }
-    gh_close(fd);
-    served++;
-    if (--active == 0) gh_event_set(all_done);
-    return NULL;
+/* A signal watcher's callback runs in the hub: it must not block; setting an event
+ * is fine. */
+static void on_signal(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    gh_event_set(stop);
 }
 
 /* Raises the soft fd limit to the hard one, so that thousands of connections fit. */
@@ -79,102 +78,57 @@ static void raise_fd_limit(void) {
     }
 }
 
-/* socket + bind 127.0.0.1:port + listen; returns the fd and stores the real port. */
-static int listen_on(int port, int *bound_port) {
-    struct sockaddr_in addr;
-    socklen_t len = sizeof addr;
-    int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *bound_port = ntohs(addr.sin_port);
-    return fd;
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: echo_server [--port P] [--once N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    int port = 0;
-    long once = -1; /* -1: serve until a signal */
+    int port = 0, rc;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--once") == 0 && i + 1 < argc) once = atol(argv[++i]);
         else usage();
     }
     if (port < 0 || port > 65535 || once < -1) usage();
-
-    /* No SA_RESTART: a signal should cut short what the thread is doing. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     raise_fd_limit();
 
-    int bound = 0;
-    int lfd = listen_on(port, &bound);
-    if (lfd < 0) {
-        perror("echo_server: bind/listen 127.0.0.1");
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    /* 64 KiB stacks (only touched pages cost memory) keep 10,000 connections cheap. */
+    gh_server_options opts = {.max_handlers = 10000, .stack_size = 64 * 1024};
+    gh_server server;
+    if ((rc = gh_server_new(&server, addr, handle_connection, NULL, &opts)) != GH_OK) {
+        fprintf(stderr, "echo_server: listen on %s: %s\n", addr, gh_strerror(rc));
         return 1;
     }
-    printf("listening on 127.0.0.1:%d\n", bound);
+    gh_local_address(gh_server_fd(server), addr, sizeof addr); /* the port if it was 0 */
+    printf("listening on %s\n", addr);
     fflush(stdout); /* a parent reading our stdout through a pipe needs it now */
 
-    if (gh_event_new(&all_done) != GH_OK) return 1;
-    gh_event_set(all_done); /* nothing to wait for yet */
+    gh_watcher sigint, sigterm;
+    if (gh_event_new(&stop) != GH_OK || gh_signal_new(&sigint, SIGINT) != GH_OK ||
+        gh_signal_new(&sigterm, SIGTERM) != GH_OK)
+        return 1;
+    gh_watcher_start(sigint, on_signal, NULL);
+    gh_watcher_start(sigterm, on_signal, NULL);
+    /* The signal watchers must not keep the loop alive on their own. */
+    gh_watcher_ref(sigint, 0);
+    gh_watcher_ref(sigterm, 0);
 
-    /* Accept loop, in the main greenlet. The short timeout lets it notice a signal. */
-    long accepted = 0;
-    int rc = GH_OK;
-    while (!stopping && (once < 0 || accepted < once)) {
-        int fd = gh_accept(lfd, NULL, NULL, ACCEPT_TICK);
-        if (fd == GH_ETIMEDOUT || fd == GH_EINTR) continue;
-        if (fd == -EMFILE || fd == -ENFILE) {
-            /* Out of fds: wait for connections to end rather than spin. */
-            fprintf(stderr, "echo_server: accept: %s\n", gh_strerror(fd));
-            gh_sleep(0.1);
-            continue;
-        }
-        if (fd < 0) {
-            fprintf(stderr, "echo_server: accept: %s\n", gh_strerror(fd));
-            rc = fd;
-            break;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        /* A detached greenlet (no handle kept) with a small stack: only the pages it
-         * touches cost memory, but 64 KiB keeps 10,000 connections cheap. */
-        gh_spawn_options opts = {64 * 1024, "connection"};
-        if (gh_spawn_ex(NULL, handle_connection, (void *)(intptr_t)fd, &opts) != GH_OK) {
-            gh_close(fd);
-            continue;
-        }
-        accepted++;
-        if (active++ == 0) gh_event_clear(all_done);
+    if (once != 0) {
+        gh_server_start(server);
+        gh_event_wait(stop, GH_FOREVER); /* the hub serves meanwhile */
     }
-    gh_close(lfd);
+    int killed = gh_server_stop(server, STOP_TIMEOUT);
+    gh_server_counters c;
+    gh_server_stats(server, &c);
+    fprintf(stderr, "echo_server: %llu connection(s) served, %d killed at stop\n",
+            (unsigned long long)c.completed, killed > 0 ? killed : 0);
 
-    /* Let the connections finish: with --once, until their peers close them; after a
-     * signal, each notices `stopping` within IDLE_TICK (or WRITE_TIMEOUT). */
-    while (gh_event_wait(all_done, ACCEPT_TICK) == GH_ETIMEDOUT) {
-    }
-    fprintf(stderr, "echo_server: %ld connection(s) served%s\n", served,
-            stopping ? " (stopped by a signal)" : "");
-
-    gh_event_close(all_done);
-    if (gh_hub_destroy() != GH_OK) return 1;
-    return rc == GH_OK ? 0 : 1;
+    gh_server_close(server);
+    gh_watcher_close(sigint);
+    gh_watcher_close(sigterm);
+    gh_event_close(stop);
+    return gh_hub_destroy() == GH_OK && killed >= 0 ? 0 : 1;
 }

@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <poll.h>
 #include <netdb.h>
 
 /* Declared here too, so the header is self-contained in strict ISO C modes
@@ -190,6 +192,12 @@ struct addrinfo;
 #define GH_EMFILE -24
 
 /**
+ * Message too long: a gh_stream record (line) longer than the stream's buffer bound or
+ * the caller's buffer; a datagram too large (-EMSGSIZE).
+ */
+#define GH_EMSGSIZE -90
+
+/**
  * Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
  */
 #define GH_EPIPE -32
@@ -296,6 +304,12 @@ struct addrinfo;
 #define GH_EBACKEND -1008
 
 /**
+ * End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
+ * gh_stream_readline got part of what they wait for; those bytes stay buffered.
+ */
+#define GH_EEOF -1009
+
+/**
  * gh_greenlet_state: spawned, has not run yet (killing it now means it never runs).
  */
 #define GH_STATE_NEW 0
@@ -319,6 +333,24 @@ struct addrinfo;
  * gh_greenlet_state: its function returned, or it was killed before it started.
  */
 #define GH_STATE_DEAD 4
+
+/**
+ * gh_listen flag: set SO_REUSEPORT, so several sockets (one hub per thread or process)
+ * can listen on one port and the kernel spreads connections between them.
+ */
+#define GH_LISTEN_REUSEPORT 1
+
+/**
+ * gh_listen flag: for a Unix socket path, first remove a socket file left at that path
+ * (by a previous run); a file of any other type is left alone (then GH_EADDRINUSE).
+ */
+#define GH_LISTEN_UNLINK 2
+
+/**
+ * gh_listen flag: a bound datagram (UDP or Unix SOCK_DGRAM) socket instead of a
+ * listening stream socket (`backlog` is then ignored).
+ */
+#define GH_LISTEN_UDP 4
 
 /**
  * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
@@ -598,6 +630,96 @@ typedef struct gh_local_key {
  * A greenlet-local value's destructor: `void dtor(void *value)`.
  */
 typedef void (*gh_local_dtor_fn)(void *value);
+
+/**
+ * A pool handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_pool {
+  uint64_t id;
+} gh_pool;
+
+/**
+ * A server handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_server {
+  uint64_t id;
+} gh_server;
+
+/**
+ * A connection handler: runs in a greenlet of its own for each accepted connection,
+ * with the connected socket `fd` (non-blocking, close-on-exec). The server closes `fd`
+ * when the handler returns: do not close it yourself (shutdown(2) is fine; dup(2) it to
+ * keep the connection). When the server stops, a handler still running after the stop
+ * timeout is killed: its blocking calls return GH_ECANCELED and it should return.
+ */
+typedef void (*gh_server_handler)(struct gh_server server, int fd, void *arg);
+
+/**
+ * Options for gh_server_new / gh_server_new_fd. Zero-initialise it
+ * (`gh_server_options o = {0};`): all zeroes are the defaults; NULL options too.
+ */
+typedef struct gh_server_options {
+  /**
+   * The most handlers running at once; 0 = no limit. While that many run, the server
+   * stops accepting (connections wait in the listen backlog) — gevent's pool.
+   */
+  size_t max_handlers;
+  /**
+   * gh_server_new only: the listen backlog; 0 = SOMAXCONN.
+   */
+  int backlog;
+  /**
+   * gh_server_new only: gh_listen flags (GH_LISTEN_REUSEPORT, GH_LISTEN_UNLINK).
+   */
+  int listen_flags;
+  /**
+   * Stack size of the handler greenlets; 0 = the hub's default (gh_spawn_options).
+   */
+  size_t stack_size;
+} gh_server_options;
+
+/**
+ * A datagram handler: runs in a greenlet of its own for each datagram received, with
+ * its bytes (`len` of them at `data`) and its sender (`from`, `fromlen`), all valid
+ * until the handler returns. Reply with gh_sendto(gh_server_fd(server), ...).
+ */
+typedef void (*gh_datagram_handler)(struct gh_server server, const void *data, size_t len, const struct sockaddr *from, socklen_t fromlen, void *arg);
+
+/**
+ * Counters of a server, read with gh_server_stats.
+ */
+typedef struct gh_server_counters {
+  /**
+   * Connections accepted.
+   */
+  uint64_t accepted;
+  /**
+   * Handlers running (or about to start) now.
+   */
+  uint64_t active;
+  /**
+   * Handlers that returned.
+   */
+  uint64_t completed;
+  /**
+   * Accepted connections closed without their handler running: no greenlet could be
+   * spawned (GH_ENOMEM), or the server stopped before the handler started.
+   */
+  uint64_t refused;
+  /**
+   * Times accept found the process or system out of fds (or kernel memory) and the
+   * server backed off: it waits until one of its handlers ends or 10 ms (doubling up
+   * to 1 s) pass, then accepts again.
+   */
+  uint64_t fd_exhausted;
+} gh_server_counters;
+
+/**
+ * A buffered stream handle (a value; the id encodes hub, slot and generation).
+ */
+typedef struct gh_stream {
+  uint64_t id;
+} gh_stream;
 
 /**
  * A gh_timeout_start deadline (a value handle).
@@ -1358,9 +1480,12 @@ ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
  * *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
  * GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
- * GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
- * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait,
- * gh_wait_fd's backend registration errors (GH_ERANGE, GH_EBACKEND, ...).
+ * GH_ENOTSOCK, GH_EMFILE/GH_ENFILE/GH_ENOBUFS/GH_ENOMEM (out of fds or kernel memory:
+ * the error surfaces after the call has given the hub a turn — a yield — so a loop that
+ * just retries lets the other greenlets, timers and signal watchers run and serves again
+ * as fds free up; back off anyway, or use gh_server_new, which does), GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait, gh_wait_fd's backend
+ * registration errors (GH_ERANGE, GH_EBACKEND, ...).
  *
  * # Safety
  * `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).
@@ -1422,6 +1547,149 @@ int gh_close(int fd);
 int gh_waitpid(int pid, int *status, double timeout);
 
 /**
+ * recvfrom(2), waiting cooperatively: one datagram (or, on a stream socket, what is
+ * there, up to `len`). `*addr`/`*addrlen` get the sender as recvfrom(2) gives it (both
+ * NULL: not wanted). Returns the bytes received (a datagram longer than `len` is
+ * truncated: pass MSG_TRUNC to get its real length), 0 for an empty datagram or a
+ * closed stream, or a code. One reader per fd (GH_EBUSY), as gh_recv.
+ *
+ * *Ownership*: `buf`, `addr` are the caller's. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0, exactly one of addr/addrlen NULL,
+ * NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF, GH_ENOTSOCK, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of recvfrom(2).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes; `addr` writable for `*addrlen` bytes (or both NULL).
+ */
+ssize_t gh_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr, socklen_t *addrlen, double timeout);
+
+/**
+ * sendto(2), waiting cooperatively while the socket is full: one call, so a datagram
+ * goes whole (GH_EMSGSIZE if too large); on a stream socket it may send part (use
+ * gh_send for all of it). `addr` NULL: the connected peer. Returns the bytes sent or a
+ * code. MSG_NOSIGNAL is added: no SIGPIPE.
+ *
+ * *Ownership*: `buf`, `addr` only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0, NaN timeout), GH_ETIMEDOUT, GH_EBUSY,
+ * GH_EBADF, GH_ENOTSOCK, GH_EMSGSIZE, GH_ECONNREFUSED (an earlier datagram was
+ * refused), GH_ENOBUFS (after a yield, see gh_accept), GH_ECLOSED, GH_ECANCELED, a
+ * gh_throw code, GH_EPERM, -errno of sendto(2).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `addr` NULL or readable for `addrlen` bytes.
+ */
+ssize_t gh_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr, socklen_t addrlen, double timeout);
+
+/**
+ * recvmsg(2), waiting cooperatively (MSG_DONTWAIT and MSG_CMSG_CLOEXEC are added:
+ * fds received with SCM_RIGHTS are close-on-exec and the caller's). Returns the bytes
+ * received, 0 on orderly shutdown, or a code; `msg` is filled as recvmsg(2) fills it.
+ * One reader per fd.
+ *
+ * *Ownership*: `msg` and its buffers are the caller's. *Threads*: the calling
+ * thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`msg` NULL, NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF,
+ * GH_ENOTSOCK, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * recvmsg(2).
+ *
+ * # Safety
+ * `msg` and the buffers it points to valid as recvmsg(2) requires.
+ */
+ssize_t gh_recvmsg(int fd, struct msghdr *msg, int flags, double timeout);
+
+/**
+ * sendmsg(2), waiting cooperatively while the socket is full (MSG_DONTWAIT and
+ * MSG_NOSIGNAL added): one call, so on a stream socket it may send part of the data
+ * (ancillary data such as SCM_RIGHTS fds goes with the first byte; send the rest with
+ * gh_send or gh_writev). Returns the bytes sent or a code.
+ *
+ * *Ownership*: `msg` only read; fds passed with SCM_RIGHTS stay the caller's.
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`msg` NULL, NaN timeout), GH_ETIMEDOUT, GH_EBUSY, GH_EBADF,
+ * GH_ENOTSOCK, GH_EMSGSIZE, GH_EPIPE, GH_ECLOSED, GH_ECANCELED, a gh_throw code,
+ * GH_EPERM, -errno of sendmsg(2).
+ *
+ * # Safety
+ * `msg` and the buffers it points to valid as sendmsg(2) requires.
+ */
+ssize_t gh_sendmsg(int fd, const struct msghdr *msg, int flags, double timeout);
+
+/**
+ * readv(2) into `iovcnt` buffers, waiting cooperatively while nothing is there: one
+ * read (recvmsg for sockets). Returns the bytes read (> 0), 0 at end of file, or a
+ * code. One reader per fd.
+ *
+ * *Ownership*: the buffers are the caller's. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`iov` NULL with `iovcnt` > 0, `iovcnt` negative or above 1024,
+ * NaN timeout), as gh_read otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer writable for its length.
+ */
+ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * Writes every byte of the `iovcnt` buffers (writev(2), sendmsg for sockets), waiting
+ * cooperatively whenever the fd is full; returns the total, or a code (then an unknown
+ * part went out, as with gh_write). No SIGPIPE. One writer per fd.
+ *
+ * *Ownership*: the buffers are only read (`iov` is not modified).
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`iov` NULL with `iovcnt` > 0, `iovcnt` negative or above 1024,
+ * NaN timeout), as gh_write otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer readable for its length.
+ */
+ssize_t gh_writev(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * Sends up to `count` bytes of file `in_fd` to `out_fd` (a socket or pipe) with
+ * sendfile(2), waiting cooperatively whenever `out_fd` is full; stops early at the end
+ * of `in_fd`. `offset`: where to read `in_fd` (advanced by what was sent; the file
+ * position is then untouched), or NULL to use and advance the file position.
+ * `*sent` (may be NULL) gets the bytes sent — also when the call fails, so it can be
+ * resumed. Returns GH_OK or a code. `out_fd` is put in O_NONBLOCK mode; no SIGPIPE.
+ *
+ * *Ownership*: nothing changes hands. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (NaN timeout, `in_fd` not mmap-able), GH_EBADF, GH_ETIMEDOUT,
+ * GH_EBUSY (another greenlet writes `out_fd`), GH_EPIPE, GH_ECONNRESET, GH_ECLOSED,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of sendfile(2).
+ *
+ * # Safety
+ * `offset` NULL or valid for reads and writes; `sent` NULL or writable.
+ */
+int gh_sendfile(int out_fd, int in_fd, off_t *offset, size_t count, double timeout, size_t *sent);
+
+/**
+ * poll(2), cooperatively (gevent.select.poll / select): waits until at least one of
+ * the `nfds` entries of `fds` is ready for its `events` (POLLIN, POLLOUT, POLLPRI,
+ * POLLRDHUP), fills every `revents` as poll(2) does (POLLERR, POLLHUP, POLLNVAL
+ * included; entries with a negative fd are ignored) and returns how many entries have
+ * revents (> 0). Only the calling greenlet waits: the fds are watched through a
+ * temporary epoll set (one epoll_create1 and an epoll_ctl per fd when the call has to
+ * wait; none when something is ready at once), so other greenlets may wait on the same
+ * fds meanwhile.
+ *
+ * *Ownership*: `fds` is the caller's; only `revents` is written.
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback
+ * (`timeout` 0 checks once and never blocks).
+ * *Errors*: GH_ETIMEDOUT (nothing became ready; poll(2) would return 0),
+ * GH_EINVAL (`fds` NULL with `nfds` > 0, `nfds` above 65,536, NaN timeout),
+ * GH_EMFILE/GH_ENFILE (no fd for the epoll set, after a yield), GH_ENOMEM,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of epoll_ctl(2) (e.g. GH_EBADF for a
+ * closed fd when the call has to wait: poll(2) would have said POLLNVAL at once).
+ *
+ * # Safety
+ * `fds` readable and writable for `nfds` entries.
+ */
+int gh_poll(struct pollfd *fds, size_t nfds, double timeout);
+
+/**
  * Creates a key for greenlet-local values (gevent.local; `pthread_key_create` for
  * greenlets): each greenlet (main and, in callbacks, the hub included) has its own value
  * for it, NULL until set. When a greenlet ends, `dtor` (may be NULL) runs with each
@@ -1468,6 +1736,402 @@ int gh_local_set(struct gh_local_key key, void *value);
  * `value` NULL or writable.
  */
 int gh_local_get(struct gh_local_key key, void **value);
+
+/**
+ * Creates a socket bound to `address` and, for a stream socket, listening with
+ * `backlog` (<= 0: SOMAXCONN); returns the fd (non-blocking, close-on-exec; the caller
+ * owns it: gh_close it, or hand it to gh_server_new_fd).
+ *
+ * `address`: `"host:port"`, `"[v6addr]:port"`, `":port"` or `"*:port"` (every IPv4
+ * interface; `"[::]:port"` for IPv6 and IPv4), `"unix:/path"`, `"/path"`, `"./path"`,
+ * `"@name"` (Linux abstract namespace). The port is a number (0: the kernel picks one,
+ * see gh_local_address) or a service name. A host name resolving to several addresses
+ * binds the first that works. TCP sockets get SO_REUSEADDR.
+ *
+ * `flags`: GH_LISTEN_REUSEPORT, GH_LISTEN_UNLINK, GH_LISTEN_UDP, or 0.
+ *
+ * *Ownership*: `address` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: only to resolve a host or service name (getaddrinfo on the thread pool:
+ * then not from a hub callback); numeric addresses and paths never wait.
+ * *Errors*: GH_EINVAL (`address` NULL, not UTF-8 or malformed — an IPv6 address needs
+ * brackets —, unknown `flags` bits), GH_ENAMETOOLONG (Unix path too long),
+ * GH_EADDRINUSE, GH_EACCES, GH_EADDRNOTAVAIL, GH_EMFILE/GH_ENFILE (after a yield, see
+ * gh_accept), GH_EAI_BASE + EAI_* (name resolution), GH_ETIMEDOUT/GH_ECANCELED/
+ * GH_EPERM (while resolving a name), -errno of socket(2)/bind(2)/listen(2).
+ *
+ * # Safety
+ * `address` NULL or NUL-terminated.
+ */
+int gh_listen(const char *address, int backlog, int flags);
+
+/**
+ * Connects a new stream socket to `address` (the forms of gh_listen except the
+ * every-interface ones) and returns the connected fd (non-blocking, close-on-exec;
+ * the caller owns it). A host name is resolved on the thread pool; each address it
+ * resolves to is tried in turn, each attempt with `timeout`, until one connects
+ * (socket.create_connection); the error of the last attempt is returned otherwise.
+ * Bound the whole call with a gh_timeout.
+ *
+ * *Ownership*: `address` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`address` NULL or malformed, no host, NaN timeout),
+ * GH_ENAMETOOLONG, GH_ECONNREFUSED, GH_ETIMEDOUT, GH_ENETUNREACH, GH_EHOSTUNREACH,
+ * GH_ENOENT (no such Unix socket), GH_EAGAIN (Unix listener's backlog full),
+ * GH_EAI_BASE + EAI_* (name resolution), GH_EMFILE/GH_ENFILE, GH_ECANCELED, a gh_throw
+ * code, GH_EPERM, -errno of socket(2)/connect(2).
+ *
+ * # Safety
+ * `address` NULL or NUL-terminated.
+ */
+int gh_connect_to(const char *address, double timeout);
+
+/**
+ * Writes the local address of socket `fd` as an address string gh_listen and
+ * gh_connect_to accept (`"127.0.0.1:8080"`, `"[::1]:8080"`, `"unix:/path"`,
+ * `"unix:@name"`; `"unix:"` for an unnamed one) into `buf`, snprintf style: at most
+ * `len` bytes with the NUL, returns the full length (so >= `len` means truncated);
+ * `buf` NULL with `len` 0 measures. Use it to learn the port of a `":0"` listener.
+ *
+ * *Ownership*: writes the caller's buffer. *Threads*: any thread. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`buf` NULL with `len` > 0), GH_EBADF, GH_ENOTSOCK,
+ * GH_EAFNOSUPPORT (not an IPv4, IPv6 or Unix socket).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes (or NULL with `len` 0).
+ */
+ssize_t gh_local_address(int fd, char *buf, size_t len);
+
+/**
+ * gh_local_address for the peer of connected socket `fd` (getpeername(2)).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_local_address.
+ * *Errors*: as gh_local_address, plus GH_ENOTCONN.
+ *
+ * # Safety
+ * `buf` writable for `len` bytes (or NULL with `len` 0).
+ */
+ssize_t gh_peer_address(int fd, char *buf, size_t len);
+
+/**
+ * Creates a pool of at most `size` greenlets running at once (gevent.pool.Pool);
+ * `size` 0: no limit (gevent.pool.Group: a set of greenlets to join or kill together).
+ *
+ * *Ownership*: `*out` is the caller's until gh_pool_close.
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable.
+ */
+int gh_pool_new(struct gh_pool *out, size_t size);
+
+/**
+ * Spawns `fn(arg)` as a member of `pool`, first waiting up to `timeout` while the pool
+ * is full (gevent's Pool.spawn). The greenlet is an ordinary one (gh_join reports
+ * `fn`'s return value, gh_kill works); it leaves the pool when `fn` returns. `out`
+ * NULL: detached, as with gh_spawn. A member killed before it started frees its place
+ * at the pool's next call (a caller already waiting notices it when another member
+ * ends or its timeout passes).
+ *
+ * *Ownership*: as gh_spawn. *Threads*: the pool's hub.
+ * *Blocking*: while the pool is full (`timeout` 0: never; then allowed from callbacks).
+ * *Errors*: GH_EINVAL (`fn` NULL, NaN timeout), GH_EBADHANDLE, GH_EWRONGTHREAD,
+ * GH_ETIMEDOUT (still full), GH_ECLOSED (the pool was closed meanwhile), GH_ENOMEM,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM (would wait in a hub callback).
+ *
+ * # Safety
+ * `out` NULL or writable; `fn` safe to call with `arg` on a greenlet stack.
+ */
+int gh_pool_spawn(struct gh_pool pool, struct gh_greenlet *out, gh_fn fn, void *arg, double timeout);
+
+/**
+ * Waits up to `timeout` until `pool` has a free place (gevent's wait_available);
+ * GH_OK at once for a pool without a size.
+ *
+ * *Threads*: the pool's hub. *Blocking*: yes (`timeout` 0: never).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ */
+int gh_pool_wait_available(struct gh_pool pool, double timeout);
+
+/**
+ * Waits up to `timeout` until every member of `pool` has ended (gevent's join).
+ *
+ * *Threads*: the pool's hub. *Blocking*: yes (`timeout` 0: never).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT,
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM.
+ */
+int gh_pool_join(struct gh_pool pool, double timeout);
+
+/**
+ * Kills every member of `pool` (GreenletExit: their blocking calls return
+ * GH_ECANCELED; members not started yet never run), then with `timeout` > 0 waits up
+ * to it for them to end. A member killing its own pool is spared.
+ *
+ * *Threads*: the pool's hub. *Blocking*: with `timeout` > 0; `timeout` 0 never blocks
+ * and is allowed from hub callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_ETIMEDOUT
+ * (members still running), GH_EPERM (a non-zero timeout in a hub callback),
+ * GH_ECLOSED, GH_ECANCELED, a gh_throw code.
+ */
+int gh_pool_kill(struct gh_pool pool, double timeout);
+
+/**
+ * The number of members of `pool` running (or about to start), >= 0, or a code.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_pool_count(struct gh_pool pool);
+
+/**
+ * How many more members `pool` takes now (gevent's free_count): size - count, or
+ * SSIZE_MAX for a pool without a size.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_pool_free_count(struct gh_pool pool);
+
+/**
+ * Frees `pool`: its members run on (no longer in any pool); callers waiting in
+ * gh_pool_spawn / gh_pool_join / gh_pool_wait_available on it wake with GH_ECLOSED.
+ *
+ * *Threads*: the pool's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
+ */
+int gh_pool_close(struct gh_pool pool);
+
+/**
+ * Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,
+ * `"[v6]:port"`, `":port"`, `"unix:/path"`, …) that will run `handler(server, fd, arg)`
+ * in a new greenlet for each connection once started (gh_server_start). The server
+ * owns its listening socket (gh_server_fd); learn a `":0"` port with gh_local_address.
+ *
+ * *Ownership*: `*out` is the caller's until gh_server_close; `address` and `opts` are
+ * only read; `arg` is passed through untouched (keep it valid while handlers may run).
+ * *Threads*: the calling thread's hub; handlers run in it.
+ * *Blocking*: as gh_listen (only to resolve a name).
+ * *Errors*: GH_EINVAL (`out`, `address` or `handler` NULL; a bad address or flags),
+ * gh_listen's errors (GH_EADDRINUSE, GH_EACCES, GH_EMFILE, …), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `address` NUL-terminated; `opts` NULL or readable.
+ */
+int gh_server_new(struct gh_server *out, const char *address, gh_server_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * gh_server_new on listening socket `fd` (from gh_listen, or a socket the caller bound
+ * and listened on, e.g. inherited from a supervisor). On success the server owns `fd`
+ * (it closes it at gh_server_stop / gh_server_close); on failure it stays the caller's.
+ * `opts->backlog` and `opts->listen_flags` are ignored.
+ *
+ * *Ownership*: as gh_server_new, and `fd` passes to the server on success.
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` or `handler` NULL), GH_EBADF (`fd` negative or not open),
+ * GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `opts` NULL or readable.
+ */
+int gh_server_new_fd(struct gh_server *out, int fd, gh_server_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * Creates a datagram server (gevent's DatagramServer) bound to `address` (gh_listen's
+ * forms; UDP, or a Unix datagram socket for a path) that will run
+ * `handler(server, data, len, from, fromlen, arg)` in a new greenlet for each datagram
+ * once started (gh_server_start). Datagrams up to 65,536 bytes arrive whole. With
+ * `max_handlers`, receiving pauses while that many run (datagrams wait in the socket's
+ * buffer, and the kernel drops what does not fit). gh_server_stop, gh_server_close,
+ * gh_server_stats (`accepted` counts datagrams) and gh_server_fd work as for stream
+ * servers.
+ *
+ * *Ownership*: as gh_server_new. *Threads*: the calling thread's hub; handlers run in it.
+ * *Blocking*: as gh_listen (only to resolve a name).
+ * *Errors*: GH_EINVAL (`out`, `address` or `handler` NULL; a bad address or flags),
+ * gh_listen's errors (GH_EADDRINUSE, GH_EACCES, GH_EMFILE, …), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `address` NUL-terminated; `opts` NULL or readable.
+ */
+int gh_server_new_datagram(struct gh_server *out, const char *address, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * Starts accepting: the accept loop runs in a greenlet of its own from the hub's next
+ * iteration, so the caller goes on (run the hub: gh_hub_run, or block in anything).
+ * Accepting pauses while `max_handlers` handlers run, and backs off while the process
+ * is out of fds (see gh_server_counters.fd_exhausted); connections wait in the backlog.
+ *
+ * *Threads*: the server's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EBUSY (already started), GH_ECLOSED
+ * (stopped: a server is started once), GH_ENOMEM.
+ */
+int gh_server_start(struct gh_server server);
+
+/**
+ * Stops the server gracefully (gevent's stop(timeout)): closes the listening socket
+ * (new connections are refused by the kernel), waits up to `timeout` for the running
+ * handlers to return, then kills the rest (their blocking calls return GH_ECANCELED;
+ * their fds are closed when they return). Returns how many handlers were killed (0:
+ * all finished in time). A second stop returns 0. A handler may stop its own server:
+ * it is neither waited for nor killed. The counters stay readable until
+ * gh_server_close.
+ *
+ * *Threads*: the server's hub. *Blocking*: yes, up to `timeout` (GH_FOREVER: until the
+ * handlers return); `timeout` 0 never blocks and is allowed from hub callbacks (a
+ * signal watcher's, say).
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EINVAL (NaN timeout), GH_EPERM (a
+ * non-zero timeout from a hub callback), GH_ECANCELED / a gh_throw code / GH_ETIMEDOUT
+ * of a gh_timeout while waiting (the listener is closed already; handlers are not
+ * killed then: call again).
+ */
+int gh_server_stop(struct gh_server server, double timeout);
+
+/**
+ * Frees the server: stops it without waiting (gh_server_stop(server, 0): running
+ * handlers are killed) and invalidates the handle. Handlers still running end on
+ * their own; their fds are closed then.
+ *
+ * *Threads*: the server's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD.
+ */
+int gh_server_close(struct gh_server server);
+
+/**
+ * Copies the server's counters into `*stats`.
+ *
+ * *Threads*: the server's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`stats` NULL), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `stats` writable.
+ */
+int gh_server_stats(struct gh_server server, struct gh_server_counters *stats);
+
+/**
+ * The server's listening fd (>= 0; owned by the server: do not close it), e.g. for
+ * gh_local_address.
+ *
+ * *Threads*: the server's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD, GH_EBADF (stopped: the socket is closed).
+ */
+int gh_server_fd(struct gh_server server);
+
+/**
+ * Creates a buffered reader over `fd` (a socket, pipe, tty or file) whose buffer grows
+ * as needed up to `max_buffer` bytes (0: 64 KiB) and never beyond: a record longer
+ * than that is GH_EMSGSIZE, not unbounded memory. The buffer is allocated on first
+ * read (4 KiB, doubling).
+ *
+ * *Ownership*: `*out` is the caller's until gh_stream_close. The stream does not own
+ * `fd`: close it yourself (after gh_stream_close, or let gh_server close it).
+ * *Threads*: the calling thread's hub. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` NULL), GH_EBADF (`fd` negative), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable.
+ */
+int gh_stream_new(struct gh_stream *out, int fd, size_t max_buffer);
+
+/**
+ * Frees the stream and its buffer (bytes still buffered are dropped); `fd` stays open.
+ *
+ * *Threads*: the stream's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EBADHANDLE (also when closed twice), GH_EWRONGTHREAD, GH_EBUSY (a
+ * greenlet is waiting in a read of this stream: kill it or gh_close the fd first).
+ */
+int gh_stream_close(struct gh_stream stream);
+
+/**
+ * The number of bytes read from the fd and not yet consumed (>= 0), or a code.
+ *
+ * *Threads*: the stream's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_stream_buffered(struct gh_stream stream);
+
+/**
+ * Reads up to `len` bytes: what is buffered, else one read of the fd (waiting
+ * cooperatively). Returns the bytes read (> 0), 0 at end of file, or a code.
+ *
+ * *Ownership*: `buf` is the caller's. *Threads*: the stream's hub.
+ * *Blocking*: yes (when nothing is buffered); not from a hub callback.
+ * *Errors*: GH_EINVAL (`buf` NULL, `len` 0, NaN timeout), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD, GH_EBUSY (another greenlet reads this stream or its fd),
+ * GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and gh_read's
+ * errors (GH_ECONNRESET, GH_EBADF, …).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read(struct gh_stream stream, void *buf, size_t len, double timeout);
+
+/**
+ * Reads exactly `len` bytes into `buf` (one deadline for the whole call). Returns
+ * `len`; 0 at end of file with nothing buffered (a clean end between records);
+ * GH_EEOF at end of file after part of it (those bytes stay buffered: gh_stream_read
+ * gets them); GH_EMSGSIZE if `len` exceeds the stream's `max_buffer` (read bigger
+ * blocks with gh_stream_read). On a timeout or error what arrived stays buffered.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_stream_read.
+ * *Errors*: as gh_stream_read, plus GH_EEOF and GH_EMSGSIZE.
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read_exact(struct gh_stream stream, void *buf, size_t len, double timeout);
+
+/**
+ * Reads through the first occurrence of `delim` (`dlen` bytes, e.g. "\r\n\r\n" for an
+ * HTTP head) and copies those bytes, the delimiter included, into `buf`. Returns their
+ * number; 0 at end of file with nothing buffered; GH_EEOF at end of file in the middle
+ * (the bytes stay buffered); GH_EMSGSIZE when no delimiter comes within the stream's
+ * `max_buffer` bytes, or the record is longer than `len` (the bytes stay buffered: a
+ * bigger `buf` may take it; past `max_buffer` the stream cannot make progress: close
+ * the connection). Bytes after the delimiter stay buffered for the next call.
+ *
+ * *Ownership*: `buf` is the caller's, `delim` only read. *Threads*, *Blocking*: as
+ * gh_stream_read.
+ * *Errors*: as gh_stream_read (plus GH_EINVAL for `delim` NULL or `dlen` 0), GH_EEOF,
+ * GH_EMSGSIZE.
+ *
+ * # Safety
+ * `delim` readable for `dlen` bytes; `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_read_until(struct gh_stream stream, const void *delim, size_t dlen, void *buf, size_t len, double timeout);
+
+/**
+ * gh_stream_read_until with "\n", NUL-terminated: `buf` gets the line with its "\n"
+ * and a NUL after it, so the longest line that fits is `len - 1` bytes (else
+ * GH_EMSGSIZE). Returns the line's length without the NUL; 0 at end of file between
+ * lines; GH_EEOF for a last line without "\n" (gh_stream_read gets it).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_stream_read_until.
+ * *Errors*: as gh_stream_read_until (GH_EINVAL for `len` < 2).
+ *
+ * # Safety
+ * `buf` writable for `len` bytes.
+ */
+ssize_t gh_stream_readline(struct gh_stream stream, char *buf, size_t len, double timeout);
+
+/**
+ * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively while it is full, and
+ * stores in `*written` how many bytes went out — also when the call fails (timeout,
+ * GH_ECANCELED, GH_EPIPE, …), so a write can be resumed or accounted for (gh_write
+ * cannot say). Returns GH_OK (`*written` == `len`) or a code. Sockets get
+ * MSG_NOSIGNAL; SIGPIPE is never raised.
+ *
+ * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
+ * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
+ * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * write(2)/send(2).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `written` writable.
+ */
+int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have

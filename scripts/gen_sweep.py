@@ -71,6 +71,13 @@ NULL_ALLOWED = {
     ("gh_queue_put", "item"): "an item passed through untouched",
     ("gh_waiter_switch", "value"): "a value passed through untouched",
     ("gh_waiter_get", "value"): "`value` NULL or writable",
+    ("gh_server_new", "opts"): "NULL = defaults",
+    ("gh_server_new_fd", "opts"): "NULL = defaults",
+    ("gh_server_new_datagram", "opts"): "NULL = defaults",
+    ("gh_pool_spawn", "out"): "NULL = detached",
+    ("gh_sendto", "addr"): "NULL = the connected peer",
+    ("gh_sendfile", "offset"): "NULL = the file position",
+    ("gh_sendfile", "sent"): "`sent` may be NULL",
     ("gh_local_set", "value"): "a value (NULL clears it)",
     ("gh_local_key_create", "dtor"): "`dtor` may be NULL (no destructor)",
 }
@@ -84,6 +91,10 @@ CONSTRUCTORS = {
     "gh_timeout": "gh_timeout_start(&h, GH_FOREVER)",  # never expires
     "gh_sem": "gh_sem_new(&h, 1)",
     "gh_queue": "gh_queue_new(&h, 0)",
+    # a server listening on an ephemeral loopback port, never started
+    "gh_server": 'gh_server_new(&h, "127.0.0.1:0", sweep_stub_gh_server_handler, NULL, NULL)',
+    # fd 0 is never read through these (only the control calls read: VALID_BY_FUNCTION)
+    "gh_stream": "gh_stream_new(&h, 0, 0)",
     "gh_local_key": "gh_local_key_create(&h, NULL)",
 }
 
@@ -105,7 +116,25 @@ VALID_BY_FUNCTION = {
     ("gh_connect", "fd"): "sweep_socket()",  # a fresh, unconnected socket
     ("gh_connect", "addr"): "(const struct sockaddr *)&sweep_addr",  # the listener's
     ("gh_connect", "addrlen"): "sweep_addrlen",
+    ("gh_listen", "address"): '"127.0.0.1:0"',
+    ("gh_server_new", "address"): '"127.0.0.1:0"',
+    ("gh_server_new_datagram", "address"): '"127.0.0.1:0"',
+    ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
+    ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
+    ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least
+    ("gh_readv", "iovcnt"): "1",  # one (zeroed) iovec: NULL iov is then GH_EINVAL
+    ("gh_writev", "iovcnt"): "1",
+    ("gh_sendto", "addrlen"): "0",  # sweep_fd is connected: no address
 }
+# A stream over sweep_fd for the stream functions' control calls (a GNU statement
+# expression: the sweep is compiled without -pedantic).
+for _f in ("gh_stream_read", "gh_stream_read_exact", "gh_stream_read_until",
+           "gh_stream_readline", "gh_stream_buffered", "gh_stream_close"):
+    VALID_BY_FUNCTION[(_f, "stream")] = (
+        "({ gh_stream s_; ASSERT_OK(gh_stream_new(&s_, sweep_fd, 0)); s_; })")
+
+# Functions whose success value is a new fd the caller owns (the control call closes it).
+FD_RESULT = {"gh_accept", "gh_listen", "gh_connect_to"}
 
 INT_TYPES = {
     "int", "unsigned int", "unsigned", "long", "unsigned long", "long long",
@@ -288,6 +317,8 @@ def control(func, params, kinds, h, code):
         "        if (err_[0] && rc_ >= 0)",
         f"            fprintf(stderr, \"control call of {func} returned %lld and wrote: %s\", rc_, err_);",
         "        ASSERT_TRUE(!err_[0] || rc_ < 0);",
+        *([f"        if (rc_ >= 0) ASSERT_OK(close((int)rc_)); /* a new fd */"]
+          if func in FD_RESULT else []),
         f"        if (rc_ == {code})",
         f"            fprintf(stderr, \"control call of {func} with valid arguments gave {code}:"
         " the sweep's arguments are wrong\\n\");",
@@ -406,6 +437,7 @@ def generate(h, header_path):
     w(" */")
     w('#include "harness.h"')
     w("")
+    w("#include <fcntl.h>")
     w("#include <pthread.h>")
     w("#include <signal.h>")
     w("#include <stdint.h>")
@@ -439,6 +471,17 @@ def generate(h, header_path):
     w("    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);")
     w("    ASSERT_TRUE(fd >= 0 && sweep_nsocks < 8);")
     w("    sweep_socks[sweep_nsocks++] = fd;")
+    w("    return fd;")
+    w("}")
+    w("")
+    w("/* A fresh AF_UNIX stream socket a successful call takes over (gh_server_new_fd):")
+    w(" * closed at the end of the case if still open (after gh_hub_destroy, which closes")
+    w(" * what a server owns). */")
+    w("static int sweep_handover[8], sweep_nhandover;")
+    w("SWEEP_HELPER int sweep_handover_socket(void) {")
+    w("    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);")
+    w("    ASSERT_TRUE(fd >= 0 && sweep_nhandover < 8);")
+    w("    sweep_handover[sweep_nhandover++] = fd;")
     w("    return fd;")
     w("}")
     w("")
@@ -590,6 +633,10 @@ def generate(h, header_path):
     w("    ASSERT_OK(close(sweep_peer));")
     w("    ASSERT_OK(close(sweep_lfd));")
     w("    while (sweep_nsocks > 0) ASSERT_OK(close(sweep_socks[--sweep_nsocks]));")
+    w("    while (sweep_nhandover > 0) {")
+    w("        int fd = sweep_handover[--sweep_nhandover];")
+    w("        if (fcntl(fd, F_GETFD) >= 0) ASSERT_OK(close(fd));")
+    w("    }")
     w("    if (sweep_pid > 0) {")
     w("        int st;")
     w("        kill(sweep_pid, SIGKILL);")

@@ -2,7 +2,8 @@
 # The whole suite: Rust tests, header checks (C99/C11/C17/C++17, docs, exports),
 # every c-tests/test_*.c, the cooperative libc's tests (scripts/test_patch.sh), the
 # examples in examples-c/ (C and C++; compiled, and run when they carry a
-# "// smoke: ARGS" line) and the Python binding's test.
+# "// smoke: ARGS" line; http_server under wrk by scripts/http_smoke.sh) and the Python
+# binding's test.
 #
 # Usage: scripts/test.sh [--c-only] [TEST...]
 #   --c-only  only the C test programs (no cargo test, header checks, examples, Python)
@@ -194,6 +195,15 @@ if ((!c_only && ${#examples[@]})); then
             fi
         fi
     done
+fi
+
+# ---- examples-c/http_server.c has no smoke line: scripts/http_smoke.sh loads it with
+# wrk -c1000 (installing wrk when missing) and stops it with SIGTERM
+if ((!c_only)) && [[ -x $OUT/examples/http_server ]]; then
+    echo "== smoke: http_server (scripts/http_smoke.sh)"
+    rc=0
+    timeout 60 ./scripts/http_smoke.sh "$OUT/examples/http_server" 2 </dev/null || rc=$?
+    record "example http_server (scripts/http_smoke.sh)" "$rc"
 fi
 
 # ---- C++ examples (examples-c/*.cpp): C++17, -pedantic, static library; smoke-run alike

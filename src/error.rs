@@ -15,6 +15,8 @@ pub(crate) const ENOSWITCH: i32 = -1005;
 pub(crate) const ECLOSED: i32 = -1006;
 pub(crate) const EINTERNAL: i32 = -1007;
 pub(crate) const EBACKEND: i32 = -1008;
+/// -1009: -1008 is GH_EBACKEND on main (issue 17).
+pub(crate) const EEOF: i32 = -1009;
 /// getaddrinfo failures are EAI_BASE + EAI_* (EAI_* are negative on Linux).
 pub(crate) const EAI_BASE: i32 = -2000;
 
@@ -105,6 +107,7 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (ECLOSED, c"GH_ECLOSED", c"the object was closed while this call waited on it"),
     (EINTERNAL, c"GH_EINTERNAL", c"internal error in greenhub (a bug; details on stderr)"),
     (EBACKEND, c"GH_EBACKEND", c"the hub's backend failed: its poll failed or it broke the backend contract (details on stderr)"),
+    (EEOF, c"GH_EEOF", c"end of file in the middle of a record (the bytes that came stay buffered)"),
     (EAI_BASE + libc::EAI_BADFLAGS, c"GH_EAI_BADFLAGS", c"getaddrinfo: bad value for ai_flags"),
     (EAI_BASE + libc::EAI_NONAME, c"GH_EAI_NONAME", c"getaddrinfo: name or service not known"),
     (EAI_BASE + libc::EAI_AGAIN, c"GH_EAI_AGAIN", c"getaddrinfo: temporary failure in name resolution"),
@@ -116,6 +119,9 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (EAI_BASE + libc::EAI_OVERFLOW, c"GH_EAI_OVERFLOW", c"getaddrinfo: argument buffer overflow"),
     (-libc::EOVERFLOW, c"GH_EOVERFLOW", c"value too large (overflow)"),
     (-libc::EISCONN, c"GH_EISCONN", c"socket is already connected"),
+    (-libc::ENOBUFS, c"GH_ENOBUFS", c"no buffer space available"),
+    (-libc::EMSGSIZE, c"GH_EMSGSIZE", c"message too long"),
+    (-libc::EAFNOSUPPORT, c"GH_EAFNOSUPPORT", c"address family not supported"),
 ];
 
 fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {

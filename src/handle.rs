@@ -52,6 +52,10 @@ pub enum Kind {
     RLock = 12,
     /// gh_cond_new's condition variable.
     Cond = 13,
+    /// gh_server, gh_stream and gh_pool (src/server.rs `Sub`): one kind for the three,
+    /// told apart by the top bits of the slot field (the 4-bit kind field is nearly
+    /// full). 14, not 11: other branches took 11 to 13.
+    Net = 14,
 }
 
 /// A decoded handle.

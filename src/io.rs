@@ -18,7 +18,7 @@ use crate::greenlet::Msg;
 use crate::hub::Hub;
 use std::ffi::c_void;
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
@@ -31,7 +31,7 @@ pub enum Side {
     Write,
 }
 
-fn left(deadline: Option<u64>) -> Option<u64> {
+pub(crate) fn left(deadline: Option<u64>) -> Option<u64> {
     deadline.map(|d| d.saturating_sub(now_ns()))
 }
 
@@ -69,7 +69,7 @@ impl Hub {
     /// MSG_PEEK / MSG_OOB whose readiness is not plain POLLIN/POLLOUT): a short transfer,
     /// like EAGAIN, sets the fd's readiness hint, and a call that finds the hint set
     /// waits for readiness first (one syscall fewer per call on a drained socket).
-    fn retry(
+    pub(crate) fn retry(
         &self,
         fd: i32,
         side: Side,
@@ -100,9 +100,28 @@ impl Hub {
                     }
                     self.io_wait(fd, side, deadline)?
                 }
-                e => return Err(Error(-e)),
+                e => return Err(self.turn_then(Error(-e))),
             }
         }
+    }
+
+    /// A failure that a retry loop would hit again at once without waiting — out of fds
+    /// (EMFILE, ENFILE) or kernel memory (ENOBUFS, ENOMEM) — first gives the hub a turn
+    /// (a yield: other greenlets, timers, signal watchers and IO run), so a naive loop
+    /// that retries degrades like libev's instead of starving the hub (FAULTS 42, issue
+    /// 14). An error of the yield itself (killed, thrown, a gh_timeout) wins; from a hub
+    /// callback, which cannot yield, the failure is returned as it is.
+    pub(crate) fn turn_then(&self, e: Error) -> Error {
+        if matches!(
+            -e.0,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        ) {
+            match self.sleep(0.0) {
+                Err(y) if y != Error::PERM => return y,
+                _ => {}
+            }
+        }
+        e
     }
 
     /// The readiness hint of `fd`'s `side`: true when the last call found it drained.
@@ -131,7 +150,7 @@ impl Hub {
     }
 
     /// Whether `fd` is a socket (cached per fd; a wrong guess costs one ENOTSOCK).
-    fn is_socket(&self, fd: i32) -> bool {
+    pub(crate) fn is_socket(&self, fd: i32) -> bool {
         self.st.borrow().fds.get(fd).is_none_or(|e| !e.not_socket)
     }
 
@@ -140,7 +159,7 @@ impl Hub {
     /// and the number reused: issue 15.8), whose flags are never changed — then the cache
     /// is cleared and the answer is true. The check (one `fstat`) is made only when the
     /// fd is not in O_NONBLOCK mode already, i.e. only when its flags would change.
-    fn socket_after_all(&self, fd: i32) -> Result<bool> {
+    pub(crate) fn socket_after_all(&self, fd: i32) -> Result<bool> {
         // SAFETY: fcntl on a caller-provided fd; errors are checked.
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         if fl < 0 {
@@ -161,7 +180,7 @@ impl Hub {
         set_nonblocking(fd).map(|_| false)
     }
 
-    fn mark_not_socket(&self, fd: i32) -> Result<()> {
+    pub(crate) fn mark_not_socket(&self, fd: i32) -> Result<()> {
         if let Some(e) = self.st.borrow_mut().fds.entry_mut(fd) {
             e.not_socket = true;
         }
@@ -508,7 +527,7 @@ fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
     Ok(v)
 }
 
-fn set_nonblocking(fd: i32) -> Result<()> {
+pub(crate) fn set_nonblocking(fd: i32) -> Result<()> {
     // SAFETY: fcntl on a caller-provided fd; errors are checked.
     let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     if fl < 0 {
@@ -524,12 +543,19 @@ fn set_nonblocking(fd: i32) -> Result<()> {
     Ok(())
 }
 
-/// write(2) that turns a SIGPIPE it causes into plain EPIPE: SIGPIPE is blocked for the
-/// call and a SIGPIPE raised by it is consumed (pipes have no MSG_NOSIGNAL).
+/// write(2) that turns a SIGPIPE it causes into plain EPIPE (`nosigpipe`).
 ///
 /// # Safety
 /// `buf` readable for `len` bytes.
-unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
+pub(crate) unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: buf is readable for len bytes per this function's contract.
+    nosigpipe(|| unsafe { libc::write(fd, buf, len) })
+}
+
+/// Runs `op` (a write-like syscall) with SIGPIPE blocked, and consumes a SIGPIPE it
+/// raised, so it fails with plain EPIPE (pipes and sendfile have no MSG_NOSIGNAL).
+/// errno is `op`'s on return.
+pub(crate) fn nosigpipe(op: impl FnOnce() -> isize) -> isize {
     // SAFETY: sigset/sigprocmask calls on local, initialised sets.
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();
@@ -540,7 +566,7 @@ unsafe fn write_nosigpipe(fd: i32, buf: *const c_void, len: usize) -> isize {
         libc::sigpending(&mut pending);
         let was_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
-        let n = libc::write(fd, buf, len);
+        let n = op();
         let e = errno();
         if n < 0 && e == libc::EPIPE && !was_pending {
             let zero = libc::timespec {

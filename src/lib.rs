@@ -25,6 +25,11 @@
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
 //! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
+//! io_ext        recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile
+//! net           address strings, listen, connect_to (tries each resolved address)
+//! pool          greenlet pools and groups (spawn into, wait for a place, join, kill)
+//! server        StreamServer: accept loop, a handler greenlet per connection, stop
+//! stream        buffered reader over an fd (read_until, read_exact), write_all
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack
@@ -45,10 +50,15 @@ pub mod greenlet;
 pub mod handle;
 pub mod hub;
 pub mod io;
+pub mod io_ext;
 pub mod monitor;
+pub mod net;
 pub mod overflow;
+pub mod pool;
+pub mod server;
 pub mod signals;
 pub mod stack;
+pub mod stream;
 pub mod sync;
 pub mod threadpool;
 pub mod tsan;

@@ -11,6 +11,7 @@
 
 use crate::handle::HubShared;
 use std::collections::VecDeque;
+use std::ffi::{c_int, c_void, CString};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// A job's function, its argument and result as plain words.
@@ -276,6 +277,73 @@ impl crate::hub::Hub {
                 }
                 _ => discard(d),
             }
+        }
+    }
+}
+
+/// getaddrinfo's arguments and result, owned by the job (it may outlive the caller).
+struct Gai {
+    node: Option<CString>,
+    service: Option<CString>,
+    hints: Option<libc::addrinfo>,
+    res: *mut libc::addrinfo,
+    rc: c_int,
+    errno: c_int,
+}
+
+unsafe extern "C" fn gai_job(p: *mut c_void) -> *mut c_void {
+    // SAFETY: p is the Box<Gai> leaked by gh_getaddrinfo; only this job touches it now.
+    let g = unsafe { &mut *(p as *mut Gai) };
+    let node = g.node.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    let service = g.service.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    let hints = g
+        .hints
+        .as_ref()
+        .map_or(std::ptr::null(), |h| h as *const libc::addrinfo);
+    // SAFETY: valid C strings / hints or NULL; res is our out-parameter.
+    g.rc = unsafe { libc::getaddrinfo(node, service, hints, &mut g.res) };
+    g.errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    p
+}
+
+/// Frees a Gai job nobody took (its result list too).
+unsafe fn gai_discard(p: usize) {
+    // SAFETY: p is the Box<Gai> leaked by gh_getaddrinfo, handed over exactly once.
+    let g = unsafe { Box::from_raw(p as *mut Gai) };
+    if !g.res.is_null() {
+        // SAFETY: res came from getaddrinfo and was not handed out.
+        unsafe { libc::freeaddrinfo(g.res) };
+    }
+}
+
+impl crate::hub::Hub {
+    /// getaddrinfo(3) on the thread pool: only the calling greenlet waits. The arguments
+    /// are owned by the job, so a caller that is killed or times out leaves nothing
+    /// dangling (the job's result is then freed by `gai_discard`). On success the list is
+    /// the caller's (freeaddrinfo). Failures: `EAI_BASE + EAI_*`, or -errno for EAI_SYSTEM.
+    pub fn getaddrinfo(
+        &self,
+        node: Option<CString>,
+        service: Option<CString>,
+        hints: Option<libc::addrinfo>,
+    ) -> crate::error::Result<*mut libc::addrinfo> {
+        use crate::error::{Error, EAI_BASE};
+        let job = Box::new(Gai {
+            node,
+            service,
+            hints,
+            res: std::ptr::null_mut(),
+            rc: 0,
+            errno: 0,
+        });
+        let p = Box::into_raw(job) as usize;
+        let done = self.threadpool_apply(gai_job, p, Some(gai_discard))?;
+        // SAFETY: the job finished and handed its box back to us (done == p).
+        let g = unsafe { Box::from_raw(done as *mut Gai) };
+        match g.rc {
+            0 => Ok(g.res),
+            libc::EAI_SYSTEM => Err(Error(-g.errno.max(1))),
+            rc => Err(Error(EAI_BASE + rc)),
         }
     }
 }

@@ -29,6 +29,9 @@ pub const GH_EINVAL: c_int = -22;
 pub const GH_ENFILE: c_int = -23;
 /// Too many open files in this process (-EMFILE).
 pub const GH_EMFILE: c_int = -24;
+/// Message too long: a gh_stream record (line) longer than the stream's buffer bound or
+/// the caller's buffer; a datagram too large (-EMSGSIZE).
+pub const GH_EMSGSIZE: c_int = -90;
 /// Broken pipe: the peer closed (-EPIPE); SIGPIPE is never raised by greenhub's I/O.
 pub const GH_EPIPE: c_int = -32;
 /// Out of range: e.g. an fd at or past FD_SETSIZE under the select backend (-ERANGE).
@@ -72,6 +75,9 @@ pub const GH_EINTERNAL: c_int = -1007;
 /// The hub's backend failed: a plug-in backend's poll failed or broke the contract
 /// written at gh_backend (details on stderr); the hub's fd waits fail with it from then on.
 pub const GH_EBACKEND: c_int = -1008;
+/// End of file in the middle of a record: gh_stream_read_exact / gh_stream_read_until /
+/// gh_stream_readline got part of what they wait for; those bytes stay buffered.
+pub const GH_EEOF: c_int = -1009;
 
 /// A sentence describing `code` (for GH_EAI_BASE + EAI_* codes, gai_strerror's text).
 ///
@@ -274,6 +280,7 @@ mod tests {
         assert_eq!(GH_EINTERNAL, crate::error::EINTERNAL);
         assert_eq!(GH_EBACKEND, crate::error::EBACKEND);
         assert_eq!(GH_EEXIST, Error::EXIST.0);
+        assert_eq!(GH_EEOF, crate::error::EEOF);
         for (c, e) in [
             (GH_EIO, libc::EIO),
             (GH_ECHILD, libc::ECHILD),
@@ -281,6 +288,7 @@ mod tests {
             (GH_EMFILE, libc::EMFILE),
             (GH_EPIPE, libc::EPIPE),
             (GH_ERANGE, libc::ERANGE),
+            (GH_EMSGSIZE, libc::EMSGSIZE),
             (GH_EOVERFLOW, libc::EOVERFLOW),
             (GH_ENOTSOCK, libc::ENOTSOCK),
             (GH_ENETUNREACH, libc::ENETUNREACH),

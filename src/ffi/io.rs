@@ -201,9 +201,12 @@ pub unsafe extern "C" fn gh_send(
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
 /// *Errors*: GH_ETIMEDOUT, GH_EBUSY (another greenlet accepts on `fd`), GH_EBADF,
 /// GH_EINVAL (`fd` not listening, exactly one of addr/addrlen NULL, NaN timeout),
-/// GH_ENOTSOCK, GH_EMFILE/GH_ENFILE (out of fds: the error surfaces, no busy loop),
-/// GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait,
-/// gh_wait_fd's backend registration errors (GH_ERANGE, GH_EBACKEND, ...).
+/// GH_ENOTSOCK, GH_EMFILE/GH_ENFILE/GH_ENOBUFS/GH_ENOMEM (out of fds or kernel memory:
+/// the error surfaces after the call has given the hub a turn — a yield — so a loop that
+/// just retries lets the other greenlets, timers and signal watchers run and serves again
+/// as fds free up; back off anyway, or use gh_server_new, which does), GH_ECLOSED,
+/// GH_ECANCELED, a gh_throw code, GH_EPERM, and when it must wait, gh_wait_fd's backend
+/// registration errors (GH_ERANGE, GH_EBACKEND, ...).
 ///
 /// # Safety
 /// `addr` writable for `*addrlen` bytes, `addrlen` readable and writable (or both NULL).

@@ -3,7 +3,7 @@
 use super::{guard, need, put};
 use crate::error::Error;
 use crate::hub;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// A function run on a pool thread: `void *fn(void *arg)`.
 pub type gh_pool_fn = Option<unsafe extern "C" fn(arg: *mut c_void) -> *mut c_void>;
@@ -69,41 +69,6 @@ pub extern "C" fn gh_threadpool_set_size(size: usize) -> c_int {
     })
 }
 
-/// getaddrinfo's arguments and result, owned by the job (it may outlive the caller).
-struct Gai {
-    node: Option<CString>,
-    service: Option<CString>,
-    hints: Option<libc::addrinfo>,
-    res: *mut libc::addrinfo,
-    rc: c_int,
-    errno: c_int,
-}
-
-unsafe extern "C" fn gai_job(p: *mut c_void) -> *mut c_void {
-    // SAFETY: p is the Box<Gai> leaked by gh_getaddrinfo; only this job touches it now.
-    let g = unsafe { &mut *(p as *mut Gai) };
-    let node = g.node.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-    let service = g.service.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-    let hints = g
-        .hints
-        .as_ref()
-        .map_or(std::ptr::null(), |h| h as *const libc::addrinfo);
-    // SAFETY: valid C strings / hints or NULL; res is our out-parameter.
-    g.rc = unsafe { libc::getaddrinfo(node, service, hints, &mut g.res) };
-    g.errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    p
-}
-
-/// Frees a Gai job nobody took (its result list too).
-unsafe fn gai_discard(p: usize) {
-    // SAFETY: p is the Box<Gai> leaked by gh_getaddrinfo, handed over exactly once.
-    let g = unsafe { Box::from_raw(p as *mut Gai) };
-    if !g.res.is_null() {
-        // SAFETY: res came from getaddrinfo and was not handed out.
-        unsafe { libc::freeaddrinfo(g.res) };
-    }
-}
-
 /// getaddrinfo(3) run on the thread pool, cooperatively: only the caller waits.
 /// `node`, `service` and `hints` are copied, so the lookup may safely outlive a caller
 /// that is killed or times out (its result is then freed by greenhub).
@@ -142,27 +107,9 @@ pub unsafe extern "C" fn gh_getaddrinfo(
             c.ai_addrlen = 0;
             h = Some(c);
         }
-        let hub = hub::current()?;
-        let job = Box::new(Gai {
-            node: cstr(node),
-            service: cstr(service),
-            hints: h,
-            res: std::ptr::null_mut(),
-            rc: 0,
-            errno: 0,
-        });
-        let p = Box::into_raw(job) as usize;
-        let done = hub.threadpool_apply(gai_job, p, Some(gai_discard))?;
-        // SAFETY: the job finished and handed its box back to us (done == p).
-        let g = unsafe { Box::from_raw(done as *mut Gai) };
-        match g.rc {
-            0 => {
-                // SAFETY: non-null and writable per the contract.
-                unsafe { put(res, g.res) };
-                Ok(0)
-            }
-            libc::EAI_SYSTEM => Err(Error(-g.errno.max(1))),
-            rc => Err(Error(GH_EAI_BASE + rc)),
-        }
+        let r = hub::current()?.getaddrinfo(cstr(node), cstr(service), h)?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(res, r) };
+        Ok(0)
     })
 }

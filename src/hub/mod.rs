@@ -222,6 +222,8 @@ pub struct HubState {
     pub wait_fds: Vec<i32>,
     /// The backend failed once already (`run::backend_failed`: said once, then no spin).
     pub backend_failed: bool,
+    /// gh_server_* servers, the connections they handle, gh_stream_* streams.
+    pub net: crate::server::Net,
 }
 
 pub struct Hub {
@@ -495,6 +497,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
             links: Vec::new(),
             locals: std::collections::HashMap::new(),
             local_keys: Table::with_base(base),
+            net: Default::default(),
         }),
         current: Cell::new(main_slot),
         main_slot,
