@@ -339,37 +339,64 @@ impl Hub {
     // ---- Semaphore ---------------------------------------------------------
 
     pub fn sem_acquire(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
+        self.acquire_fifo(
+            slot,
+            timeout,
+            |o, retried| match o {
+                // FIFO: a newcomer overtakes neither parked nor woken waiters.
+                Obj::Sem { count, waiters, .. } => {
+                    (*count > waiters.1 as u64 && (retried || waiters.0.is_empty())).then(|| {
+                        *count -= 1;
+                        Ok(())
+                    })
+                }
+                _ => Some(Err(Error::BADHANDLE)),
+            },
+            // Notified: the permit released for us is still counted (a newcomer cannot
+            // take it, see above); take it under the wake-up's borrow.
+            |o| match o {
+                Obj::Sem { count, waiters, .. } if *count > waiters.1 as u64 => {
+                    *count -= 1;
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+
+    /// The FIFO acquire of semaphores and locks: `now(obj, retried)` takes at once when it
+    /// may (`Some(result)`; `retried`: this caller was notified before and may go ahead of
+    /// the waiters still listed), else the caller parks at the end of the waiters (at the
+    /// front once notified and retrying), and once notified `woken(obj)` takes under the
+    /// wake-up's borrow (true: taken, no retry needed). `timeout` 0 tries once.
+    fn acquire_fifo(
+        &self,
+        slot: u32,
+        timeout: Option<u64>,
+        mut now: impl FnMut(&mut Obj, bool) -> Option<Result<()>>,
+        mut woken: impl FnMut(&mut Obj) -> bool,
+    ) -> Result<()> {
         let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
         let mut retried = false;
         loop {
             {
                 let mut st = self.st.borrow_mut();
-                let Some(Obj::Sem { count, waiters, .. }) = st.objects.at_mut(slot) else {
+                let Some(o) = st.objects.at_mut(slot) else {
                     return Err(Error::BADHANDLE);
                 };
-                // FIFO: a newcomer overtakes neither parked nor woken waiters.
-                if *count > waiters.1 as u64 && (retried || waiters.0.is_empty()) {
-                    *count -= 1;
-                    return Ok(());
+                if let Some(r) = now(o, retried) {
+                    return r;
                 }
             }
             if timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
-            // Notified: the permit released for us is still counted (a newcomer cannot
-            // take it, see above); take it under the wake-up's borrow instead of retrying.
             let (_, took) = self.park_then(
                 slot,
                 Side::Main,
                 retried,
                 Self::deadline_left(deadline),
-                |o| match o {
-                    Obj::Sem { count, waiters, .. } if *count > waiters.1 as u64 => {
-                        *count -= 1;
-                        true
-                    }
-                    _ => false,
-                },
+                &mut woken,
             )?;
             if took {
                 return Ok(());
@@ -412,52 +439,44 @@ impl Hub {
             return Err(Error::PERM);
         }
         let me = (me, self.st.borrow().greenlets.gen(me));
-        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
-        let mut retried = false;
-        loop {
-            {
-                let mut st = self.st.borrow_mut();
-                let Some(Obj::RLock {
+        self.acquire_fifo(
+            slot,
+            timeout,
+            |o, retried| match o {
+                Obj::RLock {
                     owner,
                     depth,
                     waiters,
-                }) = st.objects.at_mut(slot)
-                else {
-                    return Err(Error::BADHANDLE);
-                };
-                if *owner == Some(me) {
-                    *depth = depth.checked_add(1).ok_or(Error(-libc::EOVERFLOW))?;
-                    return Ok(());
+                } => {
+                    if *owner == Some(me) {
+                        return Some(
+                            depth
+                                .checked_add(1)
+                                .map(|d| *depth = d)
+                                .ok_or(Error(-libc::EOVERFLOW)),
+                        );
+                    }
+                    // FIFO, as the semaphore: a newcomer overtakes no waiter, notified or
+                    // not.
+                    (owner.is_none() && waiters.1 == 0 && (retried || waiters.0.is_empty())).then(
+                        || {
+                            *owner = Some(me);
+                            *depth = 1;
+                            Ok(())
+                        },
+                    )
                 }
-                // FIFO, as the semaphore: a newcomer overtakes no waiter, notified or not.
-                if owner.is_none() && waiters.1 == 0 && (retried || waiters.0.is_empty()) {
+                _ => Some(Err(Error::BADHANDLE)),
+            },
+            |o| match o {
+                Obj::RLock { owner, depth, .. } if owner.is_none() => {
                     *owner = Some(me);
                     *depth = 1;
-                    return Ok(());
+                    true
                 }
-            }
-            if timeout == Some(0) {
-                return Err(Error::TIMEDOUT);
-            }
-            let (_, took) = self.park_then(
-                slot,
-                Side::Main,
-                retried,
-                Self::deadline_left(deadline),
-                |o| match o {
-                    Obj::RLock { owner, depth, .. } if owner.is_none() => {
-                        *owner = Some(me);
-                        *depth = 1;
-                        true
-                    }
-                    _ => false,
-                },
-            )?;
-            if took {
-                return Ok(());
-            }
-            retried = true;
-        }
+                _ => false,
+            },
+        )
     }
 
     /// Releases one level of the lock; the last one frees it and wakes the first waiter.
