@@ -2258,7 +2258,7 @@ static void *issue14_fn(void *arg) { return arg; }
 TEST(issue14_null_pointers_and_bad_handles) {
     gh_server s, zero = {0}, ones;
     gh_server_counters st;
-    char buf[64];
+    char buf[64] = {0};
     int fd0 = gh_test_fd_count(), lfd;
     ones.id = ~0ull;
     ASSERT_CODE(gh_listen(NULL, 0, 0), GH_EINVAL);

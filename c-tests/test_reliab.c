@@ -883,6 +883,9 @@ static void count_report_lines(int *lines) {
  * spins: the monitor's report still has the native backtrace (its /proc files were
  * opened ahead of time), not "not available". */
 TEST(monitor_report_at_emfile) {
+    if (under_valgrind())
+        SKIP("under valgrind: one thread runs at a time, so the monitor thread may not run "
+             "during the spin at all (as test_monitor's cpu_loop case); runs natively and under ASan");
     gh_greenlet g;
     gh_spawn_options o = {0};
     struct rlimit old;
@@ -908,6 +911,9 @@ TEST(monitor_report_at_emfile) {
 /* 10,000 greenlets waiting while one spins: the report shows the blocker (and its
  * ancestry) and counts the others by state, not 20,000 lines. */
 TEST(monitor_report_bounded) {
+    if (under_valgrind())
+        SKIP("under valgrind: one thread runs at a time, so the monitor thread may not run "
+             "during the spin at all (as test_monitor's cpu_loop case); runs natively and under ASan");
     gh_greenlet g;
     gh_spawn_options o = {0};
     int i, lines, n = under_valgrind() ? 2000 : 10000;

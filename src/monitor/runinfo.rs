@@ -390,7 +390,8 @@ const ANSWER_WAIT: Duration = Duration::from_millis(250);
 
 /// One run-info dump for GREENHUB_RUN_INFO_SIGNAL: every hub's section, collected
 /// without any hub waiting for another (each answers in its own loop), printed once
-/// when all have answered or `ANSWER_WAIT` is over, by a short-lived thread.
+/// when all have answered or `ANSWER_WAIT` is over, by a short-lived thread (or at once
+/// by the hub that saw the signal, when it is the only one).
 struct SignalDump {
     /// Per live hub, in id order: its section once it answered.
     parts: Mutex<Vec<(u16, Option<String>)>>,
@@ -470,6 +471,10 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
             d.fill(id, String::new()); // destroyed meanwhile: no section
         }
     }
+    let complete = {
+        let parts = d.parts.lock().unwrap_or_else(|p| p.into_inner());
+        parts.iter().all(|p| p.1.is_some())
+    };
     let print = move || {
         let parts = d.parts.lock().unwrap_or_else(|p| p.into_inner());
         let (parts, _) =
@@ -494,8 +499,11 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
         eprint!("{out}");
         DUMPING.store(false, Ordering::Release);
     };
-    // The wait for the others' answers happens on a thread of its own, never in a hub.
-    if let Err(e) = std::thread::Builder::new()
+    // Every section is here already (this hub alone, or the others gone): print now.
+    // Else the wait for the others' answers happens on a thread of its own, never in a hub.
+    if complete {
+        print();
+    } else if let Err(e) = std::thread::Builder::new()
         .name("greenhub-runinfo".into())
         .spawn(print.clone())
     {
