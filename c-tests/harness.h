@@ -391,7 +391,11 @@ static inline void gh_test_on_alarm_(int sig) {
     struct gh_test_state *s = gh_test_state_();
     (void)sig;
     s->timed_out = 1;
-    if (s->child > 0) kill(s->child, SIGKILL);
+    if (s->child > 0) {
+        kill(-s->child, SIGKILL); /* its process group: processes it forked too, which
+                                     would otherwise hold our stdout open */
+        kill(s->child, SIGKILL);
+    }
 }
 
 /* ok: 1 passed, 0 failed, -1 skipped (why: the reason). */
@@ -445,9 +449,11 @@ static inline void gh_test_run_(const char *name, void (*fn)(void)) {
         return;
     }
     if (pid == 0) {
+        setpgid(0, 0); /* a group of its own, so a timeout kills what it forked too */
         fn();
         exit(0); /* a normal exit: atexit, TLS destructors, valgrind's leak check */
     }
+    setpgid(pid, pid); /* (both sides: whichever runs first) */
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = gh_test_on_alarm_;

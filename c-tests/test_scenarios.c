@@ -521,14 +521,18 @@ static void expect_unwind_abort(int where) {
     ASSERT_TRUE(pid >= 0);
     if (pid == 0) {
         pthread_t t;
+        struct timespec until;
         dup2(p[1], 2);
         close(p[0]);
+        alarm(10); /* never outlive the case, whatever happens (it shares our stdout) */
         if (pthread_create(&t, NULL, unwind_thread, (void *)(intptr_t)where) != 0) _exit(3);
         if (where == 2) {
             usleep(100000);
             pthread_cancel(t);
         }
-        pthread_join(t, NULL);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 3;
+        if (pthread_timedjoin_np(t, NULL, &until) != 0) _exit(5); /* still running */
         _exit(0); /* the thread ended and the process goes on: also acceptable */
     }
     close(p[1]);
@@ -540,6 +544,12 @@ static void expect_unwind_abort(int where) {
     if (strstr(err, "greenhub: fatal: an unwind is crossing greenhub's frames: pthread_exit or pthread_cancel") == NULL)
         printf("stderr of the unwinding process: %s", err);
     if (WIFEXITED(status)) {
+        const char *b = getenv("GREENHUB_BACKEND");
+        /* The polling backend waits in a raw epoll_wait syscall (the polling crate, through
+         * rustix), which is no cancellation point: the cancel stays pending and the thread
+         * keeps running its loop (it acts at the next cancellation point outside
+         * greenhub). Every other backend's poll is libc's, a cancellation point. */
+        if (where == 2 && WEXITSTATUS(status) == 5 && b && strcmp(b, "polling") == 0) return;
         ASSERT_EQ(WEXITSTATUS(status), 0);
         return;
     }

@@ -18,8 +18,10 @@
  * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
  * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
  * loop or a greenlet's stack: called from a callback or greenlet function, or acting on
- * a thread blocked in a greenhub call (gh_hub_run's poll is a cancellation point), they
- * end the process (SIGABRT) with a message saying so. To end such a thread, stop its
+ * a thread blocked in a greenhub call (gh_hub_run's poll is a cancellation point, except
+ * under the "polling" backend, whose raw epoll_wait is none: there the cancel waits for
+ * the next cancellation point outside greenhub), they end the process (SIGABRT) with a
+ * message saying so. To end such a thread, stop its
  * loop (an async watcher or gh_hub_call_threadsafe whose callback stops the watchers
  * keeping it alive) and return from the thread function; at thread exit its hub is
  * destroyed as by gh_hub_destroy. C++ exceptions must be caught inside callbacks and
