@@ -355,6 +355,48 @@ struct addrinfo;
 #define GH_LISTEN_UDP 4
 
 /**
+ * gh_waitable.kind: a greenlet (`handle` = a gh_greenlet's id); ready once it is dead.
+ */
+#define GH_WAIT_GREENLET 1
+
+/**
+ * gh_waitable.kind: an event (`handle` = a gh_event's id); ready while it is set.
+ */
+#define GH_WAIT_EVENT 2
+
+/**
+ * gh_waitable.kind: an AsyncResult (`handle` = a gh_result's id); ready once it holds a
+ * value or an error.
+ */
+#define GH_WAIT_RESULT 3
+
+/**
+ * gh_waitable.kind: a semaphore (`handle` = a gh_sem's id); ready while gh_sem_acquire
+ * would get a permit at once (no waiter ahead; the permit is not taken).
+ */
+#define GH_WAIT_SEM 4
+
+/**
+ * gh_waitable.kind: a queue (`handle` = a gh_queue's id); `events` GH_READ (or 0): ready
+ * while gh_queue_get would get an item at once; GH_WRITE: while gh_queue_put would find
+ * room at once; both when the queue is closed (the call would not block: it fails).
+ * Nothing is taken or put.
+ */
+#define GH_WAIT_QUEUE 5
+
+/**
+ * gh_waitable.kind: a file descriptor (`fd`, `events` GH_READ and/or GH_WRITE); ready as
+ * gh_wait_fd would return (hang-up and error count as both).
+ */
+#define GH_WAIT_FD 6
+
+/**
+ * gh_waitable.revents bit: this entry is why gh_wait_many / gh_wait_any failed (a bad
+ * kind, handle, fd or events; an object or fd closed during the wait).
+ */
+#define GH_WAIT_NVAL 32
+
+/**
  * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
  * returned as GH_EAI_BASE + its EAI_* value (e.g. GH_EAI_BASE + EAI_NONAME);
  * gh_strerror gives gai_strerror's text for them.
@@ -416,6 +458,11 @@ struct addrinfo;
  * delivers it follows as a GH_TRACE_SWITCH).
  */
 #define GH_TRACE_THROW 2
+
+/**
+ * `revents` bit of an entry that made the call fail (poll's POLLNVAL).
+ */
+#define NVAL 32
 
 /**
  * One ready fd, as a plug-in backend's poll reports it.
@@ -780,6 +827,42 @@ typedef struct gh_queue {
 typedef struct gh_waiter {
   uint64_t id;
 } gh_waiter;
+
+/**
+ * One object to wait on, for gh_wait_many / gh_wait_any: what to wait for (`kind` and
+ * `handle`, or `fd` and `events`) and, on return, whether it is ready (`revents`). An
+ * array of them is the caller's, as poll(2)'s struct pollfd array; fill the fields the
+ * kind uses and zero the others, e.g. `{ .kind = GH_WAIT_EVENT, .handle = e.id }` or
+ * `{ .kind = GH_WAIT_FD, .fd = sock, .events = GH_READ }`.
+ */
+typedef struct gh_waitable {
+  /**
+   * GH_WAIT_GREENLET, GH_WAIT_EVENT, GH_WAIT_RESULT, GH_WAIT_SEM, GH_WAIT_QUEUE or
+   * GH_WAIT_FD; anything else (0 included) is GH_EINVAL.
+   */
+  int kind;
+  /**
+   * GH_WAIT_FD: the file descriptor (ignored for other kinds).
+   */
+  int fd;
+  /**
+   * The handle's `id` (e.g. `g.id` of a gh_greenlet) for the other kinds (ignored for
+   * GH_WAIT_FD).
+   */
+  uint64_t handle;
+  /**
+   * GH_WAIT_FD: GH_READ and/or GH_WRITE (not 0). GH_WAIT_QUEUE: GH_READ (0 means it),
+   * GH_WRITE or both. Ignored for the other kinds.
+   */
+  short events;
+  /**
+   * Output, set on every entry whenever the call returns after checking the list: 0
+   * = not ready; GH_READ (greenlet, event, result, semaphore; a readable queue or
+   * fd) and/or GH_WRITE (a queue with room, a writable fd) = ready; GH_WAIT_NVAL = the
+   * entry the call failed on. Its value on input does not matter.
+   */
+  short revents;
+} gh_waitable;
 
 /**
  * A function run on a pool thread: `void *fn(void *arg)`.
@@ -2417,14 +2500,40 @@ int gh_cond_close(struct gh_cond c);
  * Creates a FIFO queue of `void *` items holding at most `capacity` items
  * (0 = unbounded).
  *
- * *Ownership*: `*out` is the caller's: gh_queue_close it, then gh_queue_free... (see
- * gh_queue_close). *Threads*: this thread's hub. *Blocking*: never.
+ * *Ownership*: `*out` is the caller's: gh_queue_free it (gh_queue_close only stops
+ * puts). *Threads*: this thread's hub. *Blocking*: never.
  * *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
  *
  * # Safety
  * `out` NULL or writable.
  */
 int gh_queue_new(struct gh_queue *out, size_t capacity);
+
+/**
+ * Creates a LIFO queue (gevent.queue.LifoQueue): as gh_queue_new, but gh_queue_get and
+ * gh_queue_peek give the item put last. Getters and putters still wait in FIFO order.
+ *
+ * *Ownership*: `*out` is the caller's: gh_queue_free it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_queue_new_lifo(struct gh_queue *out, size_t capacity);
+
+/**
+ * Creates a priority queue (gevent.queue.PriorityQueue): as gh_queue_new, but
+ * gh_queue_get and gh_queue_peek give the item of the lowest priority first, and among
+ * equal priorities the one put first. Put with gh_queue_put_priority (gh_queue_put puts
+ * at priority 0).
+ *
+ * *Ownership*: `*out` is the caller's: gh_queue_free it. *Threads*: this thread's hub.
+ * *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` NULL or writable.
+ */
+int gh_queue_new_priority(struct gh_queue *out, size_t capacity);
 
 /**
  * Appends `item`, waiting while a bounded queue is full (putters are served FIFO).
@@ -2436,6 +2545,20 @@ int gh_queue_new(struct gh_queue *out, size_t capacity);
  * gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_queue_put(struct gh_queue q, void *item, double timeout);
+
+/**
+ * Puts `item` with priority `priority` into a queue made by gh_queue_new_priority:
+ * lower values are taken first (any int, negative too), equal ones in the order they
+ * were put. Otherwise as gh_queue_put (waits while a bounded queue is full, putters
+ * FIFO).
+ *
+ * *Ownership*: `item` is passed through untouched.
+ * *Threads*: this thread's hub. *Blocking*: yes when full (`timeout` 0 = try once);
+ * not from a hub callback when it would wait.
+ * *Errors*: GH_EINVAL (not a priority queue, NaN), GH_ECLOSED, GH_ETIMEDOUT,
+ * GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_queue_put_priority(struct gh_queue q, int priority, void *item, double timeout);
 
 /**
  * Takes the oldest item into `*item`, waiting while the queue is empty (getters are
@@ -2451,6 +2574,58 @@ int gh_queue_put(struct gh_queue q, void *item, double timeout);
  * `item` writable.
  */
 int gh_queue_get(struct gh_queue q, void **item, double timeout);
+
+/**
+ * Gives in `*item` the item gh_queue_get would take next (the oldest, the newest of a
+ * LIFO queue, the lowest priority of a priority queue) without taking it, waiting while
+ * the queue is empty. A peeker is no getter: it holds up none and an item put wakes the
+ * getter first in line and every peeker; when the peeker runs the item may already be
+ * taken, so it waits on. After gh_queue_close it gives what is left, then GH_ECLOSED.
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes when empty (`timeout` 0 = just look);
+ * not from a hub callback when it would wait.
+ * *Errors*: GH_EINVAL (`item` NULL, NaN), GH_ECLOSED (closed and empty, or freed while
+ * waiting), GH_ETIMEDOUT, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+ * GH_EBADHANDLE, GH_EWRONGTHREAD.
+ *
+ * # Safety
+ * `item` writable.
+ */
+int gh_queue_peek(struct gh_queue q, void **item, double timeout);
+
+/**
+ * Marks one item taken from the queue as dealt with (queue.task_done): every put counts
+ * one unfinished task, every task_done one less; when none is left, the greenlets in
+ * gh_queue_join wake.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+ * *Errors*: GH_EINVAL (called more times than items were put), GH_EBADHANDLE,
+ * GH_EWRONGTHREAD.
+ */
+int gh_queue_task_done(struct gh_queue q);
+
+/**
+ * Waits until every item put into the queue has been marked done with
+ * gh_queue_task_done (queue.join); returns at once if none is unfinished. Woken by the
+ * last task_done, it returns GH_OK even if more items were put before it ran (as
+ * gevent's JoinableQueue.join). gh_queue_close does not end it; gh_queue_free does
+ * (GH_ECLOSED).
+ *
+ * *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = just check); not from a
+ * hub callback when it would wait.
+ * *Errors*: GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+ * GH_ELOOPEXIT, GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+int gh_queue_join(struct gh_queue q, double timeout);
+
+/**
+ * Unfinished tasks of the queue now (items put and not yet gh_queue_task_done'd,
+ * >= 0), or a negative code.
+ *
+ * *Threads*: this thread's hub. *Blocking*: never.
+ * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+ */
+ssize_t gh_queue_unfinished(struct gh_queue q);
 
 /**
  * Closes the queue for putting: waiting putters and later puts get GH_ECLOSED; getters
@@ -2521,6 +2696,55 @@ int gh_waiter_get(struct gh_waiter w, double timeout, void **value);
  * *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
  */
 int gh_waiter_close(struct gh_waiter w);
+
+/**
+ * Waits until `count` of the `n` objects of `objects` are ready, or `timeout` passes
+ * (gevent.wait(objects, timeout, count)): greenlets dead, events and results set,
+ * semaphores and queues that would not block, fds readable or writable (see the
+ * GH_WAIT_* kinds). Nothing is taken: waiting on a semaphore or a queue takes no permit
+ * and no item, and keeps no other greenlet from getting them — the object may be gone
+ * again by the time the caller acts, so act with timeout 0 and wait again if needed.
+ * `count` 0 means all `n`; `n` 0 returns 0 at once. Returns how many are ready (>=
+ * `count`, possibly more: every entry's `revents` says which). Readiness is checked
+ * again whenever one of them changes, so an object that was ready and is not any more
+ * is not counted.
+ *
+ * *Ownership*: `objects` is the caller's; greenhub reads it and writes `revents` during
+ * the call only; it must stay valid and unchanged (by other greenlets too) until the
+ * call returns. The handles are not consumed.
+ * *Threads*: this thread's hub; every handle must belong to it.
+ * *Blocking*: yes, until `count` are ready (`timeout` 0 = check once); from a hub
+ * callback only when it need not wait (GH_EPERM otherwise).
+ * *Errors*: GH_ETIMEDOUT (fewer than `count` ready: `revents` still say which are);
+ * GH_EINVAL (`objects` NULL, `n` > INT_MAX, `count` > `n`, NaN timeout, an entry of an
+ * unknown kind, bad `events`, the main greenlet or the hub as a greenlet entry);
+ * GH_EBADHANDLE / GH_EWRONGTHREAD (an entry's handle), GH_EBADF (a negative or closed
+ * fd), GH_EDEADLK (the calling greenlet itself is in the list) — for these the entry's
+ * `revents` is GH_WAIT_NVAL and nothing was waited for; GH_ECLOSED (an object or fd of
+ * the list was closed or freed during the wait: its `revents` is GH_WAIT_NVAL);
+ * GH_ECANCELED (killed), a gh_throw code, GH_EPERM (from a hub callback, when it would
+ * wait), GH_ELOOPEXIT (main, nothing left that could make them ready), GH_ENOMEM.
+ * After an error that ends a wait (GH_ECANCELED, a thrown code, GH_ELOOPEXIT) the
+ * `revents` are set from a last check.
+ *
+ * # Safety
+ * `objects` NULL or valid for reads and writes of `n` entries.
+ */
+int gh_wait_many(struct gh_waitable *objects, size_t n, size_t count, double timeout);
+
+/**
+ * Waits until one of the `n` objects of `objects` is ready (gevent.wait(objects,
+ * count=1)) and returns the index of the first ready entry (every entry's `revents` is
+ * set, as gh_wait_many does).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_wait_many.
+ * *Errors*: as gh_wait_many with `count` 1; GH_EINVAL also when `n` is 0 (nothing could
+ * ever be ready).
+ *
+ * # Safety
+ * `objects` NULL or valid for reads and writes of `n` entries.
+ */
+int gh_wait_any(struct gh_waitable *objects, size_t n, double timeout);
 
 /**
  * Runs `fn(arg)` on one of this hub's worker threads while only the calling greenlet

@@ -183,7 +183,7 @@ impl Hub {
 }
 
 /// poll(2) of `fds` without waiting; the number of entries with revents.
-fn poll_now(fds: &mut [libc::pollfd]) -> Result<usize> {
+pub(crate) fn poll_now(fds: &mut [libc::pollfd]) -> Result<usize> {
     loop {
         // SAFETY: fds is a valid array of fds.len() pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod server;
 pub mod stream;
 pub mod sync;
+pub mod wait_many;
 pub mod threadpool;
 pub mod watcher;
 // Last in the header: diagnostics.

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::event_loop::duration_ns;
 use crate::handle::Kind;
 use crate::hub::{self, Hub};
-use crate::sync::{Obj, Outcome, WaitList};
+use crate::sync::{Items, Obj, Outcome, WaitList};
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_uint, c_void};
 
@@ -544,30 +544,77 @@ pub extern "C" fn gh_cond_close(c: gh_cond) -> c_int {
     })
 }
 
-/// Creates a FIFO queue of `void *` items holding at most `capacity` items
-/// (0 = unbounded).
-///
-/// *Ownership*: `*out` is the caller's: gh_queue_close it, then gh_queue_free... (see
-/// gh_queue_close). *Threads*: this thread's hub. *Blocking*: never.
-/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+/// A new queue of `items` holding at most `capacity` (0 = unbounded) into `*out`.
 ///
 /// # Safety
 /// `out` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn gh_queue_new(out: *mut gh_queue, capacity: usize) -> c_int {
+unsafe fn queue_new(out: *mut gh_queue, capacity: usize, items: Items) -> c_int {
     guard(|| {
         let q = Obj::Queue {
-            items: VecDeque::new(),
+            items,
             capacity,
             closed: false,
             getters: WaitList::default(),
             putters: WaitList::default(),
+            unfinished: 0,
+            joiners: WaitList::default(),
         };
         let id = create(out.is_null(), q)?;
         // SAFETY: non-null and writable per the contract.
         unsafe { put(out, gh_queue { id }) };
         Ok(0)
     })
+}
+
+/// Creates a FIFO queue of `void *` items holding at most `capacity` items
+/// (0 = unbounded).
+///
+/// *Ownership*: `*out` is the caller's: gh_queue_free it (gh_queue_close only stops
+/// puts). *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_queue_new(out: *mut gh_queue, capacity: usize) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { queue_new(out, capacity, Items::Fifo(VecDeque::new())) }
+}
+
+/// Creates a LIFO queue (gevent.queue.LifoQueue): as gh_queue_new, but gh_queue_get and
+/// gh_queue_peek give the item put last. Getters and putters still wait in FIFO order.
+///
+/// *Ownership*: `*out` is the caller's: gh_queue_free it. *Threads*: this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_queue_new_lifo(out: *mut gh_queue, capacity: usize) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { queue_new(out, capacity, Items::Lifo(Vec::new())) }
+}
+
+/// Creates a priority queue (gevent.queue.PriorityQueue): as gh_queue_new, but
+/// gh_queue_get and gh_queue_peek give the item of the lowest priority first, and among
+/// equal priorities the one put first. Put with gh_queue_put_priority (gh_queue_put puts
+/// at priority 0).
+///
+/// *Ownership*: `*out` is the caller's: gh_queue_free it. *Threads*: this thread's hub.
+/// *Blocking*: never. *Errors*: GH_EINVAL (`out` NULL), GH_ENOMEM.
+///
+/// # Safety
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_queue_new_priority(out: *mut gh_queue, capacity: usize) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        queue_new(
+            out,
+            capacity,
+            Items::Prio(std::collections::BinaryHeap::new(), 0),
+        )
+    }
 }
 
 /// Appends `item`, waiting while a bounded queue is full (putters are served FIFO).
@@ -581,7 +628,32 @@ pub unsafe extern "C" fn gh_queue_new(out: *mut gh_queue, capacity: usize) -> c_
 pub extern "C" fn gh_queue_put(q: gh_queue, item: *mut c_void, timeout: f64) -> c_int {
     guard(|| {
         let (hub, slot) = obj(q.id, Kind::Queue)?;
-        hub.queue_put(slot, item, duration_ns(timeout)?).map(|_| 0)
+        hub.queue_put(slot, item, None, duration_ns(timeout)?)
+            .map(|_| 0)
+    })
+}
+
+/// Puts `item` with priority `priority` into a queue made by gh_queue_new_priority:
+/// lower values are taken first (any int, negative too), equal ones in the order they
+/// were put. Otherwise as gh_queue_put (waits while a bounded queue is full, putters
+/// FIFO).
+///
+/// *Ownership*: `item` is passed through untouched.
+/// *Threads*: this thread's hub. *Blocking*: yes when full (`timeout` 0 = try once);
+/// not from a hub callback when it would wait.
+/// *Errors*: GH_EINVAL (not a priority queue, NaN), GH_ECLOSED, GH_ETIMEDOUT,
+/// GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT, GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_queue_put_priority(
+    q: gh_queue,
+    priority: c_int,
+    item: *mut c_void,
+    timeout: f64,
+) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        hub.queue_put(slot, item, Some(priority), duration_ns(timeout)?)
+            .map(|_| 0)
     })
 }
 
@@ -605,6 +677,78 @@ pub unsafe extern "C" fn gh_queue_get(q: gh_queue, item: *mut *mut c_void, timeo
         // SAFETY: non-null and writable per the contract.
         unsafe { put(item, v) };
         Ok(0)
+    })
+}
+
+/// Gives in `*item` the item gh_queue_get would take next (the oldest, the newest of a
+/// LIFO queue, the lowest priority of a priority queue) without taking it, waiting while
+/// the queue is empty. A peeker is no getter: it holds up none and an item put wakes the
+/// getter first in line and every peeker; when the peeker runs the item may already be
+/// taken, so it waits on. After gh_queue_close it gives what is left, then GH_ECLOSED.
+///
+/// *Threads*: this thread's hub. *Blocking*: yes when empty (`timeout` 0 = just look);
+/// not from a hub callback when it would wait.
+/// *Errors*: GH_EINVAL (`item` NULL, NaN), GH_ECLOSED (closed and empty, or freed while
+/// waiting), GH_ETIMEDOUT, GH_ECANCELED, a gh_throw code, GH_EPERM, GH_ELOOPEXIT,
+/// GH_EBADHANDLE, GH_EWRONGTHREAD.
+///
+/// # Safety
+/// `item` writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_queue_peek(q: gh_queue, item: *mut *mut c_void, timeout: f64) -> c_int {
+    guard(|| {
+        need(item)?;
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        let v = hub.queue_peek(slot, duration_ns(timeout)?)?;
+        // SAFETY: non-null and writable per the contract.
+        unsafe { put(item, v) };
+        Ok(0)
+    })
+}
+
+/// Marks one item taken from the queue as dealt with (queue.task_done): every put counts
+/// one unfinished task, every task_done one less; when none is left, the greenlets in
+/// gh_queue_join wake.
+///
+/// *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
+/// *Errors*: GH_EINVAL (called more times than items were put), GH_EBADHANDLE,
+/// GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_queue_task_done(q: gh_queue) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        hub.queue_task_done(slot).map(|_| 0)
+    })
+}
+
+/// Waits until every item put into the queue has been marked done with
+/// gh_queue_task_done (queue.join); returns at once if none is unfinished. Woken by the
+/// last task_done, it returns GH_OK even if more items were put before it ran (as
+/// gevent's JoinableQueue.join). gh_queue_close does not end it; gh_queue_free does
+/// (GH_ECLOSED).
+///
+/// *Threads*: this thread's hub. *Blocking*: yes (`timeout` 0 = just check); not from a
+/// hub callback when it would wait.
+/// *Errors*: GH_ETIMEDOUT, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM,
+/// GH_ELOOPEXIT, GH_EINVAL (NaN), GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_queue_join(q: gh_queue, timeout: f64) -> c_int {
+    guard(|| {
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        hub.queue_join(slot, duration_ns(timeout)?).map(|_| 0)
+    })
+}
+
+/// Unfinished tasks of the queue now (items put and not yet gh_queue_task_done'd,
+/// >= 0), or a negative code.
+///
+/// *Threads*: this thread's hub. *Blocking*: never.
+/// *Errors*: GH_EBADHANDLE, GH_EWRONGTHREAD.
+#[no_mangle]
+pub extern "C" fn gh_queue_unfinished(q: gh_queue) -> libc::ssize_t {
+    super::guard_ssize(|| {
+        let (hub, slot) = obj(q.id, Kind::Queue)?;
+        Ok(hub.queue_unfinished(slot).min(isize::MAX as u64) as isize)
     })
 }
 

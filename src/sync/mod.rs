@@ -9,19 +9,27 @@
 //!   next waiter, so a wake-up meant for it is never lost.
 //! * A notified waiter that finds nothing when it runs (another greenlet took it first)
 //!   waits again at the front of the list.
+//! * Watches (`WaitList::2`: gh_wait_many, gh_queue_peek) take nothing: they are woken
+//!   all at once on every change that may make the object ready, are never counted as
+//!   woken-not-run, and never hold up or receive a permit or an item (so two watchers
+//!   cannot pass a wake-up back and forth). A woken watch looks again and may re-park.
 
 use crate::error::{Error, Result, ECLOSED};
 use crate::greenlet::{Msg, WaitOn};
 use crate::handle::{Kind, Table};
 use crate::hub::wait::WaitId;
 use crate::hub::Hub;
-use std::collections::VecDeque;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
 use std::ffi::c_void;
 
+pub mod wait_many;
+
 /// A FIFO of parked waits, and how many waiters were woken and have not run yet
-/// (`.1`): what they were woken for is theirs, so a newcomer does not take it.
+/// (`.1`): what they were woken for is theirs, so a newcomer does not take it; and the
+/// watches parked on the object (`.2`: gh_wait_many, gh_queue_peek), woken all together.
 #[derive(Default)]
-pub struct WaitList(VecDeque<WaitId>, usize);
+pub struct WaitList(VecDeque<WaitId>, usize, Vec<WaitId>);
 
 impl WaitList {
     fn remove(&mut self, w: WaitId) -> bool {
@@ -49,6 +57,97 @@ impl WaitList {
     /// Nobody parked and nobody woken-but-not-run: a newcomer may go first.
     fn idle(&self) -> bool {
         self.0.is_empty() && self.1 == 0
+    }
+
+    /// `avail` things (permits, items, room) are free: would a newcomer get one now,
+    /// FIFO with the waiters parked and the ones woken and not yet run?
+    fn would_take(&self, avail: u64) -> bool {
+        avail > self.1 as u64 && self.0.is_empty()
+    }
+
+    fn unwatch(&mut self, w: WaitId) {
+        self.2.retain(|x| x.slot != w.slot || x.seq != w.seq);
+    }
+}
+
+/// The items of a queue, in the order gets take them.
+pub enum Items {
+    /// gh_queue_new: first in, first out.
+    Fifo(VecDeque<*mut c_void>),
+    /// gh_queue_new_lifo: last in, first out.
+    Lifo(Vec<*mut c_void>),
+    /// gh_queue_new_priority: lowest priority first, FIFO among equals (the second
+    /// field numbers puts).
+    Prio(BinaryHeap<PrioItem>, u64),
+}
+
+/// An item of a priority queue; the heap's greatest is the lowest (priority, put number).
+pub struct PrioItem {
+    prio: i32,
+    seq: u64,
+    item: *mut c_void,
+}
+
+impl PartialEq for PrioItem {
+    fn eq(&self, o: &Self) -> bool {
+        (self.prio, self.seq) == (o.prio, o.seq)
+    }
+}
+impl Eq for PrioItem {}
+impl PartialOrd for PrioItem {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for PrioItem {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.prio, o.seq).cmp(&(self.prio, self.seq))
+    }
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        match self {
+            Items::Fifo(q) => q.len(),
+            Items::Lifo(v) => v.len(),
+            Items::Prio(h, _) => h.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, prio: i32, item: *mut c_void) {
+        match self {
+            Items::Fifo(q) => q.push_back(item),
+            Items::Lifo(v) => v.push(item),
+            Items::Prio(h, n) => {
+                *n += 1;
+                h.push(PrioItem {
+                    prio,
+                    seq: *n,
+                    item,
+                });
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<*mut c_void> {
+        match self {
+            Items::Fifo(q) => q.pop_front(),
+            Items::Lifo(v) => v.pop(),
+            Items::Prio(h, _) => h.pop().map(|p| p.item),
+        }
+    }
+
+    /// The item the next get takes.
+    fn peek(&self) -> Option<*mut c_void> {
+        match self {
+            Items::Fifo(q) => q.front().copied(),
+            Items::Lifo(v) => v.last().copied(),
+            Items::Prio(h, _) => h.peek().map(|p| p.item),
+        }
     }
 }
 
@@ -87,11 +186,14 @@ pub enum Obj {
         waiters: WaitList,
     },
     Queue {
-        items: VecDeque<*mut c_void>,
+        items: Items,
         capacity: usize,
         closed: bool,
         getters: WaitList,
         putters: WaitList,
+        /// Items put and not yet gh_queue_task_done'd; gh_queue_join waits for 0.
+        unfinished: u64,
+        joiners: WaitList,
     },
     Waiter {
         value: Option<*mut c_void>,
@@ -122,9 +224,11 @@ impl Obj {
 
 /// Which list of an object a waiter parks on.
 #[derive(Copy, Clone, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
     Main,
     Putters,
+    /// gh_queue_join's waiters.
+    Joiners,
 }
 
 fn list(o: &mut Obj, side: Side) -> &mut WaitList {
@@ -135,6 +239,7 @@ fn list(o: &mut Obj, side: Side) -> &mut WaitList {
         (Obj::RLock { waiters, .. }, _) => waiters,
         (Obj::Cond { waiters }, _) => waiters,
         (Obj::Queue { putters, .. }, Side::Putters) => putters,
+        (Obj::Queue { joiners, .. }, Side::Joiners) => joiners,
         (Obj::Queue { getters, .. }, Side::Main) => getters,
         (Obj::Waiter { waiter, .. }, _) => waiter,
         (Obj::Timeout { .. }, _) => unreachable!("nobody waits on a timeout"),
@@ -164,13 +269,25 @@ impl Hub {
         let Some(o) = st.objects.at_mut(slot) else {
             return false;
         };
-        notify_list(
-            list(o, side),
+        let l = list(o, side);
+        // The waiter first in line runs before the watches (gevent's order: a peeker
+        // behind a getter finds the item taken).
+        let woke = notify_list(
+            l,
             &mut st.greenlets,
             &mut st.queue,
             &mut st.main_wake,
             st.main_slot,
-        )
+        );
+        wake_watches(
+            l,
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+            Msg::OK,
+        );
+        woke
     }
 
     /// Wakes every waiter of `side` with `msg`.
@@ -181,6 +298,14 @@ impl Hub {
             return;
         };
         let l = list(o, side);
+        wake_watches(
+            l,
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+            msg,
+        );
         for w in std::mem::take(&mut l.0) {
             if wake_split(
                 &mut st.greenlets,
@@ -256,8 +381,12 @@ impl Hub {
                     None => false,
                 }
             };
-            // A wake-up meant for a waiter that gives up goes to the next one.
-            if notified && matches!(r, Err(e) if e.0 != ECLOSED) {
+            // A wake-up meant for a waiter that gives up goes to the next one — if it
+            // was meant for this one alone (an event's or a join's wakes everybody:
+            // passing it on would wake a later waiter with nothing to wake it for).
+            let single = !matches!(side, Side::Joiners)
+                && !matches!(self.st.borrow().objects.at(slot), Some(Obj::Event { .. } | Obj::Result { .. }));
+            if notified && single && matches!(r, Err(e) if e.0 != ECLOSED) {
                 self.notify(slot, side);
             }
         }
@@ -427,6 +556,14 @@ impl Hub {
             &mut st.main_wake,
             st.main_slot,
         );
+        wake_watches(
+            waiters,
+            &mut st.greenlets,
+            &mut st.queue,
+            &mut st.main_wake,
+            st.main_slot,
+            Msg::OK,
+        );
         Ok(())
     }
 
@@ -557,7 +694,15 @@ impl Hub {
 
     // ---- Queue -------------------------------------------------------------
 
-    pub fn queue_put(&self, slot: u32, item: *mut c_void, timeout: Option<u64>) -> Result<()> {
+    /// Puts `item` (with `prio` on a priority queue: `None` = 0; `Some` on another
+    /// queue is `EINVAL`), waiting while a bounded queue is full.
+    pub fn queue_put(
+        &self,
+        slot: u32,
+        item: *mut c_void,
+        prio: Option<i32>,
+        timeout: Option<u64>,
+    ) -> Result<()> {
         let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
         let mut retried = false;
         loop {
@@ -568,11 +713,15 @@ impl Hub {
                     capacity,
                     closed,
                     putters,
+                    unfinished,
                     ..
                 }) = st.objects.at_mut(slot)
                 else {
                     return Err(Error::BADHANDLE);
                 };
+                if prio.is_some() && !matches!(items, Items::Prio(..)) {
+                    return Err(Error::INVAL);
+                }
                 if *closed {
                     return Err(Error(ECLOSED));
                 }
@@ -582,7 +731,8 @@ impl Hub {
                     capacity.saturating_sub(items.len())
                 };
                 if room > putters.1 && (retried || putters.0.is_empty()) {
-                    items.push_back(item);
+                    items.push(prio.unwrap_or(0), item);
+                    *unfinished += 1;
                     drop(st);
                     self.notify(slot, Side::Main);
                     return Ok(());
@@ -617,7 +767,7 @@ impl Hub {
                     items.len() > getters.1
                 };
                 if mine && (retried || getters.0.is_empty() || *closed) {
-                    let item = items.pop_front().expect("not empty");
+                    let item = items.pop().expect("not empty");
                     drop(st);
                     self.notify(slot, Side::Putters);
                     return Ok(item);
@@ -631,6 +781,89 @@ impl Hub {
             }
             self.park_on(slot, Side::Main, retried, Self::deadline_left(deadline))?;
             retried = true;
+        }
+    }
+
+    /// gh_queue_peek: the item the next get would take, without taking it; waits while
+    /// the queue is empty (as a watch: it holds up no getter and takes no wake-up).
+    pub fn queue_peek(&self, slot: u32, timeout: Option<u64>) -> Result<*mut c_void> {
+        let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
+        loop {
+            {
+                let st = self.st.borrow();
+                let Some(Obj::Queue { items, closed, .. }) = st.objects.at(slot) else {
+                    return Err(Error::BADHANDLE);
+                };
+                if let Some(item) = items.peek() {
+                    return Ok(item);
+                }
+                if *closed {
+                    return Err(Error(ECLOSED));
+                }
+            }
+            if timeout == Some(0) {
+                return Err(Error::TIMEDOUT);
+            }
+            self.watch_on(slot, Side::Main, Self::deadline_left(deadline))?;
+        }
+    }
+
+    /// Parks the current greenlet as a watch of `side` of object `slot` until the next
+    /// change there (or the timeout, a kill, ...).
+    fn watch_on(&self, slot: u32, side: Side, timeout: Option<u64>) -> Result<Msg> {
+        let mut me = None;
+        let gen = self.st.borrow().objects.gen(slot);
+        let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
+            me = Some(w);
+            let o = st.objects.at_mut(slot).ok_or(Error::BADHANDLE)?;
+            list(o, side).2.push(w);
+            Ok(())
+        });
+        if let Some(w) = me {
+            if let Some(o) = self.st.borrow_mut().objects.get_mut(slot, gen) {
+                list(o, side).unwatch(w);
+            }
+        }
+        r
+    }
+
+    /// gh_queue_task_done: one item put earlier is dealt with; the last wakes the
+    /// joiners. `EINVAL` when every item put was already marked done.
+    pub fn queue_task_done(&self, slot: u32) -> Result<()> {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Queue { unfinished, .. }) = st.objects.at_mut(slot) else {
+                return Err(Error::BADHANDLE);
+            };
+            if *unfinished == 0 {
+                return Err(Error::INVAL);
+            }
+            *unfinished -= 1;
+            if *unfinished > 0 {
+                return Ok(());
+            }
+        }
+        self.notify_all(slot, Side::Joiners, Msg::OK);
+        Ok(())
+    }
+
+    /// gh_queue_join: returns once every item put has been marked done (at once if so
+    /// now); woken by the last task_done, it returns even if more was put since (as
+    /// gevent's JoinableQueue.join).
+    pub fn queue_join(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
+        if self.queue_unfinished(slot) == 0 {
+            return Ok(());
+        }
+        if timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        self.park_on(slot, Side::Joiners, false, timeout).map(|_| ())
+    }
+
+    pub fn queue_unfinished(&self, slot: u32) -> u64 {
+        match self.st.borrow().objects.at(slot) {
+            Some(Obj::Queue { unfinished, .. }) => *unfinished,
+            _ => 0,
         }
     }
 
@@ -716,8 +949,14 @@ impl Hub {
             | Obj::Cond { waiters } => [waiters, WaitList::default()],
             Obj::Waiter { waiter, .. } => [waiter, WaitList::default()],
             Obj::Queue {
-                getters, putters, ..
-            } => [getters, putters],
+                mut getters,
+                putters,
+                joiners,
+                ..
+            } => {
+                getters.0.extend(joiners.0);
+                [getters, putters]
+            }
             Obj::Timeout { slot: g, gen, .. } => {
                 let mut rearm = None;
                 if let Some(gr) = st.greenlets.get_mut(g, gen) {
@@ -741,7 +980,7 @@ impl Hub {
                 return;
             }
         };
-        for w in lists.into_iter().flat_map(|l| l.0) {
+        for w in lists.into_iter().flat_map(|l| l.0.into_iter().chain(l.2)) {
             let msg = Msg::code(ECLOSED);
             wake_split(
                 &mut st.greenlets,
@@ -792,6 +1031,24 @@ fn notify_list(
         }
     }
     false
+}
+
+/// Wakes every watch of `l` (gh_wait_many, gh_queue_peek) with `msg`, taking them off.
+#[inline]
+fn wake_watches(
+    l: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+    msg: Msg,
+) {
+    if l.2.is_empty() {
+        return;
+    }
+    for w in l.2.drain(..) {
+        wake_split(greenlets, queue, main_wake, main_slot, w, msg);
+    }
 }
 
 /// Wakes wait `w` without running it now (split borrows, so callers can hold
