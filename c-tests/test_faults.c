@@ -251,6 +251,24 @@ static int s_q_getf(uint64_t id) {
     return gh_queue_get(q, &v, GH_FOREVER);
 }
 static int s_q_len(uint64_t id) { gh_queue q = {id}; return (int)gh_queue_len(q); }
+static int s_q_putp0(uint64_t id) {
+    gh_queue q = {id};
+    return gh_queue_put_priority(q, 1, PTR(1), 0);
+}
+static int s_q_putpf(uint64_t id) {
+    gh_queue q = {id};
+    return gh_queue_put_priority(q, -1, PTR(1), GH_FOREVER);
+}
+static int s_q_peek0(uint64_t id) { gh_queue q = {id}; void *v; return gh_queue_peek(q, &v, 0); }
+static int s_q_peekf(uint64_t id) {
+    gh_queue q = {id};
+    void *v;
+    return gh_queue_peek(q, &v, GH_FOREVER);
+}
+static int s_q_task_done(uint64_t id) { gh_queue q = {id}; return gh_queue_task_done(q); }
+static int s_q_join0(uint64_t id) { gh_queue q = {id}; return gh_queue_join(q, 0); }
+static int s_q_joinf(uint64_t id) { gh_queue q = {id}; return gh_queue_join(q, GH_FOREVER); }
+static int s_q_unfinished(uint64_t id) { gh_queue q = {id}; return (int)gh_queue_unfinished(q); }
 static int s_q_close(uint64_t id) { gh_queue q = {id}; return gh_queue_close(q); }
 static int s_q_free(uint64_t id) { gh_queue q = {id}; return gh_queue_free(q); }
 static int s_w_switch(uint64_t id) { gh_waiter w = {id}; return gh_waiter_switch(w, PTR(1)); }
@@ -284,6 +302,14 @@ static const struct {
     {K_QUEUE, "gh_queue_get(0)", s_q_get0},
     {K_QUEUE, "gh_queue_get(forever)", s_q_getf},
     {K_QUEUE, "gh_queue_len", s_q_len},
+    {K_QUEUE, "gh_queue_put_priority(0)", s_q_putp0},
+    {K_QUEUE, "gh_queue_put_priority(forever)", s_q_putpf},
+    {K_QUEUE, "gh_queue_peek(0)", s_q_peek0},
+    {K_QUEUE, "gh_queue_peek(forever)", s_q_peekf},
+    {K_QUEUE, "gh_queue_task_done", s_q_task_done},
+    {K_QUEUE, "gh_queue_join(0)", s_q_join0},
+    {K_QUEUE, "gh_queue_join(forever)", s_q_joinf},
+    {K_QUEUE, "gh_queue_unfinished", s_q_unfinished},
     {K_QUEUE, "gh_queue_close", s_q_close},
     {K_QUEUE, "gh_queue_free", s_q_free},
     {K_WAITER, "gh_waiter_switch", s_w_switch},
@@ -2068,12 +2094,14 @@ TEST(blocking_calls_in_callbacks_eperm) {
  * found it must wait — gevent does the same — so its socket is not checked.) */
 enum {
     C_READ, C_WRITE, C_RECV, C_SEND, C_ACCEPT, C_CONNECT, C_WAITPID, C_TIMEOUT, C_EVENT,
-    C_RESULT, C_SEM, C_QGET, C_QPUT, C_WAITER, C_POOL, C_GAI, C_N
+    C_RESULT, C_SEM, C_QGET, C_QPUT, C_WAITER, C_POOL, C_GAI, C_QPEEK, C_QJOIN, C_WAIT_MANY,
+    C_WAIT_ANY, C_N
 };
 static const char *const C_NAMES[C_N] = {
     "gh_read", "gh_write", "gh_recv", "gh_send", "gh_accept", "gh_connect", "gh_waitpid",
     "gh_timeout_start", "gh_event_wait", "gh_result_get", "gh_sem_acquire", "gh_queue_get",
-    "gh_queue_put", "gh_waiter_get", "gh_threadpool_apply", "gh_getaddrinfo"};
+    "gh_queue_put", "gh_waiter_get", "gh_threadpool_apply", "gh_getaddrinfo", "gh_queue_peek",
+    "gh_queue_join", "gh_wait_many", "gh_wait_any"};
 static struct {
     int empty_pipe[2], full_pipe[2], empty_sv[2], full_sv[2], lfd, lfd2, cfd[2], pid;
     struct sockaddr_in sa, sa2; /* lfd: for gh_accept; lfd2: gh_connect's target */
@@ -2113,6 +2141,19 @@ static void blocking3_calls(int k) {
     rc[C_WAITER] = gh_waiter_get(c3.w, 1.0, &v);
     rc[C_POOL] = gh_threadpool_apply(pool_mark, NULL, &v);
     rc[C_GAI] = gh_getaddrinfo("127.0.0.1", "80", NULL, &c3.ai);
+    rc[C_QPEEK] = gh_queue_peek(c3.qe, &v, 1.0);
+    rc[C_QJOIN] = gh_queue_join(c3.qf, GH_FOREVER); /* one item put, not done */
+    {
+        gh_waitable ws[2];
+        memset(ws, 0, sizeof ws);
+        ws[0].kind = GH_WAIT_QUEUE;
+        ws[0].handle = c3.qe.id;
+        ws[1].kind = GH_WAIT_FD;
+        ws[1].fd = c3.empty_pipe[0];
+        ws[1].events = GH_READ;
+        rc[C_WAIT_MANY] = gh_wait_many(ws, 2, 1, 1.0);
+        rc[C_WAIT_ANY] = gh_wait_any(ws, 2, GH_FOREVER);
+    }
     c3.runs++;
 }
 static void blocking3_from_run_callback(void *arg) {
@@ -2344,6 +2385,94 @@ TEST(issue14_null_pointers_and_bad_handles) {
         ASSERT_CODE(gh_server_stats(bad[i], &st), GH_EBADHANDLE);
         ASSERT_CODE(gh_server_fd(bad[i]), GH_EBADHANDLE);
     }
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fd0);
+}
+
+/* Issue 14, wait on many and the queue variants: NULL out-pointers and lists are
+ * GH_EINVAL with no effect; a bad entry (zero, all-ones, random, stale, kind-confused
+ * and destroyed-hub handles, bad kinds, fds and events) is refused before any wait with
+ * its code and its revents GH_WAIT_NVAL; NaN timeouts are GH_EINVAL. FAULTS 1, 2, 3, 7. */
+TEST(issue14_wait_many_queue_variants_bad_arguments) {
+    gh_queue q, stale;
+    gh_event e;
+    gh_greenlet g;
+    gh_waitable ws[2];
+    void *v = PTR(99);
+    int i, fd0 = gh_test_fd_count();
+    uint64_t bad[20 + 4];
+    ASSERT_CODE(gh_queue_new_lifo(NULL, 0), GH_EINVAL);
+    ASSERT_CODE(gh_queue_new_priority(NULL, 0), GH_EINVAL);
+    ASSERT_CODE(gh_wait_many(NULL, 1, 0, 0), GH_EINVAL);
+    ASSERT_CODE(gh_wait_any(NULL, 1, 0), GH_EINVAL);
+    ASSERT_OK(gh_queue_new_priority(&q, 0));
+    ASSERT_OK(gh_queue_put_priority(q, 3, NULL, 0)); /* NULL items are items */
+    ASSERT_CODE(gh_queue_peek(q, NULL, 0), GH_EINVAL);
+    ASSERT_OK(gh_queue_peek(q, &v, 0));
+    ASSERT_TRUE(v == NULL);
+    ASSERT_CODE(gh_queue_peek(q, &v, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_queue_join(q, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_queue_put_priority(q, 0, PTR(1), NAN), GH_EINVAL);
+    ASSERT_EQ(gh_queue_len(q), 1);
+    ASSERT_EQ(gh_queue_unfinished(q), 1);
+    ASSERT_OK(gh_queue_new_lifo(&stale, 1));
+    ASSERT_OK(gh_queue_free(stale));
+    ASSERT_OK(gh_event_new(&e));
+    ASSERT_OK(gh_event_set(e));
+    ASSERT_OK(gh_spawn(&g, return_arg, NULL));
+    /* bad handles in a list, beside a ready event */
+    bad[0] = 0;
+    bad[1] = ~0ull;
+    bad[2] = stale.id;
+    bad[3] = g.id; /* a greenlet as a queue */
+    for (i = 4; i < 24; i++) bad[i] = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 2) ^ (uint64_t)i;
+    for (i = 0; i < 24; i++) {
+        static const int kinds[] = {GH_WAIT_QUEUE, GH_WAIT_EVENT, GH_WAIT_RESULT, GH_WAIT_SEM,
+                                    GH_WAIT_GREENLET};
+        size_t k;
+        for (k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            int rc;
+            if (i == 3 && kinds[k] == GH_WAIT_GREENLET) continue; /* valid */
+            memset(ws, 0, sizeof ws);
+            ws[0].kind = GH_WAIT_EVENT;
+            ws[0].handle = e.id;
+            ws[1].kind = kinds[k];
+            ws[1].handle = bad[i];
+            rc = gh_wait_many(ws, 2, 2, GH_FOREVER);
+            if (rc != GH_EBADHANDLE && rc != GH_EWRONGTHREAD)
+                GH_TEST_FAIL_("kind %d handle %#llx: %d %s", kinds[k], (unsigned long long)bad[i],
+                              rc, gh_err_name(rc));
+            ASSERT_EQ(ws[0].revents, GH_READ);
+            ASSERT_EQ(ws[1].revents, GH_WAIT_NVAL);
+            ASSERT_CODE(gh_wait_any(ws, 2, GH_FOREVER), rc);
+        }
+    }
+    memset(ws, 0, sizeof ws);
+    ws[0].kind = GH_WAIT_EVENT;
+    ws[0].handle = e.id;
+    ASSERT_CODE(gh_wait_many(ws, 1, 0, NAN), GH_EINVAL);
+    ASSERT_CODE(gh_wait_any(ws, 1, -NAN), GH_EINVAL);
+    ASSERT_CODE(gh_wait_many(ws, 1, 2, 0), GH_EINVAL); /* count > n */
+    ASSERT_CODE(gh_wait_any(ws, 0, 0), GH_EINVAL);
+    ASSERT_EQ(gh_wait_many(ws, 1, 0, 0), 1);
+    ws[1].kind = GH_WAIT_FD;
+    ws[1].fd = 1 << 20; /* not open */
+    ws[1].events = GH_READ;
+    ASSERT_CODE(gh_wait_any(ws, 2, 0), GH_EBADF);
+    ASSERT_EQ(ws[1].revents, GH_WAIT_NVAL);
+    ws[1].fd = INT32_MIN;
+    ASSERT_CODE(gh_wait_any(ws, 2, 0), GH_EBADF);
+    ASSERT_OK(gh_join(g, 1, NULL));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(e));
+    ASSERT_OK(gh_queue_free(q));
+    /* handles of a destroyed hub */
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_CODE(gh_queue_peek(q, &v, 0), GH_EBADHANDLE);
+    ASSERT_CODE(gh_queue_task_done(q), GH_EBADHANDLE);
+    ws[0].kind = GH_WAIT_QUEUE;
+    ws[0].handle = q.id;
+    ASSERT_CODE(gh_wait_any(ws, 1, 0), GH_EBADHANDLE);
     ASSERT_OK(gh_hub_destroy());
     ASSERT_EQ(gh_test_fd_count(), fd0);
 }
@@ -2634,6 +2763,7 @@ int main(int argc, char **argv) {
     RUN(issue4_null_pointers_and_bad_tokens);
     RUN(issue5_null_pointers);
     RUN(issue14_null_pointers_and_bad_handles);
+    RUN(issue14_wait_many_queue_variants_bad_arguments);
     RUN(issue5_bad_handles);
     RUN(issue5_odd_arguments);
     RUN(issue5_callbacks);

@@ -69,6 +69,7 @@ NULL_ALLOWED = {
     ("gh_result_set", "value"): "a value passed through untouched",
     ("gh_result_get", "value"): "`value` may be NULL",
     ("gh_queue_put", "item"): "an item passed through untouched",
+    ("gh_queue_put_priority", "item"): "an item passed through untouched",
     ("gh_waiter_switch", "value"): "a value passed through untouched",
     ("gh_waiter_get", "value"): "`value` NULL or writable",
     ("gh_server_new", "opts"): "NULL = defaults",
@@ -126,6 +127,12 @@ VALID_BY_FUNCTION = {
     ("gh_writev", "iovcnt"): "1",
     ("gh_sendto", "addrlen"): "0",  # sweep_fd is connected: no address
 }
+# One entry waiting for sweep_fd to be writable (ready at once: a zeroed entry's kind 0
+# is GH_EINVAL, which the control call must not give).
+for _f in ("gh_wait_many", "gh_wait_any"):
+    VALID_BY_FUNCTION[(_f, "objects")] = (
+        "({ static gh_waitable w_; w_.kind = GH_WAIT_FD; w_.fd = sweep_fd; "
+        "w_.events = GH_WRITE; &w_; })")
 # A stream over sweep_fd for the stream functions' control calls (a GNU statement
 # expression: the sweep is compiled without -pedantic).
 for _f in ("gh_stream_read", "gh_stream_read_exact", "gh_stream_read_until",
