@@ -355,6 +355,13 @@ struct addrinfo;
 #define GH_LISTEN_UDP 4
 
 /**
+ * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
+ * returned as GH_EAI_BASE + its EAI_* value (e.g. GH_EAI_BASE + EAI_NONAME);
+ * gh_strerror gives gai_strerror's text for them.
+ */
+#define GH_EAI_BASE -2000
+
+/**
  * gh_waitable.kind: a greenlet (`handle` = a gh_greenlet's id); ready once it is dead.
  */
 #define GH_WAIT_GREENLET 1
@@ -395,13 +402,6 @@ struct addrinfo;
  * kind, handle, fd or events; an object or fd closed during the wait).
  */
 #define GH_WAIT_NVAL 32
-
-/**
- * Base of the gh_getaddrinfo codes for getaddrinfo(3) failures: such a failure is
- * returned as GH_EAI_BASE + its EAI_* value (e.g. GH_EAI_BASE + EAI_NONAME);
- * gh_strerror gives gai_strerror's text for them.
- */
-#define GH_EAI_BASE -2000
 
 /**
  * io readiness: readable (also reported on hang-up and error).
@@ -458,11 +458,6 @@ struct addrinfo;
  * delivers it follows as a GH_TRACE_SWITCH).
  */
 #define GH_TRACE_THROW 2
-
-/**
- * `revents` bit of an entry that made the call fail (poll's POLLNVAL).
- */
-#define NVAL 32
 
 /**
  * One ready fd, as a plug-in backend's poll reports it.
@@ -829,6 +824,11 @@ typedef struct gh_waiter {
 } gh_waiter;
 
 /**
+ * A function run on a pool thread: `void *fn(void *arg)`.
+ */
+typedef void *(*gh_pool_fn)(void *arg);
+
+/**
  * One object to wait on, for gh_wait_many / gh_wait_any: what to wait for (`kind` and
  * `handle`, or `fd` and `events`) and, on return, whether it is ready (`revents`). An
  * array of them is the caller's, as poll(2)'s struct pollfd array; fill the fields the
@@ -863,11 +863,6 @@ typedef struct gh_waitable {
    */
   short revents;
 } gh_waitable;
-
-/**
- * A function run on a pool thread: `void *fn(void *arg)`.
- */
-typedef void *(*gh_pool_fn)(void *arg);
 
 /**
  * A watcher callback. It runs in the hub (gh_current() is the hub): it must not block —
@@ -2698,55 +2693,6 @@ int gh_waiter_get(struct gh_waiter w, double timeout, void **value);
 int gh_waiter_close(struct gh_waiter w);
 
 /**
- * Waits until `count` of the `n` objects of `objects` are ready, or `timeout` passes
- * (gevent.wait(objects, timeout, count)): greenlets dead, events and results set,
- * semaphores and queues that would not block, fds readable or writable (see the
- * GH_WAIT_* kinds). Nothing is taken: waiting on a semaphore or a queue takes no permit
- * and no item, and keeps no other greenlet from getting them — the object may be gone
- * again by the time the caller acts, so act with timeout 0 and wait again if needed.
- * `count` 0 means all `n`; `n` 0 returns 0 at once. Returns how many are ready (>=
- * `count`, possibly more: every entry's `revents` says which). Readiness is checked
- * again whenever one of them changes, so an object that was ready and is not any more
- * is not counted.
- *
- * *Ownership*: `objects` is the caller's; greenhub reads it and writes `revents` during
- * the call only; it must stay valid and unchanged (by other greenlets too) until the
- * call returns. The handles are not consumed.
- * *Threads*: this thread's hub; every handle must belong to it.
- * *Blocking*: yes, until `count` are ready (`timeout` 0 = check once); from a hub
- * callback only when it need not wait (GH_EPERM otherwise).
- * *Errors*: GH_ETIMEDOUT (fewer than `count` ready: `revents` still say which are);
- * GH_EINVAL (`objects` NULL, `n` > INT_MAX, `count` > `n`, NaN timeout, an entry of an
- * unknown kind, bad `events`, the main greenlet or the hub as a greenlet entry);
- * GH_EBADHANDLE / GH_EWRONGTHREAD (an entry's handle), GH_EBADF (a negative or closed
- * fd), GH_EDEADLK (the calling greenlet itself is in the list) — for these the entry's
- * `revents` is GH_WAIT_NVAL and nothing was waited for; GH_ECLOSED (an object or fd of
- * the list was closed or freed during the wait: its `revents` is GH_WAIT_NVAL);
- * GH_ECANCELED (killed), a gh_throw code, GH_EPERM (from a hub callback, when it would
- * wait), GH_ELOOPEXIT (main, nothing left that could make them ready), GH_ENOMEM.
- * After an error that ends a wait (GH_ECANCELED, a thrown code, GH_ELOOPEXIT) the
- * `revents` are set from a last check.
- *
- * # Safety
- * `objects` NULL or valid for reads and writes of `n` entries.
- */
-int gh_wait_many(struct gh_waitable *objects, size_t n, size_t count, double timeout);
-
-/**
- * Waits until one of the `n` objects of `objects` is ready (gevent.wait(objects,
- * count=1)) and returns the index of the first ready entry (every entry's `revents` is
- * set, as gh_wait_many does).
- *
- * *Ownership*, *Threads*, *Blocking*: as gh_wait_many.
- * *Errors*: as gh_wait_many with `count` 1; GH_EINVAL also when `n` is 0 (nothing could
- * ever be ready).
- *
- * # Safety
- * `objects` NULL or valid for reads and writes of `n` entries.
- */
-int gh_wait_any(struct gh_waitable *objects, size_t n, double timeout);
-
-/**
  * Runs `fn(arg)` on one of this hub's worker threads while only the calling greenlet
  * waits (the hub serves the others meanwhile), and stores its return value in
  * `*result`. Workers are started on demand up to the pool size (gh_threadpool_set_size,
@@ -2794,6 +2740,55 @@ int gh_threadpool_set_size(size_t size);
  * `node`/`service` NULL or NUL-terminated; `hints` NULL or readable; `res` writable.
  */
 int gh_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
+
+/**
+ * Waits until `count` of the `n` objects of `objects` are ready, or `timeout` passes
+ * (gevent.wait(objects, timeout, count)): greenlets dead, events and results set,
+ * semaphores and queues that would not block, fds readable or writable (see the
+ * GH_WAIT_* kinds). Nothing is taken: waiting on a semaphore or a queue takes no permit
+ * and no item, and keeps no other greenlet from getting them — the object may be gone
+ * again by the time the caller acts, so act with timeout 0 and wait again if needed.
+ * `count` 0 means all `n`; `n` 0 returns 0 at once. Returns how many are ready (>=
+ * `count`, possibly more: every entry's `revents` says which). Readiness is checked
+ * again whenever one of them changes, so an object that was ready and is not any more
+ * is not counted.
+ *
+ * *Ownership*: `objects` is the caller's; greenhub reads it and writes `revents` during
+ * the call only; it must stay valid and unchanged (by other greenlets too) until the
+ * call returns. The handles are not consumed.
+ * *Threads*: this thread's hub; every handle must belong to it.
+ * *Blocking*: yes, until `count` are ready (`timeout` 0 = check once); from a hub
+ * callback only when it need not wait (GH_EPERM otherwise).
+ * *Errors*: GH_ETIMEDOUT (fewer than `count` ready: `revents` still say which are);
+ * GH_EINVAL (`objects` NULL, `n` > INT_MAX, `count` > `n`, NaN timeout, an entry of an
+ * unknown kind, bad `events`, the main greenlet or the hub as a greenlet entry);
+ * GH_EBADHANDLE / GH_EWRONGTHREAD (an entry's handle), GH_EBADF (a negative or closed
+ * fd), GH_EDEADLK (the calling greenlet itself is in the list) — for these the entry's
+ * `revents` is GH_WAIT_NVAL and nothing was waited for; GH_ECLOSED (an object or fd of
+ * the list was closed or freed during the wait: its `revents` is GH_WAIT_NVAL);
+ * GH_ECANCELED (killed), a gh_throw code, GH_EPERM (from a hub callback, when it would
+ * wait), GH_ELOOPEXIT (main, nothing left that could make them ready), GH_ENOMEM.
+ * After an error that ends a wait (GH_ECANCELED, a thrown code, GH_ELOOPEXIT) the
+ * `revents` are set from a last check.
+ *
+ * # Safety
+ * `objects` NULL or valid for reads and writes of `n` entries.
+ */
+int gh_wait_many(struct gh_waitable *objects, size_t n, size_t count, double timeout);
+
+/**
+ * Waits until one of the `n` objects of `objects` is ready (gevent.wait(objects,
+ * count=1)) and returns the index of the first ready entry (every entry's `revents` is
+ * set, as gh_wait_many does).
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_wait_many.
+ * *Errors*: as gh_wait_many with `count` 1; GH_EINVAL also when `n` is 0 (nothing could
+ * ever be ready).
+ *
+ * # Safety
+ * `objects` NULL or valid for reads and writes of `n` entries.
+ */
+int gh_wait_any(struct gh_waitable *objects, size_t n, double timeout);
 
 /**
  * Creates an io watcher for `fd` and `events` (GH_READ, GH_WRITE or both), stopped.

@@ -20,8 +20,8 @@ pub mod pool;
 pub mod server;
 pub mod stream;
 pub mod sync;
-pub mod wait_many;
 pub mod threadpool;
+pub mod wait_many;
 pub mod watcher;
 // Last in the header: diagnostics.
 pub mod diag;

@@ -385,7 +385,10 @@ impl Hub {
             // was meant for this one alone (an event's or a join's wakes everybody:
             // passing it on would wake a later waiter with nothing to wake it for).
             let single = !matches!(side, Side::Joiners)
-                && !matches!(self.st.borrow().objects.at(slot), Some(Obj::Event { .. } | Obj::Result { .. }));
+                && !matches!(
+                    self.st.borrow().objects.at(slot),
+                    Some(Obj::Event { .. } | Obj::Result { .. })
+                );
             if notified && single && matches!(r, Err(e) if e.0 != ECLOSED) {
                 self.notify(slot, side);
             }
@@ -857,7 +860,8 @@ impl Hub {
         if timeout == Some(0) {
             return Err(Error::TIMEDOUT);
         }
-        self.park_on(slot, Side::Joiners, false, timeout).map(|_| ())
+        self.park_on(slot, Side::Joiners, false, timeout)
+            .map(|_| ())
     }
 
     pub fn queue_unfinished(&self, slot: u32) -> u64 {

@@ -25,7 +25,7 @@ use crate::hub::wait::WaitId;
 use crate::hub::{Hub, HubState};
 
 /// `revents` bit of an entry that made the call fail (poll's POLLNVAL).
-pub const NVAL: i16 = 0x20;
+pub(crate) const NVAL: i16 = 0x20;
 
 /// What one entry of the caller's list names.
 #[derive(Copy, Clone, Debug)]
@@ -254,7 +254,8 @@ impl Hub {
             }
             Target::Sem(raw) => {
                 let (slot, gen, o) = obj(raw, Kind::Sem)?;
-                let free = matches!(o, Obj::Sem { count, waiters, .. } if waiters.would_take(*count));
+                let free =
+                    matches!(o, Obj::Sem { count, waiters, .. } if waiters.would_take(*count));
                 ready(free, Reg::Watch(slot, gen, Side::Main))
             }
             Target::Queue(raw, ev) => {
