@@ -35,6 +35,12 @@
  * blocking one in the GH_EPERM-from-callbacks sweep and the NaN-timeout sweep.
  * Left out as taking neither pointer nor handle: gh_threadpool_set_size (a size: the
  * bad-size sweep below).
+ *
+ * Issue 14's wait on many and queue variants: the gh_queue functions are in S_CALLS;
+ * gh_wait_many / gh_wait_any (a gh_waitable list: bad entries), gh_queue_new_lifo /
+ * gh_queue_new_priority (out-pointers) and gh_queue_peek (item) are in
+ * issue14_wait_many_queue_variants_bad_arguments; the blocking ones in the issue-3
+ * GH_EPERM-from-callbacks sweep.
  */
 #include "harness.h"
 

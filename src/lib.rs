@@ -38,7 +38,8 @@
 //! signals       process-wide signal handler feeding each watching hub's eventfd
 //! threadpool    worker threads for blocking calls; results back through the eventfd
 //! tsan          greenlet switches announced to ThreadSanitizer (cargo feature `tsan`)
-//! sync/         events, results, semaphores, queues, waiters, timeouts (on Hub.wait)
+//! sync/         events, results, semaphores, queues (FIFO, LIFO, priority; task_done/join),
+//!               waiters, timeouts (on Hub.wait); wait_many: gh_wait_many over all of them
 //! ```
 
 pub mod asyncs;

@@ -356,23 +356,29 @@ fn register(st: &mut HubState, reg: Reg, w: WaitId) -> Result<()> {
 
 /// Takes wait `w` off wherever `t` may have registered it (a no-op where it is not).
 fn unregister(st: &mut HubState, t: Target, w: WaitId) {
-    let watch = |st: &mut HubState, raw: u64, sides: &[Side]| {
+    // Only an object of the kind named (the entry was checked before the wait; this
+    // keeps a changed entry from reaching another kind's lists).
+    let watch = |st: &mut HubState, raw: u64, kind: Kind, sides: &[Side]| {
         let id = crate::handle::Id::decode(raw);
-        if let Some(o) = st.objects.get_mut(id.slot, id.gen) {
-            for &side in sides {
-                list(o, side).unwatch(w);
+        match st.objects.get_mut(id.slot, id.gen) {
+            Some(o) if id.kind == kind as u8 && o.kind() == kind => {
+                for &side in sides {
+                    list(o, side).unwatch(w);
+                }
             }
+            _ => {}
         }
     };
     match t {
-        Target::Event(raw) | Target::Result(raw) | Target::Sem(raw) => {
-            watch(st, raw, &[Side::Main])
-        }
-        Target::Queue(raw, _) => watch(st, raw, &[Side::Main, Side::Putters]),
+        Target::Event(raw) => watch(st, raw, Kind::Event, &[Side::Main]),
+        Target::Result(raw) => watch(st, raw, Kind::Result, &[Side::Main]),
+        Target::Sem(raw) => watch(st, raw, Kind::Sem, &[Side::Main]),
+        Target::Queue(raw, _) => watch(st, raw, Kind::Queue, &[Side::Main, Side::Putters]),
         Target::Greenlet(raw) => {
             let id = crate::handle::Id::decode(raw);
-            if let Some(g) = st.greenlets.get_mut(id.slot, id.gen) {
-                g.joiners.remove(w.slot);
+            match st.greenlets.get_mut(id.slot, id.gen) {
+                Some(g) if id.kind == Kind::Greenlet as u8 => g.joiners.remove(w.slot),
+                _ => {}
             }
         }
         Target::Fd(fd, ev) if fd >= 0 => {
