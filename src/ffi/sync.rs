@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::event_loop::duration_ns;
 use crate::handle::Kind;
 use crate::hub::{self, Hub};
-use crate::sync::{Items, Obj, Outcome, WaitList};
+use crate::sync::{Items, Obj, Outcome, Queue, WaitList};
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_uint, c_void};
 
@@ -550,7 +550,7 @@ pub extern "C" fn gh_cond_close(c: gh_cond) -> c_int {
 /// `out` NULL or writable.
 unsafe fn queue_new(out: *mut gh_queue, capacity: usize, items: Items) -> c_int {
     guard(|| {
-        let q = Obj::Queue {
+        let q = Obj::Queue(Box::new(Queue {
             items,
             capacity,
             closed: false,
@@ -558,7 +558,7 @@ unsafe fn queue_new(out: *mut gh_queue, capacity: usize, items: Items) -> c_int 
             putters: WaitList::default(),
             unfinished: 0,
             joiners: WaitList::default(),
-        };
+        }));
         let id = create(out.is_null(), q)?;
         // SAFETY: non-null and writable per the contract.
         unsafe { put(out, gh_queue { id }) };

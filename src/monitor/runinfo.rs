@@ -168,9 +168,8 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
                 Some(Obj::Event { .. }) => write!(w, "event {id:#x}"),
                 Some(Obj::Result { .. }) => write!(w, "result {id:#x}"),
                 Some(Obj::Sem { count, .. }) => write!(w, "semaphore {id:#x} (count {count})"),
-                Some(Obj::Queue {
-                    items, capacity, ..
-                }) => {
+                Some(Obj::Queue(q)) => {
+                    let (items, capacity) = (&q.items, &q.capacity);
                     write!(w, "queue {id:#x} ({} items", items.len())?;
                     if *capacity > 0 {
                         write!(w, ", capacity {capacity}")?;

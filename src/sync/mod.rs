@@ -185,16 +185,8 @@ pub enum Obj {
     Cond {
         waiters: WaitList,
     },
-    Queue {
-        items: Items,
-        capacity: usize,
-        closed: bool,
-        getters: WaitList,
-        putters: WaitList,
-        /// Items put and not yet gh_queue_task_done'd; gh_queue_join waits for 0.
-        unfinished: u64,
-        joiners: WaitList,
-    },
+    /// Boxed: the largest object, kept out of the others' size.
+    Queue(Box<Queue>),
     Waiter {
         value: Option<*mut c_void>,
         waiter: WaitList,
@@ -215,9 +207,41 @@ impl Obj {
             Obj::Sem { .. } => Kind::Sem,
             Obj::RLock { .. } => Kind::RLock,
             Obj::Cond { .. } => Kind::Cond,
-            Obj::Queue { .. } => Kind::Queue,
+            Obj::Queue(_) => Kind::Queue,
             Obj::Waiter { .. } => Kind::Waiter,
             Obj::Timeout { .. } => Kind::Timeout,
+        }
+    }
+}
+
+// Every object's table slot is as large as the largest variant: keep the queue boxed and
+// the rest small (88 bytes on 64-bit targets).
+const _: () = assert!(std::mem::size_of::<Obj>() <= 96);
+
+/// gevent.queue.Queue / LifoQueue / PriorityQueue (a JoinableQueue: task_done, join).
+pub struct Queue {
+    pub items: Items,
+    pub capacity: usize,
+    pub closed: bool,
+    pub getters: WaitList,
+    pub putters: WaitList,
+    /// Items put and not yet gh_queue_task_done'd; gh_queue_join waits for 0.
+    pub unfinished: u64,
+    pub joiners: WaitList,
+}
+
+impl Obj {
+    pub fn queue(&self) -> Option<&Queue> {
+        match self {
+            Obj::Queue(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    fn queue_mut(&mut self) -> Option<&mut Queue> {
+        match self {
+            Obj::Queue(q) => Some(q),
+            _ => None,
         }
     }
 }
@@ -238,9 +262,9 @@ fn list(o: &mut Obj, side: Side) -> &mut WaitList {
         (Obj::Sem { waiters, .. }, _) => waiters,
         (Obj::RLock { waiters, .. }, _) => waiters,
         (Obj::Cond { waiters }, _) => waiters,
-        (Obj::Queue { putters, .. }, Side::Putters) => putters,
-        (Obj::Queue { joiners, .. }, Side::Joiners) => joiners,
-        (Obj::Queue { getters, .. }, Side::Main) => getters,
+        (Obj::Queue(q), Side::Putters) => &mut q.putters,
+        (Obj::Queue(q), Side::Joiners) => &mut q.joiners,
+        (Obj::Queue(q), Side::Main) => &mut q.getters,
         (Obj::Waiter { waiter, .. }, _) => waiter,
         (Obj::Timeout { .. }, _) => unreachable!("nobody waits on a timeout"),
     }
@@ -359,10 +383,13 @@ impl Hub {
             // Only the object parked on: if it was closed meanwhile, its slot may already
             // hold a new object (of any kind) whose lists and counts are not ours
             // (found by fuzz/api_sequence: a timeout reusing a closed event's slot).
-            let notified = {
+            let (notified, broadcast) = {
                 let mut st = self.st.borrow_mut();
                 match st.objects.get_mut(slot, gen) {
                     Some(o) => {
+                        // An event's, a result's or a join's wake-up is everybody's.
+                        let broadcast = side == Side::Joiners
+                            || matches!(o, Obj::Event { .. } | Obj::Result { .. });
                         let l = list(o, side);
                         // Woken Ok only by a notification, which popped us: no search.
                         debug_assert!(
@@ -376,20 +403,15 @@ impl Hub {
                                 took = take(o);
                             }
                         }
-                        notified
+                        (notified, broadcast)
                     }
-                    None => false,
+                    None => (false, false),
                 }
             };
             // A wake-up meant for a waiter that gives up goes to the next one — if it
-            // was meant for this one alone (an event's or a join's wakes everybody:
-            // passing it on would wake a later waiter with nothing to wake it for).
-            let single = !matches!(side, Side::Joiners)
-                && !matches!(
-                    self.st.borrow().objects.at(slot),
-                    Some(Obj::Event { .. } | Obj::Result { .. })
-                );
-            if notified && single && matches!(r, Err(e) if e.0 != ECLOSED) {
+            // was meant for this one alone (passing on a broadcast's would wake a later
+            // waiter with nothing to wake it for).
+            if notified && !broadcast && matches!(r, Err(e) if e.0 != ECLOSED) {
                 self.notify(slot, side);
             }
         }
@@ -711,14 +733,14 @@ impl Hub {
         loop {
             {
                 let mut st = self.st.borrow_mut();
-                let Some(Obj::Queue {
+                let Some(Queue {
                     items,
                     capacity,
                     closed,
                     putters,
                     unfinished,
                     ..
-                }) = st.objects.at_mut(slot)
+                }) = st.objects.at_mut(slot).and_then(Obj::queue_mut)
                 else {
                     return Err(Error::BADHANDLE);
                 };
@@ -755,12 +777,12 @@ impl Hub {
         loop {
             {
                 let mut st = self.st.borrow_mut();
-                let Some(Obj::Queue {
+                let Some(Queue {
                     items,
                     closed,
                     getters,
                     ..
-                }) = st.objects.at_mut(slot)
+                }) = st.objects.at_mut(slot).and_then(Obj::queue_mut)
                 else {
                     return Err(Error::BADHANDLE);
                 };
@@ -794,7 +816,8 @@ impl Hub {
         loop {
             {
                 let st = self.st.borrow();
-                let Some(Obj::Queue { items, closed, .. }) = st.objects.at(slot) else {
+                let Some(Queue { items, closed, .. }) = st.objects.at(slot).and_then(Obj::queue)
+                else {
                     return Err(Error::BADHANDLE);
                 };
                 if let Some(item) = items.peek() {
@@ -835,7 +858,8 @@ impl Hub {
     pub fn queue_task_done(&self, slot: u32) -> Result<()> {
         {
             let mut st = self.st.borrow_mut();
-            let Some(Obj::Queue { unfinished, .. }) = st.objects.at_mut(slot) else {
+            let Some(Queue { unfinished, .. }) = st.objects.at_mut(slot).and_then(Obj::queue_mut)
+            else {
                 return Err(Error::BADHANDLE);
             };
             if *unfinished == 0 {
@@ -865,8 +889,8 @@ impl Hub {
     }
 
     pub fn queue_unfinished(&self, slot: u32) -> u64 {
-        match self.st.borrow().objects.at(slot) {
-            Some(Obj::Queue { unfinished, .. }) => *unfinished,
+        match self.st.borrow().objects.at(slot).and_then(Obj::queue) {
+            Some(Queue { unfinished, .. }) => *unfinished,
             _ => 0,
         }
     }
@@ -875,7 +899,8 @@ impl Hub {
     pub fn queue_close(&self, slot: u32) -> Result<()> {
         {
             let mut st = self.st.borrow_mut();
-            let Some(Obj::Queue { closed, .. }) = st.objects.at_mut(slot) else {
+            let Some(Queue { closed, .. }) = st.objects.at_mut(slot).and_then(Obj::queue_mut)
+            else {
                 return Err(Error::BADHANDLE);
             };
             *closed = true;
@@ -886,8 +911,8 @@ impl Hub {
     }
 
     pub fn queue_len(&self, slot: u32) -> usize {
-        match self.st.borrow().objects.at(slot) {
-            Some(Obj::Queue { items, .. }) => items.len(),
+        match self.st.borrow().objects.at(slot).and_then(Obj::queue) {
+            Some(Queue { items, .. }) => items.len(),
             _ => 0,
         }
     }
@@ -952,12 +977,13 @@ impl Hub {
             | Obj::RLock { waiters, .. }
             | Obj::Cond { waiters } => [waiters, WaitList::default()],
             Obj::Waiter { waiter, .. } => [waiter, WaitList::default()],
-            Obj::Queue {
-                mut getters,
-                putters,
-                joiners,
-                ..
-            } => {
+            Obj::Queue(q) => {
+                let Queue {
+                    mut getters,
+                    putters,
+                    joiners,
+                    ..
+                } = *q;
                 getters.0.extend(joiners.0);
                 [getters, putters]
             }

@@ -15,7 +15,7 @@
 //! ready. No Rust-owned memory lives across the wait (a discarded stack leaks nothing):
 //! the registrations are found again from the caller's array.
 
-use super::{list, Obj, Outcome, Side};
+use super::{list, Obj, Outcome, Queue, Side};
 use crate::error::{Error, Result, ECLOSED};
 use crate::event_loop::watcher::{Action, WatchKind};
 use crate::event_loop::{READ, WRITE};
@@ -261,14 +261,14 @@ impl Hub {
             Target::Queue(raw, ev) => {
                 let ev = events(ev, true)?;
                 let (slot, gen, o) = obj(raw, Kind::Queue)?;
-                let Obj::Queue {
+                let Some(Queue {
                     items,
                     capacity,
                     closed,
                     getters,
                     putters,
                     ..
-                } = o
+                }) = o.queue()
                 else {
                     return Err(Error::BADHANDLE);
                 };
