@@ -384,6 +384,70 @@ TEST(wait_fd_shared_with_wait_read) {
     END();
 }
 
+/* A long list with repeats: 256 events (one listed twice) and one fd listed twice; a
+ * set event is reported at both its entries, both fd entries report the byte; nothing
+ * stays registered (gh_hub_run returns at once). */
+TEST(wait_long_list_with_repeats) {
+    BEGIN();
+    enum { N = 256 };
+    static gh_event e[N];
+    static gh_waitable ws[N + 3];
+    int i, sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    for (i = 0; i < N; i++) {
+        ASSERT_OK(gh_event_new(&e[i]));
+        ws[i] = W(GH_WAIT_EVENT, e[i].id);
+    }
+    ws[N] = W(GH_WAIT_EVENT, e[200].id);
+    ws[N + 1] = WFD(sv[0], GH_READ);
+    ws[N + 2] = WFD(sv[0], GH_READ);
+    tfd = sv[1];
+    {
+        gh_greenlet g;
+        ASSERT_OK(gh_spawn(&g, write_later, NULL));
+        ASSERT_EQ(gh_wait_any(ws, N + 3, 5), N + 1);
+        ASSERT_EQ(ws[N + 2].revents, GH_READ);
+        ASSERT_OK(gh_join(g, 1, NULL));
+        ASSERT_OK(gh_release(g));
+    }
+    ASSERT_OK(gh_event_set(e[200]));
+    ASSERT_EQ(gh_wait_many(ws, N + 1, 2, 0), 2);
+    for (i = 0; i < N + 1; i++) ASSERT_EQ(ws[i].revents, (i == 200 || i == N) ? GH_READ : 0);
+    double t0 = gh_test_now();
+    ASSERT_OK(gh_hub_run());
+    ASSERT_LE((gh_test_now() - t0) * 1000, 100);
+    for (i = 0; i < N; i++) ASSERT_OK(gh_event_close(e[i]));
+    ASSERT_OK(gh_close(sv[0]));
+    ASSERT_OK(gh_close(sv[1]));
+    END();
+}
+
+/* gh_format_run_info shows a greenlet in gh_wait_many as waiting on the first entry that
+ * is not ready. */
+static gh_event info_e;
+static void *wait_info_event(void *arg) {
+    gh_waitable w = W(GH_WAIT_EVENT, info_e.id);
+    (void)arg;
+    return PTR(gh_wait_any(&w, 1, 5));
+}
+TEST(wait_shows_in_run_info) {
+    BEGIN();
+    gh_greenlet g;
+    static char buf[1 << 16];
+    char want[64];
+    ASSERT_OK(gh_event_new(&info_e));
+    ASSERT_OK(gh_spawn(&g, wait_info_event, NULL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_TRUE(gh_format_run_info(buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "event %#llx", (unsigned long long)info_e.id);
+    if (!strstr(buf, want)) GH_TEST_FAIL_("run info lacks \"%s\":\n%s", want, buf);
+    ASSERT_OK(gh_event_set(info_e));
+    ASSERT_OK(gh_join(g, 1, NULL));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(info_e));
+    END();
+}
+
 /* ---- failures ------------------------------------------------------------- */
 
 static void *thread_make_event(void *arg) {
@@ -630,7 +694,7 @@ TEST(wait_killed) {
 
 /* From a hub callback: GH_EPERM when it would wait, the answer when it need not. */
 static gh_event cb_unset, cb_set;
-static int cb_rc[3];
+static int cb_rc[7];
 static void wait_from_cb(void *arg) {
     gh_waitable w[1];
     (void)arg;
@@ -639,6 +703,18 @@ static void wait_from_cb(void *arg) {
     cb_rc[1] = gh_wait_many(w, 1, 0, GH_FOREVER);
     w[0] = W(GH_WAIT_EVENT, cb_set.id);
     cb_rc[2] = gh_wait_any(w, 1, 1);
+    {
+        gh_queue q;
+        void *v = NULL;
+        gh_queue_new(&q, 0);
+        cb_rc[3] = gh_queue_peek(q, &v, 1);
+        gh_queue_put(q, PTR(3), 0);
+        cb_rc[4] = gh_queue_peek(q, &v, 1) == GH_OK && v == PTR(3) ? 0 : -1;
+        cb_rc[5] = gh_queue_join(q, 1);
+        gh_queue_task_done(q);
+        cb_rc[6] = gh_queue_join(q, 1);
+        gh_queue_free(q);
+    }
 }
 TEST(wait_from_callback_eperm) {
     BEGIN();
@@ -650,6 +726,10 @@ TEST(wait_from_callback_eperm) {
     ASSERT_CODE(cb_rc[0], GH_EPERM);
     ASSERT_CODE(cb_rc[1], GH_EPERM);
     ASSERT_EQ(cb_rc[2], 0);
+    ASSERT_CODE(cb_rc[3], GH_EPERM); /* peek on an empty queue */
+    ASSERT_EQ(cb_rc[4], 0);          /* peek with an item: no wait */
+    ASSERT_CODE(cb_rc[5], GH_EPERM); /* join with one unfinished */
+    ASSERT_EQ(cb_rc[6], 0);          /* join with none */
     ASSERT_OK(gh_event_close(cb_unset));
     ASSERT_OK(gh_event_close(cb_set));
     END();
@@ -905,6 +985,8 @@ int main(int argc, char **argv) {
     RUN(wait_queue_read_write);
     RUN(wait_fd_and_objects);
     RUN(wait_fd_shared_with_wait_read);
+    RUN(wait_long_list_with_repeats);
+    RUN(wait_shows_in_run_info);
     RUN(wait_bad_arguments);
     RUN(wait_other_thread_handle);
     RUN(wait_self_and_main);
