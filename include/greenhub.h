@@ -2765,7 +2765,8 @@ int gh_getaddrinfo(const char *node, const char *service, const struct addrinfo 
  * GH_EBADHANDLE / GH_EWRONGTHREAD (an entry's handle), GH_EBADF (a negative or closed
  * fd), GH_EDEADLK (the calling greenlet itself is in the list) — for these the entry's
  * `revents` is GH_WAIT_NVAL and nothing was waited for; GH_ECLOSED (an object or fd of
- * the list was closed or freed during the wait: its `revents` is GH_WAIT_NVAL);
+ * the list was closed or freed, or a greenlet's handle released, during the wait: its
+ * `revents` is GH_WAIT_NVAL);
  * GH_ECANCELED (killed), a gh_throw code, GH_EPERM (from a hub callback, when it would
  * wait), GH_ELOOPEXIT (main, nothing left that could make them ready), GH_ENOMEM.
  * After an error that ends a wait (GH_ECANCELED, a thrown code, GH_ELOOPEXIT) the
