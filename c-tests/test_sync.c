@@ -675,6 +675,33 @@ TEST(event_wait_timeout) {
     END();
 }
 
+/* A waiter woken by gh_event_set and killed before it ran passes nothing on: a greenlet
+ * that started waiting after the set (the event cleared again) is not woken by it, it
+ * times out. (Before: the killed waiter handed its wake-up to the next in line, whose
+ * gh_event_wait returned GH_OK for an event that was never set while it waited.) */
+static gh_event killed_after_set_e;
+static void *wait_killed_after_set(void *arg) {
+    (void)arg;
+    return PTR(gh_event_wait(killed_after_set_e, GH_FOREVER) == GH_ECANCELED);
+}
+TEST(event_waiter_killed_after_set_passes_nothing_on) {
+    BEGIN();
+    gh_greenlet g;
+    void *res;
+    ASSERT_OK(gh_event_new(&killed_after_set_e));
+    ASSERT_OK(gh_spawn(&g, wait_killed_after_set, NULL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_OK(gh_event_set(killed_after_set_e)); /* g woken, not run yet */
+    ASSERT_OK(gh_kill(g, 0));
+    ASSERT_OK(gh_event_clear(killed_after_set_e));
+    ASSERT_CODE(gh_event_wait(killed_after_set_e, 0.03), GH_ETIMEDOUT);
+    ASSERT_OK(gh_join(g, 1, &res));
+    ASSERT_EQ(NUM(res), 1);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(killed_after_set_e));
+    END();
+}
+
 /* gh_event_close with two waiters: both wake with GH_ECLOSED; the handle is stale
  * (every event function GH_EBADHANDLE, a second close too). */
 TEST(event_close_with_waiters) {
@@ -2735,6 +2762,7 @@ int main(int argc, char **argv) {
     RUN(event_wait_on_set_and_clear);
     RUN(event_waiter_woken_then_cleared);
     RUN(event_wait_timeout);
+    RUN(event_waiter_killed_after_set_passes_nothing_on);
     RUN(event_close_with_waiters);
     RUN(event_close_then_slot_reused_before_waiters_run);
     RUN(result_value_to_many_getters);

@@ -971,6 +971,18 @@ TEST(queue_join_killed) {
     ASSERT_OK(gh_release(j));
     ASSERT_OK(gh_queue_task_done(tq));
     ASSERT_OK(gh_queue_join(tq, 0));
+    /* woken by the last task_done and killed before it ran: its wake-up goes to nobody
+     * (a join begun after a new put times out) */
+    ASSERT_OK(gh_queue_put(tq, PTR(2), 0));
+    ASSERT_OK(gh_spawn(&j, join_fn, NULL));
+    ASSERT_OK(gh_sleep(0.005));
+    ASSERT_OK(gh_queue_task_done(tq));
+    ASSERT_OK(gh_kill(j, 0));
+    ASSERT_OK(gh_queue_put(tq, PTR(3), 0));
+    ASSERT_CODE(gh_queue_join(tq, 0.03), GH_ETIMEDOUT);
+    ASSERT_OK(gh_join(j, 1, &res));
+    ASSERT_EQ(NUM(res), 1000 - GH_ECANCELED);
+    ASSERT_OK(gh_release(j));
     ASSERT_OK(gh_queue_free(tq));
     END();
 }
