@@ -220,21 +220,41 @@ impl Hub {
             while n > 0 {
                 n -= 1;
                 let cb = {
-                    let mut st = self.st.borrow_mut();
+                    let mut guard = self.st.borrow_mut();
+                    let st = &mut *guard;
                     st.since_poll += 1;
-                    match st.queue.pop_front() {
+                    let cb = match st.queue.pop_front() {
                         Some(cb) => cb,
                         None => return,
-                    }
-                };
-                match cb {
-                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
-                    Callback::Wake {
+                    };
+                    // The common callback, a task's wake-up: checked and entered under
+                    // this borrow (resume_wait's work), then run.
+                    if let Callback::Wake {
                         slot,
                         gen,
                         seq,
                         msg,
-                    } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
+                    } = cb
+                    {
+                        if slot != self.main_slot {
+                            let co = match st.greenlets.get_mut(slot, gen) {
+                                Some(g) if g.blocked && g.seq == seq => {
+                                    g.blocked = false;
+                                    g.enter()
+                                }
+                                _ => None,
+                            };
+                            drop(guard);
+                            if let Some(co) = co {
+                                self.run_task(slot, co, msg);
+                            }
+                            continue;
+                        }
+                    }
+                    cb
+                };
+                match cb {
+                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
                     Callback::Wake {
                         slot,
                         gen,
