@@ -622,10 +622,22 @@ impl Hub {
                     break;
                 };
                 let gen = st.watchers.gen(slot);
-                let w = st
-                    .watchers
-                    .at_mut(slot)
-                    .expect("timers hold active watchers");
+                let w = st.watchers.at_mut(slot).expect("timers hold live watchers");
+                if w.lazy {
+                    if !w.active {
+                        continue; // its wait ended early: the entry was left (lazy stop)
+                    }
+                    if w.deferred {
+                        // Restarted for a later deadline than this old entry's.
+                        w.deferred = false;
+                        if let WatchKind::Timer { after, .. } = w.kind {
+                            if after > now {
+                                st.timers.insert(slot, after);
+                                continue;
+                            }
+                        }
+                    }
+                }
                 let action = w.action;
                 match w.kind {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
