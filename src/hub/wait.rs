@@ -86,10 +86,7 @@ impl Hub {
             // `own` 0: no timeout of its own. (A plain number, not an Option: optimised
             // code computed `now + t` from a None's undefined payload and discarded it,
             // which valgrind reports as a jump on an uninitialised value.)
-            let own = match timeout {
-                Some(t) => t,
-                None => 0,
-            };
+            let own = timeout.unwrap_or_default();
             let deadline = g.deadline;
             let now = if own != 0 || deadline != u64::MAX {
                 crate::event_loop::now_ns()
