@@ -11,7 +11,7 @@
 # suite builds and runs. Needs doxygen (Debian: apt-get install doxygen). Doxygen's
 # warnings go to OUTDIR/doxygen-warnings.log and are printed; the run fails on any of them
 # (but the opaque `id` field of handle structs), so the reference stays complete.
-# scripts/docs_check.sh checks the generated site (links, anchors, rendering).
+# scripts/docs_check.py checks the generated site (links, anchors, rendering in Chromium).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
