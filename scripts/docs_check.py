@@ -6,7 +6,8 @@
            name) of that page. External links (http:, mailto:, …) are not followed.
   render   the main pages — the main page, the module and page indexes, every guide page,
            every reference group, the header's page — opened in headless Chromium
-           (`chromium --headless --dump-dom`, the page's JavaScript run): each must come
+           (`chromium --headless --dump-dom`, the page's JavaScript run), and the pages
+           moved out of the README (docs/*.md, labelled *_page): each must come
            out with its title, non-empty contents, the navigation tree filled in, and no
            JavaScript error on the console.
 
@@ -162,6 +163,7 @@ def main():
         main_pages = ["index.html", "modules.html", "pages.html", "greenhub_8h.html"]
         main_pages += sorted(os.path.basename(p) for p in glob.glob(os.path.join(site, "guide*.html")))
         main_pages += sorted(os.path.basename(p) for p in glob.glob(os.path.join(site, "group__*.html")))
+        main_pages += sorted(os.path.basename(p) for p in glob.glob(os.path.join(site, "*_page.html")))
         missing = [p for p in main_pages[:4] if not os.path.exists(os.path.join(site, p))]
         problems += [f"{p}: not generated" for p in missing]
         if not any(p.startswith("guide") for p in main_pages):
