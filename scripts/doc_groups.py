@@ -42,7 +42,11 @@ GROUPS = [
     ("greenlets", ["gh_spawn", "GH_SPAWN", "gh_greenlet", "gh_fn", "gh_current", "gh_main",
                    "gh_join*", "gh_kill", "gh_throw", "gh_switch", "gh_release", "gh_link",
                    "gh_unlink", "GH_STATE_", "gh_local_", "gh_pool"]),
-    ("blocking", ["gh_sleep", "gh_hub_wait", "gh_timeout"]),
+    # gh_wait_any / gh_wait_many (gevent.wait on several objects) and their gh_waitable,
+    # GH_WAIT_* kinds: here, not with the fd waits of gh_wait_* (prefix entries, so the
+    # table holds before they reach the header)
+    ("blocking", ["gh_sleep", "gh_hub_wait", "gh_timeout", "gh_wait_any*", "gh_wait_many*",
+                  "gh_waitable*", "GH_WAIT_"]),
     ("io", ["gh_wait_", "gh_read*", "gh_write*", "gh_recv*", "gh_send*", "gh_accept",
             "gh_connect", "gh_close", "gh_waitpid", "gh_poll", "GH_READ", "GH_WRITE"]),
     ("watchers", ["gh_watcher", "gh_io_", "gh_timer_", "gh_prepare_", "gh_check_",
