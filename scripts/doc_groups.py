@@ -26,6 +26,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no scripts/__pycache__ from the import below
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from check_header_docs import items  # noqa: E402  (the header's item parser)
 
