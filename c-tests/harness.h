@@ -160,6 +160,12 @@ static inline int gh_test_under_valgrind(void) {
     return p != NULL && strstr(p, "vgpreload") != NULL;
 }
 
+/* 1 under valgrind or ASan: their own memory moves the mapping count and RSS, and they
+ * own SIGSEGV handling; checks that depend on those are skipped under them. */
+static inline int gh_test_under_memory_tool(void) {
+    return GH_TEST_ASAN || gh_test_under_valgrind();
+}
+
 /* A death test's child about to fault on purpose (a NULL write its test expects): under
  * valgrind, errors of this process are not reported from here on, so the expected
  * "Invalid write" does not look like a failure in a passing run. Nothing otherwise,

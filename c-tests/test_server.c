@@ -68,11 +68,8 @@ static rlim_t raise_nofile(rlim_t want) {
 
 /* valgrind's accept wrapper closes a new fd above the limit it keeps for itself and
  * fails with EMFILE: the connection is consumed (its client sees a reset). Under
- * valgrind the fd-limit cases therefore accept that clients fail and check the rest. */
-static int under_valgrind(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
-}
+ * valgrind (gh_test_under_valgrind) the fd-limit cases therefore accept that clients
+ * fail and check the rest. */
 
 /* ---- the client process of the load cases -------------------------------- */
 
@@ -213,8 +210,8 @@ TEST(naive_accept_loop_at_fd_limit_keeps_serving) {
     printf("  naive loop at 256 fds: %ld accepted, %ld GH_EMFILE, %ld other errors, %ld ticks "
            "in %.2f s\n",
            nv.accepted, nv.emfile, nv.other_errors, nv.ticks, took);
-    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || under_valgrind()));
-    if (!under_valgrind()) ASSERT_EQ(nv.accepted, (long)clients * 3);
+    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || gh_test_under_valgrind()));
+    if (!gh_test_under_valgrind()) ASSERT_EQ(nv.accepted, (long)clients * 3);
     ASSERT_TRUE(nv.accepted > 0);
     ASSERT_TRUE(nv.emfile > 0); /* the limit was reached */
     ASSERT_TRUE(nv.ticks > 0);
@@ -1002,8 +999,8 @@ TEST(server_at_fd_limit_keeps_serving) {
     printf("  server at 256 fds: %llu accepted, %llu completed, %llu refused, %llu fd_exhausted\n",
            (unsigned long long)st.accepted, (unsigned long long)st.completed,
            (unsigned long long)st.refused, (unsigned long long)st.fd_exhausted);
-    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || under_valgrind()));
-    if (!under_valgrind()) ASSERT_EQ(st.accepted, (uint64_t)clients * 3);
+    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || gh_test_under_valgrind()));
+    if (!gh_test_under_valgrind()) ASSERT_EQ(st.accepted, (uint64_t)clients * 3);
     ASSERT_TRUE(st.accepted > 0);
     ASSERT_EQ(st.completed, st.accepted);
     ASSERT_TRUE(st.fd_exhausted > 0);
