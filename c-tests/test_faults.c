@@ -484,6 +484,17 @@ TEST(null_pointers_rejected) {
         ASSERT_CODE(gh_recv(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
         ASSERT_CODE(gh_send(sv[0], NULL, 1, 0, 0), GH_EINVAL);
         ASSERT_CODE(gh_send(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
+        {
+            /* the counted writes: NULL count refused; NULL buffer refused, count 0 */
+            size_t sent = 7;
+            ASSERT_CODE(gh_send_all(sv[0], "z", 1, 0, 0, NULL), GH_EINVAL);
+            ASSERT_CODE(gh_send_all(sv[0], NULL, 16, 0, GH_FOREVER, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+            sent = 7;
+            ASSERT_CODE(gh_write_all(p[1], "z", 1, 0, NULL), GH_EINVAL);
+            ASSERT_CODE(gh_write_all(p[1], NULL, 16, GH_FOREVER, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+        }
         /* gh_accept: exactly one of addr / addrlen NULL */
         ASSERT_CODE(gh_accept(lfd, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);
         ASSERT_CODE(gh_accept(lfd, NULL, &sl, 0), GH_EINVAL);

@@ -1432,7 +1432,8 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
 
 /**
  * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively whenever the fd is
- * full; returns `len`, or a code (then an unknown prefix may have been written).
+ * full; returns `len`, or a code (then an unknown prefix may have been written:
+ * gh_write_all is the same call that also says how much, so it can be resumed).
  * A closed peer gives GH_EPIPE; SIGPIPE is never raised (sockets use MSG_NOSIGNAL,
  * pipe writes block the signal for the call and consume it).
  *
@@ -1451,6 +1452,28 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
 ssize_t gh_write(int fd, const void *buf, size_t len, double timeout);
 
 /**
+ * gh_write that says how far it got: writes all `len` bytes of `buf` to `fd`, waiting
+ * cooperatively while it is full, and stores in `*written` how many bytes went out —
+ * in every outcome: `len` on success, the part written before a timeout, GH_ECANCELED
+ * (killed), GH_EPIPE or any other error (0 when nothing went out, e.g. GH_EBADF), so
+ * the write can be resumed from `buf + *written`. Returns GH_OK (`*written` == `len`)
+ * or a code. Sockets get MSG_NOSIGNAL; SIGPIPE is never raised. One writer per fd, as
+ * gh_write.
+ *
+ * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
+ * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
+ * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * write(2)/send(2), and when it must wait, gh_wait_fd's backend registration errors
+ * (GH_ERANGE, GH_EBACKEND, ...).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `written` writable.
+ */
+int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
+
+/**
  * recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
  * received, 0 on orderly shutdown, or a code. One reader per fd, as gh_read.
  *
@@ -1464,7 +1487,8 @@ ssize_t gh_recv(int fd, void *buf, size_t len, int flags, double timeout);
 
 /**
  * send(2) of all `len` bytes with `flags` (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting
- * cooperatively; returns `len` or a code. One writer per fd, as gh_write.
+ * cooperatively; returns `len` or a code (then an unknown prefix may have been sent:
+ * gh_send_all also says how much). One writer per fd, as gh_write.
  *
  * *Ownership*, *Threads*, *Blocking*: as gh_write.
  * *Errors*: as gh_write, plus GH_ENOTSOCK.
@@ -1473,6 +1497,20 @@ ssize_t gh_recv(int fd, void *buf, size_t len, int flags, double timeout);
  * `buf` readable for `len` bytes.
  */
 ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
+
+/**
+ * gh_send that says how far it got: send(2) of all `len` bytes with `flags`
+ * (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting cooperatively, storing in `*sent` how
+ * many bytes went out in every outcome, as gh_write_all does. Returns GH_OK (`*sent`
+ * == `len`) or a code. One writer per fd.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_write_all.
+ * *Errors*: as gh_write_all (GH_EINVAL for `sent` NULL), plus GH_ENOTSOCK.
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `sent` writable.
+ */
+int gh_send_all(int fd, const void *buf, size_t len, int flags, double timeout, size_t *sent);
 
 /**
  * Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new
@@ -2115,25 +2153,6 @@ ssize_t gh_stream_read_until(struct gh_stream stream, const void *delim, size_t 
  * `buf` writable for `len` bytes.
  */
 ssize_t gh_stream_readline(struct gh_stream stream, char *buf, size_t len, double timeout);
-
-/**
- * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively while it is full, and
- * stores in `*written` how many bytes went out — also when the call fails (timeout,
- * GH_ECANCELED, GH_EPIPE, …), so a write can be resumed or accounted for (gh_write
- * cannot say). Returns GH_OK (`*written` == `len`) or a code. Sockets get
- * MSG_NOSIGNAL; SIGPIPE is never raised.
- *
- * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
- * *Blocking*: yes; not from a hub callback.
- * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
- * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
- * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
- * write(2)/send(2).
- *
- * # Safety
- * `buf` readable for `len` bytes; `written` writable.
- */
-int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have
