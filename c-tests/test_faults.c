@@ -2288,6 +2288,13 @@ TEST(issue14_null_pointers_and_bad_handles) {
     ASSERT_CODE(gh_server_new_datagram(NULL, "127.0.0.1:0", issue14_dgram, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, NULL, issue14_dgram, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
+    {
+        int ufd = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+        ASSERT_TRUE(ufd >= 0);
+        ASSERT_CODE(gh_server_new_datagram_fd(NULL, ufd, issue14_dgram, NULL, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_server_new_datagram_fd(&s, ufd, NULL, NULL, NULL), GH_EINVAL);
+        ASSERT_OK(gh_close(ufd)); /* refused: still the caller's */
+    }
     ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
     ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_close(s));

@@ -970,6 +970,78 @@ TEST(datagram_server_echo) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* gh_server_new_datagram_fd on a UDP socket the caller made and bound (blocking, as
+ * a supervisor would hand it over): served as gh_server_new_datagram's; the server puts
+ * it in O_NONBLOCK mode, owns it and closes it at stop. Refused, the fd untouched
+ * (still the caller's, still blocking): no fd (GH_EBADF), not a socket (GH_ENOTSOCK),
+ * a stream socket listening or not (GH_EPROTOTYPE), NULL out or handler (GH_EINVAL). */
+TEST(datagram_server_from_fd) {
+    int fds0 = gh_test_fd_count(), fd, c, closed, p[2], tcp, sv[2];
+    struct dg_ctx ctx;
+    gh_server s;
+    gh_server_counters st;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    char buf[64], msg[32];
+    memset(&ctx, 0, sizeof ctx);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(bind(fd, SA(&sa), sizeof sa));
+    ASSERT_OK(getsockname(fd, SA(&sa), &sl));
+    /* refusals first: each leaves its fd as it was */
+    ASSERT_OK(pipe2(p, O_CLOEXEC));
+    tcp = gh_listen("127.0.0.1:0", 0, 0); /* (and the hub's fds) */
+    ASSERT_TRUE(tcp >= 0);
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    closed = dup(fd); /* a number no fd has (the last one opened) */
+    ASSERT_TRUE(closed >= 0);
+    ASSERT_OK(close(closed));
+    ASSERT_CODE(gh_server_new_datagram_fd(NULL, fd, dgram_echo, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, fd, NULL, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, -1, dgram_echo, &ctx, NULL), GH_EBADF);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, closed, dgram_echo, &ctx, NULL), GH_EBADF);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, p[0], dgram_echo, &ctx, NULL), GH_ENOTSOCK);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, tcp, dgram_echo, &ctx, NULL), GH_EPROTOTYPE);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, sv[0], dgram_echo, &ctx, NULL), GH_EPROTOTYPE);
+    ASSERT_STREQ(gh_err_name(GH_EPROTOTYPE), "GH_EPROTOTYPE");
+    ASSERT_TRUE(fcntl(p[0], F_GETFD) >= 0 && fcntl(tcp, F_GETFD) >= 0);
+    ASSERT_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_OK(close(p[0]));
+    ASSERT_OK(close(p[1]));
+    ASSERT_OK(gh_close(tcp));
+    ASSERT_OK(close(sv[0]));
+    ASSERT_OK(close(sv[1]));
+    /* served */
+    ASSERT_OK(gh_server_new_datagram_fd(&s, fd, dgram_echo, &ctx, NULL));
+    ASSERT_EQ(gh_server_fd(s), fd);
+    ASSERT_TRUE((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    ASSERT_OK(gh_server_start(s));
+    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+    ASSERT_TRUE(c >= 0);
+    for (int i = 0; i < 5; i++) {
+        int n = snprintf(msg, sizeof msg, "from fd %d", i);
+        ASSERT_EQ(gh_sendto(c, msg, (size_t)n, 0, SA(&sa), sizeof sa, 5.0), n);
+        ssize_t r = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
+        ASSERT_EQ(r, n);
+        ASSERT_TRUE(memcmp(buf, msg, (size_t)n) == 0);
+    }
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(ctx.handled, 5);
+    ASSERT_OK(gh_server_stats(s, &st));
+    ASSERT_EQ(st.accepted, 5u);
+    ASSERT_EQ(st.completed, 5u);
+    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
+    ASSERT_OK(gh_server_close(s));
+    ASSERT_TRUE(fcntl(fd, F_GETFD) < 0); /* closed by the server */
+    ASSERT_OK(gh_close(c));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 /* The StreamServer at the fd limit: RLIMIT_NOFILE 256, 1,000 clients × 3 requests from
  * a forked process; the server backs off (fd_exhausted > 0) and serves all of them;
  * SIGTERM ends it through gh_hub_wait on a signal watcher, then stop(5). */
@@ -1032,6 +1104,7 @@ int main(int argc, char **argv) {
     RUN(server_destroy_with_live_handlers);
     RUN(server_other_thread);
     RUN(datagram_server_echo);
+    RUN(datagram_server_from_fd);
     RUN(server_at_fd_limit_keeps_serving);
     return TEST_DONE();
 }

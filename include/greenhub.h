@@ -225,6 +225,12 @@ struct addrinfo;
 #define GH_ENOTSOCK -88
 
 /**
+ * Wrong type of socket for the call: e.g. a stream socket given to
+ * gh_server_new_datagram_fd (-EPROTOTYPE).
+ */
+#define GH_EPROTOTYPE -91
+
+/**
  * Not supported by this build or backend (-ENOTSUP).
  */
 #define GH_ENOTSUP -95
@@ -1995,6 +2001,25 @@ int gh_server_new_fd(struct gh_server *out, int fd, gh_server_handler handler, v
  * `out` writable; `address` NUL-terminated; `opts` NULL or readable.
  */
 int gh_server_new_datagram(struct gh_server *out, const char *address, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
+ * gh_server_new_datagram on datagram socket `fd`, which the caller created and bound
+ * (UDP, or AF_UNIX SOCK_DGRAM; e.g. inherited from a supervisor, or with socket options
+ * gh_listen does not set) — gevent's DatagramServer given a socket. On success the
+ * server owns `fd` (it closes it at gh_server_stop / gh_server_close) and has put it
+ * in O_NONBLOCK mode; on failure it stays the caller's. `opts->backlog` and
+ * `opts->listen_flags` are ignored.
+ *
+ * *Ownership*: as gh_server_new_datagram, and `fd` passes to the server on success.
+ * *Threads*: the calling thread's hub; handlers run in it. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` or `handler` NULL), GH_EBADF (`fd` negative or not open),
+ * GH_ENOTSOCK (`fd` is not a socket), GH_EPROTOTYPE (a socket, but not a datagram
+ * socket: a stream server takes it, gh_server_new_fd), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `opts` NULL or readable.
+ */
+int gh_server_new_datagram_fd(struct gh_server *out, int fd, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
 
 /**
  * Starts accepting: the accept loop runs in a greenlet of its own from the hub's next

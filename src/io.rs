@@ -541,7 +541,7 @@ impl Hub {
 }
 
 /// An int-valued SOL_SOCKET option of `fd`.
-fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
+pub(crate) fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
     let mut v: libc::c_int = 0;
     let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v/l are valid out-parameters of the right size.
