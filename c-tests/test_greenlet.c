@@ -2306,34 +2306,21 @@ static void link_count(gh_greenlet g, void *arg) {
     if ((long)(intptr_t)arg != links_ran) links_out_of_order++;
     links_ran++;
 }
-static long vm_size_kb(void) {
-    char line[256];
-    long kb = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    ASSERT_TRUE(f != NULL);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0) kb = strtol(line + 7, NULL, 10);
-    fclose(f);
-    ASSERT_TRUE(kb > 0);
-    return kb;
-}
 TEST(link_out_of_memory_enomem) {
     gh_greenlet g;
     struct rlimit old, lim;
     long n = 0;
     int rc = GH_OK;
-    if (gh_test_under_valgrind())
-        SKIP("under valgrind: RLIMIT_AS counts valgrind's own reservations; "
-             "runs in scripts/test.sh");
-    if (GH_TEST_ASAN)
-        SKIP("under ASan: its shadow memory and allocator count against RLIMIT_AS; "
-             "runs in scripts/test.sh");
+    long vm_kb;
+    gh_test_skip_if_rlimit_as_unreliable();
     links_ran = links_out_of_order = 0;
     ASSERT_OK(GH_SPAWN(&g, sleeps_long, NULL));
     ASSERT_OK(gh_sleep(0));
+    vm_kb = gh_test_vm_size_kb();
+    ASSERT_TRUE(vm_kb > 0);
     ASSERT_OK(getrlimit(RLIMIT_AS, &old));
     lim = old;
-    lim.rlim_cur = ((rlim_t)vm_size_kb() << 10) + ((rlim_t)64 << 20);
+    lim.rlim_cur = ((rlim_t)vm_kb << 10) + ((rlim_t)64 << 20);
     ASSERT_OK(setrlimit(RLIMIT_AS, &lim));
     while (n < 100000000L && (rc = gh_link(g, link_count, (void *)(intptr_t)n)) == GH_OK) n++;
     ASSERT_OK(setrlimit(RLIMIT_AS, &old));

@@ -288,17 +288,6 @@ TEST(async_send_8_threads_1e6) {
 
 /* ---- spawn until stacks run out (FAULTS 22) ------------------------------ */
 
-static long vm_size_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0) kb = strtol(line + 7, NULL, 10);
-    fclose(f);
-    return kb;
-}
-
 static gh_event stacks_release;
 static void *park_until_released(void *arg) {
     volatile char touch[8192]; /* the greenlet really uses its stack */
@@ -322,7 +311,7 @@ TEST(spawn_until_enomem) {
     static gh_greenlet gs[MAX_PARKED];
     gh_spawn_options opts = {GIB, "big"};
     struct rlimit old, lim;
-    long vm = vm_size_kb(), maps0 = gh_test_map_count();
+    long vm = gh_test_vm_size_kb(), maps0 = gh_test_map_count();
     int n = 0, rc = GH_OK, i, fd0 = gh_test_fd_count(), limited = !gh_test_under_memory_tool();
     void *p, *r;
 

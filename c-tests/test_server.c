@@ -926,15 +926,45 @@ static void dgram_echo(gh_server srv, const void *data, size_t len, const struct
     c->running--;
 }
 
-TEST(datagram_server_echo) {
-    int fds0 = gh_test_fd_count(), c;
-    struct dg_ctx ctx;
-    gh_server s;
-    gh_server_options o;
+/* Starts datagram server `s` (handler dgram_echo with `ctx`) and sends it `n`
+ * datagrams at once from a UDP client; each comes back (in any order), every handler
+ * ran and the counters say so; then stops and closes `s`. */
+static void serve_datagrams(gh_server s, struct dg_ctx *ctx, int n) {
     gh_server_counters st;
     struct sockaddr_in sa;
     socklen_t sl = sizeof sa;
     char buf[64], msg[32];
+    int c;
+    ASSERT_OK(gh_server_start(s));
+    ASSERT_OK(getsockname(gh_server_fd(s), SA(&sa), &sl));
+    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+    ASSERT_TRUE(c >= 0);
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(msg, sizeof msg, "datagram %d", i);
+        ASSERT_EQ(gh_sendto(c, msg, (size_t)len, 0, SA(&sa), sizeof sa, 5.0), len);
+    }
+    for (int i = 0; i < n; i++) {
+        ssize_t len = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
+        ASSERT_TRUE(len > 9);
+        buf[len] = 0;
+        ASSERT_TRUE(strncmp(buf, "datagram ", 9) == 0);
+    }
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(ctx->handled, n);
+    ASSERT_OK(gh_server_stats(s, &st));
+    ASSERT_EQ(st.accepted, (uint64_t)n);
+    ASSERT_EQ(st.completed, (uint64_t)n);
+    ASSERT_EQ(st.active, 0u);
+    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
+    ASSERT_OK(gh_server_close(s));
+    ASSERT_OK(gh_close(c));
+}
+
+TEST(datagram_server_echo) {
+    int fds0 = gh_test_fd_count();
+    struct dg_ctx ctx;
+    gh_server s;
+    gh_server_options o;
     memset(&ctx, 0, sizeof ctx);
     memset(&o, 0, sizeof o);
     o.max_handlers = 2;
@@ -942,30 +972,8 @@ TEST(datagram_server_echo) {
     ASSERT_CODE(gh_server_new_datagram(&s, NULL, dgram_echo, &ctx, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, &ctx, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_new_datagram(&s, "127.0.0.1:0", dgram_echo, &ctx, &o));
-    ASSERT_OK(gh_server_start(s));
-    ASSERT_OK(getsockname(gh_server_fd(s), SA(&sa), &sl));
-    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
-    ASSERT_TRUE(c >= 0);
-    for (int i = 0; i < 20; i++) {
-        int n = snprintf(msg, sizeof msg, "datagram %d", i);
-        ASSERT_EQ(gh_sendto(c, msg, (size_t)n, 0, SA(&sa), sizeof sa, 5.0), n);
-    }
-    for (int i = 0; i < 20; i++) {
-        ssize_t n = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
-        ASSERT_TRUE(n > 9);
-        buf[n] = 0;
-        ASSERT_TRUE(strncmp(buf, "datagram ", 9) == 0);
-    }
-    ASSERT_OK(gh_sleep(0.01));
-    ASSERT_EQ(ctx.handled, 20);
+    serve_datagrams(s, &ctx, 20);
     ASSERT_EQ(ctx.max_running, 2);
-    ASSERT_OK(gh_server_stats(s, &st));
-    ASSERT_EQ(st.accepted, 20u);
-    ASSERT_EQ(st.completed, 20u);
-    ASSERT_EQ(st.active, 0u);
-    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
-    ASSERT_OK(gh_server_close(s));
-    ASSERT_OK(gh_close(c));
     ASSERT_OK(gh_hub_destroy());
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
@@ -976,13 +984,11 @@ TEST(datagram_server_echo) {
  * (still the caller's, still blocking): no fd (GH_EBADF), not a socket (GH_ENOTSOCK),
  * a stream socket listening or not (GH_EPROTOTYPE), NULL out or handler (GH_EINVAL). */
 TEST(datagram_server_from_fd) {
-    int fds0 = gh_test_fd_count(), fd, c, closed, p[2], tcp, sv[2];
+    int fds0 = gh_test_fd_count(), fd, closed, p[2], tcp, sv[2];
     struct dg_ctx ctx;
     gh_server s;
-    gh_server_counters st;
     struct sockaddr_in sa;
     socklen_t sl = sizeof sa;
-    char buf[64], msg[32];
     memset(&ctx, 0, sizeof ctx);
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -1019,25 +1025,8 @@ TEST(datagram_server_from_fd) {
     ASSERT_OK(gh_server_new_datagram_fd(&s, fd, dgram_echo, &ctx, NULL));
     ASSERT_EQ(gh_server_fd(s), fd);
     ASSERT_TRUE((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
-    ASSERT_OK(gh_server_start(s));
-    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
-    ASSERT_TRUE(c >= 0);
-    for (int i = 0; i < 5; i++) {
-        int n = snprintf(msg, sizeof msg, "from fd %d", i);
-        ASSERT_EQ(gh_sendto(c, msg, (size_t)n, 0, SA(&sa), sizeof sa, 5.0), n);
-        ssize_t r = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
-        ASSERT_EQ(r, n);
-        ASSERT_TRUE(memcmp(buf, msg, (size_t)n) == 0);
-    }
-    ASSERT_OK(gh_sleep(0.01));
-    ASSERT_EQ(ctx.handled, 5);
-    ASSERT_OK(gh_server_stats(s, &st));
-    ASSERT_EQ(st.accepted, 5u);
-    ASSERT_EQ(st.completed, 5u);
-    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
-    ASSERT_OK(gh_server_close(s));
+    serve_datagrams(s, &ctx, 5);
     ASSERT_TRUE(fcntl(fd, F_GETFD) < 0); /* closed by the server */
-    ASSERT_OK(gh_close(c));
     ASSERT_OK(gh_hub_destroy());
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }

@@ -237,22 +237,11 @@ TEST(mprotect_guards_stop_before_max_map_count) {
 
 TEST(address_space_exhaustion_is_enomem) {
     struct rlimit rl;
-    FILE *f;
-    char line[256];
-    long vm_kb = 0;
+    long vm_kb;
     int rc;
-    if (gh_test_under_valgrind())
-        SKIP("under valgrind: RLIMIT_AS counts valgrind's own reservations; "
-             "runs in scripts/test.sh");
-    if (GH_TEST_ASAN)
-        SKIP("under ASan: its shadow memory and allocator count against RLIMIT_AS; "
-             "runs in scripts/test.sh");
+    gh_test_skip_if_rlimit_as_unreliable();
     ASSERT_OK(gh_sleep(0));
-    f = fopen("/proc/self/status", "r");
-    ASSERT_TRUE(f != NULL);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0) vm_kb = strtol(line + 7, NULL, 10);
-    fclose(f);
+    vm_kb = gh_test_vm_size_kb();
     ASSERT_TRUE(vm_kb > 0);
     rl.rlim_cur = rl.rlim_max = ((rlim_t)vm_kb << 10) + ((rlim_t)512 << 20);
     ASSERT_EQ(setrlimit(RLIMIT_AS, &rl), 0);

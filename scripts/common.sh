@@ -169,6 +169,14 @@ sanitizer_tools() {
     echo "== $($CC --version | head -n 1); $(rustc +nightly --version)"
 }
 
+# list_outcomes: a summary's "  FAILED: ..." lines (bad[]) and "  skipped: ..." lines
+# (skips[]).
+list_outcomes() {
+    local b s
+    for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+    for s in "${skips[@]}"; do echo "  skipped: $s"; done
+}
+
 # The results of a sanitizer run (asan.sh, tsan.sh): san_begin, then san_run per
 # program (or san_record, and failed/bad directly for one that was not built), then
 # san_summary. Totals: passed failed skipped reports, bad[], skips[].
@@ -209,11 +217,9 @@ san_run() {
 
 # san_summary SCRIPT: the failures, skips and totals; fails (returns 1) if anything did.
 san_summary() {
-    local b s
     echo
     echo "== $1 summary"
-    for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-    for s in "${skips[@]}"; do echo "  skipped: $s"; done
+    list_outcomes
     echo "$SAN_TOOL reports: $reports"
     echo "$1: $passed passed, $failed failed, $skipped skipped"
     ((${#bad[@]} == 0))

@@ -197,6 +197,29 @@ unsafe fn on_address(
         })
 }
 
+/// A server of this thread's hub on the caller's socket `fd`: a stream server on any
+/// open fd (EBADF otherwise), a datagram server on a datagram socket only.
+///
+/// # Safety
+/// `opts` NULL or readable.
+unsafe fn on_fd(
+    fd: c_int,
+    h: Handler,
+    opts: *const gh_server_options,
+    datagram: bool,
+) -> crate::error::Result<u64> {
+    // SAFETY: per this function's contract.
+    let o = core_options(&unsafe { options(opts) });
+    if datagram {
+        return hub::current()?.datagram_server_on(fd, h, o);
+    }
+    // SAFETY: fcntl on any int is harmless; it answers EBADF for a closed fd.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(Error::BADF);
+    }
+    hub::current()?.server_new(fd, h, o, false)
+}
+
 /// Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,
 /// `"[v6]:port"`, `":port"`, `"unix:/path"`, …) that will run `handler(server, fd, arg)`
 /// in a new greenlet for each connection once started (gh_server_start). The server
@@ -250,13 +273,8 @@ pub unsafe extern "C" fn gh_server_new_fd(
 ) -> c_int {
     let make = || {
         let h = self::handler(handler, arg)?;
-        // SAFETY: fcntl on any int is harmless; it answers EBADF for a closed fd.
-        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::BADF);
-        }
-        // SAFETY: per this function's contract.
-        let o = unsafe { options(opts) };
-        hub::current()?.server_new(fd, h, core_options(&o), false)
+        // SAFETY: `opts` is NULL or readable per this function's contract.
+        unsafe { on_fd(fd, h, opts, false) }
     };
     // SAFETY: `out` is writable per this function's contract.
     unsafe { create(out, make) }
@@ -320,9 +338,8 @@ pub unsafe extern "C" fn gh_server_new_datagram_fd(
 ) -> c_int {
     let make = || {
         let h = datagram_handler(handler, arg)?;
-        // SAFETY: per this function's contract.
-        let o = unsafe { options(opts) };
-        hub::current()?.datagram_server_on(fd, h, core_options(&o))
+        // SAFETY: `opts` is NULL or readable per this function's contract.
+        unsafe { on_fd(fd, h, opts, true) }
     };
     // SAFETY: `out` is writable per this function's contract.
     unsafe { create(out, make) }
