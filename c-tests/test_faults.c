@@ -494,6 +494,10 @@ TEST(null_pointers_rejected) {
             ASSERT_CODE(gh_write_all(p[1], "z", 1, 0, NULL), GH_EINVAL);
             ASSERT_CODE(gh_write_all(p[1], NULL, 16, GH_FOREVER, &sent), GH_EINVAL);
             ASSERT_EQ(sent, 0u);
+            sent = 7;
+            ASSERT_CODE(gh_writev_all(p[1], NULL, 1, 0, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+            ASSERT_CODE(gh_writev_all(p[1], NULL, 0, 0, NULL), GH_EINVAL);
         }
         /* gh_accept: exactly one of addr / addrlen NULL */
         ASSERT_CODE(gh_accept(lfd, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);

@@ -1680,7 +1680,8 @@ ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
 /**
  * Writes every byte of the `iovcnt` buffers (writev(2), sendmsg for sockets), waiting
  * cooperatively whenever the fd is full; returns the total, or a code (then an unknown
- * part went out, as with gh_write). No SIGPIPE. One writer per fd.
+ * part went out, as with gh_write: gh_writev_all also says how much). No SIGPIPE. One
+ * writer per fd.
  *
  * *Ownership*: the buffers are only read (`iov` is not modified).
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
@@ -1691,6 +1692,23 @@ ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
  * `iov[0..iovcnt]` readable, each buffer readable for its length.
  */
 ssize_t gh_writev(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * gh_writev that says how far it got: writes every byte of the `iovcnt` buffers,
+ * waiting cooperatively whenever the fd is full, and stores in `*written` how many
+ * bytes went out in every outcome, as gh_write_all does (resume by skipping that many
+ * bytes of the buffers). Returns GH_OK (`*written` == the buffers' total) or a code.
+ * No SIGPIPE. One writer per fd.
+ *
+ * *Ownership*: the buffers are only read (`iov` is not modified).
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `iov` NULL with `iovcnt` > 0, `iovcnt` negative
+ * or above 1024, NaN timeout), as gh_write_all otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer readable for its length; `written` writable.
+ */
+int gh_writev_all(int fd, const struct iovec *iov, int iovcnt, double timeout, size_t *written);
 
 /**
  * Sends up to `count` bytes of file `in_fd` to `out_fd` (a socket or pipe) with

@@ -126,6 +126,7 @@ VALID_BY_FUNCTION = {
     ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least
     ("gh_readv", "iovcnt"): "1",  # one (zeroed) iovec: NULL iov is then GH_EINVAL
     ("gh_writev", "iovcnt"): "1",
+    ("gh_writev_all", "iovcnt"): "1",
     ("gh_sendto", "addrlen"): "0",  # sweep_fd is connected: no address
 }
 # A stream over sweep_fd for the stream functions' control calls (a GNU statement

@@ -152,12 +152,13 @@ pub unsafe extern "C" fn gh_write(
     })
 }
 
-/// The shared shape of gh_write_all/gh_send_all: `*done` is set to 0 first (`done`
-/// NULL is GH_EINVAL: the count is what these calls are for), then as gh_write's
-/// checks; `op` counts into it, and the count is stored whatever the outcome.
-fn counted(
-    buf_null: bool,
-    len: usize,
+/// The shared shape of gh_write_all/gh_send_all/gh_writev_all: `*done` is set to 0
+/// first (`done` NULL is GH_EINVAL: the count is what these calls are for), then `bad`
+/// arguments and a NaN timeout are GH_EINVAL, `empty` transfers nothing, and `op` counts
+/// into it; the count is stored whatever the outcome.
+pub(super) fn counted(
+    bad: bool,
+    empty: bool,
     timeout: f64,
     done: *mut usize,
     op: impl FnOnce(&hub::Hub, Option<u64>, &mut usize) -> crate::error::Result<()>,
@@ -166,11 +167,11 @@ fn counted(
         super::need(done)?;
         // SAFETY: checked non-null; writable per the caller's contract.
         unsafe { super::put(done, 0) };
-        if buf_null && len > 0 {
+        if bad {
             return Err(Error::INVAL);
         }
         let t = duration_ns(timeout)?;
-        if len == 0 {
+        if empty {
             return Ok(0);
         }
         let mut n = 0usize;
@@ -208,9 +209,13 @@ pub unsafe extern "C" fn gh_write_all(
     written: *mut usize,
 ) -> c_int {
     // SAFETY: the pointers are valid per this function's contract.
-    counted(buf.is_null(), len, timeout, written, |hub, t, n| unsafe {
-        hub.write_counted(fd, buf, len, Via::Write, t, n)
-    })
+    counted(
+        buf.is_null() && len > 0,
+        len == 0,
+        timeout,
+        written,
+        |hub, t, n| unsafe { hub.write_counted(fd, buf, len, Via::Write, t, n) },
+    )
 }
 
 /// recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
@@ -278,9 +283,13 @@ pub unsafe extern "C" fn gh_send_all(
     sent: *mut usize,
 ) -> c_int {
     // SAFETY: the pointers are valid per this function's contract.
-    counted(buf.is_null(), len, timeout, sent, |hub, t, n| unsafe {
-        hub.write_counted(fd, buf, len, Via::Send(flags), t, n)
-    })
+    counted(
+        buf.is_null() && len > 0,
+        len == 0,
+        timeout,
+        sent,
+        |hub, t, n| unsafe { hub.write_counted(fd, buf, len, Via::Send(flags), t, n) },
+    )
 }
 
 /// Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new
