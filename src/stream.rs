@@ -1,6 +1,7 @@
 //! Buffered streams over an fd (gevent's socket.makefile / asyncio's StreamReader):
-//! `read_until` / `readline` / `read_exact` / `read` through a bounded buffer, and a
-//! write that reports how many bytes went out when it fails (`Hub::write_all`).
+//! `read_until` / `readline` / `read_exact` / `read` through a bounded buffer. (The
+//! write that reports how many bytes went out when it fails is `io`'s
+//! `Hub::write_counted`.)
 //!
 //! A stream (`HubState::net.streams`) does not own its fd. Invariants:
 //! * The buffer holds `buf[start..end]` unread bytes; it grows (doubling from 4 KiB) up
@@ -16,7 +17,7 @@
 use crate::error::{Error, Result, EEOF};
 use crate::event_loop::now_ns;
 use crate::hub::Hub;
-use crate::io::{left, Side};
+use crate::io::left;
 use crate::server::{insert_sub, Sub, Take};
 use std::ffi::c_void;
 
@@ -260,49 +261,6 @@ impl Hub {
                 }
             }
         }
-    }
-
-    /// gh_write_all: writes all of `buf` to `fd`; `*done` counts the bytes that went
-    /// out, also when it fails (timeout, kill, peer gone).
-    ///
-    /// # Safety
-    /// `buf` readable for `len` bytes.
-    pub unsafe fn write_all(
-        &self,
-        fd: i32,
-        buf: *const u8,
-        len: usize,
-        timeout: Option<u64>,
-        done: &mut usize,
-    ) -> Result<()> {
-        if fd < 0 {
-            return Err(Error::BADF);
-        }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        let mut sock = self.is_socket(fd) || self.socket_after_all(fd)?;
-        while *done < len {
-            // SAFETY: *done < len: inside the caller's buffer.
-            let p = unsafe { buf.add(*done) } as *const c_void;
-            let n = len - *done;
-            let r = self.retry(fd, Side::Write, left(deadline), n, || {
-                if sock {
-                    // SAFETY: p is readable for n bytes.
-                    unsafe { libc::send(fd, p, n, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
-                } else {
-                    // SAFETY: as above.
-                    unsafe { crate::io::write_nosigpipe(fd, p, n) }
-                }
-            });
-            match r {
-                Ok(k) => *done += k as usize,
-                Err(e) if sock && e.0 == -libc::ENOTSOCK => {
-                    self.mark_not_socket(fd)?;
-                    sock = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 }
 
