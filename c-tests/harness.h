@@ -113,20 +113,27 @@ static inline long gh_test_map_count(void) {
     return n;
 }
 
-/* Resident set size in KiB (VmRSS of /proc/self/status). */
-static inline long gh_test_rss_kb(void) {
+/* A "Field:   N kB" line of /proc/self/status, in KiB (-1 if missing). */
+static inline long gh_test_status_kb_(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
+    size_t n = strlen(field);
     long kb = -1;
     if (!f) return -1;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kb = strtol(line + n + 1, NULL, 10);
             break;
         }
     fclose(f);
     return kb;
 }
+
+/* Resident set size in KiB (VmRSS of /proc/self/status). */
+static inline long gh_test_rss_kb(void) { return gh_test_status_kb_("VmRSS"); }
+
+/* Address space in use in KiB (VmSize of /proc/self/status), for RLIMIT_AS cases. */
+static inline long gh_test_vm_size_kb(void) { return gh_test_status_kb_("VmSize"); }
 
 /* 1 when this program is built with AddressSanitizer (scripts/asan.sh). ASan's
  * allocator keeps freed memory in a quarantine (256 MiB by default) and maps more of
@@ -158,6 +165,12 @@ static inline long gh_test_rss_kb(void) {
 static inline int gh_test_under_valgrind(void) {
     const char *p = getenv("LD_PRELOAD");
     return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+/* 1 under valgrind or ASan: their own memory moves the mapping count and RSS, and they
+ * own SIGSEGV handling; checks that depend on those are skipped under them. */
+static inline int gh_test_under_memory_tool(void) {
+    return GH_TEST_ASAN || gh_test_under_valgrind();
 }
 
 /* A death test's child about to fault on purpose (a NULL write its test expects): under
@@ -338,6 +351,17 @@ static inline void gh_test_skip_(const char *fmt, ...) {
 
 /* End the running case as skipped, with a reason (printf-style). */
 #define SKIP(...) gh_test_skip_(__VA_ARGS__)
+
+/* Skips a case that limits RLIMIT_AS where the limit is not the program's own: valgrind
+ * counts its reservations against it, ASan its shadow memory and allocator. */
+static inline void gh_test_skip_if_rlimit_as_unreliable(void) {
+    if (gh_test_under_valgrind())
+        SKIP("under valgrind: RLIMIT_AS counts valgrind's own reservations; "
+             "runs in scripts/test.sh");
+    if (GH_TEST_ASAN)
+        SKIP("under ASan: its shadow memory and allocator count against RLIMIT_AS; "
+             "runs in scripts/test.sh");
+}
 
 #define TEST(name) static void name(void)
 #define RUN(name) gh_test_run_(#name, name)

@@ -10,6 +10,7 @@
  * The plug-in here ("cpoll") is poll(2) in ~60 lines, with knobs to misbehave.
  */
 #include "harness.h"
+#include "backend_check.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -158,15 +159,8 @@ static gh_backend cpoll_table(const char *name) {
     return b;
 }
 
-/* ---- the behaviour check (as test_backends.c's, plus a cross-thread wake-up) ---- */
+/* ---- the behaviour check (backend_check.h's, plus a cross-thread wake-up) ---- */
 
-static void *echo_once(void *arg) {
-    int fd = (int)(intptr_t)arg;
-    char c;
-    if (gh_read(fd, &c, 1, 5) != 1) return NULL;
-    if (gh_write(fd, &c, 1, 5) != 1) return NULL;
-    return (void *)(intptr_t)c;
-}
 static void async_cb(gh_watcher w, int revents, void *arg) {
     (void)revents;
     ++*(int *)arg;
@@ -193,36 +187,8 @@ static void async_from_thread(void) {
     ASSERT_OK(gh_watcher_close(a));
 }
 
-/* A timer wait lasts >= 18 ms; a gh_wait_read times out, then wakes on data; a greenlet
- * echoes a byte through gh_read/gh_write and is joined; an async watcher is woken from
- * another thread while the hub sleeps in the plug-in's poll; no fd is left. */
-static void behaviour_check(void) {
-    gh_watcher t;
-    gh_greenlet g;
-    int sp[2];
-    void *r = NULL;
-    char c = 0;
-    double t0 = gh_test_now();
-    int fd0 = gh_test_fd_count();
-    ASSERT_OK(gh_timer_new(&t, 0.02, 0));
-    ASSERT_OK(gh_hub_wait(t));
-    ASSERT_TRUE(gh_test_now() - t0 >= 0.018);
-    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-    ASSERT_CODE(gh_wait_read(sp[0], 0.01), GH_ETIMEDOUT);
-    ASSERT_OK(gh_spawn(&g, echo_once, (void *)(intptr_t)sp[1]));
-    ASSERT_EQ(gh_write(sp[0], "q", 1, 5), 1);
-    ASSERT_OK(gh_wait_read(sp[0], 5));
-    ASSERT_EQ(gh_read(sp[0], &c, 1, 5), 1);
-    ASSERT_EQ(c, 'q');
-    ASSERT_OK(gh_join(g, 5, &r));
-    ASSERT_EQ((intptr_t)r, 'q');
-    ASSERT_OK(gh_release(g));
-    async_from_thread();
-    ASSERT_OK(gh_watcher_close(t));
-    ASSERT_OK(gh_close(sp[0]));
-    ASSERT_OK(gh_close(sp[1]));
-    ASSERT_EQ(gh_test_fd_count(), fd0);
-}
+/* backend_check.h's behaviour check, plus the cross-thread wake-up. */
+static void behaviour_check(void) { backend_behaviour_check(async_from_thread); }
 
 /* ---- success paths ----------------------------------------------------------- */
 

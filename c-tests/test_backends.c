@@ -6,6 +6,7 @@
  * Build and run: see /work/brief/tests.md.
  */
 #include "harness.h"
+#include "backend_check.h"
 
 #include <stdint.h>
 #include <sys/resource.h>
@@ -15,55 +16,7 @@
 static const char *const NAMES[] = {"epoll", "polling", "poll", "select"};
 #define N_NAMES 4
 
-static int fired;
-static void timer_cb(gh_watcher w, int revents, void *arg) {
-    (void)w;
-    (void)arg;
-    if (revents == GH_TIMER) fired++;
-}
-static void *echo_once(void *arg) {
-    int fd = (int)(intptr_t)arg;
-    char c;
-    if (gh_read(fd, &c, 1, 5) != 1) return NULL;
-    if (gh_write(fd, &c, 1, 5) != 1) return NULL;
-    return (void *)(intptr_t)c;
-}
-
-/* The behaviour check run under each backend: gh_hub_wait on a 20 ms timer returns
- * after >= 18 ms; started with a callback, it fires once; a gh_wait_read on a
- * socketpair times out, then wakes on data; a spawned greenlet echoes a byte and is
- * joined with its result; no fd is left. */
-static void behaviour_check(void) {
-    gh_watcher t;
-    gh_greenlet g;
-    int sp[2];
-    void *r = NULL;
-    char c = 0;
-    double t0 = gh_test_now();
-    int fd0 = gh_test_fd_count();
-    fired = 0;
-    ASSERT_OK(gh_timer_new(&t, 0.02, 0));
-    ASSERT_OK(gh_hub_wait(t));
-    ASSERT_TRUE(gh_test_now() - t0 >= 0.018);
-    ASSERT_EQ(gh_watcher_active(t), 0);
-    ASSERT_OK(gh_watcher_start(t, timer_cb, NULL));
-    ASSERT_OK(gh_sleep(0.04));
-    ASSERT_EQ(fired, 1);
-    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
-    ASSERT_CODE(gh_wait_read(sp[0], 0.01), GH_ETIMEDOUT);
-    ASSERT_OK(gh_spawn(&g, echo_once, (void *)(intptr_t)sp[1]));
-    ASSERT_EQ(gh_write(sp[0], "q", 1, 5), 1);
-    ASSERT_OK(gh_wait_read(sp[0], 5));
-    ASSERT_EQ(gh_read(sp[0], &c, 1, 5), 1);
-    ASSERT_EQ(c, 'q');
-    ASSERT_OK(gh_join(g, 5, &r));
-    ASSERT_EQ((intptr_t)r, 'q');
-    ASSERT_OK(gh_release(g));
-    ASSERT_OK(gh_watcher_close(t));
-    ASSERT_OK(gh_close(sp[0]));
-    ASSERT_OK(gh_close(sp[1]));
-    ASSERT_EQ(gh_test_fd_count(), fd0);
-}
+static void behaviour_check(void) { backend_behaviour_check(NULL); }
 
 /* Each backend chosen by GREENHUB_BACKEND (read when the hub is created): named by
  * gh_hub_backend(), and the behaviour check passes; no fd left after destroy. */
@@ -186,7 +139,7 @@ TEST(select_fd_setsize_erange) {
             ASSERT_EQ(gh_read(hi, &c, 1, 5), 1); /* data there: no registration needed */
             ASSERT_CODE(gh_read(hi, &c, 1, 5), GH_ERANGE);
             ASSERT_OK(gh_io_new(&w, hi, GH_READ));
-            ASSERT_CODE(gh_watcher_start(w, timer_cb, NULL), GH_ERANGE);
+            ASSERT_CODE(gh_watcher_start(w, backend_check_timer_cb, NULL), GH_ERANGE);
             ASSERT_OK(gh_watcher_close(w));
             ASSERT_CODE(gh_wait_read(hi, 5), GH_ERANGE);
             ASSERT_EQ(gh_write(sp[1], "y", 1, 5), 1);

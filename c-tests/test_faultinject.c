@@ -17,11 +17,6 @@
 
 #include <pthread.h>
 
-static int under_valgrind(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
-}
-
 static int hook_built(void) { return gh_debug_fail_nth(GH_FAIL_MMAP, 0) != GH_ENOTSUP; }
 
 static const int SITES[] = {GH_FAIL_MMAP,    GH_FAIL_MADVISE,      GH_FAIL_EPOLL_CTL,
@@ -194,7 +189,7 @@ static void inject_loop(const struct op *op, int si) {
         if (op->teardown) op->teardown();
         ASSERT_OK(gh_hub_destroy());
         ASSERT_EQ(gh_test_fd_count(), fds0);
-        if (op->check_maps && !under_valgrind()) ASSERT_EQ(gh_test_map_count(), maps0);
+        if (op->check_maps && !gh_test_under_valgrind()) ASSERT_EQ(gh_test_map_count(), maps0);
         if (left > 0) { /* fewer than n such calls: nothing failed, done */
             ASSERT_OK(rc);
             break;

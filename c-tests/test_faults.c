@@ -516,6 +516,21 @@ TEST(null_pointers_rejected) {
         ASSERT_CODE(gh_recv(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
         ASSERT_CODE(gh_send(sv[0], NULL, 1, 0, 0), GH_EINVAL);
         ASSERT_CODE(gh_send(sv[0], NULL, 16, 0, GH_FOREVER), GH_EINVAL);
+        {
+            /* the counted writes: NULL count refused; NULL buffer refused, count 0 */
+            size_t sent = 7;
+            ASSERT_CODE(gh_send_all(sv[0], "z", 1, 0, 0, NULL), GH_EINVAL);
+            ASSERT_CODE(gh_send_all(sv[0], NULL, 16, 0, GH_FOREVER, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+            sent = 7;
+            ASSERT_CODE(gh_write_all(p[1], "z", 1, 0, NULL), GH_EINVAL);
+            ASSERT_CODE(gh_write_all(p[1], NULL, 16, GH_FOREVER, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+            sent = 7;
+            ASSERT_CODE(gh_writev_all(p[1], NULL, 1, 0, &sent), GH_EINVAL);
+            ASSERT_EQ(sent, 0u);
+            ASSERT_CODE(gh_writev_all(p[1], NULL, 0, 0, NULL), GH_EINVAL);
+        }
         /* gh_accept: exactly one of addr / addrlen NULL */
         ASSERT_CODE(gh_accept(lfd, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);
         ASSERT_CODE(gh_accept(lfd, NULL, &sl, 0), GH_EINVAL);
@@ -2324,6 +2339,13 @@ TEST(issue14_null_pointers_and_bad_handles) {
     ASSERT_CODE(gh_server_new_datagram(NULL, "127.0.0.1:0", issue14_dgram, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, NULL, issue14_dgram, NULL, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, NULL, NULL), GH_EINVAL);
+    {
+        int ufd = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+        ASSERT_TRUE(ufd >= 0);
+        ASSERT_CODE(gh_server_new_datagram_fd(NULL, ufd, issue14_dgram, NULL, NULL), GH_EINVAL);
+        ASSERT_CODE(gh_server_new_datagram_fd(&s, ufd, NULL, NULL, NULL), GH_EINVAL);
+        ASSERT_OK(gh_close(ufd)); /* refused: still the caller's */
+    }
     ASSERT_OK(gh_server_new_fd(&s, lfd, issue14_handler, NULL, NULL)); /* takes lfd */
     ASSERT_CODE(gh_server_stats(s, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_close(s));

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -2294,6 +2295,47 @@ TEST(link_errors) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* GH_ENOMEM from gh_link (FAULTS: an allocation that fails is an error, not an abort):
+ * with the address space limited (RLIMIT_AS = VmSize + 64 MiB) links are added until
+ * the link list cannot grow; that one is refused, the hub goes on, and once the limit
+ * is lifted the greenlet's end runs every accepted link, in order. There is no fault
+ * site for it (src/fault.rs has none for allocations), so the real limit is used. */
+static long links_ran, links_out_of_order;
+static void link_count(gh_greenlet g, void *arg) {
+    (void)g;
+    if ((long)(intptr_t)arg != links_ran) links_out_of_order++;
+    links_ran++;
+}
+TEST(link_out_of_memory_enomem) {
+    gh_greenlet g;
+    struct rlimit old, lim;
+    long n = 0;
+    int rc = GH_OK;
+    long vm_kb;
+    gh_test_skip_if_rlimit_as_unreliable();
+    links_ran = links_out_of_order = 0;
+    ASSERT_OK(GH_SPAWN(&g, sleeps_long, NULL));
+    ASSERT_OK(gh_sleep(0));
+    vm_kb = gh_test_vm_size_kb();
+    ASSERT_TRUE(vm_kb > 0);
+    ASSERT_OK(getrlimit(RLIMIT_AS, &old));
+    lim = old;
+    lim.rlim_cur = ((rlim_t)vm_kb << 10) + ((rlim_t)64 << 20);
+    ASSERT_OK(setrlimit(RLIMIT_AS, &lim));
+    while (n < 100000000L && (rc = gh_link(g, link_count, (void *)(intptr_t)n)) == GH_OK) n++;
+    ASSERT_OK(setrlimit(RLIMIT_AS, &old));
+    printf("  RLIMIT_AS of VmSize + 64 MiB: %ld links, then %s\n", n, gh_err_name(rc));
+    ASSERT_CODE(rc, GH_ENOMEM);
+    ASSERT_GE(n, 100000);
+    ASSERT_OK(gh_link(g, link_count, (void *)(intptr_t)n)); /* room again */
+    ASSERT_OK(gh_kill(g, GH_FOREVER));
+    ASSERT_OK(gh_sleep(0));
+    ASSERT_EQ(links_ran, n + 1);
+    ASSERT_EQ(links_out_of_order, 0);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_hub_destroy());
+}
+
 /* ---- greenlet-local storage (gh_local_*; gevent.local; issue 14) ------------------- */
 
 static gh_local_key LKEY;
@@ -2384,6 +2426,33 @@ TEST(local_errors) {
     ASSERT_CODE(gh_local_key_delete(k), GH_EBADHANDLE);
     ASSERT_CODE(gh_local_get(k, &v), GH_EBADHANDLE);
     ASSERT_OK(gh_watcher_close(w));
+    ASSERT_OK(gh_hub_destroy());
+}
+
+/* GH_ENOMEM from gh_local_key_create: a hub's key table is full at 2^24 keys (the
+ * handle's slot field); the refusal leaves the keys usable, and a deleted key's slot
+ * is taken by the next create. */
+TEST(local_key_table_full_enomem) {
+    static gh_local_key keys[2];
+    gh_local_key k;
+    long n = 0;
+    int rc = GH_OK;
+    void *v;
+    ASSERT_OK(gh_local_key_create(&keys[0], NULL));
+    n = 1;
+    while (n < (1L << 25) && (rc = gh_local_key_create(&k, NULL)) == GH_OK) {
+        if (n == 1) keys[1] = k;
+        n++;
+    }
+    ASSERT_CODE(rc, GH_ENOMEM);
+    ASSERT_EQ(n, 1L << 24);
+    ASSERT_OK(gh_local_set(keys[1], (void *)42));
+    ASSERT_OK(gh_local_get(keys[1], &v));
+    ASSERT_TRUE(v == (void *)42);
+    ASSERT_OK(gh_local_key_delete(keys[0]));
+    ASSERT_OK(gh_local_key_create(&k, NULL)); /* the freed slot */
+    ASSERT_CODE(gh_local_key_create(&k, NULL), GH_ENOMEM);
+    ASSERT_CODE(gh_local_get(keys[0], &v), GH_EBADHANDLE); /* a new generation */
     ASSERT_OK(gh_hub_destroy());
 }
 
@@ -2493,8 +2562,10 @@ int main(int argc, char **argv) {
     RUN(link_dead_greenlet_and_unlink);
     RUN(link_released_and_destroyed);
     RUN(link_errors);
+    RUN(link_out_of_memory_enomem);
     RUN(local_values_per_greenlet_and_destructors);
     RUN(local_destructors_at_hub_destroy);
     RUN(local_errors);
+    RUN(local_key_table_full_enomem);
     return TEST_DONE();
 }

@@ -235,6 +235,62 @@ TEST(timeout_expires_in_greenlet) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* A wait's timeout timer is stopped lazily (its heap entry stays when the wait ends
+ * early, as most timeouts do) and restarted without moving that entry when the new
+ * deadline is later. Each wait must still time out at its own deadline: a later one
+ * not at the old entry's time, an earlier one not at the old entry's either. */
+static void *timeouts_restarted(void *arg) {
+    int *sv = (int *)arg;
+    double t0;
+    put_byte(sv[1]);
+    /* 1: ends at once (data): its 0.25 s entry is left in the heap. */
+    if (gh_wait_read(sv[0], 0.25) != GH_OK) return "wait 1";
+    drain(sv[0]);
+    /* 2: later deadline (0.4 s from now): must not time out at the old 0.25 s. */
+    t0 = gh_test_now();
+    if (gh_wait_read(sv[0], 0.4) != GH_ETIMEDOUT) return "wait 2 did not time out";
+    if (gh_test_now() - t0 < 0.39) return "wait 2 timed out at the old entry's time";
+    /* 3: a long wait ended early (entry left at +5 s), then an earlier deadline. */
+    put_byte(sv[1]);
+    if (gh_wait_read(sv[0], 5.0) != GH_OK) return "wait 3";
+    drain(sv[0]);
+    t0 = gh_test_now();
+    if (gh_wait_read(sv[0], 0.03) != GH_ETIMEDOUT) return "wait 4 did not time out";
+    double took = gh_test_now() - t0;
+    if (took < 0.027 || took > 2.0) return "wait 4 timed out at the wrong time";
+    /* 5: ended early again, with a 10 s entry left behind: the greenlet then ends. */
+    put_byte(sv[1]);
+    if (gh_wait_read(sv[0], 10.0) != GH_OK) return "wait 5";
+    drain(sv[0]);
+    return NULL;
+}
+
+TEST(timeout_timers_restarted_lazily_keep_their_deadlines) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    gh_greenlet g;
+    void *res = (void *)1;
+    make_pair(sv);
+    ASSERT_OK(gh_spawn(&g, timeouts_restarted, sv));
+    double t0 = gh_test_now();
+    /* A left-behind entry keeps nothing alive: the loop ends when the greenlet does,
+     * not 10 s later. */
+    ASSERT_OK(gh_hub_run());
+    ASSERT_TRUE(gh_test_now() - t0 < 3.0);
+    ASSERT_OK(gh_join(g, 0, &res));
+    if (res != NULL) GH_TEST_FAIL_("%s", (const char *)res);
+    ASSERT_OK(gh_release(g));
+    /* Main's own waits too (main's timer is kept the same way). */
+    put_byte(sv[1]);
+    ASSERT_OK(gh_wait_read(sv[0], 0.2));
+    drain(sv[0]);
+    t0 = gh_test_now();
+    ASSERT_CODE(gh_wait_read(sv[0], 0.3), GH_ETIMEDOUT);
+    ASSERT_TRUE(gh_test_now() - t0 >= 0.29);
+    close_pair(sv);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 /* timeout 0 checks once: GH_OK / the mask when ready, GH_ETIMEDOUT when not. */
 TEST(timeout_zero_checks_once) {
     int fds0 = gh_test_fd_count(), sv[2];
@@ -760,6 +816,7 @@ int main(int argc, char **argv) {
     RUN(greenlet_waits_main_writes);
     RUN(wait_write_wakes_after_drain);
     RUN(timeout_expires);
+    RUN(timeout_timers_restarted_lazily_keep_their_deadlines);
     RUN(timeout_expires_in_greenlet);
     RUN(timeout_zero_checks_once);
     RUN(nan_timeout_einval);

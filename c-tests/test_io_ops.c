@@ -1427,6 +1427,200 @@ TEST(pipe_write_all) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* ==== gh_write_all / gh_send_all: writes that say how far they got =========== */
+
+/* The three counted writes under test: gh_send_all (flags 0) and gh_write_all on a
+ * socketpair, gh_write_all on a pipe. */
+enum counted_kind { CW_SEND_SOCKET, CW_WRITE_SOCKET, CW_WRITE_PIPE };
+static const char *const counted_names[] = {"gh_send_all/socket", "gh_write_all/socket",
+                                            "gh_write_all/pipe"};
+
+static int counted_write(enum counted_kind k, int fd, const void *buf, size_t len,
+                         double timeout, size_t *done) {
+    if (k == CW_SEND_SOCKET) return gh_send_all(fd, buf, len, 0, timeout, done);
+    return gh_write_all(fd, buf, len, timeout, done);
+}
+
+/* pair[0] is written, pair[1] read. */
+static void counted_pair(enum counted_kind k, int pair[2]) {
+    if (k == CW_WRITE_PIPE) {
+        int p[2];
+        ASSERT_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+        pair[0] = p[1];
+        pair[1] = p[0];
+    } else {
+        make_pair(pair);
+    }
+}
+
+struct counted_job {
+    enum counted_kind kind;
+    int fd;
+    const unsigned char *buf;
+    size_t len, done;
+    int rc, finished;
+};
+static void *counted_job_run(void *arg) {
+    struct counted_job *j = (struct counted_job *)arg;
+    j->done = 12345; /* overwritten in every outcome */
+    j->rc = counted_write(j->kind, j->fd, j->buf, j->len, GH_FOREVER, &j->done);
+    j->finished = 1;
+    return NULL;
+}
+
+/* A writer of `len` bytes parked on a full fd after writing part of it. */
+static gh_greenlet counted_parked(struct counted_job *j) {
+    gh_greenlet g;
+    ASSERT_OK(gh_spawn(&g, counted_job_run, j));
+    ASSERT_OK(gh_sleep(0.02));
+    ASSERT_EQ(j->finished, 0);
+    ASSERT_EQ(gh_greenlet_state(g), GH_STATE_WAITING);
+    return g;
+}
+
+/* A write that times out part-way reports exactly the bytes that went out: resumed
+ * from buf + count with a reader draining, the reader gets every byte of the pattern
+ * once, in order (a count too small would repeat bytes, too large would lose some). */
+TEST(counted_write_partial_then_resumed) {
+    const size_t len = 4u << 20;
+    unsigned char *big = malloc(len);
+    ASSERT_TRUE(big != NULL);
+    for (size_t i = 0; i < len; i++) big[i] = pat(i);
+    for (int k = CW_SEND_SOCKET; k <= CW_WRITE_PIPE; k++) {
+        int fds0 = gh_test_fd_count(), pair[2];
+        size_t n = 777, n2 = 777;
+        gh_greenlet r;
+        printf("  %s\n", counted_names[k]);
+        counted_pair((enum counted_kind)k, pair);
+        ASSERT_CODE(counted_write((enum counted_kind)k, pair[0], big, len, 0.05, &n), GH_ETIMEDOUT);
+        ASSERT_TRUE(n > 0 && n < len);
+        ASSERT_OK(gh_spawn(&r, read_all_check, (void *)(intptr_t)pair[1]));
+        ASSERT_OK(counted_write((enum counted_kind)k, pair[0], big + n, len - n, 10.0, &n2));
+        ASSERT_EQ(n2, len - n);
+        ASSERT_OK(gh_close(pair[0]));
+        ASSERT_EQ(join_rc(r), (long)len);
+        ASSERT_OK(gh_close(pair[1]));
+        ASSERT_OK(gh_hub_destroy());
+        ASSERT_EQ(gh_test_fd_count(), fds0);
+    }
+    free(big);
+}
+
+/* A writer parked after partial progress reports its count whatever ends it: killed
+ * (GH_ECANCELED), its fd gh_close'd (GH_ECLOSED) — the count is then exactly what the
+ * reader finds — or the reader gone (GH_EPIPE, no SIGPIPE: what went out is lost with
+ * the reader, the count is between 0 and len). */
+TEST(counted_write_interrupted_reports_count) {
+    const size_t len = 4u << 20;
+    unsigned char *big = calloc(1, len);
+    ASSERT_TRUE(big != NULL);
+    assert_sigpipe_default();
+    for (int k = CW_SEND_SOCKET; k <= CW_WRITE_PIPE; k++) {
+        int fds0 = gh_test_fd_count(), pair[2];
+        printf("  %s\n", counted_names[k]);
+        /* killed */
+        counted_pair((enum counted_kind)k, pair);
+        struct counted_job j = {(enum counted_kind)k, pair[0], big, len, 0, 0, 0};
+        gh_greenlet g = counted_parked(&j);
+        ASSERT_OK(gh_kill(g, 1.0));
+        ASSERT_OK(gh_release(g));
+        ASSERT_CODE(j.rc, GH_ECANCELED);
+        ASSERT_TRUE(j.done > 0 && j.done < len);
+        ASSERT_EQ(drain(pair[1]), j.done);
+        /* gh_close'd while it waits */
+        struct counted_job c = {(enum counted_kind)k, pair[0], big, len, 0, 0, 0};
+        g = counted_parked(&c);
+        ASSERT_OK(gh_close(pair[0]));
+        ASSERT_OK(gh_join(g, 5.0, NULL));
+        ASSERT_OK(gh_release(g));
+        ASSERT_CODE(c.rc, GH_ECLOSED);
+        ASSERT_TRUE(c.done > 0 && c.done < len);
+        ASSERT_EQ(drain(pair[1]), c.done);
+        ASSERT_OK(close(pair[1]));
+        /* the reader goes away */
+        counted_pair((enum counted_kind)k, pair);
+        struct counted_job e = {(enum counted_kind)k, pair[0], big, len, 0, 0, 0};
+        g = counted_parked(&e);
+        ASSERT_OK(close(pair[1]));
+        ASSERT_OK(gh_join(g, 5.0, NULL));
+        ASSERT_OK(gh_release(g));
+        ASSERT_TRUE(e.rc == GH_EPIPE || e.rc == GH_ECONNRESET);
+        ASSERT_TRUE(e.done > 0 && e.done < len);
+        ASSERT_EQ(sigpipe_pending(), 0);
+        ASSERT_OK(close(pair[0]));
+        ASSERT_OK(gh_hub_destroy());
+        ASSERT_EQ(gh_test_fd_count(), fds0);
+    }
+    free(big);
+}
+
+/* The argument checks: a NULL count is GH_EINVAL and nothing is written; every other
+ * failure stores 0 in the count (bad or closed fd, NULL buffer, NaN timeout, gh_send_all
+ * on a pipe); len 0 is GH_OK with 0. */
+TEST(counted_write_bad_args) {
+    int fds0 = gh_test_fd_count(), sv[2], p[2], closed;
+    size_t n;
+    make_pair(sv);
+    ASSERT_OK(pipe2(p, O_CLOEXEC));
+    ASSERT_OK(gh_sleep(0)); /* the hub's fds exist before `closed` is freed */
+    closed = dup(sv[0]);
+    ASSERT_TRUE(closed >= 0);
+    ASSERT_OK(close(closed));
+    ASSERT_CODE(gh_write_all(sv[0], "x", 1, 1.0, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_send_all(sv[0], "x", 1, 0, 1.0, NULL), GH_EINVAL);
+    ASSERT_EQ(drain(sv[1]), 0u);
+    for (int k = CW_SEND_SOCKET; k <= CW_WRITE_SOCKET; k++) {
+        enum counted_kind ck = (enum counted_kind)k;
+        n = 9;
+        ASSERT_CODE(counted_write(ck, sv[0], NULL, 1, 1.0, &n), GH_EINVAL);
+        ASSERT_EQ(n, 0u);
+        n = 9;
+        ASSERT_CODE(counted_write(ck, sv[0], "x", 1, NAN, &n), GH_EINVAL);
+        ASSERT_EQ(n, 0u);
+        n = 9;
+        ASSERT_CODE(counted_write(ck, -1, "x", 1, 1.0, &n), GH_EBADF);
+        ASSERT_EQ(n, 0u);
+        n = 9;
+        ASSERT_CODE(counted_write(ck, closed, "x", 1, 1.0, &n), GH_EBADF);
+        ASSERT_EQ(n, 0u);
+        n = 9;
+        ASSERT_OK(counted_write(ck, sv[0], NULL, 0, 1.0, &n));
+        ASSERT_EQ(n, 0u);
+        n = 9;
+        ASSERT_OK(counted_write(ck, sv[0], "ab", 2, 1.0, &n));
+        ASSERT_EQ(n, 2u);
+    }
+    ASSERT_EQ(drain(sv[1]), 4u);
+    n = 9;
+    ASSERT_CODE(gh_send_all(p[1], "x", 1, 0, 1.0, &n), GH_ENOTSOCK);
+    ASSERT_EQ(n, 0u);
+    ASSERT_OK(gh_write_all(p[1], "x", 1, 1.0, &n));
+    ASSERT_EQ(n, 1u);
+    close_pair(sv);
+    close_pair(p);
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* gh_send_all passes its flags to send(2): MSG_OOB sends the last byte urgent (as
+ * send_recv_oob_flag for gh_send). */
+TEST(send_all_flags) {
+    int fds0 = gh_test_fd_count(), c, s;
+    size_t n = 0;
+    char buf[8] = {0}, mark = 0;
+    tcp_pair(&c, &s);
+    ASSERT_OK(gh_send_all(c, "abc", 3, MSG_OOB, 5.0, &n));
+    ASSERT_EQ(n, 3u);
+    ASSERT_EQ(gh_read(s, buf, sizeof buf, 5.0), 2); /* up to the urgent mark */
+    ASSERT_TRUE(memcmp(buf, "ab", 2) == 0);
+    ASSERT_EQ(gh_recv(s, &mark, 1, MSG_OOB, 5.0), 1);
+    ASSERT_EQ(mark, 'c');
+    ASSERT_OK(close(c));
+    ASSERT_OK(close(s));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 /* ==== large transfer ======================================================== */
 
 /* 8 MiB through a socketpair between two greenlets (gh_write all of it / gh_read in
@@ -2082,6 +2276,10 @@ int main(int argc, char **argv) {
     RUN(regular_file_io);
     RUN(pipe_read_waits_cooperatively);
     RUN(pipe_write_all);
+    RUN(counted_write_partial_then_resumed);
+    RUN(counted_write_interrupted_reports_count);
+    RUN(counted_write_bad_args);
+    RUN(send_all_flags);
     RUN(large_transfer_8mib);
     RUN(kill_blocked_read);
     RUN(kill_blocked_write);

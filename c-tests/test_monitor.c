@@ -702,8 +702,7 @@ TEST(run_info_signal_many_hubs_one_dump) {
 }
 
 int main(int argc, char **argv) {
-    const char *pre = getenv("LD_PRELOAD");
-    under_valgrind = pre && strstr(pre, "vgpreload") != NULL;
+    under_valgrind = gh_test_under_valgrind();
     if (under_valgrind) {
         THRESHOLD = 0.3;
         BLOCK_US = 900000;

@@ -20,11 +20,6 @@
 
 #define SA(p) ((struct sockaddr *)(p))
 
-static inline int under_valgrind(void) {
-    const char *pre = getenv("LD_PRELOAD");
-    return pre && strstr(pre, "vgpreload") != NULL;
-}
-
 /* Runs fn(arg) in a forked child whose stderr goes to `err` (NUL-terminated, at most
  * errlen - 1 bytes; echoed to our stderr); returns the child's wait status. */
 static int run_capturing_stderr(void (*fn)(void *), void *arg, char *err, size_t errlen) {
@@ -186,7 +181,7 @@ TEST(stale_handles_survive_hub_id_wrap) {
     gh_greenlet first, g;
     gh_watcher first_w, w;
     gh_hub_ref first_hub;
-    int i, n = under_valgrind() ? 66000 : 70000, fds0 = gh_test_fd_count();
+    int i, n = gh_test_under_valgrind() ? 66000 : 70000, fds0 = gh_test_fd_count();
     ASSERT_OK(gh_spawn(&first, return_arg, NULL));
     ASSERT_OK(gh_timer_new(&first_w, 1, 0));
     first_hub = gh_hub_current();
@@ -290,7 +285,7 @@ TEST(destroy_with_waitpid_and_joinall_parked) {
         ASSERT_EQ(pidfd_count(), 0);
     }
     ASSERT_EQ(gh_test_fd_count(), fds0);
-    if (!under_valgrind() && !GH_TEST_ASAN) {
+    if (!gh_test_under_valgrind() && !GH_TEST_ASAN) {
         ASSERT_EQ(gh_test_map_count(), maps0);
         ASSERT_TRUE(heap_in_use() < heap0 + 64 * 1024);
     }
@@ -524,7 +519,7 @@ TEST(async_send_from_signal_handler) {
     it.it_value.tv_usec = 50;
     ASSERT_OK(setitimer(ITIMER_PROF, &it, NULL));
     t0 = gh_test_now();
-    while (gh_test_now() - t0 < (under_valgrind() ? 2.0 : 0.5)) ASSERT_OK(gh_sleep(0));
+    while (gh_test_now() - t0 < (gh_test_under_valgrind() ? 2.0 : 0.5)) ASSERT_OK(gh_sleep(0));
     memset(&it, 0, sizeof it);
     ASSERT_OK(setitimer(ITIMER_PROF, &it, NULL));
     ASSERT_OK(gh_kill(sig_g, 5));
@@ -692,7 +687,7 @@ static void call_dead_hub_child(void *arg) {
     /* Under valgrind the child would "definitely lose" the other thread's hub: its only
      * pointer is in that thread's TLS, and the thread is not in the child. End without
      * a leak check (exec), with status 0. */
-    if (under_valgrind()) execl("/bin/true", "true", (char *)NULL);
+    if (gh_test_under_valgrind()) execl("/bin/true", "true", (char *)NULL);
 }
 
 /* gh_hub_call_threadsafe (and gh_async_send) to a hub whose thread did not survive a
@@ -796,7 +791,7 @@ static void huge_stacks_until_enomem(void) {
     void *pages[64];
     char *info;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
-    if (under_valgrind() || GH_TEST_ASAN) {
+    if (gh_test_under_valgrind() || GH_TEST_ASAN) {
         printf("  skipped under valgrind / ASan (their own address-space limits)\n");
         return;
     }
@@ -889,7 +884,7 @@ static void count_report_lines(int *lines) {
  * spins: the monitor's report still has the native backtrace (its /proc files were
  * opened ahead of time), not "not available". */
 TEST(monitor_report_at_emfile) {
-    if (under_valgrind())
+    if (gh_test_under_valgrind())
         SKIP("under valgrind: one thread runs at a time, so the monitor thread may not run "
              "during the spin at all (as test_monitor's cpu_loop case); runs natively and under ASan");
     gh_greenlet g;
@@ -917,12 +912,12 @@ TEST(monitor_report_at_emfile) {
 /* 10,000 greenlets waiting while one spins: the report shows the blocker (and its
  * ancestry) and counts the others by state, not 20,000 lines. */
 TEST(monitor_report_bounded) {
-    if (under_valgrind())
+    if (gh_test_under_valgrind())
         SKIP("under valgrind: one thread runs at a time, so the monitor thread may not run "
              "during the spin at all (as test_monitor's cpu_loop case); runs natively and under ASan");
     gh_greenlet g;
     gh_spawn_options o = {0};
-    int i, lines, n = under_valgrind() ? 2000 : 10000;
+    int i, lines, n = gh_test_under_valgrind() ? 2000 : 10000;
     double t0;
     ASSERT_OK(gh_monitor_set_callback(on_block_report, NULL));
     ASSERT_OK(gh_monitor_start(0.05));

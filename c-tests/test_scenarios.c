@@ -32,13 +32,6 @@
 #include <sys/time.h>
 #include <unwind.h>
 
-/* valgrind or ASan: their own memory moves the mapping count and RSS, and they own
- * SIGSEGV handling; the checks that depend on those are skipped under them. */
-static int under_instrumentation(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return GH_TEST_ASAN || (p != NULL && strstr(p, "vgpreload") != NULL);
-}
-
 /* ---- the clock interposers (FAULTS 35) ----------------------------------- */
 
 static atomic_long wall_offset;   /* seconds added to CLOCK_REALTIME readings */
@@ -163,7 +156,7 @@ TEST(realtime_jumps_do_not_move_sleeps) {
     ASSERT_OK(gh_hub_destroy());
     atomic_store(&wall_offset, 0);
     ASSERT_EQ(gh_test_fd_count(), fd0);
-    if (!under_instrumentation()) ASSERT_EQ(gh_test_map_count(), maps0);
+    if (!gh_test_under_memory_tool()) ASSERT_EQ(gh_test_map_count(), maps0);
 }
 
 /* ---- gh_async_send racing gh_hub_destroy (FAULTS 19) --------------------- */
@@ -206,10 +199,10 @@ static void race_cb(gh_watcher w, int revents, void *arg) {
  * GH_OK or GH_EBADHANDLE — never a crash or a use-after-free (valgrind, ASan) — and
  * after each destroy the sends to its watcher are GH_EBADHANDLE. */
 TEST(async_send_races_destroy) {
-    int cycles = under_instrumentation() ? 20 : 200, c, fd0 = gh_test_fd_count();
+    int cycles = gh_test_under_memory_tool() ? 20 : 200, c, fd0 = gh_test_fd_count();
     static int polite;
     pthread_t th;
-    polite = under_instrumentation() && !GH_TEST_ASAN;
+    polite = gh_test_under_memory_tool() && !GH_TEST_ASAN;
     ASSERT_OK(pthread_create(&th, NULL, race_sender, &polite));
     for (c = 0; c < cycles; c++) {
         gh_watcher w;
@@ -272,7 +265,7 @@ TEST(async_send_8_threads_1e6) {
     pthread_t th[SEND_THREADS];
     int i, fd0 = gh_test_fd_count();
     long n;
-    sends_per_thread = under_instrumentation() ? 10000 : 1000000;
+    sends_per_thread = gh_test_under_memory_tool() ? 10000 : 1000000;
     ASSERT_OK(gh_async_new(&storm_w));
     ASSERT_OK(gh_watcher_start(storm_w, storm_cb, NULL));
     for (i = 0; i < SEND_THREADS; i++) ASSERT_OK(pthread_create(&th[i], NULL, storm_sender, NULL));
@@ -294,17 +287,6 @@ TEST(async_send_8_threads_1e6) {
 }
 
 /* ---- spawn until stacks run out (FAULTS 22) ------------------------------ */
-
-static long vm_size_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0) kb = strtol(line + 7, NULL, 10);
-    fclose(f);
-    return kb;
-}
 
 static gh_event stacks_release;
 static void *park_until_released(void *arg) {
@@ -329,8 +311,8 @@ TEST(spawn_until_enomem) {
     static gh_greenlet gs[MAX_PARKED];
     gh_spawn_options opts = {GIB, "big"};
     struct rlimit old, lim;
-    long vm = vm_size_kb(), maps0 = gh_test_map_count();
-    int n = 0, rc = GH_OK, i, fd0 = gh_test_fd_count(), limited = !under_instrumentation();
+    long vm = gh_test_vm_size_kb(), maps0 = gh_test_map_count();
+    int n = 0, rc = GH_OK, i, fd0 = gh_test_fd_count(), limited = !gh_test_under_memory_tool();
     void *p, *r;
 
     ASSERT_TRUE(vm > 0);
@@ -378,7 +360,7 @@ TEST(spawn_until_enomem) {
     ASSERT_OK(gh_hub_destroy());
     ASSERT_OK(setrlimit(RLIMIT_AS, &old));
     ASSERT_EQ(gh_test_fd_count(), fd0);
-    if (!under_instrumentation()) ASSERT_EQ(gh_test_map_count(), maps0); /* every stack unmapped */
+    if (!gh_test_under_memory_tool()) ASSERT_EQ(gh_test_map_count(), maps0); /* every stack unmapped */
 }
 
 /* ---- an exception unwinding into greenhub (FAULTS 39) -------------------- */

@@ -68,11 +68,8 @@ static rlim_t raise_nofile(rlim_t want) {
 
 /* valgrind's accept wrapper closes a new fd above the limit it keeps for itself and
  * fails with EMFILE: the connection is consumed (its client sees a reset). Under
- * valgrind the fd-limit cases therefore accept that clients fail and check the rest. */
-static int under_valgrind(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
-}
+ * valgrind (gh_test_under_valgrind) the fd-limit cases therefore accept that clients
+ * fail and check the rest. */
 
 /* ---- the client process of the load cases -------------------------------- */
 
@@ -213,8 +210,8 @@ TEST(naive_accept_loop_at_fd_limit_keeps_serving) {
     printf("  naive loop at 256 fds: %ld accepted, %ld GH_EMFILE, %ld other errors, %ld ticks "
            "in %.2f s\n",
            nv.accepted, nv.emfile, nv.other_errors, nv.ticks, took);
-    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || under_valgrind()));
-    if (!under_valgrind()) ASSERT_EQ(nv.accepted, (long)clients * 3);
+    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || gh_test_under_valgrind()));
+    if (!gh_test_under_valgrind()) ASSERT_EQ(nv.accepted, (long)clients * 3);
     ASSERT_TRUE(nv.accepted > 0);
     ASSERT_TRUE(nv.emfile > 0); /* the limit was reached */
     ASSERT_TRUE(nv.ticks > 0);
@@ -929,15 +926,45 @@ static void dgram_echo(gh_server srv, const void *data, size_t len, const struct
     c->running--;
 }
 
-TEST(datagram_server_echo) {
-    int fds0 = gh_test_fd_count(), c;
-    struct dg_ctx ctx;
-    gh_server s;
-    gh_server_options o;
+/* Starts datagram server `s` (handler dgram_echo with `ctx`) and sends it `n`
+ * datagrams at once from a UDP client; each comes back (in any order), every handler
+ * ran and the counters say so; then stops and closes `s`. */
+static void serve_datagrams(gh_server s, struct dg_ctx *ctx, int n) {
     gh_server_counters st;
     struct sockaddr_in sa;
     socklen_t sl = sizeof sa;
     char buf[64], msg[32];
+    int c;
+    ASSERT_OK(gh_server_start(s));
+    ASSERT_OK(getsockname(gh_server_fd(s), SA(&sa), &sl));
+    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
+    ASSERT_TRUE(c >= 0);
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(msg, sizeof msg, "datagram %d", i);
+        ASSERT_EQ(gh_sendto(c, msg, (size_t)len, 0, SA(&sa), sizeof sa, 5.0), len);
+    }
+    for (int i = 0; i < n; i++) {
+        ssize_t len = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
+        ASSERT_TRUE(len > 9);
+        buf[len] = 0;
+        ASSERT_TRUE(strncmp(buf, "datagram ", 9) == 0);
+    }
+    ASSERT_OK(gh_sleep(0.01));
+    ASSERT_EQ(ctx->handled, n);
+    ASSERT_OK(gh_server_stats(s, &st));
+    ASSERT_EQ(st.accepted, (uint64_t)n);
+    ASSERT_EQ(st.completed, (uint64_t)n);
+    ASSERT_EQ(st.active, 0u);
+    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
+    ASSERT_OK(gh_server_close(s));
+    ASSERT_OK(gh_close(c));
+}
+
+TEST(datagram_server_echo) {
+    int fds0 = gh_test_fd_count();
+    struct dg_ctx ctx;
+    gh_server s;
+    gh_server_options o;
     memset(&ctx, 0, sizeof ctx);
     memset(&o, 0, sizeof o);
     o.max_handlers = 2;
@@ -945,30 +972,61 @@ TEST(datagram_server_echo) {
     ASSERT_CODE(gh_server_new_datagram(&s, NULL, dgram_echo, &ctx, NULL), GH_EINVAL);
     ASSERT_CODE(gh_server_new_datagram(&s, "127.0.0.1:0", NULL, &ctx, NULL), GH_EINVAL);
     ASSERT_OK(gh_server_new_datagram(&s, "127.0.0.1:0", dgram_echo, &ctx, &o));
-    ASSERT_OK(gh_server_start(s));
-    ASSERT_OK(getsockname(gh_server_fd(s), SA(&sa), &sl));
-    c = gh_listen("127.0.0.1:0", 0, GH_LISTEN_UDP);
-    ASSERT_TRUE(c >= 0);
-    for (int i = 0; i < 20; i++) {
-        int n = snprintf(msg, sizeof msg, "datagram %d", i);
-        ASSERT_EQ(gh_sendto(c, msg, (size_t)n, 0, SA(&sa), sizeof sa, 5.0), n);
-    }
-    for (int i = 0; i < 20; i++) {
-        ssize_t n = gh_recvfrom(c, buf, sizeof buf - 1, 0, NULL, NULL, 5.0);
-        ASSERT_TRUE(n > 9);
-        buf[n] = 0;
-        ASSERT_TRUE(strncmp(buf, "datagram ", 9) == 0);
-    }
-    ASSERT_OK(gh_sleep(0.01));
-    ASSERT_EQ(ctx.handled, 20);
+    serve_datagrams(s, &ctx, 20);
     ASSERT_EQ(ctx.max_running, 2);
-    ASSERT_OK(gh_server_stats(s, &st));
-    ASSERT_EQ(st.accepted, 20u);
-    ASSERT_EQ(st.completed, 20u);
-    ASSERT_EQ(st.active, 0u);
-    ASSERT_EQ(gh_server_stop(s, 1.0), 0);
-    ASSERT_OK(gh_server_close(s));
-    ASSERT_OK(gh_close(c));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
+/* gh_server_new_datagram_fd on a UDP socket the caller made and bound (blocking, as
+ * a supervisor would hand it over): served as gh_server_new_datagram's; the server puts
+ * it in O_NONBLOCK mode, owns it and closes it at stop. Refused, the fd untouched
+ * (still the caller's, still blocking): no fd (GH_EBADF), not a socket (GH_ENOTSOCK),
+ * a stream socket listening or not (GH_EPROTOTYPE), NULL out or handler (GH_EINVAL). */
+TEST(datagram_server_from_fd) {
+    int fds0 = gh_test_fd_count(), fd, closed, p[2], tcp, sv[2];
+    struct dg_ctx ctx;
+    gh_server s;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    memset(&ctx, 0, sizeof ctx);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_OK(bind(fd, SA(&sa), sizeof sa));
+    ASSERT_OK(getsockname(fd, SA(&sa), &sl));
+    /* refusals first: each leaves its fd as it was */
+    ASSERT_OK(pipe2(p, O_CLOEXEC));
+    tcp = gh_listen("127.0.0.1:0", 0, 0); /* (and the hub's fds) */
+    ASSERT_TRUE(tcp >= 0);
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    closed = dup(fd); /* a number no fd has (the last one opened) */
+    ASSERT_TRUE(closed >= 0);
+    ASSERT_OK(close(closed));
+    ASSERT_CODE(gh_server_new_datagram_fd(NULL, fd, dgram_echo, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, fd, NULL, &ctx, NULL), GH_EINVAL);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, -1, dgram_echo, &ctx, NULL), GH_EBADF);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, closed, dgram_echo, &ctx, NULL), GH_EBADF);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, p[0], dgram_echo, &ctx, NULL), GH_ENOTSOCK);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, tcp, dgram_echo, &ctx, NULL), GH_EPROTOTYPE);
+    ASSERT_CODE(gh_server_new_datagram_fd(&s, sv[0], dgram_echo, &ctx, NULL), GH_EPROTOTYPE);
+    ASSERT_STREQ(gh_err_name(GH_EPROTOTYPE), "GH_EPROTOTYPE");
+    ASSERT_TRUE(fcntl(p[0], F_GETFD) >= 0 && fcntl(tcp, F_GETFD) >= 0);
+    ASSERT_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    ASSERT_OK(close(p[0]));
+    ASSERT_OK(close(p[1]));
+    ASSERT_OK(gh_close(tcp));
+    ASSERT_OK(close(sv[0]));
+    ASSERT_OK(close(sv[1]));
+    /* served */
+    ASSERT_OK(gh_server_new_datagram_fd(&s, fd, dgram_echo, &ctx, NULL));
+    ASSERT_EQ(gh_server_fd(s), fd);
+    ASSERT_TRUE((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    serve_datagrams(s, &ctx, 5);
+    ASSERT_TRUE(fcntl(fd, F_GETFD) < 0); /* closed by the server */
     ASSERT_OK(gh_hub_destroy());
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
@@ -1002,8 +1060,8 @@ TEST(server_at_fd_limit_keeps_serving) {
     printf("  server at 256 fds: %llu accepted, %llu completed, %llu refused, %llu fd_exhausted\n",
            (unsigned long long)st.accepted, (unsigned long long)st.completed,
            (unsigned long long)st.refused, (unsigned long long)st.fd_exhausted);
-    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || under_valgrind()));
-    if (!under_valgrind()) ASSERT_EQ(st.accepted, (uint64_t)clients * 3);
+    ASSERT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || gh_test_under_valgrind()));
+    if (!gh_test_under_valgrind()) ASSERT_EQ(st.accepted, (uint64_t)clients * 3);
     ASSERT_TRUE(st.accepted > 0);
     ASSERT_EQ(st.completed, st.accepted);
     ASSERT_TRUE(st.fd_exhausted > 0);
@@ -1035,6 +1093,7 @@ int main(int argc, char **argv) {
     RUN(server_destroy_with_live_handlers);
     RUN(server_other_thread);
     RUN(datagram_server_echo);
+    RUN(datagram_server_from_fd);
     RUN(server_at_fd_limit_keeps_serving);
     return TEST_DONE();
 }

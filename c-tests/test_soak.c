@@ -55,16 +55,9 @@
 
 /* ---- scale, samples ------------------------------------------------------ */
 
-/* valgrind or ASan: their own memory moves the mapping count and RSS, and they own
- * SIGSEGV handling; the checks that depend on those are skipped under them. */
-static int under_instrumentation(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return GH_TEST_ASAN || (p != NULL && strstr(p, "vgpreload") != NULL);
-}
-
 static double soak_scale(void) {
     const char *e = getenv("GH_SOAK_SCALE");
-    double s = e && *e ? strtod(e, NULL) : (under_instrumentation() ? 0.05 : 1.0);
+    double s = e && *e ? strtod(e, NULL) : (gh_test_under_memory_tool() ? 0.05 : 1.0);
     if (!(s > 0) || s > 1e6) {
         fprintf(stderr, "GH_SOAK_SCALE must be a number > 0 (got \"%s\")\n", e ? e : "");
         exit(2);
@@ -162,7 +155,7 @@ TEST(spawn_join_cycles) {
     double scale = soak_scale();
     long total = (long)(1000000 * scale), interval = soak_interval(scale);
     long done = 0, next_sample = interval, killed_new = 0, killed_parked = 0;
-    struct tracker t = {"spawn/join cycles", 0, !under_instrumentation(), {0, 0, 0}, {0, 0, 0}, 0};
+    struct tracker t = {"spawn/join cycles", 0, !gh_test_under_memory_tool(), {0, 0, 0}, {0, 0, 0}, 0};
     int fd0 = gh_test_fd_count();
 
     if (total < 3 * interval) total = 3 * interval;
@@ -455,7 +448,7 @@ static int reap(struct slot *slots, int n) {
 TEST(echo_load) {
     double scale = soak_scale();
     long total = (long)(400000 * scale), interval = soak_interval(scale), target;
-    struct tracker t = {"echo load", 0, !under_instrumentation(), {0, 0, 0}, {0, 0, 0}, 0};
+    struct tracker t = {"echo load", 0, !gh_test_under_memory_tool(), {0, 0, 0}, {0, 0, 0}, 0};
     int fd0 = gh_test_fd_count(), lfd, i;
     gh_greenlet acc;
 

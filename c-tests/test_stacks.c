@@ -25,13 +25,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
-/* valgrind or ASan: their own memory moves the mapping count and RSS, and they own
- * SIGSEGV handling; the checks that depend on those are skipped under them. */
-static int under_instrumentation(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return GH_TEST_ASAN || (p != NULL && strstr(p, "vgpreload") != NULL);
-}
-
 /* Whether this kernel has MADV_GUARD_INSTALL (Linux >= 6.13). */
 static int kernel_has_guard_madvise(void) {
     long page = sysconf(_SC_PAGESIZE);
@@ -101,7 +94,7 @@ TEST(park_many) {
     long maps0, rss0, maps1, rss1, maps2;
     unsigned long long big0;
     int fds0;
-    if (under_instrumentation() && !env) n = 2000;
+    if (gh_test_under_memory_tool() && !env) n = 2000;
     ASSERT_OK(gh_sleep(0)); /* first hub: process-wide set-up done */
     ASSERT_OK(gh_hub_destroy());
     fds0 = gh_test_fd_count();
@@ -120,7 +113,7 @@ TEST(park_many) {
            "%.2f KiB RSS each (%ld KiB in all)\n",
            n, maps2 - maps1, (double)(maps2 - maps1) / (double)n,
            (double)(rss1 - rss0) / (double)n, rss1 - rss0);
-    if (!under_instrumentation()) {
+    if (!gh_test_under_memory_tool()) {
         if (kernel_has_guard_madvise() && !getenv("GREENHUB_STACK_GUARD")) {
             /* a few regions, no split (16 KiB stacks + 64 KiB guards: ~819 slots per
              * 64 MiB region, each region one mapping) */
@@ -131,7 +124,7 @@ TEST(park_many) {
     }
     ASSERT_OK(gh_hub_destroy()); /* discards the parked greenlets, unmaps the regions */
     ASSERT_EQ(gh_test_fd_count(), fds0);
-    if (!under_instrumentation()) {
+    if (!gh_test_under_memory_tool()) {
         ASSERT_TRUE(big_anon_bytes() == big0); /* every region unmapped */
         ASSERT_LE(gh_test_map_count(), maps0 + 2); /* (malloc may keep a mapping) */
     }
@@ -159,7 +152,7 @@ TEST(finished_stacks_are_reused) {
             ASSERT_OK(gh_join(g[i], GH_FOREVER, NULL));
             ASSERT_OK(gh_release(g[i]));
         }
-        if (!under_instrumentation()) ASSERT_EQ(gh_test_map_count(), maps);
+        if (!gh_test_under_memory_tool()) ASSERT_EQ(gh_test_map_count(), maps);
     }
     ASSERT_OK(gh_hub_destroy());
 }
@@ -244,22 +237,11 @@ TEST(mprotect_guards_stop_before_max_map_count) {
 
 TEST(address_space_exhaustion_is_enomem) {
     struct rlimit rl;
-    FILE *f;
-    char line[256];
-    long vm_kb = 0;
+    long vm_kb;
     int rc;
-    if (gh_test_under_valgrind())
-        SKIP("under valgrind: RLIMIT_AS counts valgrind's own reservations; "
-             "runs in scripts/test.sh");
-    if (GH_TEST_ASAN)
-        SKIP("under ASan: its shadow memory and allocator count against RLIMIT_AS; "
-             "runs in scripts/test.sh");
+    gh_test_skip_if_rlimit_as_unreliable();
     ASSERT_OK(gh_sleep(0));
-    f = fopen("/proc/self/status", "r");
-    ASSERT_TRUE(f != NULL);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0) vm_kb = strtol(line + 7, NULL, 10);
-    fclose(f);
+    vm_kb = gh_test_vm_size_kb();
     ASSERT_TRUE(vm_kb > 0);
     rl.rlim_cur = rl.rlim_max = ((rlim_t)vm_kb << 10) + ((rlim_t)512 << 20);
     ASSERT_EQ(setrlimit(RLIMIT_AS, &rl), 0);
@@ -374,7 +356,7 @@ static void on_segv_siginfo(int sig, siginfo_t *si, void *ctx) {
 
 static int user_exit_code(int status, int want) {
     return WIFEXITED(status) &&
-           (WEXITSTATUS(status) == want || (under_instrumentation() && WEXITSTATUS(status) == 99));
+           (WEXITSTATUS(status) == want || (gh_test_under_memory_tool() && WEXITSTATUS(status) == 99));
 }
 
 static volatile int *volatile null_ptr;

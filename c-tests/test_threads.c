@@ -393,10 +393,6 @@ static struct race RACE;
  * thread (and queue millions of calls) past the case's time bound, so there they yield
  * after each pair of calls and the case runs 5 rounds. */
 static int race_polite;
-static int race_under_valgrind(void) {
-    const char *p = getenv("LD_PRELOAD");
-    return p != NULL && strstr(p, "vgpreload") != NULL;
-}
 
 static void race_cb(void *arg) {
     (void)arg;
@@ -450,7 +446,7 @@ static void race_async_cb(gh_watcher w, int revents, void *arg) {
  * ran (the loop's or gh_hub_destroy's; issue 19: 19-22 % were dropped before), and the fd count is back at the baseline every round. */
 TEST(async_send_races_destroy) {
     int fd0 = gh_test_fd_count();
-    race_polite = race_under_valgrind();
+    race_polite = gh_test_under_valgrind();
     for (int round = 0; round < (race_polite ? 5 : RACE_ROUNDS); round++) {
         pthread_t t[RACE_SENDERS];
         void *counted;
@@ -641,7 +637,7 @@ TEST(parked_greenlets_on_threads) {
     pthread_t t[PARK_THREADS];
     struct slot sl[PARK_THREADS];
     memset(&P, 0, sizeof P);
-    P.n = race_under_valgrind() ? PARK_GREENLETS / 10 : PARK_GREENLETS;
+    P.n = gh_test_under_valgrind() ? PARK_GREENLETS / 10 : PARK_GREENLETS;
     ASSERT_EQ(pthread_barrier_init(&P.ready, NULL, PARK_THREADS), 0);
     for (int i = 0; i < PARK_THREADS; i++) {
         sl[i].i = i;

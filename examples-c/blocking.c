@@ -58,7 +58,7 @@ static void *with_gh_sleep(void *arg) {
     gh_sleep(seconds);
     return NULL;
 }
-
+//! [workers]
 static void *with_usleep(void *arg) {
     (void)arg;
     usleep((useconds_t)(seconds * 1e6));
@@ -83,7 +83,7 @@ static void *cpu_loop_yielding(void *arg) {
     }
     return NULL;
 }
-
+//! [workers]
 static void *with_getaddrinfo(void *arg) {
     struct addrinfo *res = NULL;
     (void)arg;

@@ -45,6 +45,7 @@ static long once = -1; /* --once N; -1: until a signal */
 static long served;    /* connections whose handler returned */
 static gh_event stop;  /* set by a signal, or by the N-th connection with --once */
 
+//! [handler]
 /* One connection: echo everything back until the peer closes (gh_recv returns 0), an
  * error, IDLE_TIMEOUT of silence, or the server kills us at stop (GH_ECANCELED). */
 static void handle_connection(gh_server server, int fd, void *arg) {
@@ -59,7 +60,9 @@ static void handle_connection(gh_server server, int fd, void *arg) {
     if (++served == once) gh_event_set(stop);
     /* returning is all: the server closes fd */
 }
+//! [handler]
 
+//! [on_signal]
 /* A signal watcher's callback runs in the hub: it must not block; setting an event
  * is fine. */
 static void on_signal(gh_watcher w, int revents, void *arg) {
@@ -68,6 +71,7 @@ static void on_signal(gh_watcher w, int revents, void *arg) {
     (void)arg;
     gh_event_set(stop);
 }
+//! [on_signal]
 
 /* Raises the soft fd limit to the hard one, so that thousands of connections fit. */
 static void raise_fd_limit(void) {
@@ -93,6 +97,7 @@ int main(int argc, char **argv) {
     if (port < 0 || port > 65535 || once < -1) usage();
     raise_fd_limit();
 
+    //! [main]
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     /* 64 KiB stacks (only touched pages cost memory) keep 10,000 connections cheap. */
@@ -126,6 +131,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "echo_server: %llu connection(s) served, %d killed at stop\n",
             (unsigned long long)c.completed, killed > 0 ? killed : 0);
 
+    //! [main]
     gh_server_close(server);
     gh_watcher_close(sigint);
     gh_watcher_close(sigterm);

@@ -50,6 +50,7 @@ static void *pipe_writer(void *arg) {
     return "wrote to the socket and the pipe";
 }
 
+//! [dots]
 static int ticks;
 static void *cooperative(void *arg) {
     (void)arg;
@@ -77,6 +78,7 @@ static void dots(const char *label, gh_fn fn) {
     gh_release(g);
     printf("  (%d dots)\n", ticks);
 }
+//! [dots]
 
 int main(void) {
     if (pipe(pipefd) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sockets) != 0) {
@@ -85,6 +87,7 @@ int main(void) {
     }
     printf("greenhub %s, backend %s\n", gh_version_string(), gh_hub_backend());
 
+    //! [joinall]
     gh_greenlet jobs[3];
     gh_spawn_options named = {0, "socket-reader"};
     GH_SPAWN(&jobs[0], sleeper, NULL);
@@ -102,6 +105,7 @@ int main(void) {
         printf("  job %d %-14s -> %s\n", i, name[0] ? name : "(unnamed)", result ? (char *)result : "(null)");
         gh_release(jobs[i]);
     }
+    //! [joinall]
     int ready = gh_wait_read(pipefd[0], 0);
     printf("pipe readable: %s\n", ready == GH_OK ? "yes" : gh_err_name(ready));
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+//! [handle]
 static const char REPLY[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                             "Content-Length: 13\r\n\r\nHello, world\n";
 
@@ -30,12 +31,14 @@ static void handle(gh_server server, int fd, void *arg) {
     } /* n: 0 closed, GH_ETIMEDOUT idle, GH_EMSGSIZE too long, GH_ECANCELED stopped */
     gh_stream_close(in);
 } /* the server closes fd */
+//! [handle]
 
 static void on_signal(gh_watcher w, int revents, void *stop) {
     (void)w, (void)revents;
     gh_event_set(*(gh_event *)stop);
 }
 
+//! [main]
 int main(int argc, char **argv) {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:8080";
     gh_server_options opts = {.max_handlers = 20000, .stack_size = 64 * 1024};
@@ -62,3 +65,4 @@ int main(int argc, char **argv) {
     gh_server_close(server);
     return gh_hub_destroy() == GH_OK && killed >= 0 ? 0 : 1;
 }
+//! [main]

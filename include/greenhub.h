@@ -225,6 +225,12 @@ struct addrinfo;
 #define GH_ENOTSOCK -88
 
 /**
+ * Wrong type of socket for the call: e.g. a stream socket given to
+ * gh_server_new_datagram_fd (-EPROTOTYPE).
+ */
+#define GH_EPROTOTYPE -91
+
+/**
  * Not supported by this build or backend (-ENOTSUP).
  */
 #define GH_ENOTSUP -95
@@ -1510,7 +1516,8 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
 
 /**
  * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively whenever the fd is
- * full; returns `len`, or a code (then an unknown prefix may have been written).
+ * full; returns `len`, or a code (then an unknown prefix may have been written:
+ * gh_write_all is the same call that also says how much, so it can be resumed).
  * A closed peer gives GH_EPIPE; SIGPIPE is never raised (sockets use MSG_NOSIGNAL,
  * pipe writes block the signal for the call and consume it).
  *
@@ -1529,6 +1536,28 @@ ssize_t gh_read(int fd, void *buf, size_t len, double timeout);
 ssize_t gh_write(int fd, const void *buf, size_t len, double timeout);
 
 /**
+ * gh_write that says how far it got: writes all `len` bytes of `buf` to `fd`, waiting
+ * cooperatively while it is full, and stores in `*written` how many bytes went out —
+ * in every outcome: `len` on success, the part written before a timeout, GH_ECANCELED
+ * (killed), GH_EPIPE or any other error (0 when nothing went out, e.g. GH_EBADF), so
+ * the write can be resumed from `buf + *written`. Returns GH_OK (`*written` == `len`)
+ * or a code. Sockets get MSG_NOSIGNAL; SIGPIPE is never raised. One writer per fd, as
+ * gh_write.
+ *
+ * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+ * *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
+ * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
+ * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+ * write(2)/send(2), and when it must wait, gh_wait_fd's backend registration errors
+ * (GH_ERANGE, GH_EBACKEND, ...).
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `written` writable.
+ */
+int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
+
+/**
  * recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
  * received, 0 on orderly shutdown, or a code. One reader per fd, as gh_read.
  *
@@ -1542,7 +1571,8 @@ ssize_t gh_recv(int fd, void *buf, size_t len, int flags, double timeout);
 
 /**
  * send(2) of all `len` bytes with `flags` (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting
- * cooperatively; returns `len` or a code. One writer per fd, as gh_write.
+ * cooperatively; returns `len` or a code (then an unknown prefix may have been sent:
+ * gh_send_all also says how much). One writer per fd, as gh_write.
  *
  * *Ownership*, *Threads*, *Blocking*: as gh_write.
  * *Errors*: as gh_write, plus GH_ENOTSOCK.
@@ -1551,6 +1581,20 @@ ssize_t gh_recv(int fd, void *buf, size_t len, int flags, double timeout);
  * `buf` readable for `len` bytes.
  */
 ssize_t gh_send(int fd, const void *buf, size_t len, int flags, double timeout);
+
+/**
+ * gh_send that says how far it got: send(2) of all `len` bytes with `flags`
+ * (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting cooperatively, storing in `*sent` how
+ * many bytes went out in every outcome, as gh_write_all does. Returns GH_OK (`*sent`
+ * == `len`) or a code. One writer per fd.
+ *
+ * *Ownership*, *Threads*, *Blocking*: as gh_write_all.
+ * *Errors*: as gh_write_all (GH_EINVAL for `sent` NULL), plus GH_ENOTSOCK.
+ *
+ * # Safety
+ * `buf` readable for `len` bytes; `sent` writable.
+ */
+int gh_send_all(int fd, const void *buf, size_t len, int flags, double timeout, size_t *sent);
 
 /**
  * Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new
@@ -1714,7 +1758,8 @@ ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
 /**
  * Writes every byte of the `iovcnt` buffers (writev(2), sendmsg for sockets), waiting
  * cooperatively whenever the fd is full; returns the total, or a code (then an unknown
- * part went out, as with gh_write). No SIGPIPE. One writer per fd.
+ * part went out, as with gh_write: gh_writev_all also says how much). No SIGPIPE. One
+ * writer per fd.
  *
  * *Ownership*: the buffers are only read (`iov` is not modified).
  * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
@@ -1725,6 +1770,23 @@ ssize_t gh_readv(int fd, const struct iovec *iov, int iovcnt, double timeout);
  * `iov[0..iovcnt]` readable, each buffer readable for its length.
  */
 ssize_t gh_writev(int fd, const struct iovec *iov, int iovcnt, double timeout);
+
+/**
+ * gh_writev that says how far it got: writes every byte of the `iovcnt` buffers,
+ * waiting cooperatively whenever the fd is full, and stores in `*written` how many
+ * bytes went out in every outcome, as gh_write_all does (resume by skipping that many
+ * bytes of the buffers). Returns GH_OK (`*written` == the buffers' total) or a code.
+ * No SIGPIPE. One writer per fd.
+ *
+ * *Ownership*: the buffers are only read (`iov` is not modified).
+ * *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+ * *Errors*: GH_EINVAL (`written` NULL, `iov` NULL with `iovcnt` > 0, `iovcnt` negative
+ * or above 1024, NaN timeout), as gh_write_all otherwise.
+ *
+ * # Safety
+ * `iov[0..iovcnt]` readable, each buffer readable for its length; `written` writable.
+ */
+int gh_writev_all(int fd, const struct iovec *iov, int iovcnt, double timeout, size_t *written);
 
 /**
  * Sends up to `count` bytes of file `in_fd` to `out_fd` (a socket or pipe) with
@@ -2037,6 +2099,25 @@ int gh_server_new_fd(struct gh_server *out, int fd, gh_server_handler handler, v
 int gh_server_new_datagram(struct gh_server *out, const char *address, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
 
 /**
+ * gh_server_new_datagram on datagram socket `fd`, which the caller created and bound
+ * (UDP, or AF_UNIX SOCK_DGRAM; e.g. inherited from a supervisor, or with socket options
+ * gh_listen does not set) — gevent's DatagramServer given a socket. On success the
+ * server owns `fd` (it closes it at gh_server_stop / gh_server_close) and has put it
+ * in O_NONBLOCK mode; on failure it stays the caller's. `opts->backlog` and
+ * `opts->listen_flags` are ignored.
+ *
+ * *Ownership*: as gh_server_new_datagram, and `fd` passes to the server on success.
+ * *Threads*: the calling thread's hub; handlers run in it. *Blocking*: never.
+ * *Errors*: GH_EINVAL (`out` or `handler` NULL), GH_EBADF (`fd` negative or not open),
+ * GH_ENOTSOCK (`fd` is not a socket), GH_EPROTOTYPE (a socket, but not a datagram
+ * socket: a stream server takes it, gh_server_new_fd), GH_ENOMEM.
+ *
+ * # Safety
+ * `out` writable; `opts` NULL or readable.
+ */
+int gh_server_new_datagram_fd(struct gh_server *out, int fd, gh_datagram_handler handler, void *arg, const struct gh_server_options *opts);
+
+/**
  * Starts accepting: the accept loop runs in a greenlet of its own from the hub's next
  * iteration, so the caller goes on (run the hub: gh_hub_run, or block in anything).
  * Accepting pauses while `max_handlers` handlers run, and backs off while the process
@@ -2193,25 +2274,6 @@ ssize_t gh_stream_read_until(struct gh_stream stream, const void *delim, size_t 
  * `buf` writable for `len` bytes.
  */
 ssize_t gh_stream_readline(struct gh_stream stream, char *buf, size_t len, double timeout);
-
-/**
- * Writes all `len` bytes of `buf` to `fd`, waiting cooperatively while it is full, and
- * stores in `*written` how many bytes went out — also when the call fails (timeout,
- * GH_ECANCELED, GH_EPIPE, …), so a write can be resumed or accounted for (gh_write
- * cannot say). Returns GH_OK (`*written` == `len`) or a code. Sockets get
- * MSG_NOSIGNAL; SIGPIPE is never raised.
- *
- * *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
- * *Blocking*: yes; not from a hub callback.
- * *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
- * GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
- * GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
- * write(2)/send(2).
- *
- * # Safety
- * `buf` readable for `len` bytes; `written` writable.
- */
-int gh_write_all(int fd, const void *buf, size_t len, double timeout, size_t *written);
 
 /**
  * Starts a deadline for the calling greenlet (gevent.Timeout): once `seconds` have

@@ -69,24 +69,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 
 # Sanitizer output that fails a run even when the program's exit code says it passed.
-REPORTS='ERROR: (AddressSanitizer|LeakSanitizer)|[0-9]+:[0-9]+: runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
-
-passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
-record() { # record NAME RC LOG: a program's result, counting its cases and reports
-    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
-    c=$(counts "$log")
-    [[ -n $c ]] && read -r p f s <<<"$c"
-    [[ -z $c ]] && ((rc == 0)) && p=1
-    ((rc != 0 && f == 0)) && f=1
-    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
-    r=$(grep -cE "$REPORTS" "$log" || true)
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
-    if ((r)); then
-        bad+=("$name (sanitizer output: $r line(s), see $log)")
-    elif ((rc != 0)); then
-        bad+=("$name (exit $rc)")
-    fi
-}
+san_begin sanitizer 'ERROR: (AddressSanitizer|LeakSanitizer)|[0-9]+:[0-9]+: runtime error:|WARNING: AddressSanitizer|ASan is ignoring requested __asan_handle_no_return|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 
 # ---- C tests
 # (test_sweep_gen: the NULL/bad-handle sweep scripts/gen_sweep.py generates from the
@@ -115,10 +98,7 @@ for src in "${tests[@]}"; do
         failed=$((failed + 1)) bad+=("$name (not built)")
         continue
     fi
-    rc=0
-    "$bin" </dev/null >"$bin.out" 2>&1 || rc=$?
-    cat "$bin.out"
-    record "$name" "$rc" "$bin.out"
+    san_run "$name" "$bin.out" "$bin"
 done
 
 # ---- the cooperative libc (c-tests/patch/): against the instrumented libgreenhub.so,
@@ -138,14 +118,8 @@ if ((!${#names[@]})); then
             failed=$((failed + 1)) bad+=("$name (not built)")
             continue
         fi
-        rc=0
-        LD_PRELOAD=$adir/libgreenhub_patch.so "$bin" </dev/null >"$bin.out" 2>&1 || rc=$?
-        cat "$bin.out"
-        record "$name (LD_PRELOAD)" "$rc" "$bin.out"
-        rc=0
-        "$bin-linked" </dev/null >"$bin-linked.out" 2>&1 || rc=$?
-        cat "$bin-linked.out"
-        record "$name (linked)" "$rc" "$bin-linked.out"
+        san_run "$name (LD_PRELOAD)" "$bin.out" env LD_PRELOAD="$adir/libgreenhub_patch.so" "$bin"
+        san_run "$name (linked)" "$bin-linked.out" "$bin-linked"
     done
 fi
 
@@ -177,17 +151,8 @@ if ((!${#names[@]})); then
         smoke=$(grep -m 1 '^// smoke:' "$src")
         read -r -a args <<<"${smoke#// smoke:}"
         echo "== asan example $name ${args[*]}"
-        rc=0
-        timeout 60 "$bin" "${args[@]}" </dev/null >"$bin.out" 2>&1 || rc=$?
-        cat "$bin.out"
-        record "example $name" "$rc" "$bin.out"
+        san_run "example $name" "$bin.out" timeout 60 "$bin" "${args[@]}"
     done
 fi
 
-echo
-echo "== asan summary"
-for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-for s in "${skips[@]}"; do echo "  skipped: $s"; done
-echo "sanitizer reports: $reports"
-echo "asan: $passed passed, $failed failed, $skipped skipped"
-((${#bad[@]} == 0))
+san_summary asan

@@ -168,3 +168,59 @@ sanitizer_tools() {
         { echo "$script: needs the nightly toolchain (rustup toolchain list)" >&2; exit 1; }
     echo "== $($CC --version | head -n 1); $(rustc +nightly --version)"
 }
+
+# list_outcomes: a summary's "  FAILED: ..." lines (bad[]) and "  skipped: ..." lines
+# (skips[]).
+list_outcomes() {
+    local b s
+    for b in "${bad[@]}"; do echo "  FAILED: $b"; done
+    for s in "${skips[@]}"; do echo "  skipped: $s"; done
+}
+
+# The results of a sanitizer run (asan.sh, tsan.sh): san_begin, then san_run per
+# program (or san_record, and failed/bad directly for one that was not built), then
+# san_summary. Totals: passed failed skipped reports, bad[], skips[].
+
+# san_begin TOOL REPORTS: TOOL names the sanitizer in messages; REPORTS is an ERE of its
+# output that fails a run even when the program's exit code says it passed.
+san_begin() {
+    SAN_TOOL=$1 SAN_REPORTS=$2
+    passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
+}
+
+# san_record NAME RC LOG: a program's result, counting its cases and the tool's reports.
+san_record() {
+    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
+    c=$(counts "$log")
+    [[ -n $c ]] && read -r p f s <<<"$c"
+    [[ -z $c ]] && ((rc == 0)) && p=1
+    ((rc != 0 && f == 0)) && f=1
+    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
+    r=$(grep -cE "$SAN_REPORTS" "$log" || true)
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
+    if ((r)); then
+        bad+=("$name ($SAN_TOOL output: $r line(s), see $log)")
+    elif ((rc != 0)); then
+        bad+=("$name (exit $rc)")
+    fi
+}
+
+# san_run NAME LOG COMMAND...: runs COMMAND (stdin /dev/null, output to LOG), shows LOG
+# and records the result under NAME.
+san_run() {
+    local name=$1 log=$2 rc=0
+    shift 2
+    "$@" </dev/null >"$log" 2>&1 || rc=$?
+    cat "$log"
+    san_record "$name" "$rc" "$log"
+}
+
+# san_summary SCRIPT: the failures, skips and totals; fails (returns 1) if anything did.
+san_summary() {
+    echo
+    echo "== $1 summary"
+    list_outcomes
+    echo "$SAN_TOOL reports: $reports"
+    echo "$1: $passed passed, $failed failed, $skipped skipped"
+    ((${#bad[@]} == 0))
+}

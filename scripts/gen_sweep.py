@@ -75,6 +75,7 @@ NULL_ALLOWED = {
     ("gh_server_new", "opts"): "NULL = defaults",
     ("gh_server_new_fd", "opts"): "NULL = defaults",
     ("gh_server_new_datagram", "opts"): "NULL = defaults",
+    ("gh_server_new_datagram_fd", "opts"): "NULL = defaults",
     ("gh_pool_spawn", "out"): "NULL = detached",
     ("gh_sendto", "addr"): "NULL = the connected peer",
     ("gh_sendfile", "offset"): "NULL = the file position",
@@ -121,10 +122,12 @@ VALID_BY_FUNCTION = {
     ("gh_server_new", "address"): '"127.0.0.1:0"',
     ("gh_server_new_datagram", "address"): '"127.0.0.1:0"',
     ("gh_connect_to", "address"): '"127.0.0.1:1"',  # refused, or timed out at once
-    ("gh_server_new_fd", "fd"): "sweep_handover_socket()",  # the server takes it over
+    ("gh_server_new_fd", "fd"): "sweep_handover_socket(SOCK_STREAM)",  # the server takes it over
+    ("gh_server_new_datagram_fd", "fd"): "sweep_handover_socket(SOCK_DGRAM)",
     ("gh_stream_readline", "len"): "16",  # a line and its NUL need 2 at least
     ("gh_readv", "iovcnt"): "1",  # one (zeroed) iovec: NULL iov is then GH_EINVAL
     ("gh_writev", "iovcnt"): "1",
+    ("gh_writev_all", "iovcnt"): "1",
     ("gh_sendto", "addrlen"): "0",  # sweep_fd is connected: no address
 }
 # One entry waiting for sweep_fd to be writable (ready at once: a zeroed entry's kind 0
@@ -481,12 +484,13 @@ def generate(h, header_path):
     w("    return fd;")
     w("}")
     w("")
-    w("/* A fresh AF_UNIX stream socket a successful call takes over (gh_server_new_fd):")
+    w("/* A fresh AF_UNIX socket of `type` a successful call takes over (gh_server_new_fd,")
+    w(" * gh_server_new_datagram_fd):")
     w(" * closed at the end of the case if still open (after gh_hub_destroy, which closes")
     w(" * what a server owns). */")
     w("static int sweep_handover[8], sweep_nhandover;")
-    w("SWEEP_HELPER int sweep_handover_socket(void) {")
-    w("    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);")
+    w("SWEEP_HELPER int sweep_handover_socket(int type) {")
+    w("    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);")
     w("    ASSERT_TRUE(fd >= 0 && sweep_nhandover < 8);")
     w("    sweep_handover[sweep_nhandover++] = fd;")
     w("    return fd;")

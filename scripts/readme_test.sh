@@ -9,7 +9,8 @@
 #                   the README's $HOME/.local prefix is too): each block must end printing
 #                   "joinall: GH_OK, 3 done". The CMake block's install must be stripped,
 #                   and its size the one the README states (within 20%).
-#   monitor sample  the ```text block after "./target/c/examples/blocking --monitor" against
+#   monitor sample  the ```text block after "./target/c/examples/blocking --monitor" (in the
+#                   README, and in the guide's docs/guide/6-monitor.md) against
 #                   a run of that program: the same lines (timestamps, thread ids, addresses
 #                   and durations aside; native stack frames, which move with the compiler,
 #                   aside), so the spawn sites (examples-c/blocking.c:LINE) cannot drift.
@@ -118,22 +119,8 @@ monitor_sample() {
             { cat "$bin.log"; return 1; }
     fi
     "$bin" --monitor >"$tmp/blocking.out" 2>&1 || { cat "$tmp/blocking.out"; return 1; }
-    python3 - "$tmp/blocking.out" <<'EOF'
+    python3 - "$tmp/blocking.out" README.md docs/guide/6-monitor.md <<'EOF'
 import re, sys
-readme = open("README.md").read()
-m = re.search(r"`\./target/c/examples/blocking --monitor`.*?^```text\n(.*?)^```$", readme, re.S | re.M)
-if not m:
-    sys.exit("README.md: no ```text block after `./target/c/examples/blocking --monitor`")
-sample = m.group(1).splitlines()
-run = open(sys.argv[1]).read().splitlines()
-# the run's block for the same greenlet: from its row to its "let the hub run again" line
-first = sample[0].split()[0]
-try:
-    start = next(i for i, l in enumerate(run) if l.startswith(first))
-    end = next(i for i in range(start, len(run)) if "let the hub run again" in run[i])
-except StopIteration:
-    sys.exit(f"the run has no block for {first!r}:\n" + "\n".join(run))
-run = run[start:end + 1]
 
 def norm(lines):
     out = []
@@ -148,16 +135,36 @@ def norm(lines):
         out.append(l)
     return out
 
-a, b = norm(sample), norm(run)
-if a != b:
-    import difflib
-    print("the README's monitor sample differs from a run (- README, + run):")
-    sys.stdout.writelines(l + "\n" for l in difflib.unified_diff(a, b, lineterm="", n=1))
-    print("the run's block, to paste into README.md:")
-    print("\n".join(run))
-    sys.exit(1)
-print(f"{len(a)} lines of the sample match a run (spawn sites: "
-      + ", ".join(sorted(set(re.findall(r"examples-c/blocking\.c:\d+", "\n".join(run))))) + ")")
+def check(doc, run):
+    """None if doc's sample matches the run, else what to say."""
+    text = open(doc).read()
+    m = re.search(r"`\./(?:target/c/examples/)?blocking --monitor`.*?^```text\n(.*?)^```$", text, re.S | re.M)
+    if not m:
+        return f"{doc}: no ```text block after `./target/c/examples/blocking --monitor`"
+    sample = m.group(1).splitlines()
+    # the run's block for the same greenlet: from its row to its "let the hub run again" line
+    first = sample[0].split()[0]
+    try:
+        start = next(i for i, l in enumerate(run) if l.startswith(first))
+        end = next(i for i in range(start, len(run)) if "let the hub run again" in run[i])
+    except StopIteration:
+        return f"the run has no block for {first!r}:\n" + "\n".join(run)
+    run = run[start:end + 1]
+    a, b = norm(sample), norm(run)
+    if a != b:
+        import difflib
+        return (f"{doc}'s monitor sample differs from a run (- {doc}, + run):\n"
+                + "\n".join(difflib.unified_diff(a, b, lineterm="", n=1))
+                + f"\nthe run's block, to paste into {doc}:\n" + "\n".join(run))
+    print(f"{doc}: {len(a)} lines of the sample match a run (spawn sites: "
+          + ", ".join(sorted(set(re.findall(r"examples-c/blocking\.c:\d+", "\n".join(run))))) + ")")
+    return None
+
+run = open(sys.argv[1]).read().splitlines()
+errors = [e for e in (check(doc, run) for doc in sys.argv[2:]) if e]
+for e in errors:
+    print(e)
+sys.exit(1 if errors else 0)
 EOF
 }
 check "README, monitor sample: the lines blocking --monitor prints" monitor_sample

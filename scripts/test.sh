@@ -270,8 +270,7 @@ fi
 
 echo
 echo "== summary"
-for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-for s in "${skips[@]}"; do echo "  skipped: $s"; done
+list_outcomes
 vg_filtered "$vg_count"
 echo "total: $passed passed, $failed failed, $skipped skipped"
 ((${#bad[@]} == 0))

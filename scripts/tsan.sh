@@ -60,24 +60,7 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_
 export GH_TEST_TIMEOUT=${GH_TEST_TIMEOUT:-120}
 
 # ThreadSanitizer output that fails a run even when the program's exit code says it passed.
-REPORTS='(WARNING|ERROR|SUMMARY): ThreadSanitizer|ThreadSanitizer:DEADLYSIGNAL|==[0-9]+==ThreadSanitizer: '
-
-passed=0 failed=0 skipped=0 reports=0 bad=() skips=()
-record() { # record NAME RC LOG: a program's result, counting its cases and reports
-    local name=$1 rc=$2 log=$3 c p=0 f=0 s=0 r
-    c=$(counts "$log")
-    [[ -n $c ]] && read -r p f s <<<"$c"
-    [[ -z $c ]] && ((rc == 0)) && p=1
-    ((rc != 0 && f == 0)) && f=1
-    ((s == 0)) || mapfile -t -O "${#skips[@]}" skips < <(skip_lines "$name" "$log")
-    r=$(grep -cE "$REPORTS" "$log" || true)
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s)) reports=$((reports + r))
-    if ((r)); then
-        bad+=("$name (ThreadSanitizer output: $r line(s), see $log)")
-    elif ((rc != 0)); then
-        bad+=("$name (exit $rc)")
-    fi
-}
+san_begin ThreadSanitizer '(WARNING|ERROR|SUMMARY): ThreadSanitizer|ThreadSanitizer:DEADLYSIGNAL|==[0-9]+==ThreadSanitizer: '
 
 mkdir -p "$OUT/tests"
 for name in "${names[@]}"; do
@@ -90,16 +73,7 @@ for name in "${names[@]}"; do
         failed=$((failed + 1)) bad+=("$name (not built)")
         continue
     fi
-    rc=0
-    "$bin" </dev/null >"$bin.out" 2>&1 || rc=$?
-    cat "$bin.out"
-    record "$name" "$rc" "$bin.out"
+    san_run "$name" "$bin.out" "$bin"
 done
 
-echo
-echo "== tsan summary"
-for b in "${bad[@]}"; do echo "  FAILED: $b"; done
-for s in "${skips[@]}"; do echo "  skipped: $s"; done
-echo "ThreadSanitizer reports: $reports"
-echo "tsan: $passed passed, $failed failed, $skipped skipped"
-((${#bad[@]} == 0))
+san_summary tsan

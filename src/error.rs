@@ -122,6 +122,7 @@ static TABLE: &[(i32, &CStr, &CStr)] = &[
     (-libc::ENOBUFS, c"GH_ENOBUFS", c"no buffer space available"),
     (-libc::EMSGSIZE, c"GH_EMSGSIZE", c"message too long"),
     (-libc::EAFNOSUPPORT, c"GH_EAFNOSUPPORT", c"address family not supported"),
+    (-libc::EPROTOTYPE, c"GH_EPROTOTYPE", c"wrong type of socket for this call (e.g. a stream socket where a datagram socket is needed)"),
 ];
 
 fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {

@@ -24,6 +24,15 @@ pub(crate) fn errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// How `Hub::write_counted` puts bytes on an fd.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// write(2), or send(2) without flags when the fd is a socket (gh_write).
+    Write,
+    /// send(2) with these flags: sockets only, ENOTSOCK otherwise (gh_send).
+    Send(i32),
+}
+
 /// Which side of an fd an operation uses (one waiter per side).
 #[derive(Copy, Clone, PartialEq, Eq)]
 pub enum Side {
@@ -229,7 +238,7 @@ impl Hub {
         })
     }
 
-    /// Writes all of `buf` (or fails); returns `len`.
+    /// gh_write: writes all of `buf` (or fails); returns `len`.
     ///
     /// # Safety
     /// The buffer / address pointers must be valid as the matching libc call requires.
@@ -240,29 +249,10 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
-        if self.is_socket(fd) || self.socket_after_all(fd)? {
-            // SAFETY: same contract as this function's.
-            match unsafe { self.send_all(fd, buf, len, 0, timeout) } {
-                Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
-                r => return r,
-            }
-        }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        let mut done = 0usize;
-        loop {
-            // SAFETY: buf is readable for len bytes per the caller; done <= len.
-            let n = self.retry(fd, Side::Write, left(deadline), len - done, || unsafe {
-                write_nosigpipe(
-                    fd,
-                    (buf as *const u8).add(done) as *const c_void,
-                    len - done,
-                )
-            })?;
-            done += n as usize;
-            if done >= len {
-                return Ok(done as isize);
-            }
-        }
+        let mut done = 0;
+        // SAFETY: same contract as this function's.
+        unsafe { self.write_counted(fd, buf, len, Via::Write, timeout, &mut done) }
+            .map(|_| done as isize)
     }
 
     /// gh_send: sends all of `buf` with `flags` (plus MSG_NOSIGNAL | MSG_DONTWAIT).
@@ -277,26 +267,69 @@ impl Hub {
         flags: i32,
         timeout: Option<u64>,
     ) -> Result<isize> {
+        let mut done = 0;
+        // SAFETY: same contract as this function's.
+        unsafe { self.write_counted(fd, buf, len, Via::Send(flags), timeout, &mut done) }
+            .map(|_| done as isize)
+    }
+
+    /// Writes all of `buf` to `fd` within one deadline, waiting whenever it is full;
+    /// `*done` counts the bytes that went out, also when it fails (timeout, kill, peer
+    /// gone), so the caller can resume (gh_write_all, gh_send_all; gh_write and gh_send
+    /// drop the count).
+    ///
+    /// # Safety
+    /// `buf` readable for `len` bytes.
+    pub unsafe fn write_counted(
+        &self,
+        fd: i32,
+        buf: *const c_void,
+        len: usize,
+        via: Via,
+        timeout: Option<u64>,
+        done: &mut usize,
+    ) -> Result<()> {
+        if fd < 0 {
+            return Err(Error::BADF);
+        }
+        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let (mut sock, flags) = match via {
+            Via::Write => (self.is_socket(fd) || self.socket_after_all(fd)?, 0),
+            Via::Send(flags) => (true, flags),
+        };
+        // MSG_PEEK/MSG_OOB-like flags have no plain POLLOUT readiness: no hint then.
         let hinted = flags == 0;
         let flags = flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        let mut done = 0usize;
-        loop {
-            let hint_len = if hinted { len - done } else { 0 };
-            // SAFETY: buf is readable for len bytes per the caller; done <= len.
-            let n = self.retry(fd, Side::Write, left(deadline), hint_len, || unsafe {
-                libc::send(
-                    fd,
-                    (buf as *const u8).add(done) as *const c_void,
-                    len - done,
-                    flags,
-                )
-            })?;
-            done += n as usize;
-            if done >= len {
-                return Ok(done as isize);
+        while *done < len {
+            // SAFETY: *done < len: inside the caller's buffer.
+            let p = unsafe { (buf as *const u8).add(*done) } as *const c_void;
+            let n = len - *done;
+            let r = self.retry(
+                fd,
+                Side::Write,
+                left(deadline),
+                if hinted { n } else { 0 },
+                || {
+                    if sock {
+                        // SAFETY: p is readable for n bytes.
+                        unsafe { libc::send(fd, p, n, flags) }
+                    } else {
+                        // SAFETY: as above.
+                        unsafe { write_nosigpipe(fd, p, n) }
+                    }
+                },
+            );
+            match r {
+                Ok(k) => *done += k as usize,
+                // gh_write on an fd that was not known yet: not a socket after all.
+                Err(e) if sock && via == Via::Write && e.0 == -libc::ENOTSOCK => {
+                    self.mark_not_socket(fd)?; // (puts it in O_NONBLOCK mode)
+                    sock = false;
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     ///
@@ -508,7 +541,7 @@ impl Hub {
 }
 
 /// An int-valued SOL_SOCKET option of `fd`.
-fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
+pub(crate) fn sockopt_int(fd: i32, opt: i32) -> Result<i32> {
     let mut v: libc::c_int = 0;
     let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v/l are valid out-parameters of the right size.

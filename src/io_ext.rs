@@ -78,8 +78,9 @@ impl Hub {
         })
     }
 
-    /// gh_writev: writes every byte of `iov[..n]` (writev(2), sendmsg for sockets),
-    /// waiting while the fd is full; returns the total.
+    /// gh_writev / gh_writev_all: writes every byte of `iov[..n]` (writev(2), sendmsg
+    /// for sockets), waiting while the fd is full; `*done` counts the bytes that went
+    /// out, also when it fails.
     ///
     /// # Safety
     /// `iov[..n]` valid, each buffer readable.
@@ -89,10 +90,11 @@ impl Hub {
         iov: *const libc::iovec,
         n: usize,
         timeout: Option<u64>,
-    ) -> Result<isize> {
+        done: &mut usize,
+    ) -> Result<()> {
         let deadline = timeout.map(|t| now_ns().saturating_add(t));
         let mut sock = self.is_socket(fd) || self.socket_after_all(fd)?;
-        let (mut start, mut skip, mut total) = (0usize, 0usize, 0usize);
+        let (mut start, mut skip) = (0usize, 0usize);
         loop {
             // Skip the iovecs already written (and empty ones).
             // SAFETY: start < n: inside the caller's array.
@@ -102,7 +104,7 @@ impl Hub {
                 start += 1;
             }
             if start == n {
-                return Ok(total as isize);
+                return Ok(());
             }
             let mut chunk = [libc::iovec {
                 iov_base: std::ptr::null_mut(),
@@ -134,7 +136,7 @@ impl Hub {
             });
             match r {
                 Ok(w) => {
-                    total += w as usize;
+                    *done += w as usize;
                     skip += w as usize;
                 }
                 Err(e) if sock && e.0 == -libc::ENOTSOCK => {

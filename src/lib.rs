@@ -24,12 +24,12 @@
 //! handle        generation-checked handles; registry of live hubs (cross-thread)
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
-//! io            cooperative fd operations (read, write, accept, connect, close, waitpid)
+//! io            cooperative fd operations (read, write with a byte count, accept, connect, close, waitpid)
 //! io_ext        recvfrom/sendto, readv/writev, recvmsg/sendmsg, sendfile
 //! net           address strings, listen, connect_to (tries each resolved address)
 //! pool          greenlet pools and groups (spawn into, wait for a place, join, kill)
 //! server        StreamServer: accept loop, a handler greenlet per connection, stop
-//! stream        buffered reader over an fd (read_until, read_exact), write_all
+//! stream        buffered reader over an fd (read_until, read_exact)
 //! greenlet      the greenlet record and coroutine types
 //! stack         stacks carved from reserved regions, guard pages, the per-hub pool
 //! overflow      SIGSEGV/SIGBUS handler naming the greenlet that overflowed its stack

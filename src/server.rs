@@ -325,6 +325,16 @@ impl Hub {
         }
     }
 
+    /// A datagram server on the caller's socket `fd` (owned from now on; on failure it
+    /// stays the caller's). `fd` must be a datagram socket: EPROTOTYPE for a stream (or
+    /// seqpacket) socket, ENOTSOCK for another file, EBADF for no open fd.
+    pub fn datagram_server_on(&self, fd: i32, handler: Handler, opts: Options) -> Result<u64> {
+        match crate::io::sockopt_int(fd, libc::SO_TYPE)? {
+            libc::SOCK_DGRAM => self.server_new(fd, handler, opts, true),
+            _ => Err(Error(-libc::EPROTOTYPE)),
+        }
+    }
+
     /// Starts the accept loop in a greenlet of its own (from the next iteration).
     pub fn server_start(&self, slot: u32, gen: u32) -> Result<()> {
         {

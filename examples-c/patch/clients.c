@@ -42,6 +42,7 @@ static double now(void) {
 
 /* ---- the work one greenlet does: ordinary blocking library code -------------- */
 
+//! [jobs]
 static void *pg_job(void *arg) {
     (void)arg;
     char sql[64];
@@ -82,7 +83,9 @@ static void *curl_job(void *arg) {
     }
     return NULL;
 }
+//! [jobs]
 
+//! [run]
 /* N greenlets running job; returns the wall time, or -1 if a job failed. */
 static double run(void *(*job)(void *)) {
     gh_greenlet *g = calloc((size_t)n, sizeof *g);
@@ -102,6 +105,7 @@ static double run(void *(*job)(void *)) {
     free(g);
     return failed ? -1 : dt;
 }
+//! [run]
 
 /* This program again with GREENHUB_PATCH=0, one workload, printing its seconds. */
 static double serial(const char *which) {

@@ -355,6 +355,7 @@ impl Fds {
     /// Before polling: verifies the unverified fds that stayed quiet (no event) for
     /// `VERIFY_QUIET_NS`; starts the quiet clock of those seen for the first time.
     /// Returns when the next of the others falls due (the poll sleeps no longer).
+    #[inline]
     pub fn verify_due(
         &mut self,
         be: &mut dyn Backend,
@@ -367,6 +368,17 @@ impl Fds {
         if now < self.next_due {
             return Some(self.next_due);
         }
+        self.verify_scan(be, now, failed)
+    }
+
+    /// `verify_due`'s scan of the unverified list (at most once per `VERIFY_QUIET_NS`).
+    #[inline(never)]
+    fn verify_scan(
+        &mut self,
+        be: &mut dyn Backend,
+        now: u64,
+        failed: &mut Vec<i32>,
+    ) -> Option<u64> {
         let mut next = u64::MAX;
         let mut i = 0;
         while i < self.unverified.len() {

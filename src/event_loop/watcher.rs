@@ -100,6 +100,14 @@ pub struct Watcher {
     pub referenced: bool,
     /// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
     pub internal: bool,
+    /// A wait's timer (`HubState::take_kept_timer`): always started at an absolute time,
+    /// and stopped lazily — its heap entry stays when its wait ends early, the usual
+    /// end of a timeout (see `HubState::start`).
+    pub lazy: bool,
+    /// (`lazy` timers) `WatchKind::Timer::after` holds the deadline the timer was
+    /// started with, later than the heap entry left from an earlier start, which fires
+    /// first and is moved to that deadline then (`run::run_timers`).
+    pub deferred: bool,
     pub action: Action,
 }
 
@@ -110,6 +118,8 @@ impl Watcher {
             active: false,
             referenced: true,
             internal,
+            lazy: false,
+            deferred: false,
             action: Action::None,
         }
     }

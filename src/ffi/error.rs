@@ -42,6 +42,9 @@ pub const GH_EDEADLK: c_int = -35;
 pub const GH_EOVERFLOW: c_int = -75;
 /// Not a socket (-ENOTSOCK).
 pub const GH_ENOTSOCK: c_int = -88;
+/// Wrong type of socket for the call: e.g. a stream socket given to
+/// gh_server_new_datagram_fd (-EPROTOTYPE).
+pub const GH_EPROTOTYPE: c_int = -91;
 /// Not supported by this build or backend (-ENOTSUP).
 pub const GH_ENOTSUP: c_int = -95;
 /// Network unreachable (-ENETUNREACH).
@@ -291,6 +294,7 @@ mod tests {
             (GH_EMSGSIZE, libc::EMSGSIZE),
             (GH_EOVERFLOW, libc::EOVERFLOW),
             (GH_ENOTSOCK, libc::ENOTSOCK),
+            (GH_EPROTOTYPE, libc::EPROTOTYPE),
             (GH_ENETUNREACH, libc::ENETUNREACH),
             (GH_ECONNRESET, libc::ECONNRESET),
             (GH_EISCONN, libc::EISCONN),

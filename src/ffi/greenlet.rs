@@ -50,10 +50,12 @@ pub const GH_STATE_WAITING: c_int = 3;
 /// gh_greenlet_state: its function returned, or it was killed before it started.
 pub const GH_STATE_DEAD: c_int = 4;
 
+/// Decodes a greenlet handle of this thread's hub. The record itself is checked once,
+/// by the core function the caller hands (slot, gen) to (each starts with
+/// `greenlet_ok`), not here as well.
 fn lookup(g: gh_greenlet) -> Result<(&'static Hub, u32, u32)> {
     let hub = hub::for_handle(g.id)?;
     let (slot, gen) = hub.check(g.id, Kind::Greenlet)?;
-    hub.greenlet_ok(slot, gen)?;
     Ok((hub, slot, gen))
 }
 

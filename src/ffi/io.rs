@@ -6,6 +6,7 @@ use super::{guard, guard_ssize};
 use crate::error::Error;
 use crate::event_loop::duration_ns;
 use crate::hub;
+use crate::io::Via;
 use std::ffi::{c_int, c_void};
 
 use super::watcher::{GH_READ, GH_WRITE};
@@ -122,7 +123,8 @@ pub unsafe extern "C" fn gh_read(
 }
 
 /// Writes all `len` bytes of `buf` to `fd`, waiting cooperatively whenever the fd is
-/// full; returns `len`, or a code (then an unknown prefix may have been written).
+/// full; returns `len`, or a code (then an unknown prefix may have been written:
+/// gh_write_all is the same call that also says how much, so it can be resumed).
 /// A closed peer gives GH_EPIPE; SIGPIPE is never raised (sockets use MSG_NOSIGNAL,
 /// pipe writes block the signal for the call and consume it).
 ///
@@ -150,6 +152,72 @@ pub unsafe extern "C" fn gh_write(
     })
 }
 
+/// The shared shape of gh_write_all/gh_send_all/gh_writev_all: `*done` is set to 0
+/// first (`done` NULL is GH_EINVAL: the count is what these calls are for), then `bad`
+/// arguments and a NaN timeout are GH_EINVAL, `empty` transfers nothing, and `op` counts
+/// into it; the count is stored whatever the outcome.
+pub(super) fn counted(
+    bad: bool,
+    empty: bool,
+    timeout: f64,
+    done: *mut usize,
+    op: impl FnOnce(&hub::Hub, Option<u64>, &mut usize) -> crate::error::Result<()>,
+) -> c_int {
+    guard(|| {
+        super::need(done)?;
+        // SAFETY: checked non-null; writable per the caller's contract.
+        unsafe { super::put(done, 0) };
+        if bad {
+            return Err(Error::INVAL);
+        }
+        let t = duration_ns(timeout)?;
+        if empty {
+            return Ok(0);
+        }
+        let mut n = 0usize;
+        let r = op(hub::current()?, t, &mut n);
+        // SAFETY: as above.
+        unsafe { super::put(done, n) };
+        r.map(|_| 0)
+    })
+}
+
+/// gh_write that says how far it got: writes all `len` bytes of `buf` to `fd`, waiting
+/// cooperatively while it is full, and stores in `*written` how many bytes went out —
+/// in every outcome: `len` on success, the part written before a timeout, GH_ECANCELED
+/// (killed), GH_EPIPE or any other error (0 when nothing went out, e.g. GH_EBADF), so
+/// the write can be resumed from `buf + *written`. Returns GH_OK (`*written` == `len`)
+/// or a code. Sockets get MSG_NOSIGNAL; SIGPIPE is never raised. One writer per fd, as
+/// gh_write.
+///
+/// *Ownership*: `buf` is only read. *Threads*: the calling thread's hub.
+/// *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_EINVAL (`written` NULL, `buf` NULL with `len` > 0, NaN timeout),
+/// GH_EBADF, GH_EBUSY (another greenlet waits to write `fd`), GH_ETIMEDOUT, GH_EPIPE,
+/// GH_ECONNRESET, GH_ECLOSED, GH_ECANCELED, a gh_throw code, GH_EPERM, -errno of
+/// write(2)/send(2), and when it must wait, gh_wait_fd's backend registration errors
+/// (GH_ERANGE, GH_EBACKEND, ...).
+///
+/// # Safety
+/// `buf` readable for `len` bytes; `written` writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_write_all(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    timeout: f64,
+    written: *mut usize,
+) -> c_int {
+    // SAFETY: the pointers are valid per this function's contract.
+    counted(
+        buf.is_null() && len > 0,
+        len == 0,
+        timeout,
+        written,
+        |hub, t, n| unsafe { hub.write_counted(fd, buf, len, Via::Write, t, n) },
+    )
+}
+
 /// recv(2) with `flags`, waiting cooperatively (MSG_DONTWAIT is added). Returns the bytes
 /// received, 0 on orderly shutdown, or a code. One reader per fd, as gh_read.
 ///
@@ -173,7 +241,8 @@ pub unsafe extern "C" fn gh_recv(
 }
 
 /// send(2) of all `len` bytes with `flags` (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting
-/// cooperatively; returns `len` or a code. One writer per fd, as gh_write.
+/// cooperatively; returns `len` or a code (then an unknown prefix may have been sent:
+/// gh_send_all also says how much). One writer per fd, as gh_write.
 ///
 /// *Ownership*, *Threads*, *Blocking*: as gh_write.
 /// *Errors*: as gh_write, plus GH_ENOTSOCK.
@@ -192,6 +261,35 @@ pub unsafe extern "C" fn gh_send(
     transfer(buf.is_null(), len, timeout, |hub, t| unsafe {
         hub.send_all(fd, buf, len, flags, t)
     })
+}
+
+/// gh_send that says how far it got: send(2) of all `len` bytes with `flags`
+/// (MSG_DONTWAIT | MSG_NOSIGNAL added), waiting cooperatively, storing in `*sent` how
+/// many bytes went out in every outcome, as gh_write_all does. Returns GH_OK (`*sent`
+/// == `len`) or a code. One writer per fd.
+///
+/// *Ownership*, *Threads*, *Blocking*: as gh_write_all.
+/// *Errors*: as gh_write_all (GH_EINVAL for `sent` NULL), plus GH_ENOTSOCK.
+///
+/// # Safety
+/// `buf` readable for `len` bytes; `sent` writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_send_all(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    timeout: f64,
+    sent: *mut usize,
+) -> c_int {
+    // SAFETY: the pointers are valid per this function's contract.
+    counted(
+        buf.is_null() && len > 0,
+        len == 0,
+        timeout,
+        sent,
+        |hub, t, n| unsafe { hub.write_counted(fd, buf, len, Via::Send(flags), t, n) },
+    )
 }
 
 /// Accepts a connection on listening socket `fd`, waiting cooperatively. Returns the new

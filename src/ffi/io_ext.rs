@@ -201,7 +201,8 @@ pub unsafe extern "C" fn gh_readv(
 
 /// Writes every byte of the `iovcnt` buffers (writev(2), sendmsg for sockets), waiting
 /// cooperatively whenever the fd is full; returns the total, or a code (then an unknown
-/// part went out, as with gh_write). No SIGPIPE. One writer per fd.
+/// part went out, as with gh_write: gh_writev_all also says how much). No SIGPIPE. One
+/// writer per fd.
 ///
 /// *Ownership*: the buffers are only read (`iov` is not modified).
 /// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
@@ -218,8 +219,38 @@ pub unsafe extern "C" fn gh_writev(
     timeout: f64,
 ) -> libc::ssize_t {
     checked(!iov_ok(iov, iovcnt), timeout, |hub, t| {
+        let mut done = 0;
         // SAFETY: valid per the contract.
-        unsafe { hub.writev_all(fd, iov, iovcnt.max(0) as usize, t) }
+        unsafe { hub.writev_all(fd, iov, iovcnt.max(0) as usize, t, &mut done) }
+            .map(|_| done as isize)
+    })
+}
+
+/// gh_writev that says how far it got: writes every byte of the `iovcnt` buffers,
+/// waiting cooperatively whenever the fd is full, and stores in `*written` how many
+/// bytes went out in every outcome, as gh_write_all does (resume by skipping that many
+/// bytes of the buffers). Returns GH_OK (`*written` == the buffers' total) or a code.
+/// No SIGPIPE. One writer per fd.
+///
+/// *Ownership*: the buffers are only read (`iov` is not modified).
+/// *Threads*: the calling thread's hub. *Blocking*: yes; not from a hub callback.
+/// *Errors*: GH_EINVAL (`written` NULL, `iov` NULL with `iovcnt` > 0, `iovcnt` negative
+/// or above 1024, NaN timeout), as gh_write_all otherwise.
+///
+/// # Safety
+/// `iov[0..iovcnt]` readable, each buffer readable for its length; `written` writable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_writev_all(
+    fd: c_int,
+    iov: *const libc::iovec,
+    iovcnt: c_int,
+    timeout: f64,
+    written: *mut usize,
+) -> c_int {
+    let bad = !iov_ok(iov, iovcnt);
+    // SAFETY: the pointers are valid per this function's contract.
+    super::io::counted(bad, iovcnt == 0, timeout, written, |hub, t, n| unsafe {
+        hub.writev_all(fd, iov, iovcnt as usize, t, n)
     })
 }
 

@@ -121,6 +121,15 @@ fn handler(h: gh_server_handler, arg: *mut c_void) -> crate::error::Result<Handl
     })
 }
 
+fn datagram_handler(h: gh_datagram_handler, arg: *mut c_void) -> crate::error::Result<Handler> {
+    let f = h.ok_or(Error::INVAL)?;
+    Ok(Handler {
+        call: call_datagram,
+        f: f as usize,
+        arg,
+    })
+}
+
 /// # Safety
 /// `opts` NULL or readable.
 unsafe fn options(opts: *const gh_server_options) -> gh_server_options {
@@ -146,6 +155,71 @@ fn core_options(o: &gh_server_options) -> Options {
     }
 }
 
+/// The shape of the gh_server_new* calls: `out` checked, `make` creates the server,
+/// its handle stored in `*out`.
+///
+/// # Safety
+/// `out` NULL or writable.
+unsafe fn create(out: *mut gh_server, make: impl FnOnce() -> crate::error::Result<u64>) -> c_int {
+    guard(|| {
+        need(out)?;
+        let id = make()?;
+        // SAFETY: checked non-null; writable per the caller's contract.
+        unsafe { put(out, gh_server { id }) };
+        Ok(0)
+    })
+}
+
+/// A server of this thread's hub on a new socket listening on (bound to) `address`;
+/// the socket is closed again if the server cannot be made.
+///
+/// # Safety
+/// `address` NUL-terminated (or NULL: GH_EINVAL); `opts` NULL or readable.
+unsafe fn on_address(
+    address: *const c_char,
+    h: Handler,
+    opts: *const gh_server_options,
+    datagram: bool,
+) -> crate::error::Result<u64> {
+    // SAFETY: per this function's contract.
+    let a = unsafe { super::net::addr_str(address) }?;
+    // SAFETY: per this function's contract.
+    let o = unsafe { options(opts) };
+    let hub = hub::current()?;
+    let fd = if datagram {
+        hub.listen(a, 0, o.listen_flags | crate::net::LISTEN_UDP)?
+    } else {
+        hub.listen(a, o.backlog, o.listen_flags & !crate::net::LISTEN_UDP)?
+    };
+    hub.server_new(fd, h, core_options(&o), datagram)
+        .inspect_err(|_| {
+            let _ = hub.close_fd(fd);
+        })
+}
+
+/// A server of this thread's hub on the caller's socket `fd`: a stream server on any
+/// open fd (EBADF otherwise), a datagram server on a datagram socket only.
+///
+/// # Safety
+/// `opts` NULL or readable.
+unsafe fn on_fd(
+    fd: c_int,
+    h: Handler,
+    opts: *const gh_server_options,
+    datagram: bool,
+) -> crate::error::Result<u64> {
+    // SAFETY: per this function's contract.
+    let o = core_options(&unsafe { options(opts) });
+    if datagram {
+        return hub::current()?.datagram_server_on(fd, h, o);
+    }
+    // SAFETY: fcntl on any int is harmless; it answers EBADF for a closed fd.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(Error::BADF);
+    }
+    hub::current()?.server_new(fd, h, o, false)
+}
+
 /// Creates a stream server listening on `address` (gh_listen's forms: `"host:port"`,
 /// `"[v6]:port"`, `":port"`, `"unix:/path"`, …) that will run `handler(server, fd, arg)`
 /// in a new greenlet for each connection once started (gh_server_start). The server
@@ -168,24 +242,13 @@ pub unsafe extern "C" fn gh_server_new(
     arg: *mut c_void,
     opts: *const gh_server_options,
 ) -> c_int {
-    guard(|| {
-        need(out)?;
+    let make = || {
         let h = self::handler(handler, arg)?;
-        // SAFETY: per this function's contract.
-        let a = unsafe { super::net::addr_str(address) }?;
-        // SAFETY: per this function's contract.
-        let o = unsafe { options(opts) };
-        let hub = hub::current()?;
-        let fd = hub.listen(a, o.backlog, o.listen_flags & !crate::net::LISTEN_UDP)?;
-        let id = hub
-            .server_new(fd, h, core_options(&o), false)
-            .inspect_err(|_| {
-                let _ = hub.close_fd(fd);
-            })?;
-        // SAFETY: checked non-null; writable per the contract.
-        unsafe { put(out, gh_server { id }) };
-        Ok(0)
-    })
+        // SAFETY: `address` and `opts` are valid per this function's contract.
+        unsafe { on_address(address, h, opts, false) }
+    };
+    // SAFETY: `out` is writable per this function's contract.
+    unsafe { create(out, make) }
 }
 
 /// gh_server_new on listening socket `fd` (from gh_listen, or a socket the caller bound
@@ -208,20 +271,13 @@ pub unsafe extern "C" fn gh_server_new_fd(
     arg: *mut c_void,
     opts: *const gh_server_options,
 ) -> c_int {
-    guard(|| {
-        need(out)?;
+    let make = || {
         let h = self::handler(handler, arg)?;
-        // SAFETY: fcntl on any int is harmless; it answers EBADF for a closed fd.
-        if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::BADF);
-        }
-        // SAFETY: per this function's contract.
-        let o = unsafe { options(opts) };
-        let id = hub::current()?.server_new(fd, h, core_options(&o), false)?;
-        // SAFETY: checked non-null; writable per the contract.
-        unsafe { put(out, gh_server { id }) };
-        Ok(0)
-    })
+        // SAFETY: `opts` is NULL or readable per this function's contract.
+        unsafe { on_fd(fd, h, opts, false) }
+    };
+    // SAFETY: `out` is writable per this function's contract.
+    unsafe { create(out, make) }
 }
 
 /// Creates a datagram server (gevent's DatagramServer) bound to `address` (gh_listen's
@@ -248,30 +304,45 @@ pub unsafe extern "C" fn gh_server_new_datagram(
     arg: *mut c_void,
     opts: *const gh_server_options,
 ) -> c_int {
-    guard(|| {
-        need(out)?;
-        let f = handler.ok_or(Error::INVAL)?;
-        let h = Handler {
-            call: call_datagram,
-            f: f as usize,
-            arg,
-        };
-        // SAFETY: per this function's contract.
-        let a = unsafe { super::net::addr_str(address) }?;
-        // SAFETY: per this function's contract.
-        let o = unsafe { options(opts) };
-        let hub = hub::current()?;
-        let flags = o.listen_flags | crate::net::LISTEN_UDP;
-        let fd = hub.listen(a, 0, flags)?;
-        let id = hub
-            .server_new(fd, h, core_options(&o), true)
-            .inspect_err(|_| {
-                let _ = hub.close_fd(fd);
-            })?;
-        // SAFETY: checked non-null; writable per the contract.
-        unsafe { put(out, gh_server { id }) };
-        Ok(0)
-    })
+    let make = || {
+        let h = datagram_handler(handler, arg)?;
+        // SAFETY: `address` and `opts` are valid per this function's contract.
+        unsafe { on_address(address, h, opts, true) }
+    };
+    // SAFETY: `out` is writable per this function's contract.
+    unsafe { create(out, make) }
+}
+
+/// gh_server_new_datagram on datagram socket `fd`, which the caller created and bound
+/// (UDP, or AF_UNIX SOCK_DGRAM; e.g. inherited from a supervisor, or with socket options
+/// gh_listen does not set) — gevent's DatagramServer given a socket. On success the
+/// server owns `fd` (it closes it at gh_server_stop / gh_server_close) and has put it
+/// in O_NONBLOCK mode; on failure it stays the caller's. `opts->backlog` and
+/// `opts->listen_flags` are ignored.
+///
+/// *Ownership*: as gh_server_new_datagram, and `fd` passes to the server on success.
+/// *Threads*: the calling thread's hub; handlers run in it. *Blocking*: never.
+/// *Errors*: GH_EINVAL (`out` or `handler` NULL), GH_EBADF (`fd` negative or not open),
+/// GH_ENOTSOCK (`fd` is not a socket), GH_EPROTOTYPE (a socket, but not a datagram
+/// socket: a stream server takes it, gh_server_new_fd), GH_ENOMEM.
+///
+/// # Safety
+/// `out` writable; `opts` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn gh_server_new_datagram_fd(
+    out: *mut gh_server,
+    fd: c_int,
+    handler: gh_datagram_handler,
+    arg: *mut c_void,
+    opts: *const gh_server_options,
+) -> c_int {
+    let make = || {
+        let h = datagram_handler(handler, arg)?;
+        // SAFETY: `opts` is NULL or readable per this function's contract.
+        unsafe { on_fd(fd, h, opts, true) }
+    };
+    // SAFETY: `out` is writable per this function's contract.
+    unsafe { create(out, make) }
 }
 
 /// Starts accepting: the accept loop runs in a greenlet of its own from the hub's next

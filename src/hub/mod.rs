@@ -10,9 +10,11 @@
 //! * Watcher callbacks run in the loop with the hub as the current greenlet, so a
 //!   blocking call from a callback is `GH_EPERM`.
 //!
-//! All mutable state sits in one `RefCell<HubState>`; borrows are short and never
-//! held across a switch or a call into C.
+//! All mutable state sits in one `HubCell<HubState>` (`cell.rs`: a RefCell in checked
+//! builds, an unchecked cell with a busy flag in release builds); borrows are short and
+//! never held across a switch or a call into C.
 
+pub mod cell;
 pub mod embed;
 pub mod greenlets;
 pub mod locals;
@@ -29,7 +31,8 @@ use crate::event_loop::{Backend, Ready, WAKE_TOKEN};
 use crate::greenlet::{Greenlet, Msg, Role};
 use crate::handle::{self, HubShared, Id, Kind, Table};
 use crate::stack::{self, StackPool};
-use std::cell::{Cell, RefCell};
+use cell::HubCell;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::ptr;
@@ -159,7 +162,7 @@ fn parse_size(s: &str) -> Option<usize> {
     num.trim().parse::<usize>().ok()?.checked_mul(mul)
 }
 
-/// Everything of a hub that changes; behind one RefCell.
+/// Everything of a hub that changes; behind one `HubCell`.
 pub struct HubState {
     pub greenlets: Table<Greenlet>,
     pub watchers: Table<Watcher>,
@@ -229,7 +232,7 @@ pub struct HubState {
 pub struct Hub {
     pub id: u16,
     pub shared: Arc<HubShared>,
-    pub st: RefCell<HubState>,
+    pub st: HubCell<HubState>,
     /// Slot of the running greenlet (main, hub or a task).
     pub current: Cell<u32>,
     pub main_slot: u32,
@@ -333,39 +336,57 @@ fn late_guard(p: *const Hub) {
     }
 }
 
-/// This thread's hub if it exists (rebuilt first if the process forked since).
-#[inline]
-pub fn existing() -> Option<&'static Hub> {
+/// This thread's published hub, without the fork check.
+#[inline(always)]
+fn published_ref() -> Option<&'static Hub> {
     let p = HUB.with(|h| h.get());
     // SAFETY: a published hub stays alive until `destroy` or thread exit, which
     // unpublish it first; neither can run while a caller of this function is active
     // on this thread's greenlets except through `destroy`, which only main may call.
-    let hub = unsafe { p.as_ref() }?;
+    unsafe { p.as_ref() }
+}
+
+/// This thread's hub if it exists (rebuilt first if the process forked since).
+#[inline]
+pub fn existing() -> Option<&'static Hub> {
+    let hub = published_ref()?;
     hub.check_fork();
     Some(hub)
 }
 
 /// This thread's hub, created with the environment's settings if needed.
-/// `EPERM` when the hub is in the middle of something (`reentered`).
+/// `EPERM` when the hub is in the middle of something (see `usable`).
 #[inline]
 pub fn current() -> Result<&'static Hub> {
-    match existing() {
+    match published_ref() {
         Some(h) => usable(h),
         None => create(Config::from_env()?),
     }
 }
 
-/// The hub, if it can be used now:
+/// The hub, if it can be used now (the fork check first: rebuilt if the process forked):
 /// * `EPERM` if this thread's hub state is borrowed right now. No borrow is ever held
 ///   across a call into C (module rule), so a gh_* call that finds one was made by a
 ///   signal handler that interrupted greenhub (issue 15.10): refuse it, never panic.
 /// * the error that kept a forked child from making its own loop (`EMFILE`, …): the
-///   parent's must not be used (issue 15.5); `existing` retries at every call.
-#[inline]
+///   parent's must not be used (issue 15.5); it is retried at every call.
+///
+/// One compare of the fork generation and one flag test on the way through.
+#[inline(always)]
 fn usable(h: &'static Hub) -> Result<&'static Hub> {
-    if h.st.try_borrow_mut().is_err() {
+    if h.fork_gen.get() == FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) && !h.st.is_busy() {
+        return Ok(h);
+    }
+    usable_slow(h)
+}
+
+#[cold]
+#[inline(never)]
+fn usable_slow(h: &'static Hub) -> Result<&'static Hub> {
+    if h.st.is_busy() {
         return Err(Error::PERM);
     }
+    h.check_fork();
     if h.fork_gen.get() != FORK_GEN.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Error(h.fork_error.get().min(-1)));
     }
@@ -454,7 +475,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
     let hub = Box::new(Hub {
         id: shared.id,
         shared: shared.clone(),
-        st: RefCell::new(HubState {
+        st: HubCell::new(HubState {
             greenlets,
             watchers: Table::with_base(base),
             objects: Table::with_base(base),
@@ -698,7 +719,7 @@ impl Hub {
 
 /// Resolves a handle to this thread's hub without creating one.
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
-    match existing() {
+    match published_ref() {
         Some(h) if Id::decode(raw).hub == h.id => usable(h),
         _ => Err(handle::foreign(Id::decode(raw).hub)),
     }

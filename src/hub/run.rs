@@ -29,7 +29,7 @@ use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
     EV_TIMER,
 };
-use crate::event_loop::{now_ns, WAKE_TOKEN};
+use crate::event_loop::{now_ns, READ, WAKE_TOKEN, WRITE};
 use crate::greenlet::{Co, Msg, State, WaitOn};
 use crate::handle::Kind;
 use corosensei::CoroutineResult;
@@ -220,21 +220,41 @@ impl Hub {
             while n > 0 {
                 n -= 1;
                 let cb = {
-                    let mut st = self.st.borrow_mut();
+                    let mut guard = self.st.borrow_mut();
+                    let st = &mut *guard;
                     st.since_poll += 1;
-                    match st.queue.pop_front() {
+                    let cb = match st.queue.pop_front() {
                         Some(cb) => cb,
                         None => return,
-                    }
-                };
-                match cb {
-                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
-                    Callback::Wake {
+                    };
+                    // The common callback, a task's wake-up: checked and entered under
+                    // this borrow (resume_wait's work), then run.
+                    if let Callback::Wake {
                         slot,
                         gen,
                         seq,
                         msg,
-                    } if slot != self.main_slot => self.resume_wait(slot, gen, seq, msg),
+                    } = cb
+                    {
+                        if slot != self.main_slot {
+                            let co = match st.greenlets.get_mut(slot, gen) {
+                                Some(g) if g.blocked && g.seq == seq => {
+                                    g.blocked = false;
+                                    g.enter()
+                                }
+                                _ => None,
+                            };
+                            drop(guard);
+                            if let Some(co) = co {
+                                self.run_task(slot, co, msg);
+                            }
+                            continue;
+                        }
+                    }
+                    cb
+                };
+                match cb {
+                    Callback::Start { slot, gen } => self.start_greenlet(slot, gen),
                     Callback::Wake {
                         slot,
                         gen,
@@ -463,6 +483,36 @@ impl Hub {
 
     /// Fires the active io watchers of `fd` interested in `got`.
     fn dispatch_fd(&self, fd: i32, got: u8, from_kernel: bool) {
+        // The common case: one greenlet parked on the fd and nothing else watching it.
+        // Resumed straight from the entry (no snapshot list). Only when nothing unwanted
+        // fired: then `settle` below would change nothing.
+        if from_kernel && self.in_hub() {
+            let one = {
+                let st = self.st.borrow();
+                match st.fds.get(fd) {
+                    Some(e) if e.watchers.len() == 1 => {
+                        let (pseudo, ev) = e.watchers[0];
+                        match PARKED.iter().position(|&p| p == pseudo) {
+                            Some(side)
+                                if ev & got != 0
+                                    && got & !ev & (READ | WRITE) == 0
+                                    && e.parked[side].0 != self.main_slot =>
+                            {
+                                Some((e.parked[side], (ev & got) as i32))
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(((slot, gen, seq), revents)) = one {
+                if slot != u32::MAX {
+                    self.resume_wait(slot, gen, seq, Msg::code(revents));
+                }
+                return;
+            }
+        }
         let wanted_then;
         let mut list = {
             let mut st = self.st.borrow_mut();
@@ -572,10 +622,22 @@ impl Hub {
                     break;
                 };
                 let gen = st.watchers.gen(slot);
-                let w = st
-                    .watchers
-                    .at_mut(slot)
-                    .expect("timers hold active watchers");
+                let w = st.watchers.at_mut(slot).expect("timers hold live watchers");
+                if w.lazy {
+                    if !w.active {
+                        continue; // its wait ended early: the entry was left (lazy stop)
+                    }
+                    if w.deferred {
+                        // Restarted for a later deadline than this old entry's.
+                        w.deferred = false;
+                        if let WatchKind::Timer { after, .. } = w.kind {
+                            if after > now {
+                                st.timers.insert(slot, after);
+                                continue;
+                            }
+                        }
+                    }
+                }
                 let action = w.action;
                 match w.kind {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {

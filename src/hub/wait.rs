@@ -83,9 +83,12 @@ impl Hub {
             }
             // One clock read for the whole wait: its own deadline and the greenlet's
             // gh_timeout deadline are folded into one absolute time for one timer.
-            let own = timeout.filter(|&t| t > 0);
+            // `own` 0: no timeout of its own. (A plain number, not an Option: optimised
+            // code computed `now + t` from a None's undefined payload and discarded it,
+            // which valgrind reports as a jump on an uninitialised value.)
+            let own = timeout.unwrap_or_default();
             let deadline = g.deadline;
-            let now = if own.is_some() || deadline != u64::MAX {
+            let now = if own != 0 || deadline != u64::MAX {
                 crate::event_loop::now_ns()
             } else {
                 0
@@ -93,7 +96,11 @@ impl Hub {
             if now >= deadline || timeout == Some(0) {
                 return Err(Error::TIMEDOUT);
             }
-            let call_deadline = own.map_or(u64::MAX, |t| now.saturating_add(t));
+            let call_deadline = if own != 0 {
+                now.saturating_add(own)
+            } else {
+                u64::MAX
+            };
             let at = call_deadline.min(deadline);
             g.seq = g.seq.wrapping_add(1);
             g.blocked = true;

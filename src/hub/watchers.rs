@@ -35,12 +35,24 @@ impl HubState {
             return Err(Error::BUSY);
         }
         let kind = w.kind;
-        if let WatchKind::Timer { after, .. } = kind {
+        if let WatchKind::Timer { after, repeat } = kind {
             // The common case in one lookup of the record (a timer start cannot fail).
             w.active = true;
             w.action = action;
             self.alive += w.referenced as usize;
             let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
+            if w.lazy {
+                // A wait's timer whose entry from an earlier wait is still in the heap,
+                // due no later than `at`: no heap operation now (a request's timeout is
+                // restarted per request and almost never fires); the old entry fires
+                // first and run_timers moves it to `at` then.
+                if self.timers.due(slot).is_some_and(|cur| cur <= at) {
+                    w.kind = WatchKind::Timer { after: at, repeat };
+                    w.deferred = true;
+                    return Ok(());
+                }
+                w.deferred = false;
+            }
             self.timers.insert(slot, at);
             return Ok(());
         }
@@ -100,6 +112,9 @@ impl HubState {
         let referenced = w.referenced;
         match w.kind {
             WatchKind::Io { fd, .. } => self.fds.detach(fd, slot),
+            // A lazy timer's entry stays (see `start`); run_timers drops it if it fires
+            // while the timer is stopped.
+            WatchKind::Timer { .. } if w.lazy => w.deferred = false,
             WatchKind::Timer { .. } => {
                 self.timers.remove(slot);
             }
@@ -130,6 +145,9 @@ impl HubState {
         self.stop_watcher(slot);
         if let Some(w) = self.watchers.remove(slot) {
             match w.kind {
+                WatchKind::Timer { .. } if w.lazy => {
+                    self.timers.remove(slot);
+                }
                 WatchKind::Async => crate::asyncs::disarm(self.shared.id, slot),
                 WatchKind::Child { pidfd, .. } if pidfd >= 0 => {
                     self.fds.forget(&mut *self.backend, pidfd);
@@ -204,6 +222,27 @@ impl HubState {
     /// An internal timer for greenlet `slot`'s wait: its kept timer `which` when free
     /// (created on first use), else a new one. Returns (watcher slot, kept); give it
     /// back with `put_kept_timer`.
+    /// When timer watcher `slot` is due (None: stopped, or not a timer in the heap).
+    pub fn timer_due(&self, slot: u32) -> Option<u64> {
+        match self.watchers.at(slot)? {
+            w if !w.active => None,
+            crate::event_loop::watcher::Watcher {
+                deferred: true,
+                kind: WatchKind::Timer { after, .. },
+                ..
+            } => Some(*after),
+            _ => self.timers.due(slot),
+        }
+    }
+
+    /// Moves active timer `slot` to the absolute time `at`.
+    pub fn retime_timer(&mut self, slot: u32, at: u64) {
+        if let Some(w) = self.watchers.at_mut(slot) {
+            w.deferred = false;
+        }
+        self.timers.insert(slot, at);
+    }
+
     pub fn take_kept_timer(&mut self, slot: u32, which: usize) -> Result<(u32, bool)> {
         let kept = self
             .greenlets
@@ -223,6 +262,9 @@ impl HubState {
             },
             true,
         )?;
+        if let Some(w) = self.watchers.at_mut(t) {
+            w.lazy = true;
+        }
         if kept == u32::MAX {
             if let Some(g) = self.greenlets.at_mut(slot) {
                 g.kept_timers[which] = t;

@@ -138,7 +138,7 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
         // A plain timed wait (gh_sleep): only its timer.
         WaitOn::Nothing => due_desc(
             w,
-            g.wait_timer.and_then(|t| st.timers.due(t)),
+            g.wait_timer.and_then(|t| st.timer_due(t)),
             now,
             "nothing",
         ),
@@ -152,7 +152,7 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
         WaitOn::Fd { fd, events } => fd_desc(w, fd, events),
         WaitOn::Watcher(ws) => match st.watchers.at(ws).map(|x| x.kind) {
             Some(WatchKind::Io { fd, events }) => fd_desc(w, fd, events),
-            Some(WatchKind::Timer { .. }) => due_desc(w, st.timers.due(ws), now, "a stopped timer"),
+            Some(WatchKind::Timer { .. }) => due_desc(w, st.timer_due(ws), now, "a stopped timer"),
             Some(WatchKind::Child { pid, .. }) => write!(w, "child process {pid}"),
             Some(WatchKind::Signal { signum }) => write!(w, "signal {signum}"),
             Some(_) => write!(w, "watcher {ws}"),

@@ -1003,7 +1003,7 @@ impl Hub {
                         if at == u64::MAX {
                             st.stop_watcher(t);
                         } else {
-                            st.timers.insert(t, at);
+                            st.retime_timer(t, at);
                         }
                     }
                 }
