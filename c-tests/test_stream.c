@@ -102,6 +102,46 @@ TEST(read_until_pipelined_then_read_exact) {
     ASSERT_EQ(gh_test_fd_count(), fds0);
 }
 
+/* A timeout bounds the whole call, not each wait in it: a peer that trickles a byte
+ * every 10 ms and never sends the delimiter makes gh_stream_read_until (and
+ * gh_stream_read_exact) time out once the timeout has passed since the call began
+ * waiting, although every single wait ends well within it. */
+static void *trickle(void *arg) {
+    int fd = *(int *)arg;
+    for (int i = 0; i < 150; i++) { /* 1.5 s at most */
+        if (send(fd, "x", 1, MSG_DONTWAIT) != 1) break;
+        if (gh_sleep(0.01) != GH_OK) break;
+    }
+    return NULL;
+}
+
+TEST(timeout_bounds_the_whole_call) {
+    int fds0 = gh_test_fd_count(), sv[2];
+    gh_stream s;
+    gh_greenlet w;
+    char buf[4096];
+    make_pair(sv);
+    ASSERT_OK(gh_stream_new(&s, sv[0], sizeof buf));
+    ASSERT_OK(gh_spawn(&w, trickle, &sv[1]));
+    double t0 = gh_test_now();
+    ASSERT_CODE(gh_stream_read_until(s, "\r\n\r\n", 4, buf, sizeof buf, 0.1), GH_ETIMEDOUT);
+    double took = gh_test_now() - t0;
+    ASSERT_TRUE(took >= 0.09);
+    ASSERT_TRUE(took < 0.8); /* per-wait timeouts would run on while bytes keep coming */
+    t0 = gh_test_now();
+    ASSERT_CODE(gh_stream_read_exact(s, buf, sizeof buf, 0.1), GH_ETIMEDOUT);
+    took = gh_test_now() - t0;
+    ASSERT_TRUE(took >= 0.09);
+    ASSERT_TRUE(took < 0.8);
+    ASSERT_OK(gh_kill(w, 1.0));
+    ASSERT_OK(gh_release(w));
+    ASSERT_OK(gh_stream_close(s));
+    ASSERT_OK(gh_close(sv[0]));
+    ASSERT_OK(gh_close(sv[1]));
+    ASSERT_OK(gh_hub_destroy());
+    ASSERT_EQ(gh_test_fd_count(), fds0);
+}
+
 /* The bound: a line longer than max_buffer is GH_EMSGSIZE once the buffer is full (it
  * holds max_buffer bytes, no more); a line that fits the stream but not the caller's
  * buffer is GH_EMSGSIZE and stays buffered, so a bigger buffer gets it; read_exact of
@@ -345,6 +385,7 @@ int main(int argc, char **argv) {
     TEST_INIT(argc, argv);
     RUN(readline_pieces_and_eof);
     RUN(read_until_pipelined_then_read_exact);
+    RUN(timeout_bounds_the_whole_call);
     RUN(bounded_buffer_emsgsize);
     RUN(read_exact_eof_and_pipe);
     RUN(one_reader_kill_and_close);

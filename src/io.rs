@@ -44,10 +44,58 @@ pub(crate) fn left(deadline: Option<u64>) -> Option<u64> {
     deadline.map(|d| d.saturating_sub(now_ns()))
 }
 
+/// A call's timeout, turned into a deadline when the call first has to wait: most I/O
+/// calls never wait (the data is there, the socket has room), and then read no clock.
+/// One `Deadline` is shared by every wait of one call (a write of many chunks, a
+/// buffered read of several fills), so the timeout bounds the call's waiting as a
+/// whole. (The clock starts at the first wait, not at the call: the syscalls before it
+/// take microseconds.) An HTTP request on examples-c/http_server.c read the clock 8
+/// times; now twice.
+pub(crate) struct Deadline {
+    timeout: Option<u64>,
+    /// The absolute deadline once started (0: not yet).
+    at: std::cell::Cell<u64>,
+}
+
+impl Deadline {
+    pub(crate) fn new(timeout: Option<u64>) -> Deadline {
+        Deadline {
+            timeout,
+            at: std::cell::Cell::new(0),
+        }
+    }
+
+    /// The time left for a wait that starts now (None: no timeout; `Some(0)`: do not
+    /// wait); the first call fixes the deadline.
+    pub(crate) fn left(&self) -> Option<u64> {
+        let t = self.timeout?;
+        if t == 0 {
+            return Some(0);
+        }
+        let at = self.at.get();
+        if at == 0 {
+            self.at.set(now_ns().saturating_add(t).max(1));
+            return Some(t);
+        }
+        Some(at.saturating_sub(now_ns()))
+    }
+
+    /// The absolute deadline (started now if it was not), for waits that take one.
+    pub(crate) fn absolute(&self) -> Option<u64> {
+        self.left()?;
+        Some(self.at.get()).filter(|&a| a != 0).or(Some(0))
+    }
+
+    /// The call asked not to wait at all (timeout 0).
+    pub(crate) fn is_zero(&self) -> bool {
+        self.timeout == Some(0)
+    }
+}
+
 impl Hub {
     /// Waits for `side` readiness of `fd` as the fd's one reader/writer.
-    fn io_wait(&self, fd: i32, side: Side, deadline: Option<u64>) -> Result<()> {
-        let t = left(deadline);
+    fn io_wait(&self, fd: i32, side: Side, dl: &Deadline) -> Result<()> {
+        let t = dl.left();
         if t == Some(0) {
             return Err(Error::TIMEDOUT);
         }
@@ -84,14 +132,25 @@ impl Hub {
         side: Side,
         timeout: Option<u64>,
         len: usize,
+        op: impl FnMut() -> isize,
+    ) -> Result<isize> {
+        self.retry_by(fd, side, &Deadline::new(timeout), len, op)
+    }
+
+    /// `retry` with the waits bounded by `dl` (shared by the waits of a whole call).
+    pub(crate) fn retry_by(
+        &self,
+        fd: i32,
+        side: Side,
+        dl: &Deadline,
+        len: usize,
         mut op: impl FnMut() -> isize,
     ) -> Result<isize> {
         if fd < 0 {
             return Err(Error::BADF);
         }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
-        if len != 0 && timeout != Some(0) && self.hint(fd, side) {
-            self.io_wait(fd, side, deadline)?;
+        if len != 0 && !dl.is_zero() && self.hint(fd, side) {
+            self.io_wait(fd, side, dl)?;
         }
         loop {
             let n = op();
@@ -107,7 +166,7 @@ impl Hub {
                     if len != 0 {
                         self.set_hint(fd, side, true);
                     }
-                    self.io_wait(fd, side, deadline)?
+                    self.io_wait(fd, side, dl)?
                 }
                 e => return Err(self.turn_then(Error(-e))),
             }
@@ -206,15 +265,30 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<isize> {
+        // SAFETY: same contract as this function's.
+        unsafe { self.read_by(fd, buf, len, &Deadline::new(timeout)) }
+    }
+
+    /// `read` with its waits bounded by `dl`.
+    ///
+    /// # Safety
+    /// As `read`.
+    pub(crate) unsafe fn read_by(
+        &self,
+        fd: i32,
+        buf: *mut c_void,
+        len: usize,
+        dl: &Deadline,
+    ) -> Result<isize> {
         if self.is_socket(fd) || self.socket_after_all(fd)? {
             // SAFETY: same contract as this function's.
-            match unsafe { self.recv(fd, buf, len, 0, timeout) } {
+            match unsafe { self.recv_by(fd, buf, len, 0, dl) } {
                 Err(e) if e.0 == -libc::ENOTSOCK => self.mark_not_socket(fd)?,
                 r => return r,
             }
         }
         // SAFETY: the caller guarantees buf is writable for len bytes.
-        self.retry(fd, Side::Read, timeout, len, || unsafe {
+        self.retry_by(fd, Side::Read, dl, len, || unsafe {
             libc::read(fd, buf, len)
         })
     }
@@ -230,10 +304,24 @@ impl Hub {
         flags: i32,
         timeout: Option<u64>,
     ) -> Result<isize> {
+        // SAFETY: same contract as this function's.
+        unsafe { self.recv_by(fd, buf, len, flags, &Deadline::new(timeout)) }
+    }
+
+    /// # Safety
+    /// As `recv`.
+    unsafe fn recv_by(
+        &self,
+        fd: i32,
+        buf: *mut c_void,
+        len: usize,
+        flags: i32,
+        dl: &Deadline,
+    ) -> Result<isize> {
         let hint_len = if flags == 0 { len } else { 0 };
         let flags = flags | libc::MSG_DONTWAIT;
         // SAFETY: the caller guarantees buf is writable for len bytes.
-        self.retry(fd, Side::Read, timeout, hint_len, || unsafe {
+        self.retry_by(fd, Side::Read, dl, hint_len, || unsafe {
             libc::recv(fd, buf, len, flags)
         })
     }
@@ -292,7 +380,7 @@ impl Hub {
         if fd < 0 {
             return Err(Error::BADF);
         }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = Deadline::new(timeout);
         let (mut sock, flags) = match via {
             Via::Write => (self.is_socket(fd) || self.socket_after_all(fd)?, 0),
             Via::Send(flags) => (true, flags),
@@ -304,21 +392,15 @@ impl Hub {
             // SAFETY: *done < len: inside the caller's buffer.
             let p = unsafe { (buf as *const u8).add(*done) } as *const c_void;
             let n = len - *done;
-            let r = self.retry(
-                fd,
-                Side::Write,
-                left(deadline),
-                if hinted { n } else { 0 },
-                || {
-                    if sock {
-                        // SAFETY: p is readable for n bytes.
-                        unsafe { libc::send(fd, p, n, flags) }
-                    } else {
-                        // SAFETY: as above.
-                        unsafe { write_nosigpipe(fd, p, n) }
-                    }
-                },
-            );
+            let r = self.retry_by(fd, Side::Write, &dl, if hinted { n } else { 0 }, || {
+                if sock {
+                    // SAFETY: p is readable for n bytes.
+                    unsafe { libc::send(fd, p, n, flags) }
+                } else {
+                    // SAFETY: as above.
+                    unsafe { write_nosigpipe(fd, p, n) }
+                }
+            });
             match r {
                 Ok(k) => *done += k as usize,
                 // gh_write on an fd that was not known yet: not a socket after all.
@@ -366,18 +448,20 @@ impl Hub {
             return Err(Error::BADF);
         }
         set_nonblocking(fd)?;
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = Deadline::new(timeout);
         // SAFETY: addr is valid for len bytes per the caller.
         if unsafe { libc::connect(fd, addr, len) } == 0 {
             return Ok(());
         }
         match errno() {
             libc::EINPROGRESS | libc::EINTR => {}
-            // SAFETY: as above.
-            libc::EAGAIN => return unsafe { self.connect_backlog_full(fd, addr, len, deadline) },
+            libc::EAGAIN => {
+                // SAFETY: addr is valid for len bytes per the caller, as above.
+                return unsafe { self.connect_backlog_full(fd, addr, len, dl.absolute()) };
+            }
             e => return Err(Error(-e)),
         }
-        self.io_wait(fd, Side::Write, deadline)?;
+        self.io_wait(fd, Side::Write, &dl)?;
         let err = sockopt_int(fd, libc::SO_ERROR)?;
         if err != 0 {
             return Err(Error(-err));

@@ -92,7 +92,7 @@ impl Hub {
         timeout: Option<u64>,
         done: &mut usize,
     ) -> Result<()> {
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = crate::io::Deadline::new(timeout);
         let mut sock = self.is_socket(fd) || self.socket_after_all(fd)?;
         let (mut start, mut skip) = (0usize, 0usize);
         loop {
@@ -120,7 +120,7 @@ impl Hub {
             chunk[0].iov_len -= skip;
             let want: usize = chunk[..k].iter().map(|c| c.iov_len).sum();
             let cp = chunk.as_ptr();
-            let r = self.retry(fd, Side::Write, left(deadline), want, || {
+            let r = self.retry_by(fd, Side::Write, &dl, want, || {
                 if sock {
                     // SAFETY: plain data; all-zero is a valid msghdr.
                     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -164,14 +164,14 @@ impl Hub {
             return Err(Error::BADF);
         }
         set_nonblocking(out_fd)?;
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = crate::io::Deadline::new(timeout);
         let off_ptr: *mut i64 = match offset {
             Some(o) => o,
             None => std::ptr::null_mut(),
         };
         while *done < count {
             let want = count - *done;
-            let r = self.retry(out_fd, Side::Write, left(deadline), want, || {
+            let r = self.retry_by(out_fd, Side::Write, &dl, want, || {
                 // SAFETY: off_ptr is NULL or the caller's offset, valid for the call.
                 nosigpipe(|| unsafe { libc::sendfile(out_fd, in_fd, off_ptr, want) })
             })?;

@@ -15,9 +15,8 @@
 //!   when a record was cut short (what came stays buffered for `read`).
 
 use crate::error::{Error, Result, EEOF};
-use crate::event_loop::now_ns;
 use crate::hub::Hub;
-use crate::io::left;
+use crate::io::Deadline;
 use crate::server::{insert_sub, Sub, Take};
 use std::ffi::c_void;
 
@@ -111,7 +110,7 @@ impl Hub {
 
     /// Reads more into the buffer (one read). Returns the bytes added, 0 at end of file;
     /// `EMSGSIZE` when the buffer is full at `max`.
-    fn stream_fill(&self, slot: u32, gen: u32, timeout: Option<u64>) -> Result<usize> {
+    fn stream_fill(&self, slot: u32, gen: u32, dl: &Deadline) -> Result<usize> {
         let (fd, ptr, room) = {
             let mut st = self.st.borrow_mut();
             let s = st.net.streams.get_mut(slot, gen).ok_or(Error::BADHANDLE)?;
@@ -138,7 +137,7 @@ impl Hub {
         // SAFETY: ptr is writable for room bytes: the buffer is neither resized nor freed
         // while busy (close refuses; only hub teardown frees it, and this greenlet never
         // resumes then).
-        let r = unsafe { self.read(fd, ptr as *mut c_void, room, timeout) };
+        let r = unsafe { self.read_by(fd, ptr as *mut c_void, room, dl) };
         let mut st = self.st.borrow_mut();
         if let Some(s) = st.net.streams.get_mut(slot, gen) {
             s.busy = false;
@@ -177,7 +176,9 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<usize> {
-        if self.stream_buffered(slot, gen)? == 0 && self.stream_fill(slot, gen, timeout)? == 0 {
+        if self.stream_buffered(slot, gen)? == 0
+            && self.stream_fill(slot, gen, &Deadline::new(timeout))? == 0
+        {
             return Ok(0);
         }
         // SAFETY: per this function's contract.
@@ -207,14 +208,14 @@ impl Hub {
         if len > max {
             return Err(Error(-libc::EMSGSIZE));
         }
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = Deadline::new(timeout);
         loop {
             let have = self.stream_buffered(slot, gen)?;
             if have >= len {
                 // SAFETY: per this function's contract.
                 return Ok(unsafe { self.stream_take(slot, gen, out, len) });
             }
-            if self.stream_fill(slot, gen, left(deadline))? == 0 {
+            if self.stream_fill(slot, gen, &dl)? == 0 {
                 return if have == 0 { Ok(0) } else { Err(Error(EEOF)) };
             }
         }
@@ -233,7 +234,7 @@ impl Hub {
         len: usize,
         timeout: Option<u64>,
     ) -> Result<usize> {
-        let deadline = timeout.map(|t| now_ns().saturating_add(t));
+        let dl = Deadline::new(timeout);
         let mut scanned = 0; // bytes of the unread data known to hold no delimiter start
         loop {
             let found = {
@@ -252,7 +253,7 @@ impl Hub {
                 }
                 Err(have) => {
                     scanned = (have + 1).saturating_sub(delim.len());
-                    match self.stream_fill(slot, gen, left(deadline)) {
+                    match self.stream_fill(slot, gen, &dl) {
                         Ok(0) if have == 0 => return Ok(0),
                         Ok(0) => return Err(Error(EEOF)),
                         Ok(_) => {}
