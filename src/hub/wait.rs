@@ -53,6 +53,8 @@ impl Hub {
     /// ends the wait with `GH_ETIMEDOUT`. Returns the message the wait ended with
     /// (code >= 0), or the error: `EPERM` in the hub, `ECANCELED` when killed, a thrown
     /// code, `ETIMEDOUT`, `ELOOPEXIT` (main, nothing left to wake it).
+    ///
+    /// gevent's `Hub.wait`: arm, switch to the hub, disarm.
     pub fn wait_for(
         &self,
         on: WaitOn,
@@ -63,95 +65,7 @@ impl Hub {
         if slot == self.hub_slot {
             return Err(Error::PERM);
         }
-        let (timer, yielder) = {
-            let mut guard = self.st.borrow_mut();
-            let st = &mut *guard;
-            let gen = st.greenlets.gen(slot);
-            let g = st
-                .greenlets
-                .at_mut(slot)
-                .expect("current greenlet has a record");
-            if g.killed || g.throw != 0 {
-                let e = Self::take_pending(st, slot).expect_err("a kill or throw is pending");
-                drop(guard);
-                if e == Error::CANCELED {
-                    // A killed greenlet that ignores GH_ECANCELED and keeps calling
-                    // blocking functions must not starve the hub: pass through it once.
-                    self.yield_once(slot);
-                }
-                return Err(e);
-            }
-            // One clock read for the whole wait: its own deadline and the greenlet's
-            // gh_timeout deadline are folded into one absolute time for one timer.
-            // `own` 0: no timeout of its own. (A plain number, not an Option: optimised
-            // code computed `now + t` from a None's undefined payload and discarded it,
-            // which valgrind reports as a jump on an uninitialised value.)
-            let own = timeout.unwrap_or_default();
-            let deadline = g.deadline;
-            let now = if own != 0 || deadline != u64::MAX {
-                crate::event_loop::now_ns()
-            } else {
-                0
-            };
-            if now >= deadline || timeout == Some(0) {
-                return Err(Error::TIMEDOUT);
-            }
-            let call_deadline = if own != 0 {
-                now.saturating_add(own)
-            } else {
-                u64::MAX
-            };
-            let at = call_deadline.min(deadline);
-            g.seq = g.seq.wrapping_add(1);
-            g.blocked = true;
-            g.state = if on == WaitOn::Yield {
-                State::Ready
-            } else {
-                State::Waiting
-            };
-            g.waiting_on = on;
-            g.call_deadline = call_deadline;
-            let yielder = g.yielder;
-            let w = WaitId {
-                slot,
-                gen,
-                seq: g.seq,
-            };
-            let armed = setup(st, w).and_then(|()| {
-                if at == u64::MAX {
-                    return Ok(None);
-                }
-                let (t, kept) = st.take_kept_timer(slot, KEPT_TIMEOUT)?;
-                match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
-                    Ok(()) => Ok(Some((t, kept))),
-                    Err(e) => {
-                        st.put_kept_timer(t, kept);
-                        Err(e)
-                    }
-                }
-            });
-            match armed {
-                Ok(None) => (None, yielder),
-                Ok(Some((t, kept))) => {
-                    st.greenlets
-                        .at_mut(slot)
-                        .expect("current greenlet has a record")
-                        .wait_timer = Some(t);
-                    (Some((t, kept)), yielder)
-                }
-                Err(e) => {
-                    let g = st
-                        .greenlets
-                        .at_mut(slot)
-                        .expect("current greenlet has a record");
-                    g.blocked = false;
-                    g.state = State::Running;
-                    g.waiting_on = WaitOn::Nothing;
-                    g.call_deadline = u64::MAX;
-                    return Err(e);
-                }
-            }
-        };
+        let (timer, yielder) = self.arm(slot, on, timeout, setup)?;
         let msg = if slot == self.main_slot {
             self.run_for_main()
         } else {
@@ -160,6 +74,117 @@ impl Hub {
             // are inside it.
             unsafe { (*yielder).suspend(()) }
         };
+        self.disarm(slot, timer)?;
+        if msg.code < 0 {
+            return Err(Error(msg.code));
+        }
+        Ok(msg)
+    }
+
+    /// `wait_for`'s first half, under one borrow: fails with a pending kill or throw, or
+    /// at once when the deadline (the call's own or the greenlet's `gh_timeout`: one
+    /// clock read, one timer) has passed; else marks the greenlet parked in a new wait,
+    /// runs `setup` and starts the timeout timer. Returns that timer (and whether it is
+    /// the greenlet's kept one) and the task's yielder.
+    #[inline(always)]
+    fn arm(
+        &self,
+        slot: u32,
+        on: WaitOn,
+        timeout: Option<u64>,
+        setup: impl FnOnce(&mut HubState, WaitId) -> Result<()>,
+    ) -> Result<(Option<(u32, bool)>, *const crate::greenlet::TaskYielder)> {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        let gen = st.greenlets.gen(slot);
+        let g = st
+            .greenlets
+            .at_mut(slot)
+            .expect("current greenlet has a record");
+        if g.killed || g.throw != 0 {
+            let e = Self::take_pending(st, slot).expect_err("a kill or throw is pending");
+            drop(guard);
+            if e == Error::CANCELED {
+                // A killed greenlet that ignores GH_ECANCELED and keeps calling
+                // blocking functions must not starve the hub: pass through it once.
+                self.yield_once(slot);
+            }
+            return Err(e);
+        }
+        // `own` 0: no timeout of its own. (A plain number, not an Option: optimised code
+        // computed `now + t` from a None's undefined payload and discarded it, which
+        // valgrind reports as a jump on an uninitialised value.)
+        let own = timeout.unwrap_or_default();
+        let deadline = g.deadline;
+        let now = if own != 0 || deadline != u64::MAX {
+            crate::event_loop::now_ns()
+        } else {
+            0
+        };
+        if now >= deadline || timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        let call_deadline = if own != 0 {
+            now.saturating_add(own)
+        } else {
+            u64::MAX
+        };
+        let at = call_deadline.min(deadline);
+        g.seq = g.seq.wrapping_add(1);
+        g.blocked = true;
+        g.state = if on == WaitOn::Yield {
+            State::Ready
+        } else {
+            State::Waiting
+        };
+        g.waiting_on = on;
+        g.call_deadline = call_deadline;
+        let yielder = g.yielder;
+        let w = WaitId {
+            slot,
+            gen,
+            seq: g.seq,
+        };
+        let armed = setup(st, w).and_then(|()| {
+            if at == u64::MAX {
+                return Ok(None);
+            }
+            let (t, kept) = st.take_kept_timer(slot, KEPT_TIMEOUT)?;
+            match st.start_timer_at(t, w.action(Error::TIMEDOUT.0), at) {
+                Ok(()) => Ok(Some((t, kept))),
+                Err(e) => {
+                    st.put_kept_timer(t, kept);
+                    Err(e)
+                }
+            }
+        });
+        match armed {
+            Ok(None) => Ok((None, yielder)),
+            Ok(Some((t, kept))) => {
+                st.greenlets
+                    .at_mut(slot)
+                    .expect("current greenlet has a record")
+                    .wait_timer = Some(t);
+                Ok((Some((t, kept)), yielder))
+            }
+            Err(e) => {
+                let g = st
+                    .greenlets
+                    .at_mut(slot)
+                    .expect("current greenlet has a record");
+                g.blocked = false;
+                g.state = State::Running;
+                g.waiting_on = WaitOn::Nothing;
+                g.call_deadline = u64::MAX;
+                Err(e)
+            }
+        }
+    }
+
+    /// `wait_for`'s second half: the timer stopped, the greenlet running again, and the
+    /// kill or throw that ended the wait (if one did) taken.
+    #[inline(always)]
+    fn disarm(&self, slot: u32, timer: Option<(u32, bool)>) -> Result<()> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
         if let Some((t, kept)) = timer {
@@ -176,10 +201,7 @@ impl Hub {
         if g.killed || g.throw != 0 {
             Self::take_pending(st, slot)?;
         }
-        if msg.code < 0 {
-            return Err(Error(msg.code));
-        }
-        Ok(msg)
+        Ok(())
     }
 
     /// Lets every other ready greenlet and the loop run once, ignoring pending kills.
