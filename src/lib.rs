@@ -21,7 +21,9 @@
 //!               never imports it (the monitor hands it Rust reports and hooks)
 //! asyncs        async watchers' pending flags, lock-free (gh_async_send is signal-safe)
 //! error         Error <-> GH_E* codes, names and messages
-//! handle        generation-checked handles; registry of live hubs (cross-thread)
+//! handle        generation-checked handles: ids and tables
+//! remote        what other threads touch: the registry of live hubs, each hub's shared
+//!               part (wake-up fd, cross-thread calls, the monitor's view), fork locks
 //! hub/          the Hub: thread-local creation (mod), the loop (run), Hub.wait (wait),
 //!               greenlet operations (greenlets), watcher lifecycle (watchers)
 //! io            cooperative fd operations (read, write with a byte count, accept, connect, close, waitpid)
@@ -56,6 +58,7 @@ pub mod monitor;
 pub mod net;
 pub mod overflow;
 pub mod pool;
+pub mod remote;
 pub mod server;
 pub mod signals;
 pub mod stack;

@@ -9,7 +9,7 @@
 //! waiting (killed, timed out, hub destroyed), the result is dropped — with the job's
 //! `discard` hook for results that own memory (getaddrinfo's list).
 
-use crate::handle::HubShared;
+use crate::remote::HubShared;
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CString};
 use std::sync::{Arc, Condvar, Mutex};

@@ -6,7 +6,7 @@ use super::{Callback, Hub};
 use crate::error::{Error, Result, ECLOSED};
 use crate::event_loop::{now_ns, WAKE_TOKEN};
 use crate::greenlet::Msg;
-use crate::handle::{self, HubShared};
+use crate::remote::HubShared;
 use std::ffi::c_void;
 
 impl Hub {
@@ -255,7 +255,7 @@ pub fn call_threadsafe(
             return Ok(());
         }
     }
-    let shared = handle::lookup_hub(id)
+    let shared = crate::remote::lookup_hub(id)
         .filter(|s| gen.is_none_or(|g| g == s.base))
         .ok_or(Error::BADHANDLE)?;
     let mut r = shared.remote.lock().unwrap_or_else(|p| p.into_inner());

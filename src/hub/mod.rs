@@ -29,7 +29,8 @@ use crate::event_loop::timers::Timers;
 use crate::event_loop::watcher::Watcher;
 use crate::event_loop::{Backend, Ready, WAKE_TOKEN};
 use crate::greenlet::{Greenlet, Msg, Role};
-use crate::handle::{self, HubShared, Id, Kind, Table};
+use crate::handle::{Id, Kind, Table};
+use crate::remote::HubShared;
 use crate::stack::{self, StackPool};
 use cell::HubCell;
 use std::cell::Cell;
@@ -276,8 +277,8 @@ extern "C" fn fork_child() {
     crate::signals::forget_wake_fds_after_fork();
     // SAFETY: a published hub is alive (see `existing`); only its id is read.
     let own = unsafe { published().as_ref() }.map(|h| h.id);
-    handle::fork_child_hubs(own);
-    handle::fork_release();
+    crate::remote::fork_child_hubs(own);
+    crate::remote::fork_release();
 }
 
 thread_local! {
@@ -458,7 +459,7 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         unsafe { libc::close(wake_fd) };
         return Err(Error(-e));
     }
-    let shared = match handle::register_hub(wake_fd) {
+    let shared = match crate::remote::register_hub(wake_fd) {
         Ok(s) => s,
         Err(e) => {
             // SAFETY: closes the eventfd we just created.
@@ -550,8 +551,8 @@ fn create(cfg: Config) -> Result<&'static Hub> {
         // SAFETY: registers plain extern "C" functions without arguments.
         unsafe {
             libc::pthread_atfork(
-                Some(handle::fork_prepare),
-                Some(handle::fork_release),
+                Some(crate::remote::fork_prepare),
+                Some(crate::remote::fork_release),
                 Some(fork_child),
             )
         };
@@ -656,7 +657,7 @@ impl Drop for Hub {
             }
         }
         crate::monitor::stop(self);
-        handle::unregister_hub(self.id, max_gen);
+        crate::remote::unregister_hub(self.id, max_gen);
     }
 }
 
@@ -670,7 +671,7 @@ impl Hub {
     pub fn check(&self, raw: u64, kind: Kind) -> Result<(u32, u32)> {
         let id = Id::decode(raw);
         if id.hub != self.id {
-            return Err(handle::foreign(id.hub));
+            return Err(crate::remote::foreign(id.hub));
         }
         if id.kind != kind as u8 {
             return Err(Error::BADHANDLE);
@@ -721,6 +722,6 @@ impl Hub {
 pub fn for_handle(raw: u64) -> Result<&'static Hub> {
     match published_ref() {
         Some(h) if Id::decode(raw).hub == h.id => usable(h),
-        _ => Err(handle::foreign(Id::decode(raw).hub)),
+        _ => Err(crate::remote::foreign(Id::decode(raw).hub)),
     }
 }

@@ -350,7 +350,7 @@ impl Hub {
             if polling {
                 // About to sleep: give back the pages of stacks freed in a burst.
                 st.stacks.trim();
-                self.publish_active(self.hub_slot, crate::handle::POLLING);
+                self.publish_active(self.hub_slot, crate::remote::POLLING);
             }
             Self::poll_backend(st, timeout_ms);
             if polling {

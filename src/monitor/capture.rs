@@ -17,8 +17,8 @@
 //! Addresses are symbolised with dladdr (exported symbols; `module+offset` otherwise, for
 //! addr2line).
 
-use crate::handle::HubShared;
 use crate::monitor::runinfo::{format_hub_report, Sink, REPORT_MAX};
+use crate::remote::HubShared;
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void, CStr};
 use std::fmt::Write;

@@ -19,8 +19,9 @@ pub mod capture;
 pub mod runinfo;
 
 use crate::error::{Error, Result};
-use crate::handle::{HubShared, Kind, POLLING};
+use crate::handle::Kind;
 use crate::hub::{Hub, HubState};
+use crate::remote::{HubShared, POLLING};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -443,7 +443,7 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
         DUMPING.store(false, Ordering::Release);
         return;
     }
-    let ids = crate::handle::live_hub_ids();
+    let ids = crate::remote::live_hub_ids();
     let mut header = String::new();
     let _ = writeln!(
         header,
@@ -485,7 +485,7 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
                 Some(s) => out.push_str(s),
                 None => {
                     let tid =
-                        crate::handle::lookup_hub(*id).map_or(0, |s| s.tid.load(Ordering::Relaxed));
+                        crate::remote::lookup_hub(*id).map_or(0, |s| s.tid.load(Ordering::Relaxed));
                     let _ = writeln!(
                         out,
                         "Hub {id} (thread {tid}): did not answer within {} ms (blocked, or not running its loop)",
@@ -514,7 +514,7 @@ pub fn dump_on_signal(own: &Hub, signum: i32) {
 /// Every hub of the process: this thread's directly, the others through their loop.
 pub fn format_all(out: &mut String) {
     let own = crate::hub::existing();
-    let ids = crate::handle::live_hub_ids();
+    let ids = crate::remote::live_hub_ids();
     let _ = writeln!(
         out,
         "greenhub {} run info: process {}, {} hub(s)",
@@ -541,7 +541,7 @@ pub fn format_all(out: &mut String) {
                 match g.take() {
                     Some(s) => out.push_str(&s),
                     None => {
-                        let tid = crate::handle::lookup_hub(id)
+                        let tid = crate::remote::lookup_hub(id)
                             .map_or(0, |s| s.tid.load(std::sync::atomic::Ordering::Relaxed));
                         let _ = writeln!(
                             out,
