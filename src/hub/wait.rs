@@ -273,7 +273,7 @@ impl HubState {
     /// Wakes wait `w` without running it now: main is marked woken, a task gets a
     /// queued wake-up. Returns false if `w` is no longer a live wait.
     pub fn wake_later(&mut self, w: WaitId, msg: Msg) -> bool {
-        crate::sync::wake_split(
+        wake_split(
             &mut self.greenlets,
             &mut self.queue,
             &mut self.main_wake,
@@ -282,4 +282,37 @@ impl HubState {
             msg,
         )
     }
+}
+
+/// Wakes wait `w` without running it now (split borrows, so callers can hold
+/// `objects` meanwhile): main is marked woken, a task gets a queued wake-up.
+/// Returns false if `w` is no longer a live wait.
+#[inline]
+pub(crate) fn wake_split(
+    greenlets: &mut crate::handle::Table<crate::greenlet::Greenlet>,
+    queue: &mut std::collections::VecDeque<Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+    w: WaitId,
+    msg: Msg,
+) -> bool {
+    let Some(g) = greenlets.get_mut(w.slot, w.gen) else {
+        return false;
+    };
+    if !g.blocked || g.seq != w.seq {
+        return false;
+    }
+    g.state = crate::greenlet::State::Ready;
+    if w.slot == main_slot {
+        g.blocked = false;
+        *main_wake = Some(msg);
+    } else {
+        queue.push_back(Callback::Wake {
+            slot: w.slot,
+            gen: w.gen,
+            seq: w.seq,
+            msg,
+        });
+    }
+    true
 }

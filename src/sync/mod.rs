@@ -17,6 +17,7 @@
 use crate::error::{Error, Result, ECLOSED};
 use crate::greenlet::{Msg, WaitOn};
 use crate::handle::{Kind, Table};
+use crate::hub::wait::wake_split;
 use crate::hub::wait::WaitId;
 use crate::hub::Hub;
 use std::cmp::Ordering;
@@ -1079,37 +1080,4 @@ fn wake_watches(
     for w in l.2.drain(..) {
         wake_split(greenlets, queue, main_wake, main_slot, w, msg);
     }
-}
-
-/// Wakes wait `w` without running it now (split borrows, so callers can hold
-/// `objects` meanwhile): main is marked woken, a task gets a queued wake-up.
-/// Returns false if `w` is no longer a live wait.
-#[inline]
-pub(crate) fn wake_split(
-    greenlets: &mut Table<crate::greenlet::Greenlet>,
-    queue: &mut VecDeque<crate::hub::Callback>,
-    main_wake: &mut Option<Msg>,
-    main_slot: u32,
-    w: WaitId,
-    msg: Msg,
-) -> bool {
-    let Some(g) = greenlets.get_mut(w.slot, w.gen) else {
-        return false;
-    };
-    if !g.blocked || g.seq != w.seq {
-        return false;
-    }
-    g.state = crate::greenlet::State::Ready;
-    if w.slot == main_slot {
-        g.blocked = false;
-        *main_wake = Some(msg);
-    } else {
-        queue.push_back(crate::hub::Callback::Wake {
-            slot: w.slot,
-            gen: w.gen,
-            seq: w.seq,
-            msg,
-        });
-    }
-    true
 }
