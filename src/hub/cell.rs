@@ -7,7 +7,8 @@
 //!
 //! * **Checked builds** (debug builds: `cargo test`, the fuzzer; and the sanitizer builds:
 //!   the `sanitizer` and `tsan` features) keep `RefCell`'s full check, so a borrow that
-//!   breaks the rule panics where it happens, in tests.
+//!   breaks the rule panics where it happens, in tests; they also check that borrows end
+//!   innermost first, which the release build's flag relies on.
 //! * **Release builds** keep one flag, `busy`: set while any borrow is alive (a borrow
 //!   remembers the value it found and puts it back, so nested shared borrows are exact),
 //!   with no check on the way in. The flag is the cheap re-entry guard the FFI asks
@@ -113,43 +114,97 @@ mod imp {
 
 #[cfg(any(debug_assertions, feature = "sanitizer", feature = "tsan"))]
 mod imp {
-    use std::cell::{Ref, RefCell, RefMut};
+    use std::cell::{Cell, Ref, RefCell, RefMut};
+    use std::ops::{Deref, DerefMut};
 
-    /// The hub state's cell (checked build: a RefCell).
-    pub struct HubCell<T>(RefCell<T>);
+    /// The hub state's cell (checked build: a RefCell, and a depth that checks borrows
+    /// end in the reverse order they began — what the release build's busy flag relies
+    /// on, and what RefCell alone allows to break for shared borrows).
+    pub struct HubCell<T> {
+        cell: RefCell<T>,
+        depth: Cell<u32>,
+    }
 
     pub use std::cell::BorrowError as Busy;
 
+    /// A borrow (`G`: RefCell's guard) that must end innermost first.
+    pub struct Lifo<'a, G> {
+        guard: G,
+        depth: &'a Cell<u32>,
+        index: u32,
+    }
+
+    impl<'a, G> Lifo<'a, G> {
+        fn new(guard: G, depth: &'a Cell<u32>) -> Self {
+            let index = depth.get();
+            depth.set(index + 1);
+            Lifo {
+                guard,
+                depth,
+                index,
+            }
+        }
+    }
+
+    impl<G> Drop for Lifo<'_, G> {
+        fn drop(&mut self) {
+            assert_eq!(
+                self.depth.get(),
+                self.index + 1,
+                "hub state borrows ended out of order (the release build's busy flag needs them nested)"
+            );
+            self.depth.set(self.index);
+        }
+    }
+
+    impl<G: Deref> Deref for Lifo<'_, G> {
+        type Target = G::Target;
+        fn deref(&self) -> &G::Target {
+            &self.guard
+        }
+    }
+
+    impl<G: DerefMut> DerefMut for Lifo<'_, G> {
+        fn deref_mut(&mut self) -> &mut G::Target {
+            &mut self.guard
+        }
+    }
+
     impl<T> HubCell<T> {
         pub fn new(value: T) -> Self {
-            HubCell(RefCell::new(value))
+            HubCell {
+                cell: RefCell::new(value),
+                depth: Cell::new(0),
+            }
         }
 
         #[track_caller]
-        pub fn borrow(&self) -> Ref<'_, T> {
-            self.0.borrow()
+        pub fn borrow(&self) -> Lifo<'_, Ref<'_, T>> {
+            Lifo::new(self.cell.borrow(), &self.depth)
         }
 
         #[track_caller]
-        pub fn borrow_mut(&self) -> RefMut<'_, T> {
-            self.0.borrow_mut()
+        pub fn borrow_mut(&self) -> Lifo<'_, RefMut<'_, T>> {
+            Lifo::new(self.cell.borrow_mut(), &self.depth)
         }
 
-        pub fn try_borrow(&self) -> Result<Ref<'_, T>, Busy> {
-            self.0.try_borrow()
+        pub fn try_borrow(&self) -> Result<Lifo<'_, Ref<'_, T>>, Busy> {
+            self.cell.try_borrow().map(|g| Lifo::new(g, &self.depth))
         }
 
-        pub fn try_borrow_mut(&self) -> Result<RefMut<'_, T>, std::cell::BorrowMutError> {
-            self.0.try_borrow_mut()
+        pub fn try_borrow_mut(&self) -> Result<Lifo<'_, RefMut<'_, T>>, std::cell::BorrowMutError> {
+            self.cell
+                .try_borrow_mut()
+                .map(|g| Lifo::new(g, &self.depth))
         }
 
         /// True while any borrow is alive.
         pub fn is_busy(&self) -> bool {
-            self.0.try_borrow_mut().is_err()
+            self.cell.try_borrow_mut().is_err()
         }
 
         pub fn get_mut(&mut self) -> &mut T {
-            self.0.get_mut()
+            self.cell.get_mut()
         }
     }
 }
@@ -159,6 +214,17 @@ pub use imp::HubCell;
 #[cfg(test)]
 mod tests {
     use super::HubCell;
+
+    #[test]
+    #[cfg(any(debug_assertions, feature = "sanitizer", feature = "tsan"))]
+    #[should_panic(expected = "out of order")]
+    fn checked_builds_refuse_borrows_ending_out_of_order() {
+        let c = HubCell::new(1u32);
+        let a = c.borrow();
+        let b = c.borrow();
+        drop(a);
+        drop(b);
+    }
 
     #[test]
     fn busy_while_borrowed_and_after_nested_shared_borrows() {
