@@ -426,6 +426,22 @@ impl Hub {
     ) -> Result<i32> {
         // The listener itself must not block the thread (SOCK_NONBLOCK is for the new fd).
         set_nonblocking(fd)?;
+        // SAFETY: as this function's contract.
+        unsafe { self.accept_nonblocking(fd, addr, addrlen, timeout) }
+    }
+
+    /// `accept` on a listener known to be in O_NONBLOCK mode (a gh_server's, which it made
+    /// so and owns): no `fcntl` per accepted connection.
+    ///
+    /// # Safety
+    /// As `accept`.
+    pub(crate) unsafe fn accept_nonblocking(
+        &self,
+        fd: i32,
+        addr: *mut libc::sockaddr,
+        addrlen: *mut libc::socklen_t,
+        timeout: Option<u64>,
+    ) -> Result<i32> {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: addr/addrlen are NULL or valid per the caller (checked by the FFI layer).
         self.retry(fd, Side::Read, timeout, 0, || unsafe {

@@ -389,8 +389,11 @@ impl Hub {
                     -1
                 })
             } else {
-                // SAFETY: no address is asked for.
-                unsafe { self.accept(lfd, std::ptr::null_mut(), std::ptr::null_mut(), None) }
+                // SAFETY: no address is asked for; the server made lfd non-blocking when
+                // it took it (and owns it), so no fcntl per connection.
+                unsafe {
+                    self.accept_nonblocking(lfd, std::ptr::null_mut(), std::ptr::null_mut(), None)
+                }
             };
             let fd = match r {
                 Ok(fd) => fd,
