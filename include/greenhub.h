@@ -9,11 +9,13 @@
  * code. Handles are values ({ uint64_t id; }) checked on every use: zero, stale,
  * forged and other-thread handles give GH_EBADHANDLE / GH_EWRONGTHREAD, never a crash.
  * Durations are double seconds: GH_FOREVER (-1.0), any negative value and +inf mean no
- * timeout, 0 means "do not wait", NaN is GH_EINVAL. One hub per thread, created lazily;
- * objects belong to the hub of the thread that created them; only functions marked
- * thread-safe may be called from another thread. Signal handlers: gh_async_send is
- * async-signal-safe; any other call made from a handler that interrupted greenhub
- * returns GH_EPERM (do not call them there).
+ * timeout, 0 means "do not wait", NaN is GH_EINVAL. A call's timeout bounds all of its
+ * waiting (a write of many chunks, a buffered read of several fills): it starts when the
+ * call first has to wait, so a call that never waits reads no clock. One hub per thread,
+ * created lazily; objects belong to the hub of the thread that created them; only
+ * functions marked thread-safe may be called from another thread. Signal handlers:
+ * gh_async_send is async-signal-safe; any other call made from a handler that
+ * interrupted greenhub returns GH_EPERM (do not call them there).
  *
  * Threads and unwinding: nothing may unwind across greenhub's frames. pthread_exit and
  * pthread_cancel end a thread with a forced unwind, which greenhub cannot let through its
