@@ -7,8 +7,8 @@
 //!
 //! * **Checked builds** (debug builds: `cargo test`, the fuzzer; and the sanitizer builds:
 //!   the `sanitizer` and `tsan` features) keep `RefCell`'s full check, so a borrow that
-//!   breaks the rule panics where it happens, in tests; they also check that borrows end
-//!   innermost first, which the release build's flag relies on.
+//!   breaks the rule panics where it happens, in tests; the debug and ASan builds also
+//!   check that borrows end innermost first, which the release build's flag relies on.
 //! * **Release builds** keep one flag, `busy`: set while any borrow is alive (a borrow
 //!   remembers the value it found and puts it back, so nested shared borrows are exact),
 //!   with no check on the way in. The flag is the cheap re-entry guard the FFI asks
@@ -112,7 +112,7 @@ mod imp {
     }
 }
 
-#[cfg(any(debug_assertions, feature = "sanitizer", feature = "tsan"))]
+#[cfg(any(debug_assertions, feature = "sanitizer"))]
 mod imp {
     use std::cell::{Cell, Ref, RefCell, RefMut};
     use std::ops::{Deref, DerefMut};
@@ -147,14 +147,21 @@ mod imp {
     }
 
     impl<G> Drop for Lifo<'_, G> {
+        #[inline]
         fn drop(&mut self) {
-            assert_eq!(
-                self.depth.get(),
-                self.index + 1,
-                "hub state borrows ended out of order (the release build's busy flag needs them nested)"
-            );
+            if self.depth.get() != self.index + 1 {
+                out_of_order();
+            }
             self.depth.set(self.index);
         }
+    }
+
+    /// Out of line: a panic's formatting inlined into every guard's drop made the frames
+    /// of the TSan build large enough to overflow a 16 KiB greenlet stack.
+    #[cold]
+    #[inline(never)]
+    fn out_of_order() -> ! {
+        panic!("hub state borrows ended out of order (the release build's busy flag needs them nested)");
     }
 
     impl<G: Deref> Deref for Lifo<'_, G> {
@@ -209,6 +216,53 @@ mod imp {
     }
 }
 
+/// The ThreadSanitizer build (`tsan` feature, release profile): a plain RefCell, without
+/// the innermost-first check — with that check this build crashed in TSan's fiber
+/// instrumentation (`__tsan_func_entry` on a new greenlet's first frame, not understood
+/// yet); the debug and ASan builds keep it.
+#[cfg(all(feature = "tsan", not(any(debug_assertions, feature = "sanitizer"))))]
+mod imp {
+    use std::cell::{Ref, RefCell, RefMut};
+
+    /// The hub state's cell (TSan build: a RefCell).
+    pub struct HubCell<T>(RefCell<T>);
+
+    pub use std::cell::BorrowError as Busy;
+
+    impl<T> HubCell<T> {
+        pub fn new(value: T) -> Self {
+            HubCell(RefCell::new(value))
+        }
+
+        #[track_caller]
+        pub fn borrow(&self) -> Ref<'_, T> {
+            self.0.borrow()
+        }
+
+        #[track_caller]
+        pub fn borrow_mut(&self) -> RefMut<'_, T> {
+            self.0.borrow_mut()
+        }
+
+        pub fn try_borrow(&self) -> Result<Ref<'_, T>, Busy> {
+            self.0.try_borrow()
+        }
+
+        pub fn try_borrow_mut(&self) -> Result<RefMut<'_, T>, std::cell::BorrowMutError> {
+            self.0.try_borrow_mut()
+        }
+
+        /// True while any borrow is alive.
+        pub fn is_busy(&self) -> bool {
+            self.0.try_borrow_mut().is_err()
+        }
+
+        pub fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut()
+        }
+    }
+}
+
 pub use imp::HubCell;
 
 #[cfg(test)]
@@ -216,7 +270,7 @@ mod tests {
     use super::HubCell;
 
     #[test]
-    #[cfg(any(debug_assertions, feature = "sanitizer", feature = "tsan"))]
+    #[cfg(any(debug_assertions, feature = "sanitizer"))]
     #[should_panic(expected = "out of order")]
     fn checked_builds_refuse_borrows_ending_out_of_order() {
         let c = HubCell::new(1u32);
