@@ -189,6 +189,14 @@ impl Greenlet {
         Some(co.as_ptr())
     }
 
+    /// Ends a wait of this greenlet: it runs again, parked on nothing.
+    #[inline(always)]
+    pub fn running_again(&mut self) {
+        self.blocked = false;
+        self.state = State::Running;
+        self.waiting_on = WaitOn::Nothing;
+    }
+
     /// Moves the coroutine out of its stack slot (the task died or is discarded).
     pub fn take_co(&mut self) -> Option<Co> {
         let p = self.co.take()?;

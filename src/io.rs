@@ -83,7 +83,7 @@ impl Deadline {
     /// The absolute deadline (started now if it was not), for waits that take one.
     pub(crate) fn absolute(&self) -> Option<u64> {
         self.left()?;
-        Some(self.at.get()).filter(|&a| a != 0).or(Some(0))
+        Some(self.at.get()) // 0 for a timeout of 0: already passed
     }
 
     /// The call asked not to wait at all (timeout 0).

@@ -172,9 +172,7 @@ impl Hub {
                     .greenlets
                     .at_mut(slot)
                     .expect("current greenlet has a record");
-                g.blocked = false;
-                g.state = State::Running;
-                g.waiting_on = WaitOn::Nothing;
+                g.running_again();
                 g.call_deadline = u64::MAX;
                 Err(e)
             }
@@ -194,9 +192,7 @@ impl Hub {
             .greenlets
             .at_mut(slot)
             .expect("current greenlet has a record");
-        g.blocked = false;
-        g.state = State::Running;
-        g.waiting_on = WaitOn::Nothing;
+        g.running_again();
         g.wait_timer = None;
         if g.killed || g.throw != 0 {
             Self::take_pending(st, slot)?;
@@ -231,9 +227,7 @@ impl Hub {
             .greenlets
             .at_mut(slot)
             .expect("current greenlet has a record");
-        g.blocked = false;
-        g.state = State::Running;
-        g.waiting_on = WaitOn::Nothing;
+        g.running_again();
     }
 
     /// Leaves the current greenlet for the hub; returns what it is resumed with.
