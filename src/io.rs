@@ -553,16 +553,17 @@ impl Hub {
             if fd == st.backend.fd() || fd == st.wake_fd || st.wait_fds.contains(&fd) {
                 return Err(Error::BUSY);
             }
+            for side in 0..2 {
+                if let Some(w) = st.take_parked(fd, side) {
+                    st.wake_later(w, Msg::code(ECLOSED));
+                }
+            }
             let watchers: Vec<u32> = st
                 .fds
                 .get(fd)
                 .map(|e| e.watchers.iter().map(|w| w.0).collect())
                 .unwrap_or_default();
             for slot in watchers {
-                if let Some(w) = st.take_parked(fd, slot) {
-                    st.wake_later(w, Msg::code(ECLOSED));
-                    continue;
-                }
                 if let Some(Action::Resume {
                     slot: g, gen, seq, ..
                 }) = st.watchers.at(slot).map(|w| w.action)

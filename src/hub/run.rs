@@ -24,7 +24,7 @@
 use super::wait::WaitId;
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
-use crate::event_loop::fds::{self, Verdict, PARKED};
+use crate::event_loop::fds::{self, Verdict, NO_PARK, PARK_EVENTS};
 use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
     EV_TIMER,
@@ -490,26 +490,22 @@ impl Hub {
             let one = {
                 let st = self.st.borrow();
                 match st.fds.get(fd) {
-                    Some(e) if e.watchers.len() == 1 => {
-                        let (pseudo, ev) = e.watchers[0];
-                        match PARKED.iter().position(|&p| p == pseudo) {
-                            Some(side)
-                                if ev & got != 0
-                                    && got & !ev & (READ | WRITE) == 0
-                                    && e.parked[side].0 != self.main_slot =>
-                            {
-                                Some((e.parked[side], (ev & got) as i32))
-                            }
-                            _ => None,
+                    Some(e) if e.watchers.is_empty() && (e.wanted == READ || e.wanted == WRITE) => {
+                        let (slot, gen, seq) = e.parked[usize::from(e.wanted == WRITE)];
+                        if got & e.wanted != 0
+                            && got & !e.wanted & (READ | WRITE) == 0
+                            && slot != self.main_slot
+                        {
+                            Some((slot, gen, seq, (e.wanted & got) as i32))
+                        } else {
+                            None
                         }
                     }
                     _ => None,
                 }
             };
-            if let Some(((slot, gen, seq), revents)) = one {
-                if slot != u32::MAX {
-                    self.resume_wait(slot, gen, seq, Msg::code(revents));
-                }
+            if let Some((slot, gen, seq, revents)) = one {
+                self.resume_wait(slot, gen, seq, Msg::code(revents));
                 return;
             }
         }
@@ -521,19 +517,17 @@ impl Hub {
             list.clear();
             wanted_then = st.fds.wanted(fd);
             if let Some(e) = st.fds.get(fd) {
-                for &(slot, ev) in &e.watchers {
-                    if ev & got == 0 {
-                        continue;
+                // The waits parked on the entry are taken as they are now: one that
+                // parks again meanwhile is a new wait, not woken by this event.
+                for (side, ev) in PARK_EVENTS.into_iter().enumerate() {
+                    let (slot, gen, seq) = e.parked[side];
+                    if ev & got != 0 && (slot, gen, seq) != NO_PARK {
+                        list.push(FdFire::Wait(WaitId { slot, gen, seq }, (ev & got) as i32));
                     }
-                    let revents = (ev & got) as i32;
-                    // The waits parked on the entry are taken as they are now: one that
-                    // parks again meanwhile is a new wait, not woken by this event.
-                    if let Some(side) = PARKED.iter().position(|&p| p == slot) {
-                        let (slot, gen, seq) = e.parked[side];
-                        if slot != u32::MAX {
-                            list.push(FdFire::Wait(WaitId { slot, gen, seq }, revents));
-                        }
-                    } else {
+                }
+                for &(slot, ev) in &e.watchers {
+                    if ev & got != 0 {
+                        let revents = (ev & got) as i32;
                         list.push(FdFire::Watcher(slot, st.watchers.gen(slot), revents));
                     }
                 }
