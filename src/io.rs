@@ -99,26 +99,8 @@ impl Hub {
         if t == Some(0) {
             return Err(Error::TIMEDOUT);
         }
-        let me = self.current.get();
-        {
-            let mut st = self.st.borrow_mut();
-            let owner = st
-                .fds
-                .owner_mut(fd, side == Side::Read)
-                .ok_or(Error::BADF)?;
-            if *owner != u32::MAX && *owner != me {
-                return Err(Error::BUSY);
-            }
-            *owner = me;
-        }
         let events = if side == Side::Read { READ } else { WRITE };
-        let r = self.wait_fd(fd, events, t);
-        if let Some(owner) = self.st.borrow_mut().fds.owner_mut(fd, side == Side::Read) {
-            if *owner == me {
-                *owner = u32::MAX;
-            }
-        }
-        r.map(|_| ())
+        self.wait_fd_as(fd, events, t, true).map(|_| ())
     }
 
     /// Runs `op` until it does not fail with EAGAIN, waiting for `side` in between.
