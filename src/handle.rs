@@ -243,6 +243,15 @@ impl<T> Table<T> {
         }
     }
 
+    /// The live object at `slot` and its generation (one lookup for both).
+    #[inline]
+    pub fn at_mut_gen(&mut self, slot: u32) -> Option<(u32, &mut T)> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Full(g, v)) => Some((*g, v)),
+            _ => None,
+        }
+    }
+
     /// The live object at `slot`, whatever its generation (internal references).
     #[inline]
     pub fn at(&self, slot: u32) -> Option<&T> {

@@ -369,8 +369,8 @@ impl Hub {
         let mut took = false;
         let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
             me = Some(w);
-            gen = st.objects.gen(slot);
-            let o = st.objects.at_mut(slot).ok_or(Error::BADHANDLE)?;
+            let (g, o) = st.objects.at_mut_gen(slot).ok_or(Error::BADHANDLE)?;
+            gen = g;
             let l = list(o, side);
             if front {
                 l.0.push_front(w);
