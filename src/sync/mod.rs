@@ -281,6 +281,13 @@ impl Hub {
     /// Checks a handle of `kind`; returns its slot.
     pub fn obj_check(&self, raw: u64, kind: Kind) -> Result<u32> {
         let (slot, gen) = self.check(raw, kind)?;
+        self.obj_live(slot, gen, kind)
+    }
+
+    /// `slot` if (slot, gen) is a live object of `kind` (the handle's hub and kind bits
+    /// checked already).
+    #[inline]
+    pub fn obj_live(&self, slot: u32, gen: u32, kind: Kind) -> Result<u32> {
         match self.st.borrow().objects.get(slot, gen) {
             Some(o) if o.kind() == kind => Ok(slot),
             _ => Err(Error::BADHANDLE),
