@@ -145,25 +145,27 @@ impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
-        let slot = if self.free != NO_SLOT {
+        if self.free != NO_SLOT {
             let s = self.free as usize;
-            self.free = match self.slots[s] {
+            let slot = &mut self.slots[s];
+            self.free = match *slot {
                 Slot::Free(next) => next,
                 _ => unreachable!("the free list holds free slots only"),
             };
-            s
-        } else {
-            let s = self.slots.len();
-            if s >= MAX_SLOTS {
-                return Err(Error::NOMEM);
-            }
-            self.slots.push(Slot::Retired);
-            self.gens.push(self.base);
-            s
-        };
-        self.slots[slot] = Slot::Full(value);
+            // A free slot holds no value: nothing to drop.
+            *slot = Slot::Full(value);
+            self.live += 1;
+            return Ok((s as u32, self.gens[s]));
+        }
+        // A new slot: the record is written once, straight into its place.
+        let s = self.slots.len();
+        if s >= MAX_SLOTS {
+            return Err(Error::NOMEM);
+        }
+        self.slots.push(Slot::Full(value));
+        self.gens.push(self.base);
         self.live += 1;
-        Ok((slot as u32, self.gens[slot]))
+        Ok((s as u32, self.base))
     }
 
     /// Frees a full slot: bumps its generation so old handles go stale (or retires it

@@ -112,6 +112,7 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    #[inline(always)]
     pub fn new(kind: WatchKind, internal: bool) -> Watcher {
         Watcher {
             kind,

@@ -11,6 +11,7 @@ use crate::event_loop::now_ns;
 use crate::event_loop::watcher::{Action, WatchKind, Watcher};
 
 impl HubState {
+    #[inline(always)]
     pub fn new_watcher(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
         let (slot, gen) = self.watchers.insert(Watcher::new(kind, internal))?;
         if kind == WatchKind::Async {
@@ -21,6 +22,36 @@ impl HubState {
 
     pub fn start_watcher(&mut self, slot: u32, action: Action) -> Result<()> {
         self.start(slot, action, None)
+    }
+
+    /// gh_watcher_start: starts user watcher (slot, gen), the handle checked here (one
+    /// lookup of the record for the check and the start). `EBADHANDLE` for a stale
+    /// handle or an internal watcher.
+    /// (The action is built here, in each branch, from `f` and `arg`: the timer's record
+    /// is then written from registers.)
+    #[inline]
+    pub fn start_user_watcher(
+        &mut self,
+        slot: u32,
+        gen: u32,
+        f: crate::event_loop::watcher::UserFn,
+        arg: *mut std::ffi::c_void,
+    ) -> Result<()> {
+        let w = match self.watchers.get_mut(slot, gen) {
+            Some(w) if !w.internal => w,
+            _ => return Err(Error::BADHANDLE),
+        };
+        // A user timer (never lazy: only internal timers are) as `start` does it, without
+        // looking the record up again.
+        if let (false, WatchKind::Timer { after, .. }) = (w.active, w.kind) {
+            debug_assert!(!w.lazy);
+            w.active = true;
+            w.action = Action::User { f, arg };
+            self.alive += w.referenced as usize;
+            self.timers.insert(slot, now_ns().saturating_add(after));
+            return Ok(());
+        }
+        self.start(slot, Action::User { f, arg }, None)
     }
 
     /// Starts timer watcher `slot` due at the absolute monotonic time `at` (ns), for
@@ -348,15 +379,20 @@ fn remove(list: &mut Vec<u32>, slot: u32) {
 }
 
 impl super::Hub {
-    /// gh_watcher_close: a greenlet parked in gh_hub_wait on it wakes with `ECLOSED`.
-    pub fn close_user_watcher(&self, slot: u32, gen: u32) {
+    /// gh_watcher_close of user watcher (slot, gen), the handle checked here
+    /// (`EBADHANDLE` for a stale handle or an internal watcher): a greenlet parked in
+    /// gh_hub_wait on it wakes with `ECLOSED`.
+    pub fn close_user_watcher(&self, slot: u32, gen: u32) -> Result<()> {
         let action = {
             let mut st = self.st.borrow_mut();
-            let action = st.watchers.get(slot, gen).map(|w| w.action);
+            let action = match st.watchers.get(slot, gen) {
+                Some(w) if !w.internal => w.action,
+                _ => return Err(Error::BADHANDLE),
+            };
             st.close_watcher(slot);
             action
         };
-        if let Some(Action::Resume { slot, gen, seq, .. }) = action {
+        if let Action::Resume { slot, gen, seq, .. } = action {
             self.wake(
                 slot,
                 gen,
@@ -365,5 +401,6 @@ impl super::Hub {
                 false,
             );
         }
+        Ok(())
     }
 }
