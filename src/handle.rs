@@ -308,6 +308,18 @@ impl<T> Table<T> {
 mod tests {
     use super::*;
 
+    /// A slot costs nothing beyond its record: the free-list link and the tag live in
+    /// the record's niches (a watcher slot is a timer's main memory: 40 bytes).
+    #[test]
+    fn watcher_slot_size() {
+        use crate::event_loop::watcher::Watcher;
+        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 40);
+        assert_eq!(
+            std::mem::size_of::<Slot<Watcher>>(),
+            std::mem::size_of::<Watcher>()
+        );
+    }
+
     #[test]
     fn encode_roundtrip() {
         let raw = Id::encode(0x1234, Kind::Watcher, 0xABCDE, 0x123456);

@@ -269,7 +269,7 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
         let (hub, slot, gen) = lookup(w)?;
         let st = hub.st.borrow();
         let x = st.watchers.get(slot, gen).ok_or(Error::BADHANDLE)?;
-        if !matches!(x.kind, WatchKind::Child { .. }) {
+        if !matches!(x.kind(), WatchKind::Child { .. }) {
             return Err(Error::INVAL);
         }
         let s = x.status().ok_or(Error(-libc::EAGAIN))?;

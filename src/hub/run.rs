@@ -630,7 +630,7 @@ impl Hub {
                     if w.deferred {
                         // Restarted for a later deadline than this old entry's.
                         w.deferred = false;
-                        if let WatchKind::Timer { after, .. } = w.kind {
+                        if let WatchKind::Timer { after, .. } = w.kind() {
                             if after > now {
                                 st.timers.insert(slot, after);
                                 continue;
@@ -638,14 +638,14 @@ impl Hub {
                         }
                     }
                 }
-                let action = w.action;
-                match w.kind {
+                let action = w.action();
+                match w.kind() {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
                         st.timers.insert(slot, rearm_at(at, repeat, now));
                     }
                     _ => {
                         w.active = false;
-                        w.action = Action::None;
+                        w.set_action(Action::None);
                         if w.referenced {
                             st.alive -= 1;
                         }
@@ -686,7 +686,7 @@ impl Hub {
     /// Fires watcher (slot, gen) if it is still active.
     fn fire(&self, slot: u32, gen: u32, revents: i32) {
         let (action, kind) = match self.st.borrow().watchers.get(slot, gen) {
-            Some(w) if w.active => (w.action, w.kind),
+            Some(w) if w.active => (w.action(), w.kind()),
             _ => return,
         };
         if let WatchKind::Child { pid, .. } = kind {
@@ -739,7 +739,7 @@ impl Hub {
             let st = self.st.borrow();
             st.signals
                 .iter()
-                .filter(|&&s| match st.watchers.at(s).map(|w| w.kind) {
+                .filter(|&&s| match st.watchers.at(s).map(|w| w.kind()) {
                     Some(WatchKind::Signal { signum }) => pending & (1 << (signum - 1)) != 0,
                     _ => false,
                 })

@@ -43,10 +43,10 @@ impl HubState {
         };
         // A user timer (never lazy: only internal timers are) as `start` does it, without
         // looking the record up again.
-        if let (false, WatchKind::Timer { after, .. }) = (w.active, w.kind) {
+        if let (false, Some(after)) = (w.active, w.timer_after()) {
             debug_assert!(!w.lazy);
             w.active = true;
-            w.action = Action::User { f, arg };
+            w.set_action(Action::User { f, arg });
             self.alive += w.referenced as usize;
             self.timers.insert(slot, now_ns().saturating_add(after));
             return Ok(());
@@ -65,11 +65,10 @@ impl HubState {
         if w.active {
             return Err(Error::BUSY);
         }
-        let kind = w.kind;
-        if let WatchKind::Timer { after, repeat } = kind {
+        if let Some(after) = w.timer_after() {
             // The common case in one lookup of the record (a timer start cannot fail).
             w.active = true;
-            w.action = action;
+            w.set_action(action);
             self.alive += w.referenced as usize;
             let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
             if w.lazy {
@@ -78,7 +77,7 @@ impl HubState {
                 // restarted per request and almost never fires); the old entry fires
                 // first and run_timers moves it to `at` then.
                 if self.timers.due(slot).is_some_and(|cur| cur <= at) {
-                    w.kind = WatchKind::Timer { after: at, repeat };
+                    w.set_timer_after(at);
                     w.deferred = true;
                     return Ok(());
                 }
@@ -87,7 +86,7 @@ impl HubState {
             self.timers.insert(slot, at);
             return Ok(());
         }
-        match kind {
+        match w.kind() {
             WatchKind::Io { fd, events } => {
                 self.fds
                     .attach(&mut *self.backend, fd, slot, events)
@@ -123,7 +122,7 @@ impl HubState {
         }
         let w = self.watchers.at_mut(slot).expect("checked above");
         w.active = true;
-        w.action = action;
+        w.set_action(action);
         if w.referenced {
             self.alive += 1;
         }
@@ -139,9 +138,9 @@ impl HubState {
             return;
         }
         w.active = false;
-        w.action = Action::None;
+        w.set_action(Action::None);
         let referenced = w.referenced;
-        match w.kind {
+        match w.kind() {
             WatchKind::Io { fd, .. } => self.fds.detach(fd, slot),
             // A lazy timer's entry stays (see `start`); run_timers drops it if it fires
             // while the timer is stopped.
@@ -175,7 +174,7 @@ impl HubState {
     pub fn close_watcher(&mut self, slot: u32) {
         self.stop_watcher(slot);
         if let Some(w) = self.watchers.remove(slot) {
-            match w.kind {
+            match w.kind() {
                 WatchKind::Timer { .. } if w.lazy => {
                     self.timers.remove(slot);
                 }
@@ -257,11 +256,10 @@ impl HubState {
     pub fn timer_due(&self, slot: u32) -> Option<u64> {
         match self.watchers.at(slot)? {
             w if !w.active => None,
-            crate::event_loop::watcher::Watcher {
-                deferred: true,
-                kind: WatchKind::Timer { after, .. },
-                ..
-            } => Some(*after),
+            w if w.deferred => match w.kind() {
+                WatchKind::Timer { after, .. } => Some(after),
+                _ => self.timers.due(slot),
+            },
             _ => self.timers.due(slot),
         }
     }
@@ -382,11 +380,12 @@ impl super::Hub {
     /// gh_watcher_close of user watcher (slot, gen), the handle checked here
     /// (`EBADHANDLE` for a stale handle or an internal watcher): a greenlet parked in
     /// gh_hub_wait on it wakes with `ECLOSED`.
+    #[inline]
     pub fn close_user_watcher(&self, slot: u32, gen: u32) -> Result<()> {
         let action = {
             let mut st = self.st.borrow_mut();
             let action = match st.watchers.get(slot, gen) {
-                Some(w) if !w.internal => w.action,
+                Some(w) if !w.internal => w.action(),
                 _ => return Err(Error::BADHANDLE),
             };
             st.close_watcher(slot);
