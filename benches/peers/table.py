@@ -36,7 +36,11 @@ SPEC = {
         ("late_ms", "max lateness ms", "≤ libev's"),
         # A second figure (peers.h): against each timer's own deadline — greenhub's count
         # from the start call, the peers' from their loop time before the starts.
-        ("own_late_ms", "max lateness vs the timer's own deadline ms (greenhub: start call + delay; peers: loop time + delay)", ""),
+        (
+            "own_late_ms",
+            "max lateness vs the timer's own deadline ms (greenhub: start call + delay; peers: loop time + delay)",
+            "",
+        ),
     ],
     "sleepers": [
         ("wall_s", "total s", "≤ 0.4× State Threads"),
