@@ -594,6 +594,38 @@ static void *other_hub(void *arg) {
 }
 
 /* Every hub of the process; a hub that does not answer is listed as such. */
+/* "N timer(s)" counts running timers: a wait's timeout timer stopped when the wait ended
+ * early leaves its heap entry behind (lazily) and must not be counted. */
+static gh_sem ri_sem, ri_park;
+static void *timed_then_parked(void *arg) {
+    (void)arg;
+    if (gh_sem_acquire(ri_sem, 30.0) != GH_OK) return "acquire";
+    return gh_sem_acquire(ri_park, GH_FOREVER) == GH_OK ? NULL : "park";
+}
+
+TEST(run_info_counts_running_timers) {
+    static char buf[1 << 16];
+    gh_greenlet g;
+    void *r = "unset";
+    ASSERT_OK(gh_sem_new(&ri_sem, 0));
+    ASSERT_OK(gh_sem_new(&ri_park, 0));
+    ASSERT_OK(GH_SPAWN(&g, timed_then_parked, NULL));
+    ASSERT_OK(gh_sleep(0)); /* it waits, with a 30 s timeout timer */
+    ASSERT_TRUE(gh_format_run_info(buf, sizeof buf) > 0);
+    ASSERT_TRUE(strstr(buf, ", 1 timer(s)") != NULL);
+    ASSERT_OK(gh_sem_release(ri_sem));
+    ASSERT_OK(gh_sleep(0)); /* its timed wait ended early; it now waits with no timeout */
+    ASSERT_TRUE(gh_format_run_info(buf, sizeof buf) > 0);
+    if (strstr(buf, ", 0 timer(s)") == NULL) fprintf(stderr, "%.300s\n", buf);
+    ASSERT_TRUE(strstr(buf, ", 0 timer(s)") != NULL);
+    ASSERT_OK(gh_sem_release(ri_park));
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_sem_close(ri_sem));
+    ASSERT_OK(gh_sem_close(ri_park));
+}
+
 TEST(run_info_other_threads) {
     pthread_t t;
     void *rc;
@@ -722,6 +754,7 @@ int main(int argc, char **argv) {
     RUN(settrace_sequence);
     RUN(settrace_throw_events);
     RUN(run_info_1000_greenlets);
+    RUN(run_info_counts_running_timers);
     RUN(run_info_other_threads);
     RUN(run_info_on_signal);
     RUN(run_info_signal_many_hubs_one_dump);

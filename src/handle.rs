@@ -94,8 +94,9 @@ impl Id {
 /// and off the free list for good), so no stale handle can ever match again: one slot's
 /// worth of memory per 2^20 - 1 reuses.
 pub struct Table<T> {
+    /// Each slot with its generation inside (one bounds check and one cache line per
+    /// lookup; the generation sits in the enum tag's padding).
     slots: Vec<Slot<T>>,
-    gens: Vec<u32>,
     /// First free slot (`NO_SLOT`: none).
     free: u32,
     /// Live objects.
@@ -106,11 +107,23 @@ pub struct Table<T> {
 }
 
 enum Slot<T> {
-    Full(T),
-    /// Vacant; the next free slot (`NO_SLOT`: the end of the list).
-    Free(u32),
-    /// Vacant for good (its generation would wrap).
+    /// Live, with its generation (1..=GEN_MASK).
+    Full(u32, T),
+    /// Vacant, with the generation its next object gets; the next free slot
+    /// (`NO_SLOT`: the end of the list).
+    Free(u32, u32),
+    /// Vacant for good (its generation would wrap): generation 0, which no handle has.
     Retired,
+}
+
+impl<T> Slot<T> {
+    #[inline(always)]
+    fn gen(&self) -> u32 {
+        match self {
+            Slot::Full(g, _) | Slot::Free(g, _) => *g,
+            Slot::Retired => 0,
+        }
+    }
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -119,7 +132,6 @@ impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             slots: Vec::new(),
-            gens: Vec::new(),
             free: NO_SLOT,
             live: 0,
             base: 1,
@@ -139,7 +151,11 @@ impl<T> Table<T> {
     /// The highest generation any handle of this table can carry.
     pub fn max_gen(&self) -> u32 {
         let retired = |g: u32| if g == 0 { GEN_MASK } else { g };
-        self.gens.iter().map(|&g| retired(g)).max().unwrap_or(0)
+        self.slots
+            .iter()
+            .map(|s| retired(s.gen()))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
@@ -148,52 +164,49 @@ impl<T> Table<T> {
         if self.free != NO_SLOT {
             let s = self.free as usize;
             let slot = &mut self.slots[s];
-            self.free = match *slot {
-                Slot::Free(next) => next,
+            let (gen, next) = match *slot {
+                Slot::Free(gen, next) => (gen, next),
                 _ => unreachable!("the free list holds free slots only"),
             };
+            self.free = next;
             // A free slot holds no value: nothing to drop.
-            *slot = Slot::Full(value);
+            *slot = Slot::Full(gen, value);
             self.live += 1;
-            return Ok((s as u32, self.gens[s]));
+            return Ok((s as u32, gen));
         }
         // A new slot: the record is written once, straight into its place.
         let s = self.slots.len();
         if s >= MAX_SLOTS {
             return Err(Error::NOMEM);
         }
-        self.slots.push(Slot::Full(value));
-        self.gens.push(self.base);
+        self.slots.push(Slot::Full(self.base, value));
         self.live += 1;
         Ok((s as u32, self.base))
     }
 
-    /// Frees a full slot: bumps its generation so old handles go stale (or retires it
-    /// when the generation would wrap) and returns what it held.
+    /// What a full slot of generation `g` becomes when freed: free with the next
+    /// generation (so old handles go stale), or retired when the generation would wrap.
     #[inline]
-    fn vacate(&mut self, slot: u32) -> Option<Slot<T>> {
-        let i = slot as usize;
-        if !matches!(self.slots.get(i), Some(Slot::Full(_))) {
-            return None;
-        }
-        self.live -= 1;
-        let g = &mut self.gens[i];
-        let next = if *g == GEN_MASK {
-            *g = 0;
+    fn vacant(&mut self, slot: u32, g: u32) -> Slot<T> {
+        if g == GEN_MASK {
             Slot::Retired
         } else {
-            *g += 1;
-            let next = Slot::Free(self.free);
+            let next = Slot::Free(g + 1, self.free);
             self.free = slot;
             next
-        };
-        Some(std::mem::replace(&mut self.slots[i], next))
+        }
     }
 
     /// Frees a slot and returns its object.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        match self.vacate(slot)? {
-            Slot::Full(v) => Some(v),
+        let g = match self.slots.get(slot as usize) {
+            Some(Slot::Full(g, _)) => *g,
+            _ => return None,
+        };
+        self.live -= 1;
+        let next = self.vacant(slot, g);
+        match std::mem::replace(&mut self.slots[slot as usize], next) {
+            Slot::Full(_, v) => Some(v),
             _ => None,
         }
     }
@@ -201,49 +214,51 @@ impl<T> Table<T> {
     /// Frees a slot, dropping its object in place.
     #[inline]
     pub fn discard(&mut self, slot: u32) {
-        let i = slot as usize;
-        if !matches!(self.slots.get(i), Some(Slot::Full(_))) {
-            return;
-        }
+        let g = match self.slots.get(slot as usize) {
+            Some(Slot::Full(g, _)) => *g,
+            _ => return,
+        };
         self.live -= 1;
-        let g = &mut self.gens[i];
-        if *g == GEN_MASK {
-            *g = 0;
-            self.slots[i] = Slot::Retired;
-        } else {
-            *g += 1;
-            self.slots[i] = Slot::Free(self.free);
-            self.free = slot;
-        }
+        let next = self.vacant(slot, g);
+        self.slots[slot as usize] = next;
     }
 
     #[inline]
     pub fn gen(&self, slot: u32) -> u32 {
-        self.gens.get(slot as usize).copied().unwrap_or(0)
+        self.slots.get(slot as usize).map_or(0, Slot::gen)
     }
 
     /// The object at `slot` if its generation is `gen`.
     #[inline]
     pub fn get(&self, slot: u32, gen: u32) -> Option<&T> {
-        if gen == 0 || self.gen(slot) != gen {
-            return None;
+        match self.slots.get(slot as usize) {
+            Some(Slot::Full(g, v)) if *g == gen => Some(v),
+            _ => None,
         }
-        self.at(slot)
     }
 
     #[inline]
     pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut T> {
-        if gen == 0 || self.gen(slot) != gen {
-            return None;
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Full(g, v)) if *g == gen => Some(v),
+            _ => None,
         }
-        self.at_mut(slot)
+    }
+
+    /// The live object at `slot` and its generation (one lookup for both).
+    #[inline]
+    pub fn at_mut_gen(&mut self, slot: u32) -> Option<(u32, &mut T)> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Full(g, v)) => Some((*g, v)),
+            _ => None,
+        }
     }
 
     /// The live object at `slot`, whatever its generation (internal references).
     #[inline]
     pub fn at(&self, slot: u32) -> Option<&T> {
         match self.slots.get(slot as usize) {
-            Some(Slot::Full(v)) => Some(v),
+            Some(Slot::Full(_, v)) => Some(v),
             _ => None,
         }
     }
@@ -251,7 +266,7 @@ impl<T> Table<T> {
     #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
         match self.slots.get_mut(slot as usize) {
-            Some(Slot::Full(v)) => Some(v),
+            Some(Slot::Full(_, v)) => Some(v),
             _ => None,
         }
     }
@@ -267,14 +282,14 @@ impl<T> Table<T> {
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots.iter().enumerate().filter_map(|(k, v)| match v {
-            Slot::Full(v) => Some((k as u32, v)),
+            Slot::Full(_, v) => Some((k as u32, v)),
             _ => None,
         })
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.slots.iter_mut().filter_map(|v| match v {
-            Slot::Full(v) => Some(v),
+            Slot::Full(_, v) => Some(v),
             _ => None,
         })
     }
@@ -286,18 +301,15 @@ impl<T> Table<T> {
         let mut out = Vec::new();
         // Rebuilt from the top so the lowest slot is handed out first.
         for i in (0..self.slots.len()).rev() {
-            let retired = self.gens[i] == 0;
-            let next = if retired {
-                Slot::Retired
-            } else {
-                Slot::Free(self.free)
+            // (Generations are kept, as they were.)
+            let next = match self.slots[i] {
+                Slot::Retired => continue,
+                Slot::Full(g, _) | Slot::Free(g, _) => Slot::Free(g, self.free),
             };
-            if let Slot::Full(v) = std::mem::replace(&mut self.slots[i], next) {
+            if let Slot::Full(_, v) = std::mem::replace(&mut self.slots[i], next) {
                 out.push(v);
             }
-            if !retired {
-                self.free = i as u32;
-            }
+            self.free = i as u32;
         }
         out.reverse();
         out
@@ -308,16 +320,12 @@ impl<T> Table<T> {
 mod tests {
     use super::*;
 
-    /// A slot costs nothing beyond its record: the free-list link and the tag live in
-    /// the record's niches (a watcher slot is a timer's main memory: 40 bytes).
+    /// A watcher's slot — a timer's main memory — is its record and its generation:
+    /// 48 bytes (a 40-byte, 8-aligned record and the generation's 4 bytes, rounded up).
     #[test]
     fn watcher_slot_size() {
         use crate::event_loop::watcher::Watcher;
-        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 40);
-        assert_eq!(
-            std::mem::size_of::<Slot<Watcher>>(),
-            std::mem::size_of::<Watcher>()
-        );
+        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 48);
     }
 
     #[test]

@@ -99,26 +99,8 @@ impl Hub {
         if t == Some(0) {
             return Err(Error::TIMEDOUT);
         }
-        let me = self.current.get();
-        {
-            let mut st = self.st.borrow_mut();
-            let owner = st
-                .fds
-                .owner_mut(fd, side == Side::Read)
-                .ok_or(Error::BADF)?;
-            if *owner != u32::MAX && *owner != me {
-                return Err(Error::BUSY);
-            }
-            *owner = me;
-        }
         let events = if side == Side::Read { READ } else { WRITE };
-        let r = self.wait_fd(fd, events, t);
-        if let Some(owner) = self.st.borrow_mut().fds.owner_mut(fd, side == Side::Read) {
-            if *owner == me {
-                *owner = u32::MAX;
-            }
-        }
-        r.map(|_| ())
+        self.wait_fd_as(fd, events, t, true).map(|_| ())
     }
 
     /// Runs `op` until it does not fail with EAGAIN, waiting for `side` in between.
@@ -553,16 +535,17 @@ impl Hub {
             if fd == st.backend.fd() || fd == st.wake_fd || st.wait_fds.contains(&fd) {
                 return Err(Error::BUSY);
             }
+            for side in 0..2 {
+                if let Some(w) = st.take_parked(fd, side) {
+                    st.wake_later(w, Msg::code(ECLOSED));
+                }
+            }
             let watchers: Vec<u32> = st
                 .fds
                 .get(fd)
                 .map(|e| e.watchers.iter().map(|w| w.0).collect())
                 .unwrap_or_default();
             for slot in watchers {
-                if let Some(w) = st.take_parked(fd, slot) {
-                    st.wake_later(w, Msg::code(ECLOSED));
-                    continue;
-                }
                 if let Some(Action::Resume {
                     slot: g, gen, seq, ..
                 }) = st.watchers.at(slot).map(|w| w.action())

@@ -585,6 +585,9 @@ pub struct StackPool {
     /// Tests: force a guard mode / a max_map_count.
     force: Option<Guard>,
     map_limit: Option<usize>,
+    /// Some class may hold more than `HOT_CAP` hot stacks (set by `give`): `trim` has
+    /// work (the hub's poll asks each time it is about to sleep).
+    over_cap: bool,
 }
 
 impl StackPool {
@@ -645,15 +648,18 @@ impl StackPool {
         st.clear_owner();
         class.hot.push(st);
         let n = class.hot.len();
-        if n >= HOT_CAP + BATCH && n >= 4 * self.in_use + BATCH {
-            Self::cool(class);
+        if n > HOT_CAP {
+            self.over_cap = true;
+            if n >= HOT_CAP + BATCH && n >= 4 * self.in_use + BATCH {
+                Self::cool(class);
+            }
         }
     }
 
     /// Before the hub sleeps: every class back to `HOT_CAP` touched free stacks.
     #[inline]
     pub fn trim(&mut self) {
-        if self.classes.iter().any(|c| c.hot.len() > HOT_CAP) {
+        if std::mem::take(&mut self.over_cap) {
             for c in self.classes.iter_mut().filter(|c| c.hot.len() > HOT_CAP) {
                 Self::cool(c);
             }

@@ -35,18 +35,19 @@ const VERIFY_FIRST: u32 = 64;
 /// quiet polls, and all before the loop blocks": an `epoll_ctl` per request).
 pub(crate) const VERIFY_QUIET_NS: u64 = 20_000_000;
 
-/// Pseudo watcher slots in `FdEntry::watchers` for the greenlet waits parked on the
-/// entry itself (`FdEntry::parked`), READ and WRITE (real slots are below 2^24).
-pub(crate) const PARKED: [u32; 2] = [u32::MAX - 1, u32::MAX - 2];
 /// `FdEntry::parked` value for "no wait parked".
 pub(crate) const NO_PARK: (u32, u32, u32) = (u32::MAX, 0, 0);
+/// The events of `FdEntry::parked`'s two sides.
+pub(crate) const PARK_EVENTS: [u8; 2] = [READ, WRITE];
 const VERIFY_MAX: u32 = 65536;
 
 pub struct FdEntry {
     /// Active io watchers on this fd: (watcher slot, events).
     pub watchers: Vec<(u32, u8)>,
-    /// Union of the active watchers' events.
+    /// Union of the active watchers' events (`watched`) and of the parked waits' sides.
     pub wanted: u8,
+    /// Union of the active watchers' events alone.
+    watched: u8,
     /// What the kernel was asked for at the last reify (0 = nothing expected).
     reified: u8,
     /// What we believe is registered in the kernel (0 = not registered).
@@ -79,7 +80,8 @@ pub struct FdEntry {
     pub read_drained: bool,
     pub write_full: bool,
     /// A greenlet wait (slot, generation, seq) parked on this fd for READ / WRITE
-    /// without a watcher record; linked into `watchers` as `PARKED[side]`.
+    /// without a watcher record (`Fds::park`); its side is in `wanted`, not in
+    /// `watchers`.
     pub parked: [(u32, u32, u32); 2],
 }
 
@@ -88,6 +90,7 @@ impl Default for FdEntry {
         FdEntry {
             watchers: Vec::new(),
             wanted: 0,
+            watched: 0,
             reified: 0,
             kernel: 0,
             dirty: false,
@@ -201,13 +204,77 @@ impl Fds {
         let e = self.entry(fd)?;
         let was_idle = e.wanted == 0;
         e.watchers.push((slot, events));
+        e.watched |= events;
         e.wanted |= events;
-        if e.reified == 0 && !e.always_ready {
-            if let Err(err) = self.apply(be, fd) {
-                self.detach(fd, slot);
+        if let Err(err) = self.rearm(be, fd, was_idle) {
+            self.detach(fd, slot);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Parks a greenlet wait (slot, generation, seq) on `fd` for side `side` (0: READ,
+    /// 1: WRITE) without a watcher record. Ok(false): that side has a wait parked
+    /// already. Errors as for `attach`. The steady state — a wait ended by an event and
+    /// parked again before the next poll — is a few stores: nothing for the kernel,
+    /// and the fd stays marked for `reify` by the unpark.
+    #[inline]
+    pub fn park(
+        &mut self,
+        be: &mut dyn Backend,
+        fd: i32,
+        side: usize,
+        w: (u32, u32, u32),
+    ) -> Result<bool, i32> {
+        let e = self.entry(fd)?;
+        if e.parked[side] != NO_PARK {
+            return Ok(false);
+        }
+        let was_idle = e.wanted == 0;
+        e.parked[side] = w;
+        e.wanted |= PARK_EVENTS[side];
+        // Re-armed after an unpark in the same iteration, the registration already
+        // verified-on-trust (FAULTS 28's case is counted by `check`): nothing to do.
+        if !(e.wanted == e.reified && e.unverified && e.lapsed) {
+            if let Err(err) = self.rearm(be, fd, was_idle) {
+                self.unpark(fd, side, w);
                 return Err(err);
             }
-            return Ok(());
+        }
+        Ok(true)
+    }
+
+    /// Ends the wait `w` parked on `fd`'s side `side` if it is still there (gh_close
+    /// may have taken it). Returns whether it was.
+    #[inline]
+    pub fn unpark(&mut self, fd: i32, side: usize, w: (u32, u32, u32)) -> bool {
+        match self.entries.get_mut(fd as usize) {
+            Some(e) if e.parked[side] == w => {
+                e.parked[side] = NO_PARK;
+                self.lower(fd);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the wait parked on `fd`'s side `side`, if any (gh_close).
+    pub fn take_parked(&mut self, fd: i32, side: usize) -> Option<(u32, u32, u32)> {
+        let e = self.entries.get_mut(fd as usize)?;
+        let w = std::mem::replace(&mut e.parked[side], NO_PARK);
+        if w == NO_PARK {
+            return None;
+        }
+        self.lower(fd);
+        Some(w)
+    }
+
+    /// After `wanted` grew by a watcher or a parked wait: registers an fd that had no
+    /// interest at once (errors reach the caller), marks a re-arm for verification.
+    fn rearm(&mut self, be: &mut dyn Backend, fd: i32, was_idle: bool) -> Result<(), i32> {
+        let e = &mut self.entries[fd as usize];
+        if e.reified == 0 && !e.always_ready {
+            return self.apply(be, fd);
         }
         // Joining watchers that are still active re-arms nothing either, yet the user
         // may have closed the fd behind their back and reused the number: verify that
@@ -235,13 +302,30 @@ impl Fds {
         if let Some(i) = e.watchers.iter().position(|w| w.0 == slot) {
             e.watchers.swap_remove(i);
         }
-        e.wanted = e.watchers.iter().fold(0, |m, w| m | w.1);
-        if e.wanted == 0 {
+        e.watched = e.watchers.iter().fold(0, |m, w| m | w.1);
+        self.lower(fd);
+    }
+
+    /// After a watcher or a parked wait went: recomputes `wanted` (no syscall; `reify`
+    /// applies the change).
+    #[inline]
+    fn lower(&mut self, fd: i32) {
+        let e = &mut self.entries[fd as usize];
+        let mut wanted = e.watched;
+        if e.parked[0] != NO_PARK {
+            wanted |= READ;
+        }
+        if e.parked[1] != NO_PARK {
+            wanted |= WRITE;
+        }
+        e.wanted = wanted;
+        if wanted == 0 {
             e.lapsed = true;
         }
         self.mark(fd);
     }
 
+    #[inline]
     fn mark(&mut self, fd: i32) {
         let e = &mut self.entries[fd as usize];
         if !e.dirty {

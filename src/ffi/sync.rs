@@ -69,7 +69,12 @@ pub struct gh_waiter {
 
 fn obj(raw: u64, kind: Kind) -> Result<(&'static Hub, u32)> {
     let hub = hub::for_handle(raw)?;
-    let slot = hub.obj_check(raw, kind)?;
+    // for_handle compared the hub id: the kind and the record are left to check.
+    let id = crate::handle::Id::decode(raw);
+    if id.kind != kind as u8 {
+        return Err(Error::BADHANDLE);
+    }
+    let slot = hub.obj_live(id.slot, id.gen, kind)?;
     Ok((hub, slot))
 }
 

@@ -414,15 +414,39 @@ impl Hub {
 
     /// Waits until `fd` is ready for `events`; returns the ready events.
     pub fn wait_fd(&self, fd: i32, events: u8, timeout: Option<u64>) -> Result<i32> {
+        self.wait_fd_as(fd, events, timeout, false)
+    }
+
+    /// `wait_fd`; with `own`, as the fd's one reader (READ) or writer (WRITE) of
+    /// gh_recv-like calls: `EBUSY` if another greenlet is one now (`FdEntry::reader` /
+    /// `writer`, taken and given back under the wait's own borrows).
+    #[inline(never)]
+    pub(crate) fn wait_fd_as(
+        &self,
+        fd: i32,
+        events: u8,
+        timeout: Option<u64>,
+        own: bool,
+    ) -> Result<i32> {
         if fd < 0 {
             return Err(Error::BADF);
         }
         if timeout == Some(0) {
             return poll_once(fd, events);
         }
+        let reader = events == crate::event_loop::READ;
+        let mut owned = false;
         let mut parked = None;
         let mut watcher = None;
         let r = self.wait_for(WaitOn::Fd { fd, events }, timeout, |st, w| {
+            if own {
+                let owner = st.fds.owner_mut(fd, reader).ok_or(Error::BADF)?;
+                if *owner != u32::MAX && *owner != w.slot {
+                    return Err(Error::BUSY);
+                }
+                *owner = w.slot;
+                owned = true;
+            }
             // The common case: parked on the fd's entry, no watcher record.
             if st.park_fd(fd, events, w)? {
                 parked = Some(w);
@@ -435,11 +459,22 @@ impl Hub {
             st.greenlets.at_mut(w.slot).expect("current").waiting_on = WaitOn::Watcher(t);
             Ok(())
         });
+        let mut st = self.st.borrow_mut();
         if let Some(w) = parked {
-            self.st.borrow_mut().unpark_fd(fd, events, w);
+            st.unpark_fd(fd, events, w);
         } else if let Some(t) = watcher {
-            self.st.borrow_mut().close_watcher(t);
+            st.close_watcher(t);
         }
+        if owned {
+            // gh_close may have reset it (and another greenlet taken it since).
+            let me = self.current.get();
+            if let Some(owner) = st.fds.owner_mut(fd, reader) {
+                if *owner == me {
+                    *owner = u32::MAX;
+                }
+            }
+        }
+        drop(st);
         r.map(|m| m.code)
     }
 

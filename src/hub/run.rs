@@ -24,7 +24,7 @@
 use super::wait::WaitId;
 use super::{Callback, Hub, SwitchTo};
 use crate::error::Error;
-use crate::event_loop::fds::{self, Verdict, PARKED};
+use crate::event_loop::fds::{self, Verdict, NO_PARK, PARK_EVENTS};
 use crate::event_loop::watcher::{
     Action, RawHandle, WatchKind, EV_ASYNC, EV_CHECK, EV_CHILD, EV_IDLE, EV_PREPARE, EV_SIGNAL,
     EV_TIMER,
@@ -37,6 +37,16 @@ use std::ffi::c_void;
 
 /// What an fd event fires: a watcher (slot, generation), or a greenlet wait parked on
 /// the fd's entry; with the revents.
+/// `dispatch_io`'s verdict on one event (`Hub::one_parked`).
+enum Fast {
+    /// Nothing to do (a stale registration, or the parked wait had ended).
+    Done,
+    /// Run this task with this message (it was checked and entered).
+    Run(u32, *mut Co, Msg),
+    /// The general dispatch (fd, events).
+    No(i32, u8),
+}
+
 #[derive(Copy, Clone)]
 pub(crate) enum FdFire {
     Watcher(u32, u32, i32),
@@ -130,11 +140,16 @@ impl Hub {
             if let Some(sw) = sw {
                 self.resume_switch(sw);
             }
-            if let Some(m) = self.st.borrow_mut().main_wake.take() {
-                return m;
+            let queued = {
+                let mut st = self.st.borrow_mut();
+                if let Some(m) = st.main_wake.take() {
+                    return m;
+                }
+                !st.queue.is_empty()
+            };
+            if queued {
+                self.run_callbacks(true);
             }
-
-            self.run_callbacks(true);
             {
                 let st = self.st.borrow();
                 let more = st.main_wake.is_some() || st.switch_to.is_some() || !st.queue.is_empty();
@@ -331,11 +346,11 @@ impl Hub {
             let next = st.fds.verify_due(&mut *st.backend, now, &mut st.failed);
             if timeout_ms != 0 {
                 if let Some(due) = next {
-                    let ms = due
-                        .saturating_sub(now)
-                        .div_ceil(1_000_000)
-                        .clamp(1, i32::MAX as u64) as i32;
-                    if timeout_ms < 0 || ms < timeout_ms {
+                    // Rounded up (+1 ms at most: a cap, not a deadline); `min` keeps it an
+                    // i32 (`due` is within VERIFY_QUIET_NS of `now` anyway).
+                    let ms = (due.saturating_sub(now).min(1 << 40) / 1_000_000) as i32 + 1;
+                    // "Forever" (-1) compares as u32::MAX.
+                    if (ms as u32) < (timeout_ms as u32) {
                         timeout_ms = ms;
                     }
                 }
@@ -344,18 +359,21 @@ impl Hub {
                 timeout_ms = 0;
             }
         }
-        {
-            // Idle in the poll is not blocked: tell the monitor (same store as a switch).
-            let polling = timeout_ms != 0;
-            if polling {
-                // About to sleep: give back the pages of stacks freed in a burst.
-                st.stacks.trim();
+        if timeout_ms != 0 {
+            // About to sleep: give back the pages of stacks freed in a burst.
+            st.stacks.trim();
+            // Idle in the poll is not blocked: tell the monitor, if one watches this hub
+            // (the store is only read by it; `monitor::start` runs on this thread).
+            let monitored = self.monitored.get();
+            if monitored {
                 self.publish_active(self.hub_slot, crate::remote::POLLING);
             }
             Self::poll_backend(st, timeout_ms);
-            if polling {
+            if monitored {
                 self.publish_active(self.hub_slot, 0);
             }
+        } else {
+            Self::poll_backend(st, timeout_ms);
         }
         st.now = now_ns();
         st.since_poll = 0;
@@ -419,23 +437,36 @@ impl Hub {
     /// Dispatches what the poll returned, always-ready fds and failed registrations.
     fn dispatch_io(&self) -> bool {
         let n = self.st.borrow().ready.len();
-        let mut busy = n > 0;
+        let busy = n > 0;
+        let in_hub = self.in_hub();
         for i in 0..n {
-            let ev = self.st.borrow().ready[i];
-            if ev.token == WAKE_TOKEN {
-                self.on_wake(true);
-                continue;
-            }
-            let (fd, gen) = fds::split(ev.token);
-            let verdict = {
-                let mut st = self.st.borrow_mut();
-                let st = &mut *st;
-                st.fds.check(&mut *st.backend, fd, gen, &mut st.failed)
+            // Under one borrow: the event judged, and the common case (one greenlet
+            // parked on the fd, nothing else watching it) checked and entered.
+            let fast = {
+                let mut guard = self.st.borrow_mut();
+                let st = &mut *guard;
+                let ev = st.ready[i];
+                if ev.token == WAKE_TOKEN {
+                    None
+                } else {
+                    let (fd, gen) = fds::split(ev.token);
+                    match st.fds.check(&mut *st.backend, fd, gen, &mut st.failed) {
+                        Verdict::Stale => Some(Fast::Done),
+                        Verdict::Dispatch if in_hub => {
+                            Some(Self::one_parked(st, self.main_slot, fd, ev.events))
+                        }
+                        Verdict::Dispatch => Some(Fast::No(fd, ev.events)),
+                    }
+                }
             };
-            if let Verdict::Dispatch = verdict {
-                self.dispatch_fd(fd, ev.events, true);
+            match fast {
+                None => self.on_wake(true),
+                Some(Fast::Done) => {}
+                Some(Fast::Run(slot, co, msg)) => self.run_task(slot, co, msg),
+                Some(Fast::No(fd, got)) => self.dispatch_fd(fd, got, true),
             }
         }
+        let mut busy = busy;
         let (rebuild, rest) = {
             let st = self.st.borrow();
             (
@@ -481,38 +512,44 @@ impl Hub {
         busy
     }
 
-    /// Fires the active io watchers of `fd` interested in `got`.
-    fn dispatch_fd(&self, fd: i32, got: u8, from_kernel: bool) {
-        // The common case: one greenlet parked on the fd and nothing else watching it.
-        // Resumed straight from the entry (no snapshot list). Only when nothing unwanted
-        // fired: then `settle` below would change nothing.
-        if from_kernel && self.in_hub() {
-            let one = {
-                let st = self.st.borrow();
-                match st.fds.get(fd) {
-                    Some(e) if e.watchers.len() == 1 => {
-                        let (pseudo, ev) = e.watchers[0];
-                        match PARKED.iter().position(|&p| p == pseudo) {
-                            Some(side)
-                                if ev & got != 0
-                                    && got & !ev & (READ | WRITE) == 0
-                                    && e.parked[side].0 != self.main_slot =>
-                            {
-                                Some((e.parked[side], (ev & got) as i32))
-                            }
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(((slot, gen, seq), revents)) = one {
-                if slot != u32::MAX {
-                    self.resume_wait(slot, gen, seq, Msg::code(revents));
-                }
-                return;
-            }
+    /// An event for `fd` (`got`): when one greenlet is parked on the fd's entry and
+    /// nothing else watches it, and nothing unwanted fired (then `settle` would change
+    /// nothing), resume_wait's check and entry, for the caller to run; `Done` if that
+    /// wait had ended already. Else `No`: `dispatch_fd`'s work.
+    #[inline(always)]
+    fn one_parked(st: &mut super::HubState, main_slot: u32, fd: i32, got: u8) -> Fast {
+        let Some(e) = st.fds.get(fd) else {
+            return Fast::No(fd, got);
+        };
+        let want = e.wanted;
+        if !e.watchers.is_empty()
+            || !(want == READ || want == WRITE)
+            || got & want == 0
+            || got & !want & (READ | WRITE) != 0
+        {
+            return Fast::No(fd, got);
         }
+        let (slot, gen, seq) = e.parked[usize::from(want == WRITE)];
+        if slot == main_slot {
+            return Fast::No(fd, got);
+        }
+        let revents = (want & got) as i32;
+        match st.greenlets.get_mut(slot, gen) {
+            Some(g) if g.blocked && g.seq == seq => {
+                g.blocked = false;
+                match g.enter() {
+                    Some(co) => Fast::Run(slot, co, Msg::code(revents)),
+                    None => Fast::Done,
+                }
+            }
+            _ => Fast::Done,
+        }
+    }
+
+    /// Fires the active io watchers of `fd` interested in `got`, and the waits parked on
+    /// its entry.
+    #[inline(never)]
+    fn dispatch_fd(&self, fd: i32, got: u8, from_kernel: bool) {
         let wanted_then;
         let mut list = {
             let mut st = self.st.borrow_mut();
@@ -521,19 +558,17 @@ impl Hub {
             list.clear();
             wanted_then = st.fds.wanted(fd);
             if let Some(e) = st.fds.get(fd) {
-                for &(slot, ev) in &e.watchers {
-                    if ev & got == 0 {
-                        continue;
+                // The waits parked on the entry are taken as they are now: one that
+                // parks again meanwhile is a new wait, not woken by this event.
+                for (side, ev) in PARK_EVENTS.into_iter().enumerate() {
+                    let (slot, gen, seq) = e.parked[side];
+                    if ev & got != 0 && (slot, gen, seq) != NO_PARK {
+                        list.push(FdFire::Wait(WaitId { slot, gen, seq }, (ev & got) as i32));
                     }
-                    let revents = (ev & got) as i32;
-                    // The waits parked on the entry are taken as they are now: one that
-                    // parks again meanwhile is a new wait, not woken by this event.
-                    if let Some(side) = PARKED.iter().position(|&p| p == slot) {
-                        let (slot, gen, seq) = e.parked[side];
-                        if slot != u32::MAX {
-                            list.push(FdFire::Wait(WaitId { slot, gen, seq }, revents));
-                        }
-                    } else {
+                }
+                for &(slot, ev) in &e.watchers {
+                    if ev & got != 0 {
+                        let revents = (ev & got) as i32;
                         list.push(FdFire::Watcher(slot, st.watchers.gen(slot), revents));
                     }
                 }

@@ -96,10 +96,9 @@ impl Hub {
     ) -> Result<(Option<(u32, bool)>, *const crate::greenlet::TaskYielder)> {
         let mut guard = self.st.borrow_mut();
         let st = &mut *guard;
-        let gen = st.greenlets.gen(slot);
-        let g = st
+        let (gen, g) = st
             .greenlets
-            .at_mut(slot)
+            .at_mut_gen(slot)
             .expect("current greenlet has a record");
         if g.killed || g.throw != 0 {
             let e = Self::take_pending(st, slot).expect_err("a kill or throw is pending");

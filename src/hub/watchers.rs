@@ -6,7 +6,6 @@
 
 use super::HubState;
 use crate::error::{Error, Result};
-use crate::event_loop::fds::{NO_PARK, PARKED};
 use crate::event_loop::now_ns;
 use crate::event_loop::watcher::{Action, WatchKind, Watcher};
 
@@ -201,50 +200,38 @@ impl HubState {
     /// Parks wait `w` on `fd`'s entry for READ or WRITE alone, without a watcher record.
     /// Ok(false): not possible (both events, or that side has a wait parked already):
     /// use a watcher. Errors as for starting an io watcher (`EBADF`, …).
+    #[inline]
     pub fn park_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) -> Result<bool> {
         let Some(side) = park_side(events) else {
             return Ok(false);
         };
-        let e = self.fds.entry_mut(fd).ok_or(Error::BADF)?;
-        if e.parked[side] != NO_PARK {
-            return Ok(false);
-        }
-        e.parked[side] = (w.slot, w.gen, w.seq);
-        if let Err(err) = self
+        match self
             .fds
-            .attach(&mut *self.backend, fd, PARKED[side], events)
+            .park(&mut *self.backend, fd, side, (w.slot, w.gen, w.seq))
         {
-            if let Some(e) = self.fds.get_mut(fd) {
-                e.parked[side] = NO_PARK;
+            Ok(true) => {
+                self.alive += 1;
+                Ok(true)
             }
-            return Err(Error(-err));
+            Ok(false) => Ok(false),
+            Err(err) => Err(Error(-err)),
         }
-        self.alive += 1;
-        Ok(true)
     }
 
     /// Ends a wait parked by `park_fd` if it is still there (gh_close may have taken it).
+    #[inline]
     pub fn unpark_fd(&mut self, fd: i32, events: u8, w: crate::hub::wait::WaitId) {
         let Some(side) = park_side(events) else {
             return;
         };
-        match self.fds.get_mut(fd) {
-            Some(e) if e.parked[side] == (w.slot, w.gen, w.seq) => e.parked[side] = NO_PARK,
-            _ => return,
+        if self.fds.unpark(fd, side, (w.slot, w.gen, w.seq)) {
+            self.alive -= 1;
         }
-        self.fds.detach(fd, PARKED[side]);
-        self.alive -= 1;
     }
 
-    /// Takes the wait parked on `fd` for pseudo slot `pseudo` (gh_close), if any.
-    pub fn take_parked(&mut self, fd: i32, pseudo: u32) -> Option<crate::hub::wait::WaitId> {
-        let side = PARKED.iter().position(|&p| p == pseudo)?;
-        let e = self.fds.get_mut(fd)?;
-        let (slot, gen, seq) = std::mem::replace(&mut e.parked[side], NO_PARK);
-        if slot == u32::MAX {
-            return None;
-        }
-        self.fds.detach(fd, pseudo);
+    /// Takes the wait parked on `fd`'s side `side` (0: READ, 1: WRITE), if any (gh_close).
+    pub fn take_parked(&mut self, fd: i32, side: usize) -> Option<crate::hub::wait::WaitId> {
+        let (slot, gen, seq) = self.fds.take_parked(fd, side)?;
         self.alive -= 1;
         Some(crate::hub::wait::WaitId { slot, gen, seq })
     }
@@ -362,6 +349,7 @@ impl HubState {
 }
 
 /// The `FdEntry::parked` side for a wait on `events` (READ or WRITE alone).
+#[inline]
 fn park_side(events: u8) -> Option<usize> {
     match events {
         crate::event_loop::READ => Some(0),

@@ -291,6 +291,16 @@ pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result 
     Ok(())
 }
 
+/// Timers running now. Not `st.timers.len()`: a wait's timeout timer that its wait ended
+/// early leaves its heap entry behind (stopped lazily, `HubState::start`), and a timer
+/// restarted for a later deadline may sit in the heap at its old one.
+fn running_timers(st: &HubState) -> usize {
+    st.watchers
+        .iter()
+        .filter(|(_, w)| w.active && w.timer_after().is_some())
+        .count()
+}
+
 /// The first line of a hub's section: its counts.
 fn hub_header<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
     let tid = hub.shared.tid.load(std::sync::atomic::Ordering::Relaxed);
@@ -302,7 +312,7 @@ fn hub_header<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result {
         st.backend.name(),
         st.alive,
         st.queue.len(),
-        st.timers.len(),
+        running_timers(st),
         hub.switches.get(),
         if hub.monitored.get() { ", monitored" } else { "" }
     )

@@ -281,6 +281,13 @@ impl Hub {
     /// Checks a handle of `kind`; returns its slot.
     pub fn obj_check(&self, raw: u64, kind: Kind) -> Result<u32> {
         let (slot, gen) = self.check(raw, kind)?;
+        self.obj_live(slot, gen, kind)
+    }
+
+    /// `slot` if (slot, gen) is a live object of `kind` (the handle's hub and kind bits
+    /// checked already).
+    #[inline]
+    pub fn obj_live(&self, slot: u32, gen: u32, kind: Kind) -> Result<u32> {
         match self.st.borrow().objects.get(slot, gen) {
             Some(o) if o.kind() == kind => Ok(slot),
             _ => Err(Error::BADHANDLE),
@@ -369,8 +376,8 @@ impl Hub {
         let mut took = false;
         let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
             me = Some(w);
-            gen = st.objects.gen(slot);
-            let o = st.objects.at_mut(slot).ok_or(Error::BADHANDLE)?;
+            let (g, o) = st.objects.at_mut_gen(slot).ok_or(Error::BADHANDLE)?;
+            gen = g;
             let l = list(o, side);
             if front {
                 l.0.push_front(w);
