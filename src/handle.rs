@@ -320,12 +320,16 @@ impl<T> Table<T> {
 mod tests {
     use super::*;
 
-    /// A watcher's slot — a timer's main memory — is its record and its generation:
-    /// 48 bytes (a 40-byte, 8-aligned record and the generation's 4 bytes, rounded up).
+    /// A watcher's slot — a timer's main memory — is its 36-byte record and its
+    /// generation: 40 bytes, the tag in the record's niches.
     #[test]
     fn watcher_slot_size() {
         use crate::event_loop::watcher::Watcher;
-        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 48);
+        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 40);
+        assert_eq!(
+            std::mem::size_of::<Slot<Watcher>>(),
+            std::mem::size_of::<Watcher>() + 4
+        );
     }
 
     #[test]

@@ -129,11 +129,18 @@ impl Timers {
     /// Schedules `slot` at `at` (re-schedules it if present: it then orders as if just
     /// started).
     ///
-    /// Inlined into its callers: the common case (a slot `pos` already covers, no stamp
-    /// wrap, room in the buffer, not scheduled yet) is a handful of instructions and a
-    /// short sift-up (about 1.3 levels for a random deadline); the rest is out of line.
-    #[inline(always)]
+    /// The common case (a slot `pos` already covers, no stamp wrap, room in the buffer,
+    /// not scheduled yet) is a handful of instructions and a short sift-up (about 1.3
+    /// levels for a random deadline); the rest is out of line. `insert_inline` is the
+    /// same, always inlined: for the timer start paths.
+    #[inline]
     pub fn insert(&mut self, slot: u32, at: u64) {
+        self.insert_inline(slot, at)
+    }
+
+    /// `insert`, always inlined into its caller.
+    #[inline(always)]
+    pub fn insert_inline(&mut self, slot: u32, at: u64) {
         debug_assert!((slot as usize) < crate::handle::MAX_SLOTS);
         if slot as usize >= self.pos.len()
             || self.seq == u32::MAX

@@ -92,37 +92,42 @@ pub enum Action {
     },
 }
 
-/// A watcher's record in the hub's table: 40 bytes, a timer's whole record (libev's
-/// `ev_timer` is 48), so 1M timers cost 40 MB here, plus 23 bytes each in the timer
-/// heap, `pos` and the table's generations.
+/// A watcher's record in the hub's table: 36 bytes, 4-byte aligned, so that with its
+/// generation the table's slot is 40 bytes — a timer's whole record (libev's `ev_timer`
+/// is 48): 1M timers cost 40 MB here, plus 19 bytes each in the timer heap and `pos`.
 ///
 /// The kind and the action are stored as two 16-byte payloads and two tag bytes beside
 /// the flags (as `WatchKind` and `Action` each would take 24 bytes, 8 of them for a tag
 /// and padding): read them with `kind()` and `action()`, write them with `set_kind` and
-/// `set_action`.
+/// `set_action`. The flags but `active` are bits of one byte, behind accessors
+/// (`referenced()`, `internal()`, `lazy()`, `deferred()`).
 pub struct Watcher {
     kind_data: KindData,
     action_data: ActionData,
     kind_tag: KindTag,
     action_tag: ActionTag,
     pub active: bool,
-    /// Keeps the loop alive while active (`gh_watcher_ref`).
-    pub referenced: bool,
-    /// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
-    pub internal: bool,
-    /// A wait's timer (`HubState::take_kept_timer`): always started at an absolute time,
-    /// and stopped lazily — its heap entry stays when its wait ends early, the usual
-    /// end of a timeout (see `HubState::start`).
-    pub lazy: bool,
-    /// (`lazy` timers) `WatchKind::Timer::after` holds the deadline the timer was
-    /// started with, later than the heap entry left from an earlier start, which fires
-    /// first and is moved to that deadline then (`run::run_timers`).
-    pub deferred: bool,
+    /// REFERENCED | INTERNAL | LAZY | DEFERRED.
+    flags: u8,
 }
 
-/// `WatchKind`'s fields, by variant (the tag is `Watcher::kind_tag`).
+/// Keeps the loop alive while active (`gh_watcher_ref`).
+const REFERENCED: u8 = 1;
+/// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
+const INTERNAL: u8 = 2;
+/// A wait's timer (`HubState::take_kept_timer`): always started at an absolute time,
+/// and stopped lazily — its heap entry stays when its wait ends early, the usual end of
+/// a timeout (see `HubState::start`).
+const LAZY: u8 = 4;
+/// (`LAZY` timers) `WatchKind::Timer::after` holds the deadline the timer was started
+/// with, later than the heap entry left from an earlier start, which fires first and is
+/// moved to that deadline then (`run::run_timers`).
+const DEFERRED: u8 = 8;
+
+/// `WatchKind`'s fields, by variant (the tag is `Watcher::kind_tag`). 4-byte aligned
+/// (packed): the record's fields then leave no padding.
 #[derive(Copy, Clone)]
-#[repr(C)]
+#[repr(C, packed(4))]
 union KindData {
     /// Timer: after, repeat.
     timer: [u64; 2],
@@ -130,9 +135,9 @@ union KindData {
     words: [i32; 4],
 }
 
-/// `Action`'s fields, by variant (the tag is `Watcher::action_tag`).
+/// `Action`'s fields, by variant (the tag is `Watcher::action_tag`). Packed as KindData.
 #[derive(Copy, Clone)]
-#[repr(C)]
+#[repr(C, packed(4))]
 union ActionData {
     /// User: the callback and its argument.
     user: (UserFn, *mut c_void),
@@ -174,11 +179,56 @@ impl Watcher {
             kind_tag,
             action_tag: ActionTag::None,
             active: false,
-            referenced: true,
-            internal,
-            lazy: false,
-            deferred: false,
+            flags: REFERENCED | if internal { INTERNAL } else { 0 },
         }
+    }
+
+    #[inline(always)]
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        self.flags = if on {
+            self.flags | flag
+        } else {
+            self.flags & !flag
+        };
+    }
+
+    /// Keeps the loop alive while active (`gh_watcher_ref`).
+    #[inline(always)]
+    pub fn referenced(&self) -> bool {
+        self.flags & REFERENCED != 0
+    }
+
+    #[inline(always)]
+    pub fn set_referenced(&mut self, on: bool) {
+        self.set_flag(REFERENCED, on);
+    }
+
+    /// Created by greenhub itself (sleep, io waits, timeouts), not by the user.
+    #[inline(always)]
+    pub fn internal(&self) -> bool {
+        self.flags & INTERNAL != 0
+    }
+
+    /// A wait's timer, stopped lazily (`LAZY`).
+    #[inline(always)]
+    pub fn lazy(&self) -> bool {
+        self.flags & LAZY != 0
+    }
+
+    #[inline(always)]
+    pub fn set_lazy(&mut self, on: bool) {
+        self.set_flag(LAZY, on);
+    }
+
+    /// A lazy timer restarted for a later deadline than its heap entry's (`DEFERRED`).
+    #[inline(always)]
+    pub fn deferred(&self) -> bool {
+        self.flags & DEFERRED != 0
+    }
+
+    #[inline(always)]
+    pub fn set_deferred(&mut self, on: bool) {
+        self.set_flag(DEFERRED, on);
     }
 
     /// What the watcher watches.
@@ -339,13 +389,15 @@ fn pack_kind(kind: WatchKind) -> (KindTag, KindData) {
 mod tests {
     use super::*;
 
-    /// Per-timer memory is mostly this record (in a slab entry): keep it at 40 bytes.
+    /// Per-timer memory is mostly this record (in a table slot, with its generation:
+    /// 40 bytes, handle::tests::watcher_slot_size): keep it at 36.
     #[test]
     fn record_sizes() {
         assert_eq!(std::mem::size_of::<WatchKind>(), 24);
         assert_eq!(std::mem::size_of::<Action>(), 24);
-        assert_eq!(std::mem::size_of::<Watcher>(), 40);
-        assert_eq!(std::mem::size_of::<Option<Watcher>>(), 40);
+        assert_eq!(std::mem::size_of::<Watcher>(), 36);
+        assert_eq!(std::mem::align_of::<Watcher>(), 4);
+        assert_eq!(std::mem::size_of::<Option<Watcher>>(), 36);
         // slab's entry type is private; this is its shape.
         #[allow(dead_code)]
         enum SlabEntry<T> {

@@ -44,7 +44,7 @@ pub type gh_callback_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
 fn new_watcher(out: *mut gh_watcher, kind: WatchKind) -> Result<c_int> {
     need(out)?;
     let hub = hub::current()?;
-    let (slot, gen) = hub.st.borrow_mut().new_watcher(kind, false)?;
+    let (slot, gen) = hub.st.borrow_mut().new_watcher_inline(kind, false)?;
     // SAFETY: out is non-null; callers promise it is writable.
     unsafe {
         put(
@@ -62,7 +62,7 @@ fn lookup(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
     let hub = hub::for_handle(w.id)?;
     let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
     match hub.st.borrow().watchers.get(slot, gen) {
-        Some(x) if !x.internal => Ok((hub, slot, gen)),
+        Some(x) if !x.internal() => Ok((hub, slot, gen)),
         _ => Err(Error::BADHANDLE),
     }
 }

@@ -658,13 +658,13 @@ impl Hub {
                 };
                 let gen = st.watchers.gen(slot);
                 let w = st.watchers.at_mut(slot).expect("timers hold live watchers");
-                if w.lazy {
+                if w.lazy() {
                     if !w.active {
                         continue; // its wait ended early: the entry was left (lazy stop)
                     }
-                    if w.deferred {
+                    if w.deferred() {
                         // Restarted for a later deadline than this old entry's.
-                        w.deferred = false;
+                        w.set_deferred(false);
                         if let WatchKind::Timer { after, .. } = w.kind() {
                             if after > now {
                                 st.timers.insert(slot, after);
@@ -681,7 +681,7 @@ impl Hub {
                     _ => {
                         w.active = false;
                         w.set_action(Action::None);
-                        if w.referenced {
+                        if w.referenced() {
                             st.alive -= 1;
                         }
                     }
