@@ -161,25 +161,27 @@ impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
-        let (slot, gen) = if self.free != NO_SLOT {
+        if self.free != NO_SLOT {
             let s = self.free as usize;
-            let (gen, next) = match self.slots[s] {
+            let slot = &mut self.slots[s];
+            let (gen, next) = match *slot {
                 Slot::Free(gen, next) => (gen, next),
                 _ => unreachable!("the free list holds free slots only"),
             };
             self.free = next;
-            (s, gen)
-        } else {
-            let s = self.slots.len();
-            if s >= MAX_SLOTS {
-                return Err(Error::NOMEM);
-            }
-            self.slots.push(Slot::Retired);
-            (s, self.base)
-        };
-        self.slots[slot] = Slot::Full(gen, value);
+            // A free slot holds no value: nothing to drop.
+            *slot = Slot::Full(gen, value);
+            self.live += 1;
+            return Ok((s as u32, gen));
+        }
+        // A new slot: the record is written once, straight into its place.
+        let s = self.slots.len();
+        if s >= MAX_SLOTS {
+            return Err(Error::NOMEM);
+        }
+        self.slots.push(Slot::Full(self.base, value));
         self.live += 1;
-        Ok((slot as u32, gen))
+        Ok((s as u32, self.base))
     }
 
     /// What a full slot of generation `g` becomes when freed: free with the next
@@ -317,6 +319,18 @@ impl<T> Table<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A watcher's slot — a timer's main memory — is its 36-byte record and its
+    /// generation: 40 bytes, the tag in the record's niches.
+    #[test]
+    fn watcher_slot_size() {
+        use crate::event_loop::watcher::Watcher;
+        assert_eq!(std::mem::size_of::<Slot<Watcher>>(), 40);
+        assert_eq!(
+            std::mem::size_of::<Slot<Watcher>>(),
+            std::mem::size_of::<Watcher>() + 4
+        );
+    }
 
     #[test]
     fn encode_roundtrip() {

@@ -548,7 +548,7 @@ impl Hub {
             for slot in watchers {
                 if let Some(Action::Resume {
                     slot: g, gen, seq, ..
-                }) = st.watchers.at(slot).map(|w| w.action)
+                }) = st.watchers.at(slot).map(|w| w.action())
                 {
                     st.wake_later(
                         crate::hub::wait::WaitId { slot: g, gen, seq },

@@ -34,6 +34,13 @@ SPEC = {
         ("wall_s", "wall s", ""),
         ("rss_mib", "max RSS MiB", "≤ 1.2× libev"),
         ("late_ms", "max lateness ms", "≤ libev's"),
+        # A second figure (peers.h): against each timer's own deadline — greenhub's count
+        # from the start call, the peers' from their loop time before the starts.
+        (
+            "own_late_ms",
+            "max lateness vs the timer's own deadline ms (greenhub: start call + delay; peers: loop time + delay)",
+            "",
+        ),
     ],
     "sleepers": [
         ("wall_s", "total s", "≤ 0.4× State Threads"),

@@ -109,17 +109,29 @@ pub fn duration_ns(seconds: f64) -> Result<Option<u64>, crate::error::Error> {
     if seconds == f64::INFINITY {
         return Ok(None);
     }
-    // ~146 years: never overflows when added to a monotonic clock reading.
+    Ok(Some(seconds_ns(seconds)))
+}
+
+/// `seconds` (finite, >= 0 — or +inf, which saturates) in nanoseconds, rounded up;
+/// huge values saturate at 2^62 ns (~146 years: never overflows when added to a
+/// monotonic clock reading). `duration_ns` once its checks are done.
+#[inline(always)]
+pub fn seconds_ns(seconds: f64) -> u64 {
+    debug_assert!(seconds >= 0.0);
     const CAP: f64 = (1u64 << 62) as f64;
     let ns = seconds * 1e9;
-    Ok(Some(if ns >= CAP {
+    if ns >= CAP {
         1u64 << 62
     } else {
         // ceil without libm's software ceil (no SSE4.1 roundsd in baseline x86-64: ~45
         // instructions per call): 0 <= ns < 2^62, so the truncation is exact to the unit.
-        let t = ns as u64;
-        t + u64::from((t as f64) < ns)
-    }))
+        // Through i64, unchecked: one cvttsd2si / cvtsi2sd each way, where a u64 (or a
+        // saturating) conversion costs a dozen instructions and branches per direction.
+        // SAFETY: 0 <= ns < 2^62 (`seconds` is not NaN, `ns` is below CAP): the value
+        // is finite and its truncation fits in an i64.
+        let t = unsafe { ns.to_int_unchecked::<i64>() };
+        (t + i64::from((t as f64) < ns)) as u64
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use super::{gh_watcher, guard, need, put};
 use crate::error::{Error, Result};
-use crate::event_loop::duration_ns;
-use crate::event_loop::watcher::{Action, UserFn, WatchKind};
+use crate::event_loop::seconds_ns;
+use crate::event_loop::watcher::{UserFn, WatchKind};
 use crate::handle::{Id, Kind};
 use crate::hub::{self, Hub};
 use std::ffi::{c_int, c_void};
@@ -38,10 +38,13 @@ pub type gh_watcher_cb =
 /// A function queued with gh_run_callback.
 pub type gh_callback_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
 
+/// Inlined into each constructor, so the record is built straight into its slot from the
+/// arguments (no copies of it through the stack).
+#[inline(always)]
 fn new_watcher(out: *mut gh_watcher, kind: WatchKind) -> Result<c_int> {
     need(out)?;
     let hub = hub::current()?;
-    let (slot, gen) = hub.st.borrow_mut().new_watcher(kind, false)?;
+    let (slot, gen) = hub.st.borrow_mut().new_watcher_inline(kind, false)?;
     // SAFETY: out is non-null; callers promise it is writable.
     unsafe {
         put(
@@ -59,7 +62,7 @@ fn lookup(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
     let hub = hub::for_handle(w.id)?;
     let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
     match hub.st.borrow().watchers.get(slot, gen) {
-        Some(x) if !x.internal => Ok((hub, slot, gen)),
+        Some(x) if !x.internal() => Ok((hub, slot, gen)),
         _ => Err(Error::BADHANDLE),
     }
 }
@@ -113,12 +116,21 @@ pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_in
 #[no_mangle]
 pub unsafe extern "C" fn gh_timer_new(out: *mut gh_watcher, after: f64, repeat: f64) -> c_int {
     guard(|| {
-        if after.is_nan() || after < 0.0 || repeat.is_nan() || repeat < 0.0 || repeat.is_infinite()
+        if after.is_nan()
+            || repeat.is_nan()
+            || after < 0.0
+            || repeat < 0.0
+            || repeat == f64::INFINITY
         {
             return Err(Error::INVAL);
         }
-        let after = duration_ns(after)?.unwrap_or(u64::MAX / 4);
-        let repeat = duration_ns(repeat)?.unwrap_or(0);
+        // As duration_ns (never None nor Err here but for `after` = +inf: never fires).
+        let after = if after == f64::INFINITY {
+            u64::MAX / 4
+        } else {
+            seconds_ns(after)
+        };
+        let repeat = seconds_ns(repeat);
         new_watcher(out, WatchKind::Timer { after, repeat })
     })
 }
@@ -257,7 +269,7 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
         let (hub, slot, gen) = lookup(w)?;
         let st = hub.st.borrow();
         let x = st.watchers.get(slot, gen).ok_or(Error::BADHANDLE)?;
-        if !matches!(x.kind, WatchKind::Child { .. }) {
+        if !matches!(x.kind(), WatchKind::Child { .. }) {
             return Err(Error::INVAL);
         }
         let s = x.status().ok_or(Error(-libc::EAGAIN))?;
@@ -280,15 +292,17 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
 pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c_void) -> c_int {
     guard(|| {
         let cb = cb.ok_or(Error::INVAL)?;
-        let (hub, slot, _) = lookup(w)?;
+        let hub = hub::for_handle(w.id)?;
+        let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
         // SAFETY: gh_watcher and RawHandle are both #[repr(C)] structs of one u64, so the
         // two function pointer types have the same ABI.
         let f: UserFn = unsafe {
             std::mem::transmute::<unsafe extern "C" fn(gh_watcher, c_int, *mut c_void), UserFn>(cb)
         };
+        // The handle is checked there, with the same record lookup as the start.
         hub.st
             .borrow_mut()
-            .start_watcher(slot, Action::User { f, arg })
+            .start_user_watcher(slot, gen, f, arg)
             .map(|_| 0)
     })
 }
@@ -315,9 +329,10 @@ pub extern "C" fn gh_watcher_stop(w: gh_watcher) -> c_int {
 #[no_mangle]
 pub extern "C" fn gh_watcher_close(w: gh_watcher) -> c_int {
     guard(|| {
-        let (hub, slot, gen) = lookup(w)?;
-        hub.close_user_watcher(slot, gen);
-        Ok(0)
+        let hub = hub::for_handle(w.id)?;
+        let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+        // The handle is checked there, with the same record lookup as the close.
+        hub.close_user_watcher(slot, gen).map(|_| 0)
     })
 }
 

@@ -627,7 +627,7 @@ impl Drop for Hub {
             unsafe { libc::close(fd) };
         }
         for (_, w) in st.watchers.iter() {
-            if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind {
+            if let crate::event_loop::watcher::WatchKind::Child { pidfd, .. } = w.kind() {
                 if pidfd >= 0 {
                     // SAFETY: the pidfd belongs to this watcher.
                     unsafe { libc::close(pidfd) };

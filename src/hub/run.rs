@@ -658,14 +658,14 @@ impl Hub {
                 };
                 let gen = st.watchers.gen(slot);
                 let w = st.watchers.at_mut(slot).expect("timers hold live watchers");
-                if w.lazy {
+                if w.lazy() {
                     if !w.active {
                         continue; // its wait ended early: the entry was left (lazy stop)
                     }
-                    if w.deferred {
+                    if w.deferred() {
                         // Restarted for a later deadline than this old entry's.
-                        w.deferred = false;
-                        if let WatchKind::Timer { after, .. } = w.kind {
+                        w.set_deferred(false);
+                        if let WatchKind::Timer { after, .. } = w.kind() {
                             if after > now {
                                 st.timers.insert(slot, after);
                                 continue;
@@ -673,15 +673,15 @@ impl Hub {
                         }
                     }
                 }
-                let action = w.action;
-                match w.kind {
+                let action = w.action();
+                match w.kind() {
                     WatchKind::Timer { repeat, .. } if repeat > 0 => {
                         st.timers.insert(slot, rearm_at(at, repeat, now));
                     }
                     _ => {
                         w.active = false;
-                        w.action = Action::None;
-                        if w.referenced {
+                        w.set_action(Action::None);
+                        if w.referenced() {
                             st.alive -= 1;
                         }
                     }
@@ -721,7 +721,7 @@ impl Hub {
     /// Fires watcher (slot, gen) if it is still active.
     fn fire(&self, slot: u32, gen: u32, revents: i32) {
         let (action, kind) = match self.st.borrow().watchers.get(slot, gen) {
-            Some(w) if w.active => (w.action, w.kind),
+            Some(w) if w.active => (w.action(), w.kind()),
             _ => return,
         };
         if let WatchKind::Child { pid, .. } = kind {
@@ -774,7 +774,7 @@ impl Hub {
             let st = self.st.borrow();
             st.signals
                 .iter()
-                .filter(|&&s| match st.watchers.at(s).map(|w| w.kind) {
+                .filter(|&&s| match st.watchers.at(s).map(|w| w.kind()) {
                     Some(WatchKind::Signal { signum }) => pending & (1 << (signum - 1)) != 0,
                     _ => false,
                 })

@@ -11,6 +11,13 @@ use crate::event_loop::watcher::{Action, WatchKind, Watcher};
 
 impl HubState {
     pub fn new_watcher(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
+        self.new_watcher_inline(kind, internal)
+    }
+
+    /// `new_watcher`, always inlined (the gh_*_new constructors: the record is then built
+    /// straight into its slot from the arguments); the wait paths call `new_watcher`.
+    #[inline(always)]
+    pub fn new_watcher_inline(&mut self, kind: WatchKind, internal: bool) -> Result<(u32, u32)> {
         let (slot, gen) = self.watchers.insert(Watcher::new(kind, internal))?;
         if kind == WatchKind::Async {
             crate::asyncs::arm(self.shared.id, slot, gen, self.wake_fd);
@@ -20,6 +27,37 @@ impl HubState {
 
     pub fn start_watcher(&mut self, slot: u32, action: Action) -> Result<()> {
         self.start(slot, action, None)
+    }
+
+    /// gh_watcher_start: starts user watcher (slot, gen), the handle checked here (one
+    /// lookup of the record for the check and the start). `EBADHANDLE` for a stale
+    /// handle or an internal watcher.
+    /// (The action is built here, in each branch, from `f` and `arg`: the timer's record
+    /// is then written from registers.)
+    #[inline]
+    pub fn start_user_watcher(
+        &mut self,
+        slot: u32,
+        gen: u32,
+        f: crate::event_loop::watcher::UserFn,
+        arg: *mut std::ffi::c_void,
+    ) -> Result<()> {
+        let w = match self.watchers.get_mut(slot, gen) {
+            Some(w) if !w.internal() => w,
+            _ => return Err(Error::BADHANDLE),
+        };
+        // A user timer (never lazy: only internal timers are) as `start` does it, without
+        // looking the record up again.
+        if let (false, Some(after)) = (w.active, w.timer_after()) {
+            debug_assert!(!w.lazy());
+            w.active = true;
+            w.set_action(Action::User { f, arg });
+            self.alive += w.referenced() as usize;
+            self.timers
+                .insert_inline(slot, now_ns().saturating_add(after));
+            return Ok(());
+        }
+        self.start(slot, Action::User { f, arg }, None)
     }
 
     /// Starts timer watcher `slot` due at the absolute monotonic time `at` (ns), for
@@ -33,29 +71,28 @@ impl HubState {
         if w.active {
             return Err(Error::BUSY);
         }
-        let kind = w.kind;
-        if let WatchKind::Timer { after, repeat } = kind {
+        if let Some(after) = w.timer_after() {
             // The common case in one lookup of the record (a timer start cannot fail).
             w.active = true;
-            w.action = action;
-            self.alive += w.referenced as usize;
+            w.set_action(action);
+            self.alive += w.referenced() as usize;
             let at = at.unwrap_or_else(|| now_ns().saturating_add(after));
-            if w.lazy {
+            if w.lazy() {
                 // A wait's timer whose entry from an earlier wait is still in the heap,
                 // due no later than `at`: no heap operation now (a request's timeout is
                 // restarted per request and almost never fires); the old entry fires
                 // first and run_timers moves it to `at` then.
                 if self.timers.due(slot).is_some_and(|cur| cur <= at) {
-                    w.kind = WatchKind::Timer { after: at, repeat };
-                    w.deferred = true;
+                    w.set_timer_after(at);
+                    w.set_deferred(true);
                     return Ok(());
                 }
-                w.deferred = false;
+                w.set_deferred(false);
             }
             self.timers.insert(slot, at);
             return Ok(());
         }
-        match kind {
+        match w.kind() {
             WatchKind::Io { fd, events } => {
                 self.fds
                     .attach(&mut *self.backend, fd, slot, events)
@@ -91,8 +128,8 @@ impl HubState {
         }
         let w = self.watchers.at_mut(slot).expect("checked above");
         w.active = true;
-        w.action = action;
-        if w.referenced {
+        w.set_action(action);
+        if w.referenced() {
             self.alive += 1;
         }
         Ok(())
@@ -107,13 +144,13 @@ impl HubState {
             return;
         }
         w.active = false;
-        w.action = Action::None;
-        let referenced = w.referenced;
-        match w.kind {
+        w.set_action(Action::None);
+        let referenced = w.referenced();
+        match w.kind() {
             WatchKind::Io { fd, .. } => self.fds.detach(fd, slot),
             // A lazy timer's entry stays (see `start`); run_timers drops it if it fires
             // while the timer is stopped.
-            WatchKind::Timer { .. } if w.lazy => w.deferred = false,
+            WatchKind::Timer { .. } if w.lazy() => w.set_deferred(false),
             WatchKind::Timer { .. } => {
                 self.timers.remove(slot);
             }
@@ -143,8 +180,8 @@ impl HubState {
     pub fn close_watcher(&mut self, slot: u32) {
         self.stop_watcher(slot);
         if let Some(w) = self.watchers.remove(slot) {
-            match w.kind {
-                WatchKind::Timer { .. } if w.lazy => {
+            match w.kind() {
+                WatchKind::Timer { .. } if w.lazy() => {
                     self.timers.remove(slot);
                 }
                 WatchKind::Async => crate::asyncs::disarm(self.shared.id, slot),
@@ -213,11 +250,10 @@ impl HubState {
     pub fn timer_due(&self, slot: u32) -> Option<u64> {
         match self.watchers.at(slot)? {
             w if !w.active => None,
-            crate::event_loop::watcher::Watcher {
-                deferred: true,
-                kind: WatchKind::Timer { after, .. },
-                ..
-            } => Some(*after),
+            w if w.deferred() => match w.kind() {
+                WatchKind::Timer { after, .. } => Some(after),
+                _ => self.timers.due(slot),
+            },
             _ => self.timers.due(slot),
         }
     }
@@ -225,9 +261,27 @@ impl HubState {
     /// Moves active timer `slot` to the absolute time `at`.
     pub fn retime_timer(&mut self, slot: u32, at: u64) {
         if let Some(w) = self.watchers.at_mut(slot) {
-            w.deferred = false;
+            w.set_deferred(false);
         }
         self.timers.insert(slot, at);
+    }
+
+    /// A new internal lazy timer (take_kept_timer's rare case: out of line, so the wait
+    /// paths that call take_kept_timer stay small).
+    #[cold]
+    #[inline(never)]
+    fn new_lazy_timer(&mut self) -> Result<u32> {
+        let (t, _) = self.new_watcher(
+            WatchKind::Timer {
+                after: 0,
+                repeat: 0,
+            },
+            true,
+        )?;
+        if let Some(w) = self.watchers.at_mut(t) {
+            w.set_lazy(true);
+        }
+        Ok(t)
     }
 
     pub fn take_kept_timer(&mut self, slot: u32, which: usize) -> Result<(u32, bool)> {
@@ -242,16 +296,7 @@ impl HubState {
                 }
             }
         }
-        let (t, _) = self.new_watcher(
-            WatchKind::Timer {
-                after: 0,
-                repeat: 0,
-            },
-            true,
-        )?;
-        if let Some(w) = self.watchers.at_mut(t) {
-            w.lazy = true;
-        }
+        let t = self.new_lazy_timer()?;
         if kept == u32::MAX {
             if let Some(g) = self.greenlets.at_mut(slot) {
                 g.kept_timers[which] = t;
@@ -305,10 +350,10 @@ impl HubState {
         let Some(w) = self.watchers.at_mut(slot) else {
             return;
         };
-        if w.referenced == referenced {
+        if w.referenced() == referenced {
             return;
         }
-        w.referenced = referenced;
+        w.set_referenced(referenced);
         if w.active {
             if referenced {
                 self.alive += 1;
@@ -336,15 +381,21 @@ fn remove(list: &mut Vec<u32>, slot: u32) {
 }
 
 impl super::Hub {
-    /// gh_watcher_close: a greenlet parked in gh_hub_wait on it wakes with `ECLOSED`.
-    pub fn close_user_watcher(&self, slot: u32, gen: u32) {
+    /// gh_watcher_close of user watcher (slot, gen), the handle checked here
+    /// (`EBADHANDLE` for a stale handle or an internal watcher): a greenlet parked in
+    /// gh_hub_wait on it wakes with `ECLOSED`.
+    #[inline]
+    pub fn close_user_watcher(&self, slot: u32, gen: u32) -> Result<()> {
         let action = {
             let mut st = self.st.borrow_mut();
-            let action = st.watchers.get(slot, gen).map(|w| w.action);
+            let action = match st.watchers.get(slot, gen) {
+                Some(w) if !w.internal() => w.action(),
+                _ => return Err(Error::BADHANDLE),
+            };
             st.close_watcher(slot);
             action
         };
-        if let Some(Action::Resume { slot, gen, seq, .. }) = action {
+        if let Action::Resume { slot, gen, seq, .. } = action {
             self.wake(
                 slot,
                 gen,
@@ -353,5 +404,6 @@ impl super::Hub {
                 false,
             );
         }
+        Ok(())
     }
 }

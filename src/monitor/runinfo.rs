@@ -150,7 +150,7 @@ fn wait_desc<W: Write>(w: &mut W, hub: &Hub, st: &HubState, g: &Greenlet, now: u
             greenlet_label(w, hub, st, s)
         }
         WaitOn::Fd { fd, events } => fd_desc(w, fd, events),
-        WaitOn::Watcher(ws) => match st.watchers.at(ws).map(|x| x.kind) {
+        WaitOn::Watcher(ws) => match st.watchers.at(ws).map(|x| x.kind()) {
             Some(WatchKind::Io { fd, events }) => fd_desc(w, fd, events),
             Some(WatchKind::Timer { .. }) => due_desc(w, st.timer_due(ws), now, "a stopped timer"),
             Some(WatchKind::Child { pid, .. }) => write!(w, "child process {pid}"),
@@ -297,7 +297,7 @@ pub fn format_hub<W: Write>(w: &mut W, hub: &Hub, st: &HubState) -> fmt::Result 
 fn running_timers(st: &HubState) -> usize {
     st.watchers
         .iter()
-        .filter(|(_, w)| w.active && matches!(w.kind, WatchKind::Timer { .. }))
+        .filter(|(_, w)| w.active && w.timer_after().is_some())
         .count()
 }
 

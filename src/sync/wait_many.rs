@@ -397,7 +397,7 @@ fn unregister(st: &mut HubState, t: Target, w: WaitId) {
                         .map(|&(s, _)| s)
                         .filter(|&s| {
                             st.watchers.at(s).is_some_and(|x| {
-                                matches!(x.action, Action::Resume { slot, gen, seq, .. }
+                                matches!(x.action(), Action::Resume { slot, gen, seq, .. }
                                     if slot == w.slot && gen == w.gen && seq == w.seq)
                             })
                         })
