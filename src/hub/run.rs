@@ -656,8 +656,10 @@ impl Hub {
                 let Some(slot) = st.timers.pop_due(now) else {
                     break;
                 };
-                let gen = st.watchers.gen(slot);
-                let w = st.watchers.at_mut(slot).expect("timers hold live watchers");
+                let (gen, w) = st
+                    .watchers
+                    .at_mut_gen(slot)
+                    .expect("timers hold live watchers");
                 if w.lazy() {
                     if !w.active {
                         continue; // its wait ended early: the entry was left (lazy stop)
