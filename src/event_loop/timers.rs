@@ -159,12 +159,8 @@ impl Timers {
         }
         let i = self.len();
         debug_assert!(self.heap.len() < self.heap.capacity());
-        // SAFETY: make_room left heap.len() < heap.capacity(), so the slot past the end
-        // is allocated; it is written before the length covers it.
-        unsafe {
-            self.heap.as_mut_ptr().add(self.heap.len()).write(e);
-            self.heap.set_len(self.heap.len() + 1);
-        }
+        // make_room left room: the push never reallocates.
+        self.heap.push(e);
         self.up(i, e);
     }
 
