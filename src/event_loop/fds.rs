@@ -233,13 +233,9 @@ impl Fds {
         let was_idle = e.wanted == 0;
         e.parked[side] = w;
         e.wanted |= PARK_EVENTS[side];
-        // Re-armed after an unpark in the same iteration, the registration already
-        // verified-on-trust (FAULTS 28's case is counted by `check`): nothing to do.
-        if !(e.wanted == e.reified && e.unverified && e.lapsed) {
-            if let Err(err) = self.rearm(be, fd, was_idle) {
-                self.unpark(fd, side, w);
-                return Err(err);
-            }
+        if let Err(err) = self.rearm(be, fd, was_idle) {
+            self.unpark(fd, side, w);
+            return Err(err);
         }
         Ok(true)
     }
@@ -271,7 +267,21 @@ impl Fds {
 
     /// After `wanted` grew by a watcher or a parked wait: registers an fd that had no
     /// interest at once (errors reach the caller), marks a re-arm for verification.
+    /// The steady state — re-armed after a lapse in the same iteration, back to what the
+    /// kernel was told, the registration already taken on trust (FAULTS 28's case is
+    /// counted by `check`) and the fd still marked by the lapse — has nothing to do.
+    #[inline]
     fn rearm(&mut self, be: &mut dyn Backend, fd: i32, was_idle: bool) -> Result<(), i32> {
+        let e = &self.entries[fd as usize];
+        if e.wanted == e.reified && e.unverified && e.lapsed {
+            return Ok(());
+        }
+        self.rearm_changed(be, fd, was_idle)
+    }
+
+    /// `rearm` when something may change.
+    #[inline(never)]
+    fn rearm_changed(&mut self, be: &mut dyn Backend, fd: i32, was_idle: bool) -> Result<(), i32> {
         let e = &mut self.entries[fd as usize];
         if e.reified == 0 && !e.always_ready {
             return self.apply(be, fd);

@@ -57,10 +57,16 @@ fn new_watcher(out: *mut gh_watcher, kind: WatchKind) -> Result<c_int> {
     Ok(0)
 }
 
-/// A user watcher of this thread: (hub, slot, gen). Internal watchers are not reachable.
-fn lookup(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
+/// The hub, slot and generation a watcher handle names (decoded, the record unchecked).
+fn decode(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
     let hub = hub::for_handle(w.id)?;
     let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+    Ok((hub, slot, gen))
+}
+
+/// A user watcher of this thread: (hub, slot, gen). Internal watchers are not reachable.
+fn lookup(w: gh_watcher) -> Result<(&'static Hub, u32, u32)> {
+    let (hub, slot, gen) = decode(w)?;
     match hub.st.borrow().watchers.get(slot, gen) {
         Some(x) if !x.internal() => Ok((hub, slot, gen)),
         _ => Err(Error::BADHANDLE),
@@ -292,8 +298,7 @@ pub unsafe extern "C" fn gh_child_status(w: gh_watcher, status: *mut c_int) -> c
 pub extern "C" fn gh_watcher_start(w: gh_watcher, cb: gh_watcher_cb, arg: *mut c_void) -> c_int {
     guard(|| {
         let cb = cb.ok_or(Error::INVAL)?;
-        let hub = hub::for_handle(w.id)?;
-        let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+        let (hub, slot, gen) = decode(w)?;
         // SAFETY: gh_watcher and RawHandle are both #[repr(C)] structs of one u64, so the
         // two function pointer types have the same ABI.
         let f: UserFn = unsafe {
@@ -329,8 +334,7 @@ pub extern "C" fn gh_watcher_stop(w: gh_watcher) -> c_int {
 #[no_mangle]
 pub extern "C" fn gh_watcher_close(w: gh_watcher) -> c_int {
     guard(|| {
-        let hub = hub::for_handle(w.id)?;
-        let (slot, gen) = hub.check(w.id, Kind::Watcher)?;
+        let (hub, slot, gen) = decode(w)?;
         // The handle is checked there, with the same record lookup as the close.
         hub.close_user_watcher(slot, gen).map(|_| 0)
     })

@@ -35,8 +35,6 @@ use crate::handle::Kind;
 use corosensei::CoroutineResult;
 use std::ffi::c_void;
 
-/// What an fd event fires: a watcher (slot, generation), or a greenlet wait parked on
-/// the fd's entry; with the revents.
 /// `dispatch_io`'s verdict on one event (`Hub::one_parked`).
 enum Fast {
     /// Nothing to do (a stale registration, or the parked wait had ended).
@@ -47,6 +45,8 @@ enum Fast {
     No(i32, u8),
 }
 
+/// What an fd event fires: a watcher (slot, generation), or a greenlet wait parked on
+/// the fd's entry; with the revents.
 #[derive(Copy, Clone)]
 pub(crate) enum FdFire {
     Watcher(u32, u32, i32),
@@ -437,7 +437,7 @@ impl Hub {
     /// Dispatches what the poll returned, always-ready fds and failed registrations.
     fn dispatch_io(&self) -> bool {
         let n = self.st.borrow().ready.len();
-        let busy = n > 0;
+        let mut busy = n > 0;
         let in_hub = self.in_hub();
         for i in 0..n {
             // Under one borrow: the event judged, and the common case (one greenlet
@@ -466,7 +466,6 @@ impl Hub {
                 Some(Fast::No(fd, got)) => self.dispatch_fd(fd, got, true),
             }
         }
-        let mut busy = busy;
         let (rebuild, rest) = {
             let st = self.st.borrow();
             (
@@ -667,11 +666,9 @@ impl Hub {
                     if w.deferred() {
                         // Restarted for a later deadline than this old entry's.
                         w.set_deferred(false);
-                        if let WatchKind::Timer { after, .. } = w.kind() {
-                            if after > now {
-                                st.timers.insert(slot, after);
-                                continue;
-                            }
+                        if let Some(after) = w.timer_after().filter(|&a| a > now) {
+                            st.timers.insert(slot, after);
+                            continue;
                         }
                     }
                 }

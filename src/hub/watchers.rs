@@ -29,11 +29,9 @@ impl HubState {
         self.start(slot, action, None)
     }
 
-    /// gh_watcher_start: starts user watcher (slot, gen), the handle checked here (one
-    /// lookup of the record for the check and the start). `EBADHANDLE` for a stale
-    /// handle or an internal watcher.
-    /// (The action is built here, in each branch, from `f` and `arg`: the timer's record
-    /// is then written from registers.)
+    /// gh_watcher_start: starts user watcher (slot, gen), the handle checked with the
+    /// same lookup of the record as the start. `EBADHANDLE` for a stale handle or an
+    /// internal watcher.
     #[inline]
     pub fn start_user_watcher(
         &mut self,
@@ -42,22 +40,7 @@ impl HubState {
         f: crate::event_loop::watcher::UserFn,
         arg: *mut std::ffi::c_void,
     ) -> Result<()> {
-        let w = match self.watchers.get_mut(slot, gen) {
-            Some(w) if !w.internal() => w,
-            _ => return Err(Error::BADHANDLE),
-        };
-        // A user timer (never lazy: only internal timers are) as `start` does it, without
-        // looking the record up again.
-        if let (false, Some(after)) = (w.active, w.timer_after()) {
-            debug_assert!(!w.lazy());
-            w.active = true;
-            w.set_action(Action::User { f, arg });
-            self.alive += w.referenced() as usize;
-            self.timers
-                .insert_inline(slot, now_ns().saturating_add(after));
-            return Ok(());
-        }
-        self.start(slot, Action::User { f, arg }, None)
+        self.start_in::<true>(slot, gen, Action::User { f, arg }, None)
     }
 
     /// Starts timer watcher `slot` due at the absolute monotonic time `at` (ns), for
@@ -67,7 +50,28 @@ impl HubState {
     }
 
     fn start(&mut self, slot: u32, action: Action, at: Option<u64>) -> Result<()> {
-        let w = self.watchers.at_mut(slot).ok_or(Error::BADHANDLE)?;
+        self.start_in::<false>(slot, 0, action, at)
+    }
+
+    /// `start`; with `USER`, for gh_watcher_start: (slot, `gen`) must be a user watcher,
+    /// and a timer's heap insert is inlined (the user-timer path of the 1M-timers
+    /// workload; the wait paths keep it out of line).
+    #[inline(always)]
+    fn start_in<const USER: bool>(
+        &mut self,
+        slot: u32,
+        gen: u32,
+        action: Action,
+        at: Option<u64>,
+    ) -> Result<()> {
+        let w = if USER {
+            match self.watchers.get_mut(slot, gen) {
+                Some(w) if !w.internal() => w,
+                _ => return Err(Error::BADHANDLE),
+            }
+        } else {
+            self.watchers.at_mut(slot).ok_or(Error::BADHANDLE)?
+        };
         if w.active {
             return Err(Error::BUSY);
         }
@@ -89,7 +93,11 @@ impl HubState {
                 }
                 w.set_deferred(false);
             }
-            self.timers.insert(slot, at);
+            if USER {
+                self.timers.insert_inline(slot, at);
+            } else {
+                self.timers.insert(slot, at);
+            }
             return Ok(());
         }
         match w.kind() {
@@ -250,10 +258,7 @@ impl HubState {
     pub fn timer_due(&self, slot: u32) -> Option<u64> {
         match self.watchers.at(slot)? {
             w if !w.active => None,
-            w if w.deferred() => match w.kind() {
-                WatchKind::Timer { after, .. } => Some(after),
-                _ => self.timers.due(slot),
-            },
+            w if w.deferred() => w.timer_after().or_else(|| self.timers.due(slot)),
             _ => self.timers.due(slot),
         }
     }
