@@ -398,13 +398,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<Watcher>(), 36);
         assert_eq!(std::mem::align_of::<Watcher>(), 4);
         assert_eq!(std::mem::size_of::<Option<Watcher>>(), 36);
-        // slab's entry type is private; this is its shape.
-        #[allow(dead_code)]
-        enum SlabEntry<T> {
-            Vacant(usize),
-            Occupied(T),
-        }
-        assert_eq!(std::mem::size_of::<SlabEntry<Option<Watcher>>>(), 40);
     }
 
     /// Every kind and action reads back as it was written.
