@@ -67,6 +67,7 @@ pub struct gh_waiter {
     pub id: u64,
 }
 
+#[inline(always)]
 fn obj(raw: u64, kind: Kind) -> Result<(&'static Hub, u32)> {
     let hub = hub::for_handle(raw)?;
     // for_handle compared the hub id: the kind and the record are left to check.
