@@ -2576,6 +2576,40 @@ TEST(bounded_sem_refuses_extra_release) {
     ASSERT_OK(gh_hub_destroy());
 }
 
+/* A bounded semaphore's permit released to a parked waiter stays the semaphore's until
+ * that waiter runs: a second release before then is past the bound (GH_EOVERFLOW). A
+ * waiter killed after the release and before it ran gives its permit back, to the next
+ * waiter; once every waiter has run and released, the count is back at the bound:
+ * nothing lost, nothing extra. */
+TEST(bounded_sem_counts_permits_handed_to_waiters) {
+    BEGIN();
+    struct op a, b;
+    gh_sem s;
+    ASSERT_OK(gh_sem_new_bounded(&s, 1));
+    ASSERT_OK(gh_sem_acquire(s, 0)); /* main holds the one permit */
+    op_init(&a, OP_SEM_ACQUIRE, 0);
+    op_init(&b, OP_SEM_ACQUIRE, 1);
+    a.s = b.s = s;
+    spawn_op(&a);
+    settle();
+    spawn_op(&b);
+    settle();
+    ASSERT_OK(gh_sem_release(s));                 /* handed to a, which has not run */
+    ASSERT_CODE(gh_sem_release(s), GH_EOVERFLOW); /* one permit in all */
+    ASSERT_OK(gh_kill(a.self, 0));                /* a gives it back, to b */
+    finish_op(&a);
+    ASSERT_CODE(a.rc, GH_ECANCELED);
+    finish_op(&b);
+    ASSERT_OK(b.rc);
+    ASSERT_CODE(gh_sem_acquire(s, 0), GH_ETIMEDOUT); /* b holds it */
+    ASSERT_OK(gh_sem_release(s));                     /* for b */
+    ASSERT_CODE(gh_sem_release(s), GH_EOVERFLOW);
+    ASSERT_OK(gh_sem_acquire(s, 0));
+    ASSERT_CODE(gh_sem_acquire(s, 0), GH_ETIMEDOUT);
+    ASSERT_OK(gh_sem_close(s));
+    END();
+}
+
 static gh_rlock RL;
 static int rl_order[8], rl_n;
 
@@ -2811,6 +2845,7 @@ int main(int argc, char **argv) {
     RUN(blocking_in_callbacks_eperm);
     RUN(main_blocked_forever_eloopexit);
     RUN(bounded_sem_refuses_extra_release);
+    RUN(bounded_sem_counts_permits_handed_to_waiters);
     RUN(rlock_reentrant_owned_fifo);
     RUN(rlock_timeout_eperm_close);
     RUN(cond_producer_consumer);

@@ -2431,8 +2431,9 @@ int gh_sem_new(struct gh_sem *out, unsigned int value);
 int gh_sem_acquire(struct gh_sem s, double timeout);
 
 /**
- * Returns a permit (any greenlet may release, as with gevent's Semaphore) and wakes the
- * first waiter.
+ * Returns a permit (any greenlet may release, as with gevent's Semaphore): handed
+ * straight to the first waiter, which is woken holding it, or kept for the next
+ * acquire when nobody waits.
  *
  * *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
  * *Errors*: GH_EOVERFLOW (2^64 permits, or a bounded semaphore back at its initial

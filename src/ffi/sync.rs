@@ -343,8 +343,9 @@ pub extern "C" fn gh_sem_acquire(s: gh_sem, timeout: f64) -> c_int {
     })
 }
 
-/// Returns a permit (any greenlet may release, as with gevent's Semaphore) and wakes the
-/// first waiter.
+/// Returns a permit (any greenlet may release, as with gevent's Semaphore): handed
+/// straight to the first waiter, which is woken holding it, or kept for the next
+/// acquire when nobody waits.
 ///
 /// *Threads*: this thread's hub. *Blocking*: never; allowed from callbacks.
 /// *Errors*: GH_EOVERFLOW (2^64 permits, or a bounded semaphore back at its initial

@@ -3,7 +3,10 @@
 //! Every primitive is built on `Hub::wait_for` and a FIFO list of parked waits.
 //! Rules that keep values and permits from being lost:
 //! * A notified waiter is *popped* from the list and woken; it then retries the
-//!   operation (a permit or an item stays in the object until someone takes it).
+//!   operation (an item or room stays in the object until someone takes it). The
+//!   semaphore is the exception: a released permit is handed to the first waiter, which
+//!   is woken holding it and needs no second look at the semaphore (`release_permit`);
+//!   a bounded semaphore counts such permits (`WaitList::1`) until their waiters run.
 //! * A waiter whose wait ends with an error (timeout, kill, throw) removes itself from
 //!   the list; if it was already popped (notified) it passes the notification on to the
 //!   next waiter, so a wake-up meant for it is never lost.
@@ -27,7 +30,9 @@ use std::ffi::c_void;
 pub mod wait_many;
 
 /// A FIFO of parked waits, and how many waiters were woken and have not run yet
-/// (`.1`): what they were woken for is theirs, so a newcomer does not take it; and the
+/// (`.1`): what they were woken for is theirs, so a newcomer does not take it (for a
+/// semaphore: the permits handed to waiters not run yet, counted for a bounded one
+/// only, by its bound check); and the
 /// watches parked on the object (`.2`: gh_wait_many, gh_queue_peek), woken all together.
 #[derive(Default)]
 pub struct WaitList(VecDeque<WaitId>, usize, Vec<WaitId>);
@@ -500,37 +505,87 @@ impl Hub {
 
     // ---- Semaphore ---------------------------------------------------------
 
+    /// Takes a permit: at once if one is free and nobody is parked before us (FIFO), else
+    /// parks until a release hands us one (`timeout` 0: tries once).
     pub fn sem_acquire(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
-        self.acquire_fifo(
-            slot,
-            timeout,
-            |o, retried| match o {
-                // FIFO: a newcomer overtakes neither parked nor woken waiters.
-                Obj::Sem { count, waiters, .. } => {
-                    (*count > waiters.1 as u64 && (retried || waiters.0.is_empty())).then(|| {
-                        *count -= 1;
-                        Ok(())
-                    })
-                }
-                _ => Some(Err(Error::BADHANDLE)),
-            },
-            // Notified: the permit released for us is still counted (a newcomer cannot
-            // take it, see above); take it under the wake-up's borrow.
-            |o| match o {
-                Obj::Sem { count, waiters, .. } if *count > waiters.1 as u64 => {
-                    *count -= 1;
-                    true
-                }
-                _ => false,
-            },
-        )
+        let bounded = {
+            let mut st = self.st.borrow_mut();
+            let Some(Obj::Sem {
+                count,
+                bound,
+                waiters,
+            }) = st.objects.at_mut(slot)
+            else {
+                return Err(Error::BADHANDLE);
+            };
+            // Released permits go straight to parked waiters, so a free one means
+            // nobody is parked; the check keeps FIFO whatever.
+            if *count > 0 && waiters.0.is_empty() {
+                *count -= 1;
+                return Ok(());
+            }
+            *bound != u64::MAX
+        };
+        if timeout == Some(0) {
+            return Err(Error::TIMEDOUT);
+        }
+        self.sem_park(slot, timeout, bounded)
     }
 
-    /// The FIFO acquire of semaphores and locks: `now(obj, retried)` takes at once when it
-    /// may (`Some(result)`; `retried`: this caller was notified before and may go ahead of
-    /// the waiters still listed), else the caller parks at the end of the waiters (at the
-    /// front once notified and retrying), and once notified `woken(obj)` takes under the
-    /// wake-up's borrow (true: taken, no retry needed). `timeout` 0 tries once.
+    /// Parks on semaphore `slot` until a release hands this greenlet a permit: woken Ok,
+    /// the permit is ours and, for an unbounded semaphore, nothing is left to do (no
+    /// second look at the object: the hand-off's fast path); a bounded one counts it
+    /// off its handed-and-not-run permits (`WaitList::1`, which its bound check counts).
+    /// On an error, leaves the list, and a permit handed to it meanwhile goes back (to
+    /// the next waiter, or the count).
+    fn sem_park(&self, slot: u32, timeout: Option<u64>, bounded: bool) -> Result<()> {
+        let mut me = None;
+        let mut gen = 0;
+        let r = self.wait_for(WaitOn::Object(slot), timeout, |st, w| {
+            let (g, o) = st.objects.at_mut_gen(slot).ok_or(Error::BADHANDLE)?;
+            list(o, Side::Main).0.push_back(w);
+            me = Some(w);
+            gen = g;
+            Ok(())
+        });
+        if r.is_ok() && !bounded {
+            return Ok(());
+        }
+        let Some(w) = me else {
+            return r.map(|_| ());
+        };
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        // Only the semaphore parked on: closed meanwhile, its slot may hold a new object.
+        if let Some(Obj::Sem { count, waiters, .. }) = st.objects.get_mut(slot, gen) {
+            // Woken Ok only by a release, which popped us: no search.
+            let handed = r.is_ok() || !waiters.remove(w);
+            if handed {
+                if bounded {
+                    waiters.1 = waiters.1.saturating_sub(1);
+                }
+                if r.is_err() {
+                    release_permit(
+                        count,
+                        bounded,
+                        waiters,
+                        &mut st.greenlets,
+                        &mut st.queue,
+                        &mut st.main_wake,
+                        st.main_slot,
+                    );
+                }
+            }
+        }
+        r.map(|_| ())
+    }
+
+    /// The FIFO acquire of re-entrant locks (a semaphore hands its permits over instead:
+    /// `sem_park`): `now(obj, retried)` takes at once when it may (`Some(result)`;
+    /// `retried`: this caller was notified before and may go ahead of the waiters still
+    /// listed), else the caller parks at the end of the waiters (at the front once
+    /// notified and retrying), and once notified `woken(obj)` takes under the wake-up's
+    /// borrow (true: taken, no retry needed). `timeout` 0 tries once.
     fn acquire_fifo(
         &self,
         slot: u32,
@@ -567,6 +622,7 @@ impl Hub {
         }
     }
 
+    /// Releases a permit: to the first parked waiter if there is one, else into the count.
     pub fn sem_release(&self, slot: u32) -> Result<()> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
@@ -578,24 +634,20 @@ impl Hub {
         else {
             return Err(Error::BADHANDLE);
         };
-        if *count >= *bound {
+        let bounded = *bound != u64::MAX;
+        // A bounded semaphore's permits handed to waiters that have not run yet are out
+        // of the count but still its own.
+        if count.saturating_add(waiters.1 as u64) >= *bound {
             return Err(Error(-libc::EOVERFLOW));
         }
-        *count += 1;
-        notify_list(
+        release_permit(
+            count,
+            bounded,
             waiters,
             &mut st.greenlets,
             &mut st.queue,
             &mut st.main_wake,
             st.main_slot,
-        );
-        wake_watches(
-            waiters,
-            &mut st.greenlets,
-            &mut st.queue,
-            &mut st.main_wake,
-            st.main_slot,
-            Msg::OK,
         );
         Ok(())
     }
@@ -1051,6 +1103,36 @@ impl Hub {
         g.deadline = g.deadline.min(at);
         Ok(self.handle(kind, oslot, ogen))
     }
+}
+
+/// A semaphore's freed permit: handed to the first parked waiter (woken Ok, it owns the
+/// permit; a bounded semaphore counts it in `.1` until that waiter runs), else into
+/// `count`, then the watches are woken (gh_wait_many: a waiter's wake-up changes nothing
+/// for them, but they look again either way, as for every object).
+fn release_permit(
+    count: &mut u64,
+    bounded: bool,
+    waiters: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+) {
+    let mut handed = false;
+    while let Some(w) = waiters.0.pop_front() {
+        if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
+            handed = true;
+            break;
+        }
+    }
+    if handed {
+        if bounded {
+            waiters.1 += 1;
+        }
+    } else {
+        *count += 1;
+    }
+    wake_watches(waiters, greenlets, queue, main_wake, main_slot, Msg::OK);
 }
 
 /// Wakes the first live waiter of `l` (popping it; counted as woken-not-run).

@@ -254,8 +254,9 @@ impl Hub {
             }
             Target::Sem(raw) => {
                 let (slot, gen, o) = obj(raw, Kind::Sem)?;
-                let free =
-                    matches!(o, Obj::Sem { count, waiters, .. } if waiters.would_take(*count));
+                // A released permit goes straight to a parked waiter: one in the count is
+                // free for a newcomer when nobody is parked.
+                let free = matches!(o, Obj::Sem { count, waiters, .. } if *count > 0 && waiters.is_empty());
                 ready(free, Reg::Watch(slot, gen, Side::Main))
             }
             Target::Queue(raw, ev) => {
