@@ -161,6 +161,13 @@ impl<T> Table<T> {
     /// Inserts `value`; returns (slot, generation). `ENOMEM` past 2^24 slots.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<(u32, u32)> {
+        self.insert_inline(value)
+    }
+
+    /// `insert`, inlined: for a large record built in the caller, which the compiler can
+    /// then write straight into its slot instead of copying it there.
+    #[inline(always)]
+    pub fn insert_inline(&mut self, value: T) -> Result<(u32, u32)> {
         if self.free != NO_SLOT {
             let s = self.free as usize;
             let slot = &mut self.slots[s];

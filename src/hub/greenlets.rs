@@ -85,7 +85,7 @@ impl Hub {
             g.stack_lo = stack.limit().get();
             g.stack_hi = stack.base().get();
         }
-        let (slot, gen) = match st.greenlets.insert(g) {
+        let (slot, gen) = match st.greenlets.insert_inline(g) {
             Ok(x) => x,
             Err(e) => {
                 st.stacks.give(stack);
