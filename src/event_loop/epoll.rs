@@ -100,6 +100,10 @@ impl Backend for Epoll {
         self.epfd = -1;
     }
 
+    fn peek_is_cheap(&self) -> bool {
+        true
+    }
+
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
         // SAFETY: buf has buf.len() initialised epoll_event slots the kernel may overwrite.
         let n = unsafe {

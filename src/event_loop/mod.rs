@@ -50,6 +50,12 @@ pub trait Backend {
     fn modify(&mut self, fd: i32, token: u64, events: u8) -> Result<(), i32>;
     fn delete(&mut self, fd: i32) -> Result<(), i32>;
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32>;
+    /// True when a poll with timeout 0 is cheaper than one with a positive timeout that
+    /// finds something ready at once: the kernel reads the clock for a positive timeout
+    /// (epoll_wait, poll, select). Then a busy loop looks without waiting first.
+    fn peek_is_cheap(&self) -> bool {
+        false
+    }
     /// Drops every registration (recreates the kernel object); the loop then registers
     /// what it needs again. Used when a stale registration cannot be removed otherwise.
     fn reset(&mut self) -> Result<(), i32>;

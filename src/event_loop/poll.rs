@@ -96,6 +96,10 @@ impl Backend for Poll {
         Ok(())
     }
 
+    fn peek_is_cheap(&self) -> bool {
+        true
+    }
+
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
         // SAFETY: fds is a valid array of fds.len() pollfd structs.
         let n = unsafe {

@@ -153,6 +153,10 @@ impl Backend for Select {
         Ok(())
     }
 
+    fn peek_is_cheap(&self) -> bool {
+        true
+    }
+
     fn poll(&mut self, out: &mut Vec<Ready>, timeout_ms: i32) -> Result<(), i32> {
         let mut r = self.read;
         let mut w = self.write;
