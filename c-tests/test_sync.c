@@ -1188,6 +1188,42 @@ TEST(sem_permit_to_timed_out_waiter_passes_on) {
     END();
 }
 
+/* Main's wait ends with a timeout, and in the same loop pass, before main runs again, a
+ * timer callback releases the semaphore: the permit is not main's (its wait is over), it
+ * stays in the count, exactly once. Main is woken at once (not through the queue as a
+ * task is), so the release finds main's wait already ended. */
+static gh_sem late_sem;
+static void release_late_cb(gh_watcher w, int revents, void *arg) {
+    (void)w;
+    (void)revents;
+    (void)arg;
+    ASSERT_OK(gh_sem_release(late_sem));
+}
+static void *block_thread_fn(void *arg) {
+    (void)arg;
+    if (gh_sleep(0.005) != GH_OK) return (void *)1;
+    usleep(40000); /* the thread is busy: both deadlines pass unnoticed */
+    return NULL;
+}
+TEST(sem_release_after_main_timed_out_keeps_one_permit) {
+    BEGIN();
+    gh_watcher t;
+    gh_greenlet g;
+    ASSERT_OK(gh_sem_new(&late_sem, 0));
+    ASSERT_OK(gh_timer_new(&t, 0.02, 0));
+    ASSERT_OK(gh_watcher_start(t, release_late_cb, NULL));
+    ASSERT_OK(gh_spawn(&g, block_thread_fn, NULL));
+    ASSERT_CODE(gh_sem_acquire(late_sem, 0.01), GH_ETIMEDOUT);
+    ASSERT_OK(gh_sleep(0.03)); /* the timer has fired by now, whichever pass it fell in */
+    ASSERT_OK(gh_sem_acquire(late_sem, 0));
+    ASSERT_CODE(gh_sem_acquire(late_sem, 0), GH_ETIMEDOUT); /* one release, one permit */
+    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_watcher_close(t));
+    ASSERT_OK(gh_sem_close(late_sem));
+    END();
+}
+
 /* gh_sem_close with two waiters: both GH_ECLOSED; the handle is stale. */
 TEST(sem_close_with_waiters) {
     BEGIN();
@@ -2812,6 +2848,7 @@ int main(int argc, char **argv) {
     RUN(sem_timeout);
     RUN(sem_permit_to_killed_waiter_passes_on);
     RUN(sem_permit_to_timed_out_waiter_passes_on);
+    RUN(sem_release_after_main_timed_out_keeps_one_permit);
     RUN(sem_close_with_waiters);
     RUN(queue_fifo_order_and_len);
     RUN(queue_bounded_put_blocks_until_get);

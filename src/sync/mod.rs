@@ -1118,13 +1118,7 @@ fn release_permit(
     main_wake: &mut Option<Msg>,
     main_slot: u32,
 ) {
-    let mut handed = false;
-    while let Some(w) = waiters.0.pop_front() {
-        if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
-            handed = true;
-            break;
-        }
-    }
+    let handed = wake_first(waiters, greenlets, queue, main_wake, main_slot);
     if handed {
         if bounded {
             waiters.1 += 1;
@@ -1144,13 +1138,59 @@ fn notify_list(
     main_wake: &mut Option<Msg>,
     main_slot: u32,
 ) -> bool {
+    let woke = wake_first(l, greenlets, queue, main_wake, main_slot);
+    if woke {
+        l.1 += 1;
+    }
+    woke
+}
+
+/// Pops the first waiter of `l` that is still waiting and wakes it (Ok); false if none.
+/// A waiter whose wait ended already is skipped: a task's cannot be listed (it leaves
+/// the list as its wait ends), but main's can, as main is woken at once, not through the
+/// queue, and leaves the list only when it runs again — so main's entry stays, for main
+/// to find: popped, main would take itself for notified (a permit handed, a wake-up to
+/// pass on) when nothing was.
+#[inline(always)]
+fn wake_first(
+    l: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+) -> bool {
     while let Some(w) = l.0.pop_front() {
         if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
-            l.1 += 1;
             return true;
+        }
+        if w.slot == main_slot {
+            return wake_first_past_main(l, greenlets, queue, main_wake, main_slot, w);
         }
     }
     false
+}
+
+/// `wake_first`'s rare case: main's entry `m`, whose wait ended, was popped: wake the
+/// first waiter after it, and put `m` back at the front.
+#[cold]
+#[inline(never)]
+fn wake_first_past_main(
+    l: &mut WaitList,
+    greenlets: &mut Table<crate::greenlet::Greenlet>,
+    queue: &mut VecDeque<crate::hub::Callback>,
+    main_wake: &mut Option<Msg>,
+    main_slot: u32,
+    m: WaitId,
+) -> bool {
+    let mut woke = false;
+    while let Some(w) = l.0.pop_front() {
+        if wake_split(greenlets, queue, main_wake, main_slot, w, Msg::OK) {
+            woke = true;
+            break;
+        }
+    }
+    l.0.push_front(m);
+    woke
 }
 
 /// Wakes every watch of `l` (gh_wait_many, gh_queue_peek) with `msg`, taking them off.
