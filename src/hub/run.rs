@@ -967,7 +967,7 @@ impl Hub {
 
     /// Marks `slot` dead, wakes its joiners (queued), frees the record if released.
     pub(crate) fn mark_dead(&self, slot: u32) {
-        let mut joiners = {
+        {
             let mut st = self.st.borrow_mut();
             let st = &mut *st;
             let mut joiners = std::mem::take(&mut st.scratch_joiners);
@@ -999,13 +999,20 @@ impl Hub {
             if released {
                 st.greenlets.discard(slot);
             }
-            joiners
-        };
-        for &(j, jg, js) in &joiners {
-            self.wake(j, jg, js, Msg::OK, false);
+            // Queued (or main marked woken), under this borrow: nothing runs now.
+            for &(j, jg, js) in &joiners {
+                st.wake_later(
+                    super::wait::WaitId {
+                        slot: j,
+                        gen: jg,
+                        seq: js,
+                    },
+                    Msg::OK,
+                );
+            }
+            joiners.clear();
+            st.scratch_joiners = joiners;
         }
-        joiners.clear();
-        self.st.borrow_mut().scratch_joiners = joiners;
     }
 }
 
