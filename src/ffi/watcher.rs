@@ -122,12 +122,9 @@ pub unsafe extern "C" fn gh_io_new(out: *mut gh_watcher, fd: c_int, events: c_in
 #[no_mangle]
 pub unsafe extern "C" fn gh_timer_new(out: *mut gh_watcher, after: f64, repeat: f64) -> c_int {
     guard(|| {
-        if after.is_nan()
-            || repeat.is_nan()
-            || after < 0.0
-            || repeat < 0.0
-            || repeat == f64::INFINITY
-        {
+        // NaN fails every comparison: one condition covers the five rules (`after`
+        // negative or NaN; `repeat` negative, NaN or infinite).
+        if !(after >= 0.0 && (0.0..f64::INFINITY).contains(&repeat)) {
             return Err(Error::INVAL);
         }
         // As duration_ns (never None nor Err here but for `after` = +inf: never fires).
