@@ -1191,35 +1191,38 @@ TEST(sem_permit_to_timed_out_waiter_passes_on) {
 /* Main's wait ends with a timeout, and in the same loop pass, before main runs again, a
  * timer callback releases the semaphore: the permit is not main's (its wait is over), it
  * stays in the count, exactly once. Main is woken at once (not through the queue as a
- * task is), so the release finds main's wait already ended. */
+ * task is), so the release finds main's wait already ended. The timer is started by a
+ * greenlet that runs once main waits (so it is due after main's timeout, however slow
+ * the machine), which then keeps the thread busy until both are due: one pass fires
+ * main's timeout first, then the timer. */
 static gh_sem late_sem;
 static void release_late_cb(gh_watcher w, int revents, void *arg) {
-    (void)w;
     (void)revents;
     (void)arg;
     ASSERT_OK(gh_sem_release(late_sem));
+    ASSERT_OK(gh_watcher_close(w));
 }
-static void *block_thread_fn(void *arg) {
+static void *late_release_fn(void *arg) {
     (void)arg;
-    if (gh_sleep(0.005) != GH_OK) return (void *)1;
+    gh_watcher t;
+    if (gh_timer_new(&t, 0.01, 0) != GH_OK) return (void *)1;
+    if (gh_watcher_start(t, release_late_cb, NULL) != GH_OK) return (void *)2;
     usleep(40000); /* the thread is busy: both deadlines pass unnoticed */
     return NULL;
 }
 TEST(sem_release_after_main_timed_out_keeps_one_permit) {
     BEGIN();
-    gh_watcher t;
     gh_greenlet g;
+    void *r = PTR(99);
     ASSERT_OK(gh_sem_new(&late_sem, 0));
-    ASSERT_OK(gh_timer_new(&t, 0.02, 0));
-    ASSERT_OK(gh_watcher_start(t, release_late_cb, NULL));
-    ASSERT_OK(gh_spawn(&g, block_thread_fn, NULL));
+    ASSERT_OK(gh_spawn(&g, late_release_fn, NULL));
     ASSERT_CODE(gh_sem_acquire(late_sem, 0.01), GH_ETIMEDOUT);
-    ASSERT_OK(gh_sleep(0.03)); /* the timer has fired by now, whichever pass it fell in */
+    ASSERT_OK(gh_join(g, GH_FOREVER, &r));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_OK(gh_sleep(0.02)); /* the timer has fired by now, whichever pass it fell in */
     ASSERT_OK(gh_sem_acquire(late_sem, 0));
     ASSERT_CODE(gh_sem_acquire(late_sem, 0), GH_ETIMEDOUT); /* one release, one permit */
-    ASSERT_OK(gh_join(g, GH_FOREVER, NULL));
     ASSERT_OK(gh_release(g));
-    ASSERT_OK(gh_watcher_close(t));
     ASSERT_OK(gh_sem_close(late_sem));
     END();
 }
