@@ -1227,6 +1227,40 @@ TEST(sem_release_after_main_timed_out_keeps_one_permit) {
     END();
 }
 
+/* The same, through the callback queue: a callback throws into main (waiting on the
+ * semaphore) and releases it, and a task woken later in the same pass acquires before
+ * main has run. Main's ended entry is still listed then, so the task parks behind it;
+ * main, leaving the list, must pass the free permit on, or the task waits forever with a
+ * permit in the count. */
+static gh_sem cbq_sem;
+static gh_greenlet cbq_main;
+static void throw_and_release_cb(void *arg) {
+    (void)arg;
+    ASSERT_OK(gh_throw(cbq_main, GH_EINTR));
+    ASSERT_OK(gh_sem_release(cbq_sem));
+}
+static void *acquire_after_cb_fn(void *arg) {
+    (void)arg;
+    if (gh_run_callback(throw_and_release_cb, NULL) != GH_OK) return (void *)1;
+    if (gh_sleep(0) != GH_OK) return (void *)2; /* queued behind the callback */
+    return (void *)(intptr_t)gh_sem_acquire(cbq_sem, GH_FOREVER);
+}
+TEST(sem_release_to_task_behind_main_ended_wait) {
+    BEGIN();
+    gh_greenlet g;
+    void *r = PTR(99);
+    cbq_main = gh_current();
+    ASSERT_OK(gh_sem_new(&cbq_sem, 0));
+    ASSERT_OK(gh_spawn(&g, acquire_after_cb_fn, NULL));
+    ASSERT_CODE(gh_sem_acquire(cbq_sem, GH_FOREVER), GH_EINTR);
+    ASSERT_OK(gh_join(g, 1.0, &r)); /* the task got the permit */
+    ASSERT_TRUE(r == NULL);
+    ASSERT_CODE(gh_sem_acquire(cbq_sem, 0), GH_ETIMEDOUT); /* one release, one permit */
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_sem_close(cbq_sem));
+    END();
+}
+
 /* gh_sem_close with two waiters: both GH_ECLOSED; the handle is stale. */
 TEST(sem_close_with_waiters) {
     BEGIN();
@@ -2852,6 +2886,7 @@ int main(int argc, char **argv) {
     RUN(sem_permit_to_killed_waiter_passes_on);
     RUN(sem_permit_to_timed_out_waiter_passes_on);
     RUN(sem_release_after_main_timed_out_keeps_one_permit);
+    RUN(sem_release_to_task_behind_main_ended_wait);
     RUN(sem_close_with_waiters);
     RUN(queue_fifo_order_and_len);
     RUN(queue_bounded_put_blocks_until_get);

@@ -401,6 +401,7 @@ impl Hub {
                 match st.objects.get_mut(slot, gen) {
                     Some(o) => {
                         // An event's, a result's or a join's wake-up is everybody's.
+                        let cond = matches!(o, Obj::Cond { .. });
                         let broadcast = side == Side::Joiners
                             || matches!(o, Obj::Event { .. } | Obj::Result { .. });
                         let l = list(o, side);
@@ -410,13 +411,20 @@ impl Hub {
                             "a waiter woken Ok is no longer listed"
                         );
                         let notified = r.is_ok() || !l.remove(w);
+                        // Main's ended wait stays listed until main runs (wake_first):
+                        // a waiter that came meanwhile may have parked behind it with
+                        // the object ready (a queue's get or put, a lock); wake the next
+                        // one to look again. (A condition's waiters park whatever is
+                        // listed: a wake-up there would be one nobody notified.)
+                        let behind_main =
+                            !notified && w.slot == self.main_slot && !cond && !l.0.is_empty();
                         if notified {
                             l.1 = l.1.saturating_sub(1);
                             if r.is_ok() {
                                 took = take(o);
                             }
                         }
-                        (notified, broadcast)
+                        (notified || behind_main, broadcast)
                     }
                     None => (false, false),
                 }
@@ -560,21 +568,30 @@ impl Hub {
         if let Some(Obj::Sem { count, waiters, .. }) = st.objects.get_mut(slot, gen) {
             // Woken Ok only by a release, which popped us: no search.
             let handed = r.is_ok() || !waiters.remove(w);
-            if handed {
-                if bounded {
-                    waiters.1 = waiters.1.saturating_sub(1);
-                }
-                if r.is_err() {
-                    release_permit(
-                        count,
-                        bounded,
-                        waiters,
-                        &mut st.greenlets,
-                        &mut st.queue,
-                        &mut st.main_wake,
-                        st.main_slot,
-                    );
-                }
+            if handed && bounded {
+                waiters.1 = waiters.1.saturating_sub(1);
+            }
+            // A permit handed to us goes back. Not handed: main's ended wait stays listed
+            // until main runs (wake_first), and a waiter that came meanwhile parked behind
+            // it with a permit free; that permit goes to it now.
+            let pass_on = if handed {
+                r.is_err()
+            } else if *count > 0 && !waiters.0.is_empty() {
+                *count -= 1;
+                true
+            } else {
+                false
+            };
+            if pass_on {
+                release_permit(
+                    count,
+                    bounded,
+                    waiters,
+                    &mut st.greenlets,
+                    &mut st.queue,
+                    &mut st.main_wake,
+                    st.main_slot,
+                );
             }
         }
         r.map(|_| ())
