@@ -16,7 +16,7 @@
 #   --quick      a fast pass: 10x smaller counts, 1 s echo, scale at 10k only
 #   --only LIST  workloads whose name starts with one of LIST (e.g. pingpong,scale)
 #   --gevent     add gevent (pip-installed into a venv under target/) where it has the workload
-# Workloads: handoff handoff-cond spawn pingpong timers sleepers echo scale-10k scale-100k scale-1M
+# Workloads: handoff handoff-cond spawn pingpong timers timers-again sleepers echo scale-10k scale-100k scale-1M
 # Output: the table on stdout; raw results in target/peers/results.tsv, logs in target/peers/logs/.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
@@ -41,8 +41,8 @@ done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --reps wants a positive number" >&2; exit 2; }
 
 # ---- workloads --------------------------------------------------------------------
-WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k scale-100k scale-1M)
-((quick)) && WORKLOADS=(handoff handoff-cond spawn pingpong timers sleepers echo scale-10k)
+WORKLOADS=(handoff handoff-cond spawn pingpong timers timers-again sleepers echo scale-10k scale-100k scale-1M)
+((quick)) && WORKLOADS=(handoff handoff-cond spawn pingpong timers timers-again sleepers echo scale-10k)
 if [[ -n $only ]]; then
     IFS=, read -r -a wanted <<<"$only"
     selected=()
@@ -99,6 +99,7 @@ programs() {
     handoff | handoff-cond | spawn) want="greenhub st gevent" ;;
     pingpong) want="greenhub libev libuv libevent st gevent" ;;
     timers) want="greenhub libev libuv gevent" ;;
+    timers-again) want="greenhub libev libuv" ;;
     sleepers) want="greenhub st gevent" ;;
     echo) want="greenhub libev libuv st gevent" ;;
     scale-*) want="greenhub st" ;;
@@ -130,7 +131,7 @@ quick_n() {
     handoff | handoff-cond) echo 200000 ;;
     spawn) echo 100000 ;;
     pingpong) echo 20000 ;;
-    timers | sleepers) echo 100000 ;;
+    timers | timers-again | sleepers) echo 100000 ;;
     *) echo "" ;;
     esac
 }

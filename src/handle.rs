@@ -90,15 +90,23 @@ impl Id {
 /// free slot beyond the slot), and `discard` drops a record where it lies (a greenlet
 /// record is ~230 bytes: moving it out to drop it was a third of spawn's memcpy).
 ///
+/// With `LOWEST` (the watcher table), a new object takes the lowest free slot instead
+/// (`FreeBits`, a bit per slot): timers freed in firing order, which is random across
+/// the table, would otherwise hand their slots to the next burst of starts in that
+/// random order, one cache miss per start in a big table; lowest first, a burst of
+/// starts walks the table in order.
+///
 /// A slot whose generation would wrap is retired instead of reused (it stays vacant
 /// and off the free list for good), so no stale handle can ever match again: one slot's
 /// worth of memory per 2^20 - 1 reuses.
-pub struct Table<T> {
+pub struct Table<T, const LOWEST: bool = false> {
     /// Each slot with its generation inside (one bounds check and one cache line per
     /// lookup; the generation sits in the enum tag's padding).
     slots: Vec<Slot<T>>,
-    /// First free slot (`NO_SLOT`: none).
+    /// First free slot (`NO_SLOT`: none). Unused with `LOWEST`.
     free: u32,
+    /// The free slots, with `LOWEST`.
+    bits: FreeBits,
     /// Live objects.
     live: usize,
     /// The generation a new slot starts at (above every generation an earlier hub with
@@ -110,7 +118,7 @@ enum Slot<T> {
     /// Live, with its generation (1..=GEN_MASK).
     Full(u32, T),
     /// Vacant, with the generation its next object gets; the next free slot
-    /// (`NO_SLOT`: the end of the list).
+    /// (`NO_SLOT`: the end of the list, and always with `LOWEST`).
     Free(u32, u32),
     /// Vacant for good (its generation would wrap): generation 0, which no handle has.
     Retired,
@@ -128,18 +136,115 @@ impl<T> Slot<T> {
 
 const NO_SLOT: u32 = u32::MAX;
 
-impl<T> Default for Table<T> {
+/// A set of slot numbers that finds its lowest member in four steps: a bit per slot
+/// (`l0`), and above it a bit per non-empty word of the level below (64^4 = 2^24 =
+/// `MAX_SLOTS`). 1 MiB of watchers' slots (26k) take 4 KiB of bits; 1M, 128 KiB.
+#[derive(Default)]
+struct FreeBits {
+    l0: Vec<u64>,
+    l1: Vec<u64>,
+    l2: Vec<u64>,
+    l3: u64,
+}
+
+const _: () = assert!(MAX_SLOTS == 1 << 24, "FreeBits has four levels of 64");
+
+impl FreeBits {
+    /// The lowest member, if any.
+    #[inline(always)]
+    fn first(&self) -> Option<u32> {
+        if self.l3 == 0 {
+            return None;
+        }
+        // A set bit above always has a non-empty word below it.
+        let i2 = self.l3.trailing_zeros() as usize;
+        let i1 = i2 * 64 + self.l2[i2].trailing_zeros() as usize;
+        let i0 = i1 * 64 + self.l1[i1].trailing_zeros() as usize;
+        Some((i0 * 64) as u32 + self.l0[i0].trailing_zeros())
+    }
+
+    /// Adds `s` (not a member).
+    #[inline]
+    fn add(&mut self, s: u32) {
+        let i0 = (s / 64) as usize;
+        if i0 >= self.l0.len() {
+            self.grow(i0);
+        }
+        let was = self.l0[i0];
+        self.l0[i0] = was | 1 << (s % 64);
+        if was != 0 {
+            return;
+        }
+        let (i1, b1) = (i0 / 64, i0 % 64);
+        let was = self.l1[i1];
+        self.l1[i1] = was | 1 << b1;
+        if was != 0 {
+            return;
+        }
+        let (i2, b2) = (i1 / 64, i1 % 64);
+        let was = self.l2[i2];
+        self.l2[i2] = was | 1 << b2;
+        if was == 0 {
+            self.l3 |= 1 << i2;
+        }
+    }
+
+    /// Removes `s` (a member).
+    #[inline(always)]
+    fn remove(&mut self, s: u32) {
+        let i0 = (s / 64) as usize;
+        let w = self.l0[i0] & !(1 << (s % 64));
+        self.l0[i0] = w;
+        if w == 0 {
+            self.emptied(i0);
+        }
+    }
+
+    /// Word `i0` of `l0` became empty: clears its bit above (and so on up).
+    #[cold]
+    fn emptied(&mut self, i0: usize) {
+        let (i1, b1) = (i0 / 64, i0 % 64);
+        self.l1[i1] &= !(1 << b1);
+        if self.l1[i1] != 0 {
+            return;
+        }
+        let (i2, b2) = (i1 / 64, i1 % 64);
+        self.l2[i2] &= !(1 << b2);
+        if self.l2[i2] == 0 {
+            self.l3 &= !(1 << i2);
+        }
+    }
+
+    /// Makes room for word `i0` of `l0` (and the words above it), doubling.
+    #[cold]
+    fn grow(&mut self, i0: usize) {
+        let n0 = (i0 + 1).next_power_of_two().max(16);
+        self.l0.resize(n0, 0);
+        self.l1.resize(n0.div_ceil(64), 0);
+        self.l2.resize(n0.div_ceil(64 * 64), 0);
+    }
+
+    fn clear(&mut self) {
+        self.l0.fill(0);
+        self.l1.fill(0);
+        self.l2.fill(0);
+        self.l3 = 0;
+    }
+}
+
+impl<T, const LOWEST: bool> Default for Table<T, LOWEST> {
     fn default() -> Self {
         Table {
             slots: Vec::new(),
             free: NO_SLOT,
+            bits: FreeBits::default(),
             live: 0,
             base: 1,
         }
     }
 }
 
-impl<T> Table<T> {
+impl<T, const LOWEST: bool> Table<T, LOWEST> {
     /// An empty table whose slots start at generation `base` (1..=GEN_MASK).
     pub fn with_base(base: u32) -> Self {
         Table {
@@ -168,14 +273,23 @@ impl<T> Table<T> {
     /// then write straight into its slot instead of copying it there.
     #[inline(always)]
     pub fn insert_inline(&mut self, value: T) -> Result<(u32, u32)> {
-        if self.free != NO_SLOT {
-            let s = self.free as usize;
+        let first = if LOWEST {
+            self.bits.first().unwrap_or(NO_SLOT)
+        } else {
+            self.free
+        };
+        if first != NO_SLOT {
+            let s = first as usize;
             let slot = &mut self.slots[s];
             let (gen, next) = match *slot {
                 Slot::Free(gen, next) => (gen, next),
                 _ => unreachable!("the free list holds free slots only"),
             };
-            self.free = next;
+            if LOWEST {
+                self.bits.remove(first);
+            } else {
+                self.free = next;
+            }
             // A free slot holds no value: nothing to drop.
             *slot = Slot::Full(gen, value);
             self.live += 1;
@@ -193,26 +307,39 @@ impl<T> Table<T> {
 
     /// What a full slot of generation `g` becomes when freed: free with the next
     /// generation (so old handles go stale), or retired when the generation would wrap.
-    #[inline]
-    fn vacant(&mut self, slot: u32, g: u32) -> Slot<T> {
+    /// `freed` then puts it on the free list (or in the free set).
+    #[inline(always)]
+    fn vacant(free: u32, g: u32) -> Slot<T> {
         if g == GEN_MASK {
             Slot::Retired
         } else {
-            let next = Slot::Free(g + 1, self.free);
+            Slot::Free(g + 1, if LOWEST { NO_SLOT } else { free })
+        }
+    }
+
+    /// Slot `slot`, of generation `g`, was just made `vacant`.
+    #[inline(always)]
+    fn freed(&mut self, slot: u32, g: u32) {
+        if g == GEN_MASK {
+            return;
+        }
+        if LOWEST {
+            self.bits.add(slot);
+        } else {
             self.free = slot;
-            next
         }
     }
 
     /// Frees a slot and returns its object.
     pub fn remove(&mut self, slot: u32) -> Option<T> {
-        let g = match self.slots.get(slot as usize) {
-            Some(Slot::Full(g, _)) => *g,
-            _ => return None,
+        let cell = self.slots.get_mut(slot as usize)?;
+        let Slot::Full(g, _) = *cell else {
+            return None;
         };
+        let old = std::mem::replace(cell, Self::vacant(self.free, g));
         self.live -= 1;
-        let next = self.vacant(slot, g);
-        match std::mem::replace(&mut self.slots[slot as usize], next) {
+        self.freed(slot, g);
+        match old {
             Slot::Full(_, v) => Some(v),
             _ => None,
         }
@@ -226,8 +353,8 @@ impl<T> Table<T> {
             _ => return,
         };
         self.live -= 1;
-        let next = self.vacant(slot, g);
-        self.slots[slot as usize] = next;
+        self.slots[slot as usize] = Self::vacant(self.free, g);
+        self.freed(slot, g);
     }
 
     #[inline]
@@ -305,6 +432,7 @@ impl<T> Table<T> {
     pub fn drain(&mut self) -> Vec<T> {
         self.live = 0;
         self.free = NO_SLOT;
+        self.bits.clear();
         let mut out = Vec::new();
         // Rebuilt from the top so the lowest slot is handed out first.
         for i in (0..self.slots.len()).rev() {
@@ -316,7 +444,12 @@ impl<T> Table<T> {
             if let Slot::Full(_, v) = std::mem::replace(&mut self.slots[i], next) {
                 out.push(v);
             }
-            self.free = i as u32;
+            if LOWEST {
+                self.slots[i] = Slot::Free(self.slots[i].gen(), NO_SLOT);
+                self.bits.add(i as u32);
+            } else {
+                self.free = i as u32;
+            }
         }
         out.reverse();
         out
@@ -352,6 +485,49 @@ mod tests {
                 slot: 0x123456
             }
         );
+    }
+
+    /// A `LOWEST` table hands out the lowest free slot, across every level of its bit
+    /// set (300k slots: three levels in use), and keeps generations and retirement.
+    #[test]
+    fn lowest_table_reuses_lowest_slot_first() {
+        let mut t: Table<u32, true> = Table::default();
+        let n = 300_000u32;
+        let gens: Vec<u32> = (0..n).map(|i| t.insert(i).unwrap().1).collect();
+        assert!((0..n).all(|i| t.get(i, gens[i as usize]) == Some(&i)));
+        // Free in a scrambled order (a multiplicative walk of 0..n).
+        let order: Vec<u32> = (0..n)
+            .map(|i| (i as u64 * 7919 % n as u64) as u32)
+            .collect();
+        for &s in &order {
+            assert_eq!(t.remove(s), Some(s));
+        }
+        assert!(t.is_empty());
+        for i in 0..n {
+            let (s, g) = t.insert(i + 1).unwrap();
+            assert_eq!(s, i, "ascending reuse");
+            assert_eq!(g, gens[i as usize] + 1);
+        }
+        assert!(t.get(0, gens[0]).is_none(), "old handles are stale");
+        // Holes in the middle come back lowest first, before new slots.
+        for s in [250_123, 70_000, 4_095, 4_096, 262_144, 63] {
+            t.remove(s);
+        }
+        let got: Vec<u32> = (0..7).map(|_| t.insert(0).unwrap().0).collect();
+        assert_eq!(got, [63, 4_095, 4_096, 70_000, 250_123, 262_144, n]);
+        // A slot whose generation would wrap is retired, never handed out again.
+        let mut t: Table<u32, true> = Table::with_base(GEN_MASK - 1);
+        let (a, _) = t.insert(1).unwrap();
+        let (b, _) = t.insert(2).unwrap();
+        t.remove(a);
+        assert_eq!(t.insert(3).unwrap(), (a, GEN_MASK));
+        t.remove(a);
+        t.remove(b);
+        assert_eq!(t.insert(4).unwrap(), (b, GEN_MASK));
+        assert_eq!(t.insert(5).unwrap().0, 2, "slot {a} is retired");
+        // drain frees every slot, lowest first afterwards.
+        assert_eq!(t.drain().len(), 2);
+        assert_eq!(t.insert(6).unwrap().0, b);
     }
 
     #[test]

@@ -132,6 +132,31 @@ static inline void peers_timers_result(const char *prog, long n, double wall, do
            prog, n, wall, cpu, peers_maxrss_kib() / 1024.0, max_late * 1e3, max_own_late * 1e3);
 }
 
+/* The timers workload's second burst: n more timers started once the first n all fired
+ * (a long-running process starting timers again in the memory the first ones used):
+ * the start phase's ns per timer and the max lateness, on their own line. */
+static inline void peers_timers_again_result(const char *prog, long n, double start_s, double max_late) {
+    printf("RESULT workload=timers-again prog=%s n=%ld start_ns=%.1f late_ms=%.1f\n", prog, n, start_s * 1e9 / (double)n,
+           max_late * 1e3);
+}
+
+/* The timers workloads around a program's burst(n, &start_s) (start n timers, delays[i],
+ * and run the loop until all fired; the start phase's seconds in start_s), which leaves
+ * its lateness figures in *late and *own_late: `timers` is one burst, measured;
+ * `timers-again` is one burst, then the second one measured. */
+static inline int peers_timers(const char *prog, int again, long n, void (*burst)(long, double *), const double *late,
+                               const double *own_late) {
+    double start_s, c0 = peers_cpu(), t0 = peers_now();
+    burst(n, &start_s);
+    if (again) {
+        burst(n, &start_s);
+        peers_timers_again_result(prog, n, start_s, *late);
+    } else {
+        peers_timers_result(prog, n, peers_now() - t0, peers_cpu() - c0, *late, *own_late);
+    }
+    return 0;
+}
+
 /* Sleepers: n tasks each sleeping delays[i]; rss per task from the peak over the baseline. */
 static inline void peers_sleepers_result(const char *prog, long n, long want, double wall, long base_kib) {
     printf("RESULT workload=sleepers prog=%s n=%ld want=%ld wall_s=%.3f rss_per_task_kib=%.2f rss_mib=%.1f\n",

@@ -166,7 +166,7 @@ fn parse_size(s: &str) -> Option<usize> {
 /// Everything of a hub that changes; behind one `HubCell`.
 pub struct HubState {
     pub greenlets: Table<Greenlet>,
-    pub watchers: Table<Watcher>,
+    pub watchers: Table<Watcher, true>,
     /// Events, results, semaphores, queues, waiters and timeouts.
     pub objects: Table<crate::sync::Obj>,
     /// Thread-pool jobs in flight: the wait each one ends.
