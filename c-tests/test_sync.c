@@ -1261,6 +1261,114 @@ TEST(sem_release_to_task_behind_main_ended_wait) {
     END();
 }
 
+/* A newcomer with timeout 0 is not refused because of main's ended wait, which stays
+ * listed until main runs: main waits on the object; a callback throws into it (its wait
+ * is over), and a task run later in the same pass, before main, gives the thing back
+ * and takes it with timeout 0 (or asks gh_wait_any). Nobody is waiting, so it gets it
+ * (before: GH_ETIMEDOUT, the permit, item, room or lock free). */
+enum { PM_SEM, PM_WAIT_ANY, PM_QUEUE, PM_QUEUE_PUT, PM_RLOCK };
+static int pm_kind;
+static gh_sem pm_sem;
+static gh_queue pm_q;
+static gh_rlock pm_rl;
+static gh_event pm_go;
+static gh_greenlet pm_main;
+static void pm_throw_cb(void *arg) {
+    (void)arg;
+    ASSERT_OK(gh_throw(pm_main, GH_EINTR));
+}
+/* The task's take with timeout 0, after giving the thing back: its code. */
+static int pm_give_take(void) {
+    void *item = NULL;
+    gh_waitable w;
+    int rc;
+    switch (pm_kind) {
+    case PM_SEM:
+        if (gh_sem_release(pm_sem) != GH_OK) return -1000;
+        return gh_sem_acquire(pm_sem, 0);
+    case PM_WAIT_ANY:
+        if (gh_sem_release(pm_sem) != GH_OK) return -1000;
+        memset(&w, 0, sizeof w);
+        w.kind = GH_WAIT_SEM;
+        w.handle = pm_sem.id;
+        return gh_wait_any(&w, 1, 0); /* 0: entry 0 is ready */
+    case PM_QUEUE:
+        if (gh_queue_put(pm_q, PTR(7), 0) != GH_OK) return -1000;
+        rc = gh_queue_get(pm_q, &item, 0);
+        return rc == GH_OK && item != PTR(7) ? -1001 : rc;
+    case PM_QUEUE_PUT: /* pm_q is full (capacity 1): take its item, put another */
+        if (gh_queue_get(pm_q, &item, 0) != GH_OK || item != PTR(5)) return -1000;
+        return gh_queue_put(pm_q, PTR(8), 0);
+    default:
+        if (gh_rlock_release(pm_rl) != GH_OK) return -1000;
+        rc = gh_rlock_acquire(pm_rl, 0);
+        if (rc == GH_OK && gh_rlock_release(pm_rl) != GH_OK) return -1002;
+        return rc;
+    }
+}
+static void *pm_task(void *arg) {
+    (void)arg;
+    if (pm_kind == PM_RLOCK && gh_rlock_acquire(pm_rl, 0) != GH_OK) return PTR(1);
+    if (gh_event_wait(pm_go, GH_FOREVER) != GH_OK) return PTR(2); /* main waits next */
+    if (gh_run_callback(pm_throw_cb, NULL) != GH_OK) return PTR(3);
+    if (gh_sleep(0) != GH_OK) return PTR(4); /* after the callback, before main */
+    return (void *)(intptr_t)pm_give_take();
+}
+static void pm_run(int kind) {
+    gh_greenlet g;
+    void *r = PTR(99), *item = NULL;
+    pm_kind = kind;
+    pm_main = gh_current();
+    ASSERT_OK(gh_sem_new(&pm_sem, 0));
+    ASSERT_OK(gh_queue_new(&pm_q, kind == PM_QUEUE_PUT ? 1 : 0));
+    if (kind == PM_QUEUE_PUT) ASSERT_OK(gh_queue_put(pm_q, PTR(5), 0));
+    ASSERT_OK(gh_rlock_new(&pm_rl));
+    ASSERT_OK(gh_event_new(&pm_go));
+    ASSERT_OK(gh_spawn(&g, pm_task, NULL));
+    ASSERT_OK(gh_sleep(0)); /* the task parks on pm_go (holding pm_rl for PM_RLOCK) */
+    ASSERT_OK(gh_event_set(pm_go));
+    switch (kind) {
+    case PM_QUEUE: ASSERT_CODE(gh_queue_get(pm_q, &item, GH_FOREVER), GH_EINTR); break;
+    case PM_QUEUE_PUT: ASSERT_CODE(gh_queue_put(pm_q, PTR(6), GH_FOREVER), GH_EINTR); break;
+    case PM_RLOCK: ASSERT_CODE(gh_rlock_acquire(pm_rl, GH_FOREVER), GH_EINTR); break;
+    default: ASSERT_CODE(gh_sem_acquire(pm_sem, GH_FOREVER), GH_EINTR); break;
+    }
+    ASSERT_OK(gh_join(g, 1.0, &r));
+    ASSERT_EQ(NUM(r), 0);
+    /* What the task left: nothing taken twice, nothing lost. */
+    switch (kind) {
+    case PM_SEM: ASSERT_CODE(gh_sem_acquire(pm_sem, 0), GH_ETIMEDOUT); break;
+    case PM_WAIT_ANY: /* gh_wait_any takes nothing */
+        ASSERT_OK(gh_sem_acquire(pm_sem, 0));
+        ASSERT_CODE(gh_sem_acquire(pm_sem, 0), GH_ETIMEDOUT);
+        break;
+    case PM_QUEUE: ASSERT_EQ(gh_queue_len(pm_q), 0); break;
+    case PM_QUEUE_PUT: /* the task's item only: main's put failed */
+        ASSERT_OK(gh_queue_get(pm_q, &item, 0));
+        ASSERT_TRUE(item == PTR(8));
+        ASSERT_EQ(gh_queue_len(pm_q), 0);
+        break;
+    default:
+        ASSERT_OK(gh_rlock_acquire(pm_rl, 0));
+        ASSERT_OK(gh_rlock_release(pm_rl));
+        break;
+    }
+    ASSERT_OK(gh_release(g));
+    ASSERT_OK(gh_event_close(pm_go));
+    ASSERT_OK(gh_rlock_close(pm_rl));
+    ASSERT_OK(gh_queue_close(pm_q));
+    ASSERT_OK(gh_sem_close(pm_sem));
+}
+TEST(nowait_take_past_main_ended_wait) {
+    BEGIN();
+    pm_run(PM_SEM);
+    pm_run(PM_WAIT_ANY);
+    pm_run(PM_QUEUE);
+    pm_run(PM_QUEUE_PUT);
+    pm_run(PM_RLOCK);
+    END();
+}
+
 /* gh_sem_close with two waiters: both GH_ECLOSED; the handle is stale. */
 TEST(sem_close_with_waiters) {
     BEGIN();
@@ -2887,6 +2995,7 @@ int main(int argc, char **argv) {
     RUN(sem_permit_to_timed_out_waiter_passes_on);
     RUN(sem_release_after_main_timed_out_keeps_one_permit);
     RUN(sem_release_to_task_behind_main_ended_wait);
+    RUN(nowait_take_past_main_ended_wait);
     RUN(sem_close_with_waiters);
     RUN(queue_fifo_order_and_len);
     RUN(queue_bounded_put_blocks_until_get);

@@ -65,10 +65,19 @@ impl WaitList {
         self.0.is_empty() && self.1 == 0
     }
 
+    /// No wait listed is still a wait: the list is empty, or every entry's wait has
+    /// ended (main's, which `wake_first` keeps listed until main runs; a task's that
+    /// timed out and has not run to take itself off). A newcomer that finds this and a
+    /// free thing overtakes nobody.
+    #[inline]
+    fn none_parked(&self, greenlets: &Table<crate::greenlet::Greenlet>) -> bool {
+        self.0.is_empty() || all_ended(&self.0, greenlets)
+    }
+
     /// `avail` things (permits, items, room) are free: would a newcomer get one now,
     /// FIFO with the waiters parked and the ones woken and not yet run?
-    fn would_take(&self, avail: u64) -> bool {
-        avail > self.1 as u64 && self.0.is_empty()
+    fn would_take(&self, avail: u64, greenlets: &Table<crate::greenlet::Greenlet>) -> bool {
+        avail > self.1 as u64 && self.none_parked(greenlets)
     }
 
     fn unwatch(&mut self, w: WaitId) {
@@ -517,7 +526,8 @@ impl Hub {
     /// parks until a release hands us one (`timeout` 0: tries once).
     pub fn sem_acquire(&self, slot: u32, timeout: Option<u64>) -> Result<()> {
         let bounded = {
-            let mut st = self.st.borrow_mut();
+            let mut guard = self.st.borrow_mut();
+            let st = &mut *guard;
             let Some(Obj::Sem {
                 count,
                 bound,
@@ -527,8 +537,9 @@ impl Hub {
                 return Err(Error::BADHANDLE);
             };
             // Released permits go straight to parked waiters, so a free one means
-            // nobody is parked; the check keeps FIFO whatever.
-            if *count > 0 && waiters.0.is_empty() {
+            // nobody is parked (but maybe an ended wait listed); the check keeps FIFO
+            // whatever.
+            if *count > 0 && waiters.none_parked(&st.greenlets) {
                 *count -= 1;
                 return Ok(());
             }
@@ -607,18 +618,19 @@ impl Hub {
         &self,
         slot: u32,
         timeout: Option<u64>,
-        mut now: impl FnMut(&mut Obj, bool) -> Option<Result<()>>,
+        mut now: impl FnMut(&mut Obj, bool, &Table<crate::greenlet::Greenlet>) -> Option<Result<()>>,
         mut woken: impl FnMut(&mut Obj) -> bool,
     ) -> Result<()> {
         let deadline = timeout.map(|t| crate::event_loop::now_ns().saturating_add(t));
         let mut retried = false;
         loop {
             {
-                let mut st = self.st.borrow_mut();
+                let mut guard = self.st.borrow_mut();
+                let st = &mut *guard;
                 let Some(o) = st.objects.at_mut(slot) else {
                     return Err(Error::BADHANDLE);
                 };
-                if let Some(r) = now(o, retried) {
+                if let Some(r) = now(o, retried, &st.greenlets) {
                     return r;
                 }
             }
@@ -681,7 +693,7 @@ impl Hub {
         self.acquire_fifo(
             slot,
             timeout,
-            |o, retried| match o {
+            |o, retried, greenlets| match o {
                 Obj::RLock {
                     owner,
                     depth,
@@ -697,13 +709,14 @@ impl Hub {
                     }
                     // FIFO, as the semaphore: a newcomer overtakes no waiter, notified or
                     // not.
-                    (owner.is_none() && waiters.1 == 0 && (retried || waiters.0.is_empty())).then(
-                        || {
-                            *owner = Some(me);
-                            *depth = 1;
-                            Ok(())
-                        },
-                    )
+                    (owner.is_none()
+                        && waiters.1 == 0
+                        && (retried || waiters.none_parked(greenlets)))
+                    .then(|| {
+                        *owner = Some(me);
+                        *depth = 1;
+                        Ok(())
+                    })
                 }
                 _ => Some(Err(Error::BADHANDLE)),
             },
@@ -809,7 +822,8 @@ impl Hub {
         let mut retried = false;
         loop {
             {
-                let mut st = self.st.borrow_mut();
+                let mut guard = self.st.borrow_mut();
+                let st = &mut *guard;
                 let Some(Queue {
                     items,
                     capacity,
@@ -832,10 +846,10 @@ impl Hub {
                 } else {
                     capacity.saturating_sub(items.len())
                 };
-                if room > putters.1 && (retried || putters.0.is_empty()) {
+                if room > putters.1 && (retried || putters.none_parked(&st.greenlets)) {
                     items.push(prio.unwrap_or(0), item);
                     *unfinished += 1;
-                    drop(st);
+                    drop(guard);
                     self.notify(slot, Side::Main);
                     return Ok(());
                 }
@@ -853,7 +867,8 @@ impl Hub {
         let mut retried = false;
         loop {
             {
-                let mut st = self.st.borrow_mut();
+                let mut guard = self.st.borrow_mut();
+                let st = &mut *guard;
                 let Some(Queue {
                     items,
                     closed,
@@ -868,9 +883,9 @@ impl Hub {
                 } else {
                     items.len() > getters.1
                 };
-                if mine && (retried || getters.0.is_empty() || *closed) {
+                if mine && (retried || getters.none_parked(&st.greenlets) || *closed) {
                     let item = items.pop().expect("not empty");
-                    drop(st);
+                    drop(guard);
                     self.notify(slot, Side::Putters);
                     return Ok(item);
                 }
@@ -1208,6 +1223,17 @@ fn wake_first_past_main(
     }
     l.0.push_front(m);
     woke
+}
+
+/// `WaitList::none_parked`'s rare case: entries listed, none of them a live wait.
+#[cold]
+#[inline(never)]
+fn all_ended(l: &VecDeque<WaitId>, greenlets: &Table<crate::greenlet::Greenlet>) -> bool {
+    l.iter().all(|w| {
+        greenlets
+            .get(w.slot, w.gen)
+            .is_none_or(|g| !g.blocked || g.seq != w.seq)
+    })
 }
 
 /// Wakes every watch of `l` (gh_wait_many, gh_queue_peek) with `msg`, taking them off.

@@ -256,7 +256,7 @@ impl Hub {
                 let (slot, gen, o) = obj(raw, Kind::Sem)?;
                 // A released permit goes straight to a parked waiter: one in the count is
                 // free for a newcomer when nobody is parked.
-                let free = matches!(o, Obj::Sem { count, waiters, .. } if *count > 0 && waiters.is_empty());
+                let free = matches!(o, Obj::Sem { count, waiters, .. } if *count > 0 && waiters.none_parked(&st.greenlets));
                 ready(free, Reg::Watch(slot, gen, Side::Main))
             }
             Target::Queue(raw, ev) => {
@@ -278,10 +278,12 @@ impl Hub {
                     c => c.saturating_sub(items.len()) as u64,
                 };
                 let mut rev = 0;
-                if ev & READ != 0 && (*closed || getters.would_take(items.len() as u64)) {
+                if ev & READ != 0
+                    && (*closed || getters.would_take(items.len() as u64, &st.greenlets))
+                {
                     rev |= READ as i16;
                 }
-                if ev & WRITE != 0 && (*closed || putters.would_take(room)) {
+                if ev & WRITE != 0 && (*closed || putters.would_take(room, &st.greenlets)) {
                     rev |= WRITE as i16;
                 }
                 if rev != 0 {
