@@ -1273,6 +1273,7 @@ static gh_queue pm_q;
 static gh_rlock pm_rl;
 static gh_event pm_go;
 static gh_greenlet pm_main;
+static int pm_main_back; /* main's wait returned: the test would test nothing */
 static void pm_throw_cb(void *arg) {
     (void)arg;
     ASSERT_OK(gh_throw(pm_main, GH_EINTR));
@@ -1312,6 +1313,7 @@ static void *pm_task(void *arg) {
     if (gh_event_wait(pm_go, GH_FOREVER) != GH_OK) return PTR(2); /* main waits next */
     if (gh_run_callback(pm_throw_cb, NULL) != GH_OK) return PTR(3);
     if (gh_sleep(0) != GH_OK) return PTR(4); /* after the callback, before main */
+    if (pm_main_back) return PTR(5);
     return (void *)(intptr_t)pm_give_take();
 }
 static void pm_run(int kind) {
@@ -1319,6 +1321,7 @@ static void pm_run(int kind) {
     void *r = PTR(99), *item = NULL;
     pm_kind = kind;
     pm_main = gh_current();
+    pm_main_back = 0;
     ASSERT_OK(gh_sem_new(&pm_sem, 0));
     ASSERT_OK(gh_queue_new(&pm_q, kind == PM_QUEUE_PUT ? 1 : 0));
     if (kind == PM_QUEUE_PUT) ASSERT_OK(gh_queue_put(pm_q, PTR(5), 0));
@@ -1333,6 +1336,7 @@ static void pm_run(int kind) {
     case PM_RLOCK: ASSERT_CODE(gh_rlock_acquire(pm_rl, GH_FOREVER), GH_EINTR); break;
     default: ASSERT_CODE(gh_sem_acquire(pm_sem, GH_FOREVER), GH_EINTR); break;
     }
+    pm_main_back = 1;
     ASSERT_OK(gh_join(g, 1.0, &r));
     ASSERT_EQ(NUM(r), 0);
     /* What the task left: nothing taken twice, nothing lost. */

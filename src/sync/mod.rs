@@ -66,9 +66,10 @@ impl WaitList {
     }
 
     /// No wait listed is still a wait: the list is empty, or every entry's wait has
-    /// ended (main's, which `wake_first` keeps listed until main runs; a task's that
-    /// timed out and has not run to take itself off). A newcomer that finds this and a
-    /// free thing overtakes nobody.
+    /// ended: main's, which `wake_first` keeps listed until main runs (a task's ended
+    /// wait leaves the list when it ends: its timeout resumes it at once; one woken
+    /// through the queue stays `blocked` until it runs, so it counts as waiting here
+    /// as in `wake_first`). A newcomer that finds this and a free thing overtakes nobody.
     #[inline]
     fn none_parked(&self, greenlets: &Table<crate::greenlet::Greenlet>) -> bool {
         self.0.is_empty() || all_ended(&self.0, greenlets)
