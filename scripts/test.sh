@@ -9,7 +9,9 @@
 #   --c-only  only the C test programs (no cargo test, header checks, examples, Python)
 #   TEST      run only these C test programs (test_hub or c-tests/test_hub.c;
 #             test_sweep_gen: the sweep scripts/gen_sweep.py generates from the header)
-# Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_CC, GH_CFLAGS,
+# Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_DEBUG_LIB=1 links them
+#      against the debug build (overflow checks, debug assertions; with --c-only, the
+#      cooperative libc's tests, which use the release build, are left out); GH_CC, GH_CFLAGS,
 #      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case),
 #      GH_SOAK_SCALE (c-tests/test_soak.c: default 1, 0.05 under valgrind; scripts/soak.sh
 #      runs it at full scale), GH_SWEEP_SEED (the generated sweep's random handles).
@@ -161,7 +163,7 @@ fi
 # ---- the cooperative libc (libgreenhub_patch.so, c-tests/patch/): its tests under
 # LD_PRELOAD and linked ahead of libc (same GH_VALGRIND and GREENHUB_BACKEND); the
 # libpq/libcurl example too unless --c-only (scripts/test_patch.sh)
-if ((${#names[@]} == 0)); then
+if ((${#names[@]} == 0)) && [[ $PROFILE == release ]]; then
     echo "== cooperative libc: scripts/test_patch.sh"
     patch_args=()
     ((c_only)) && patch_args+=(--no-example)

@@ -133,7 +133,7 @@ fn lookup(code: i32) -> Option<&'static (i32, &'static CStr, &'static CStr)> {
 pub fn eai(code: i32) -> Option<i32> {
     (EAI_BASE - 100..EAI_BASE)
         .contains(&code)
-        .then_some(code - EAI_BASE)
+        .then(|| code - EAI_BASE)
 }
 
 /// The static name of a code (`"GH_ETIMEDOUT"`), `"GH_UNKNOWN"` for unknown codes.

@@ -141,6 +141,27 @@ impl Timers {
     /// `insert`, always inlined into its caller.
     #[inline(always)]
     pub fn insert_inline(&mut self, slot: u32, at: u64) {
+        let e = self.stamp(slot, at);
+        if let Some(i) = self.index(slot) {
+            return self.moved(i, e);
+        }
+        self.push_new(e);
+    }
+
+    /// `insert` of a slot known not to be scheduled (a user timer's start: an inactive
+    /// user timer has no entry, as only internal timers stop lazily), always inlined:
+    /// no look for an entry to move.
+    #[inline(always)]
+    pub fn insert_new_inline(&mut self, slot: u32, at: u64) {
+        debug_assert!(self.index(slot).is_none(), "slot {slot} is scheduled");
+        let e = self.stamp(slot, at);
+        self.push_new(e);
+    }
+
+    /// `insert`'s first half: room for `slot` and one more entry, and its entry with
+    /// the next start stamp.
+    #[inline(always)]
+    fn stamp(&mut self, slot: u32, at: u64) -> Entry {
         debug_assert!((slot as usize) < crate::handle::MAX_SLOTS);
         if slot as usize >= self.pos.len()
             || self.seq == u32::MAX
@@ -149,14 +170,16 @@ impl Timers {
             self.make_room(slot);
         }
         self.seq += 1;
-        let e = Entry {
+        Entry {
             at,
             slot,
             seq: self.seq,
-        };
-        if let Some(i) = self.index(slot) {
-            return self.moved(i, e);
         }
+    }
+
+    /// Adds entry `e`, whose slot is not scheduled, after `stamp`.
+    #[inline(always)]
+    fn push_new(&mut self, e: Entry) {
         let i = self.len();
         debug_assert!(self.heap.len() < self.heap.capacity());
         // make_room left room: the push never reallocates.

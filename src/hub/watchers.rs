@@ -94,7 +94,8 @@ impl HubState {
                 w.set_deferred(false);
             }
             if USER {
-                self.timers.insert_inline(slot, at);
+                // Not lazy (internal timers only): not scheduled while inactive.
+                self.timers.insert_new_inline(slot, at);
             } else {
                 self.timers.insert(slot, at);
             }
