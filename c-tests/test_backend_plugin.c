@@ -496,8 +496,9 @@ TEST(config_name_and_plugin_einval) {
     ASSERT_EQ(K.creates, 0);
 }
 
-/* create failing (-ENOMEM, then a positive value the contract does not allow): the
- * hub creation fails with GH_ENOMEM / GH_EBACKEND, nothing left; it works afterwards. */
+/* create failing (-ENOMEM, then a positive value and INT_MIN, which the contract does
+ * not allow): the hub creation fails with GH_ENOMEM / GH_EBACKEND, nothing left; it
+ * works afterwards. */
 TEST(create_fails) {
     gh_hub_config cfg;
     gh_backend b = cpoll_table("nocreate");
@@ -508,6 +509,8 @@ TEST(create_fails) {
     gh_test_capture_stderr_begin();
     ASSERT_CODE(gh_hub_configure(&cfg), GH_ENOMEM);
     K.create_rc = 7;
+    ASSERT_CODE(gh_hub_configure(&cfg), GH_EBACKEND);
+    K.create_rc = INT_MIN; /* no errno: negating it would overflow */
     ASSERT_CODE(gh_hub_configure(&cfg), GH_EBACKEND);
     ASSERT_TRUE(strstr(gh_test_capture_stderr_end(),
                        "backend \"nocreate\": create failed (GH_EBACKEND)") != NULL);

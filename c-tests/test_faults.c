@@ -530,6 +530,16 @@ TEST(null_pointers_rejected) {
             ASSERT_CODE(gh_writev_all(p[1], NULL, 1, 0, &sent), GH_EINVAL);
             ASSERT_EQ(sent, 0u);
             ASSERT_CODE(gh_writev_all(p[1], NULL, 0, 0, NULL), GH_EINVAL);
+            /* lengths that add up past SIZE_MAX: the kernel's EINVAL, nothing written
+             * (the sum overflowed in greenhub first: a debug build aborted) */
+            {
+                struct iovec huge[2] = {{(void *)"z", SIZE_MAX / 2 + 1}, {(void *)"z", SIZE_MAX / 2 + 1}};
+                sent = 7;
+                ASSERT_CODE(gh_writev_all(p[1], huge, 2, 0, &sent), GH_EINVAL);
+                ASSERT_EQ(sent, 0u);
+                ASSERT_CODE(gh_writev_all(sv[0], huge, 2, 0, &sent), GH_EINVAL);
+                ASSERT_EQ(sent, 0u);
+            }
         }
         /* gh_accept: exactly one of addr / addrlen NULL */
         ASSERT_CODE(gh_accept(lfd, (struct sockaddr *)&sa, NULL, 0), GH_EINVAL);

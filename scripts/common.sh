@@ -1,28 +1,18 @@
 # common.sh — sourced by the other scripts: paths, compiler, and compile helpers.
-# Knobs: GH_CC (default cc), GH_CFLAGS (extra flags), CARGO_TARGET_DIR, GH_DEBUG_LIB=1
-# (the C programs link the debug build, target/debug: overflow checks, debug assertions
-# and the hub state's checked cell, which the release build leaves out).
+# Knobs: GH_CC (default cc), GH_CFLAGS (extra flags), CARGO_TARGET_DIR.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=$TARGET_DIR/c
 CC=${GH_CC:-cc}
 read -r -a EXTRA_CFLAGS <<<"${GH_CFLAGS:-}"
-PROFILE=release
-[[ ${GH_DEBUG_LIB:-0} == 1 ]] && PROFILE=debug
-STATIC_LIB=$TARGET_DIR/$PROFILE/libgreenhub.a
-OUT=$TARGET_DIR/c
-[[ $PROFILE == debug ]] && OUT=$TARGET_DIR/c-debug
+STATIC_LIB=$TARGET_DIR/release/libgreenhub.a
 LIBS=("$STATIC_LIB" -lpthread -ldl -lm)
 JOBS=$(nproc 2>/dev/null || echo 2)
 TEST_CFLAGS=(-Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE -g -O1)
 
 build_lib() {
-    if [[ $PROFILE == debug ]]; then
-        echo "== cargo build (debug: GH_DEBUG_LIB=1)"
-        cargo build
-        return
-    fi
     echo "== cargo build --release"
     # (build.rs makes the libgreenhub.so.MAJOR link, the SONAME, beside libgreenhub.so)
     cargo build --release

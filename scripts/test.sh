@@ -10,8 +10,9 @@
 #   TEST      run only these C test programs (test_hub or c-tests/test_hub.c;
 #             test_sweep_gen: the sweep scripts/gen_sweep.py generates from the header)
 # Env: GH_VALGRIND=1 runs each C test program under valgrind; GH_DEBUG_LIB=1 links them
-#      against the debug build (overflow checks, debug assertions; with --c-only, the
-#      cooperative libc's tests, which use the release build, are left out); GH_CC, GH_CFLAGS,
+#      against the debug build, target/debug (overflow checks, debug assertions); with
+#      --c-only only (the cooperative libc's tests, on the release build, are left out);
+#      GH_CC, GH_CFLAGS,
 #      GH_CXX (default c++: C++ header check and examples), GH_TEST_TIMEOUT (per case),
 #      GH_SOAK_SCALE (c-tests/test_soak.c: default 1, 0.05 under valgrind; scripts/soak.sh
 #      runs it at full scale), GH_SWEEP_SEED (the generated sweep's random handles).
@@ -23,11 +24,26 @@ c_only=0 names=()
 for arg; do
     case $arg in
     --c-only) c_only=1 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$(basename "${arg%.c}")") ;;
     esac
 done
+
+# GH_DEBUG_LIB=1: the C programs link the debug build (here only: the other scripts keep
+# the release build whatever the environment says).
+debug_lib=0
+if [[ ${GH_DEBUG_LIB:-0} == 1 ]]; then
+    ((c_only)) || { echo "test.sh: GH_DEBUG_LIB=1 goes with --c-only" >&2; exit 2; }
+    debug_lib=1
+    STATIC_LIB=$TARGET_DIR/debug/libgreenhub.a
+    LIBS=("$STATIC_LIB" -lpthread -ldl -lm)
+    OUT=$TARGET_DIR/c-debug
+    build_lib() {
+        echo "== cargo build (debug: GH_DEBUG_LIB=1)"
+        cargo build
+    }
+fi
 
 passed=0 failed=0 skipped=0 bad=() skips=()
 record() { # record NAME RC [LOG [WHY]]: count a test program's or example's result
@@ -163,7 +179,7 @@ fi
 # ---- the cooperative libc (libgreenhub_patch.so, c-tests/patch/): its tests under
 # LD_PRELOAD and linked ahead of libc (same GH_VALGRIND and GREENHUB_BACKEND); the
 # libpq/libcurl example too unless --c-only (scripts/test_patch.sh)
-if ((${#names[@]} == 0)) && [[ $PROFILE == release ]]; then
+if ((${#names[@]} == 0 && !debug_lib)); then
     echo "== cooperative libc: scripts/test_patch.sh"
     patch_args=()
     ((c_only)) && patch_args+=(--no-example)

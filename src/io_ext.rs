@@ -118,7 +118,11 @@ impl Hub {
             // SAFETY: skip < chunk[0].iov_len (the loop above), so the base stays inside.
             chunk[0].iov_base = unsafe { (chunk[0].iov_base as *mut u8).add(skip) } as *mut _;
             chunk[0].iov_len -= skip;
-            let want: usize = chunk[..k].iter().map(|c| c.iov_len).sum();
+            // (Saturating: lengths that add up past SIZE_MAX are the caller's error, which
+            // the kernel reports as EINVAL.)
+            let want = chunk[..k]
+                .iter()
+                .fold(0usize, |a, c| a.saturating_add(c.iov_len));
             let cp = chunk.as_ptr();
             let r = self.retry_by(fd, Side::Write, &dl, want, || {
                 if sock {

@@ -252,13 +252,13 @@ impl PluginBackend {
         let mut state = std::ptr::null_mut();
         // SAFETY: the plug-in's create with its own arg and a live out-pointer.
         let rc = unsafe { (plugin.create)(plugin.arg, &mut state) };
-        if rc != 0 {
+        if let Err(e) = Self::rc(rc) {
             eprintln!(
                 "greenhub: backend {:?}: create failed ({})",
                 plugin.name(),
-                crate::error::name(if rc < 0 { rc } else { EBACKEND }).to_string_lossy()
+                crate::error::name(-e).to_string_lossy()
             );
-            return Err(if rc < 0 { -rc } else { BROKEN });
+            return Err(e);
         }
         Ok(PluginBackend {
             plugin,
@@ -275,10 +275,12 @@ impl PluginBackend {
         self.tokens.get(fd as usize).copied().flatten()
     }
 
+    /// A plug-in call's return: 0, or a negative errno; anything else (a positive value,
+    /// or INT_MIN, which has no positive errno) breaks the contract.
     fn rc(rc: c_int) -> std::result::Result<(), i32> {
         match rc {
             0 => Ok(()),
-            r if r < 0 => Err(-r),
+            r if r < 0 && r != c_int::MIN => Err(-r),
             _ => Err(BROKEN),
         }
     }
