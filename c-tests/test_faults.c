@@ -531,8 +531,9 @@ TEST(null_pointers_rejected) {
             ASSERT_EQ(sent, 0u);
             ASSERT_CODE(gh_writev_all(p[1], NULL, 0, 0, NULL), GH_EINVAL);
             /* lengths that add up past SIZE_MAX: the kernel's EINVAL, nothing written
-             * (the sum overflowed in greenhub first: a debug build aborted) */
-            {
+             * (the sum overflowed in greenhub first: a debug build aborted). Not under
+             * valgrind or ASan, which check every iovec's range before the call. */
+            if (!gh_test_under_memory_tool()) {
                 struct iovec huge[2] = {{(void *)"z", SIZE_MAX / 2 + 1}, {(void *)"z", SIZE_MAX / 2 + 1}};
                 sent = 7;
                 ASSERT_CODE(gh_writev_all(p[1], huge, 2, 0, &sent), GH_EINVAL);
