@@ -411,7 +411,6 @@ impl Hub {
                 match st.objects.get_mut(slot, gen) {
                     Some(o) => {
                         // An event's, a result's or a join's wake-up is everybody's.
-                        let cond = matches!(o, Obj::Cond { .. });
                         let broadcast = side == Side::Joiners
                             || matches!(o, Obj::Event { .. } | Obj::Result { .. });
                         let l = list(o, side);
@@ -421,20 +420,13 @@ impl Hub {
                             "a waiter woken Ok is no longer listed"
                         );
                         let notified = r.is_ok() || !l.remove(w);
-                        // Main's ended wait stays listed until main runs (wake_first):
-                        // a waiter that came meanwhile may have parked behind it with
-                        // the object ready (a queue's get or put, a lock); wake the next
-                        // one to look again. (A condition's waiters park whatever is
-                        // listed: a wake-up there would be one nobody notified.)
-                        let behind_main =
-                            !notified && w.slot == self.main_slot && !cond && !l.0.is_empty();
                         if notified {
                             l.1 = l.1.saturating_sub(1);
                             if r.is_ok() {
                                 took = take(o);
                             }
                         }
-                        (notified || behind_main, broadcast)
+                        (notified, broadcast)
                     }
                     None => (false, false),
                 }
@@ -583,18 +575,14 @@ impl Hub {
             if handed && bounded {
                 waiters.1 = waiters.1.saturating_sub(1);
             }
-            // A permit handed to us goes back. Not handed: main's ended wait stays listed
-            // until main runs (wake_first), and a waiter that came meanwhile parked behind
-            // it with a permit free; that permit goes to it now.
-            let pass_on = if handed {
-                r.is_err()
-            } else if *count > 0 && !waiters.0.is_empty() {
-                *count -= 1;
-                true
-            } else {
-                false
-            };
-            if pass_on {
+            // No permit is free while a live wait is listed: a newcomer that finds one
+            // free overtakes only ended waits (none_parked), and a release hands it on.
+            debug_assert!(
+                handed || *count == 0 || waiters.none_parked(&st.greenlets),
+                "a free permit with a live wait listed"
+            );
+            // A permit handed to us goes back.
+            if handed && r.is_err() {
                 release_permit(
                     count,
                     bounded,
