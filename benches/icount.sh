@@ -20,6 +20,8 @@
 # Workloads: yield handoff spawn pingpong recvsend echo timers
 # Exit status: 0 (figures only); 1 if a program failed its own checks or under valgrind
 # or, with --enforce, if an enforced ceiling is exceeded; 2 on bad usage or no valgrind.
+# After the table, for yield and handoff: the switching layer's floor, the same round trip
+# by benches/floor/main.rs (corosensei alone), measured the same way.
 # Files: callgrind/strace outputs and results.tsv in target/icount/.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
@@ -61,7 +63,7 @@ while (($#)); do
     --only) only=${2:?--only needs a name}; shift ;;
     --only=*) only=${1#*=} ;;
     --no-strace) use_strace=0 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "icount.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -88,6 +90,9 @@ BIN=$OUT/icount
 echo "== compile benches/icount/*.c into $BIN"
 compile_many "$BIN" -std=c11 -D_GNU_SOURCE -O2 -g -DNDEBUG -Wall -Wextra -Werror \
     -- benches/icount/*.c
+echo "== cargo build --release --example corosensei_floor"
+cargo build --release --example corosensei_floor
+FLOOR=$TARGET_DIR/release/examples/corosensei_floor
 WORK=$TARGET_DIR/icount
 mkdir -p "$WORK"
 rm -f "$WORK"/callgrind.* "$WORK"/strace.*
@@ -238,6 +243,34 @@ for w in "${WORKLOADS[@]}"; do
     printf '| %s: %s | %s | %s | %s | %s | %s |\n' "$w" "${LABEL[$w]}" "$shown" "$ceil" "$status" "$bshown" "${SYS[$w]:-—}"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "${v:-}" "$c" "${ENFORCE[$w]:-0}" "$status" "${SYS[$w]:-}" >>"$results"
 done
+
+# The switching layer's floor (benches/floor/main.rs: corosensei alone, no API, no checks):
+# what no greenhub change can go below, beside the yield and hand-off rows.
+floor=()
+for w in yield handoff; do
+    [[ " ${WORKLOADS[*]} " == *" $w "* ]] || continue
+    fw=handoff
+    [[ $w == handoff ]] && fw=handoff-cond
+    fa="" fb=""
+    for n in "$N1" "$N2"; do
+        out=$WORK/callgrind.floor-$w.$n
+        if PEERS_N=$n valgrind -q --tool=callgrind --cache-sim=no --branch-sim=no --callgrind-out-file="$out" \
+            "$FLOOR" "$fw" >"$out.log" 2>&1; then
+            t=$(awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t == "" ? s : t) }' "$out")
+            if [[ $n == "$N1" ]]; then fa=$t; else fb=$t; fi
+        else
+            failed+=("floor $fw (callgrind)")
+        fi
+    done
+    # Each run has a warm-up pass of N / 10 + 1 round trips besides the N timed ones.
+    [[ -n $fa && -n $fb ]] && floor+=("$w $(per_op "$fa" "$fb" $((N2 - N1 + N2 / 10 - N1 / 10)))")
+done
+if ((${#floor[@]})); then
+    echo
+    line=""
+    for f in "${floor[@]}"; do line+="${line:+, }${f%% *} $(commas "${f#* }")"; done
+    echo "switching floor (benches/floor: two corosensei coroutines and a run queue, nothing else), instructions per round trip: $line"
+fi
 echo
 echo "measured in ${elapsed} s; callgrind/strace outputs and results.tsv in $WORK"
 

@@ -4,7 +4,8 @@
 # issue 6, side by side on this machine.
 #
 # Installs the missing Debian packages (as root; otherwise it says what to install and
-# runs the peers it has), builds greenhub (cargo build --release) and benches/peers/*,
+# runs the peers it has), builds greenhub (cargo build --release), benches/peers/* and
+# the switching layer's floor (benches/floor: corosensei alone, on the two hand-off rows),
 # runs every workload REPS times interleaved (rep 1: greenhub, peer, peer…; rep 2: …),
 # and prints one Markdown table: median, min–max, and greenhub/peer — the ratio taken
 # within each repetition, then its median. It prints figures and never fails on a time;
@@ -78,6 +79,14 @@ build_lib
 BIN=$OUT/peers
 echo "== compile the peer programs into $BIN"
 compile_peers "$BIN"
+# The switching layer's floor (benches/floor/main.rs): a bare corosensei hand-off, no API.
+echo "== cargo build --release --example corosensei_floor"
+if cargo build --release --example corosensei_floor; then
+    cp "$TARGET_DIR/release/examples/corosensei_floor" "$BIN/corosensei"
+    PEERS_BUILT+=(corosensei)
+else
+    echo "run.sh: the corosensei floor did not build; running without it"
+fi
 
 GEVENT_PY=""
 if ((gevent)); then
@@ -96,7 +105,8 @@ fi
 programs() {
     local want
     case $1 in
-    handoff | handoff-cond | spawn) want="greenhub st gevent" ;;
+    handoff | handoff-cond) want="greenhub st corosensei gevent" ;;
+    spawn) want="greenhub st gevent" ;;
     pingpong) want="greenhub libev libuv libevent st gevent" ;;
     timers) want="greenhub libev libuv gevent" ;;
     timers-again) want="greenhub libev libuv" ;;

@@ -11,7 +11,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-NAMES = {"st": "State Threads", "greenhub": "greenhub"}
+NAMES = {"st": "State Threads", "greenhub": "greenhub", "corosensei": "corosensei floor (bare switch, no API)"}
 
 # workload -> [(key, label, goal for greenhub (issue 6) or "")]
 SCALE = [
