@@ -21,7 +21,7 @@
 # Exit status: 0 (figures only); 1 if a program failed its own checks or under valgrind
 # or, with --enforce, if an enforced ceiling is exceeded; 2 on bad usage or no valgrind.
 # After the table, for yield and handoff: the switching layer's floor, the same round trip
-# by benches/floor/main.rs (corosensei alone), measured the same way.
+# by benches/floor/corosensei_floor.rs (corosensei alone), measured the same way.
 # Files: callgrind/strace outputs and results.tsv in target/icount/.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
@@ -244,7 +244,7 @@ for w in "${WORKLOADS[@]}"; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "${v:-}" "$c" "${ENFORCE[$w]:-0}" "$status" "${SYS[$w]:-}" >>"$results"
 done
 
-# The switching layer's floor (benches/floor/main.rs: corosensei alone, no API, no checks):
+# The switching layer's floor (benches/floor/corosensei_floor.rs: corosensei alone, no API, no checks):
 # what no greenhub change can go below, beside the yield and hand-off rows.
 floor=()
 for w in yield handoff; do

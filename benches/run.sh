@@ -79,7 +79,7 @@ build_lib
 BIN=$OUT/peers
 echo "== compile the peer programs into $BIN"
 compile_peers "$BIN"
-# The switching layer's floor (benches/floor/main.rs): a bare corosensei hand-off, no API.
+# The switching layer's floor (benches/floor/corosensei_floor.rs): a bare corosensei hand-off, no API.
 echo "== cargo build --release --example corosensei_floor"
 if cargo build --release --example corosensei_floor; then
     cp "$TARGET_DIR/release/examples/corosensei_floor" "$BIN/corosensei"
