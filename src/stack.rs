@@ -29,11 +29,12 @@
 //!   is about to sleep in its poll (`StackPool::trim`), and while the hub is busy when it
 //!   holds more than `HOT_CAP` and more than four times the stacks in use (plus `BATCH`):
 //!   sorted by address, all but `HOT_CAP` give their pages back with `MADV_DONTNEED`, one
-//!   call per run of adjacent slots (guard markers survive MADV_DONTNEED, and an mprotect
+//!   range per run of adjacent slots (guard markers survive MADV_DONTNEED, and an mprotect
 //!   guard page has nothing to drop), and go on the *cold* list (address space and guard
-//!   page kept). Trimming late makes the runs long: a mass exit of greenlets costs few
-//!   madvise calls, not one per greenlet. Take prefers hot, then cold, then carves a new
-//!   slot. So the touched free stacks of a class stay under `max(HOT_CAP, 4 × in use) +
+//!   page kept). Trimming late makes the runs long, and the runs of one trim go to the
+//!   kernel in one `process_madvise` per 1,024 where it takes that (`dont_need`): a mass
+//!   exit of greenlets costs few calls, not one per greenlet. Take prefers hot, then cold,
+//!   then carves a new slot. So the touched free stacks of a class stay under `max(HOT_CAP, 4 × in use) +
 //!   BATCH` while busy, `HOT_CAP` once idle; regions are unmapped when the pool drops
 //!   (`gh_hub_destroy`), when no stack is in use any more.
 //! * Every stack is registered with valgrind (`ValgrindStackRegistration`) while it
