@@ -34,9 +34,9 @@
 //!   page kept). Trimming late makes the runs long, and the runs of one trim go to the
 //!   kernel in one `process_madvise` per 1,024 where it takes that (`dont_need`): a mass
 //!   exit of greenlets costs few calls, not one per greenlet. Take prefers hot, then cold,
-//!   then carves a new slot. So the touched free stacks of a class stay under `max(HOT_CAP, 4 × in use) +
-//!   BATCH` while busy, `HOT_CAP` once idle; regions are unmapped when the pool drops
-//!   (`gh_hub_destroy`), when no stack is in use any more.
+//!   then carves a new slot. So the touched free stacks of a class stay under
+//!   `max(HOT_CAP, 4 × in use) + BATCH` while busy, `HOT_CAP` once idle; regions are
+//!   unmapped when the pool drops (`gh_hub_destroy`), when no stack is in use any more.
 //! * Every stack is registered with valgrind (`ValgrindStackRegistration`) while it
 //!   exists as a `GhStack`, so valgrind understands the switches.
 //!
