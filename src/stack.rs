@@ -162,29 +162,67 @@ pub struct SlotMeta {
 
 // ---- giving pages back --------------------------------------------------------------------
 
-/// Whether `process_madvise` on this process takes `MADV_DONTNEED`: 0 not tried yet, 1 yes,
-/// 2 no (the kernel is older than 6.15's `PIDFD_SELF` or refuses it: a plain madvise each).
+/// Whether `process_madvise` on this process takes `MADV_DONTNEED`: 0 not decided yet,
+/// 1 yes, 2 no (the kernel is older than 6.15's `PIDFD_SELF` or refuses it, or
+/// `GREENHUB_STACK_RELEASE=madvise`: a plain madvise each).
 static BATCHED_MADVISE: AtomicU8 = AtomicU8::new(0);
 /// The kernel's `PIDFD_SELF_THREAD` (Linux >= 6.15): a pidfd meaning the calling thread,
 /// so no fd is opened for the call.
 const PIDFD_SELF_THREAD: libc::c_int = -10000;
 /// `UIO_MAXIOV`: the most ranges one `process_madvise` call takes.
 const MAX_IOV: usize = 1024;
+/// The most bytes one `process_madvise` call is given: the kernel caps a call's iovecs at
+/// `MAX_RW_COUNT` (`INT_MAX` rounded down to a page) and quietly shortens a longer list.
+const MAX_BATCH_BYTES: usize = 1 << 30;
 
-/// `MADV_DONTNEED` over `ranges`. With `batch`, up to `MAX_IOV` ranges per
-/// `process_madvise` call on this process where the kernel takes it (Linux >= 6.15), else
-/// (and for a chunk the call did not finish) one `madvise` per range: the same effect.
-/// Each call pays a TLB flush; measured here (6.18, a VM), a million 16 KiB stacks' pages
-/// given back one call each took 1.5 µs per stack, batched 0.3 µs. Not under valgrind
-/// (3.19 does not know the syscall; it warns and fails it). Returns the syscalls made.
+/// `ranges` cut into consecutive batches of at most `MAX_IOV` ranges and
+/// `MAX_BATCH_BYTES` bytes (a range longer than that goes alone).
+fn batches(ranges: &[libc::iovec]) -> impl Iterator<Item = &[libc::iovec]> {
+    let mut rest = ranges;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut n, mut bytes) = (0, 0usize);
+        while n < rest.len()
+            && n < MAX_IOV
+            && (n == 0 || bytes.saturating_add(rest[n].iov_len) <= MAX_BATCH_BYTES)
+        {
+            bytes = bytes.saturating_add(rest[n].iov_len);
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
+}
+
+/// Batching allowed: not turned off by `GREENHUB_STACK_RELEASE=madvise` (read until
+/// decided) nor found refused.
+fn batching_allowed() -> bool {
+    match BATCHED_MADVISE.load(Ordering::Relaxed) {
+        0 if std::env::var_os("GREENHUB_STACK_RELEASE").is_some_and(|v| v == "madvise") => {
+            BATCHED_MADVISE.store(2, Ordering::Relaxed);
+            false
+        }
+        s => s != 2,
+    }
+}
+
+/// `MADV_DONTNEED` over `ranges`. With `batch`, a `process_madvise` call on this process
+/// per batch (`batches`) where the kernel takes it (Linux >= 6.15), else one `madvise`
+/// per range: the same effect. Each call pays a TLB flush; measured here (6.18, a VM), a
+/// million 16 KiB stacks' pages given back one call each took 1.5 µs per stack, batched
+/// 0.3 µs. Not under valgrind (3.19 does not know the syscall; it warns and fails it).
+/// Returns the syscalls made.
 ///
 /// # Safety
 /// Every range is mapped memory of this process that nothing uses: its pages are dropped
 /// and read back as zero.
 unsafe fn dont_need(ranges: &[libc::iovec], batch: bool) -> usize {
     let mut calls = 0;
-    for chunk in ranges.chunks(MAX_IOV) {
-        if batch && chunk.len() > 1 && BATCHED_MADVISE.load(Ordering::Relaxed) != 2 {
+    for chunk in batches(ranges) {
+        if batch && chunk.len() > 1 && batching_allowed() {
             let total: usize = chunk.iter().map(|r| r.iov_len).sum();
             calls += 1;
             // SAFETY: `chunk` is a valid iovec array of `chunk.len()` (<= UIO_MAXIOV)
@@ -199,15 +237,23 @@ unsafe fn dont_need(ranges: &[libc::iovec], batch: bool) -> usize {
                     0,
                 )
             };
-            if r >= 0 && r as usize == total {
+            if r >= 0 {
+                // The kernel takes the call (a short count is a batch cut short).
                 BATCHED_MADVISE.store(1, Ordering::Relaxed);
-                continue;
+                if r as usize == total {
+                    continue;
+                }
             }
-            if r < 0 && BATCHED_MADVISE.load(Ordering::Relaxed) == 0 {
+            // No such call, no PIDFD_SELF, the advice refused for this process, or a
+            // seccomp filter's EPERM: never again. Anything else: this batch only.
+            if r < 0
+                && [libc::ENOSYS, libc::EBADF, libc::EINVAL, libc::EPERM]
+                    .contains(&crate::io::errno())
+            {
                 BATCHED_MADVISE.store(2, Ordering::Relaxed);
             }
-            // Refused or stopped part way: the rest one range at a time (dropping pages
-            // twice is harmless).
+            // Not done (refused, failed or stopped part way): the whole batch again, one
+            // range at a time (dropping pages twice is harmless).
         }
         for r in chunk {
             calls += 1;
@@ -918,7 +964,7 @@ mod tests {
                         *((base + (i + 1) * page - 1) as *const u8),
                     )
                 };
-                let want = if i % 2 == 0 { 0 } else { 0xab };
+                let want = if i.is_multiple_of(2) { 0 } else { 0xab };
                 assert_eq!((first, last), (want, want), "page {i}, batch {batch}");
             }
             if !batch {
@@ -930,6 +976,75 @@ mod tests {
             // SAFETY: unmaps the mapping made above.
             unsafe { libc::munmap(base as *mut libc::c_void, pages * page) };
         }
+    }
+
+    #[test]
+    fn batches_stay_under_the_kernels_count_and_byte_caps() {
+        let iov = |len: usize| libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: len,
+        };
+        let sizes = |v: &[libc::iovec]| -> Vec<usize> { batches(v).map(|b| b.len()).collect() };
+        // By count: 1,024 ranges a batch.
+        let small: Vec<_> = (0..3000).map(|_| iov(4096)).collect();
+        assert_eq!(sizes(&small), [1024, 1024, 952]);
+        // By bytes: 1 GiB a batch; a longer range alone.
+        let mib = 1 << 20;
+        let big: Vec<_> = [600, 600, 300, 124, 1, 3072, 64]
+            .iter()
+            .map(|&m| iov(m * mib))
+            .collect();
+        assert_eq!(sizes(&big), [1, 3, 1, 1, 1]);
+        for b in batches(&big) {
+            let bytes: usize = b.iter().map(|r| r.iov_len).sum();
+            assert!(b.len() == 1 || bytes <= MAX_BATCH_BYTES);
+        }
+        assert_eq!(batches(&[]).count(), 0);
+    }
+
+    #[test]
+    fn dont_need_past_the_kernels_byte_cap() {
+        // 3 GiB of reserved, mostly untouched address space in 64 MiB ranges (a mass exit
+        // over whole regions): one byte touched in each range reads back zero, and where
+        // the kernel batches, one call per GiB (a single call would stop at ~2 GiB).
+        let len = 3usize << 30;
+        let step = 64usize << 20;
+        // SAFETY: a fresh private anonymous reservation, checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let base = base as usize;
+        let ranges: Vec<libc::iovec> = (0..len / step)
+            .map(|i| {
+                let start = base + i * step;
+                // SAFETY: inside the reservation.
+                unsafe { *((start + step - 1) as *mut u8) = 7 };
+                libc::iovec {
+                    iov_base: start as *mut libc::c_void,
+                    iov_len: step,
+                }
+            })
+            .collect();
+        // SAFETY: our own reservation, used by nothing else.
+        let calls = unsafe { dont_need(&ranges, true) };
+        for r in &ranges {
+            // SAFETY: inside the reservation.
+            let last = unsafe { *((r.iov_base as usize + step - 1) as *const u8) };
+            assert_eq!(last, 0);
+        }
+        if BATCHED_MADVISE.load(Ordering::Relaxed) == 1 {
+            assert_eq!(calls, 3);
+        }
+        // SAFETY: unmaps the reservation made above.
+        unsafe { libc::munmap(base as *mut libc::c_void, len) };
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! generation checks, no kill or timeout, no monitor, no event loop; one unchecked global
 //! state. Each hand-off is two switches (the coroutine suspends to the dispatcher, which
 //! resumes the other): corosensei's coroutines are asymmetric, while State Threads jumps
-//! from one thread's context straight into the next (one switch). Whatever greenhub adds
-//! on top of this is its own; no C library built on corosensei can go below it.
+//! from one thread's context straight into the next (one switch). A coroutine can resume
+//! only its own children, so a hub design, where any greenlet hands off to any other
+//! through the dispatcher, pays these two switches per hand-off whatever else it does:
+//! this is that design's floor on corosensei (give or take a few instructions: the API
+//! functions stay out of line, as a library's are). What greenhub adds is its own.
 //!
 //! Usage: corosensei_floor handoff|handoff-cond (PEERS_N round trips, default 2,000,000)
 //!   handoff       each side yields: requeues itself and suspends (gh_sleep(0)'s idiom)
