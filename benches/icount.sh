@@ -21,7 +21,8 @@
 # Exit status: 0 (figures only); 1 if a program failed its own checks or under valgrind
 # or, with --enforce, if an enforced ceiling is exceeded; 2 on bad usage or no valgrind.
 # After the table, for yield and handoff: the switching layer's floor, the same round trip
-# by benches/floor/corosensei_floor.rs (corosensei alone), measured the same way.
+# by benches/floor/corosensei_floor.rs (corosensei alone), measured the same way; for
+# handoff also with no dispatcher in between (nested resume).
 # Files: callgrind/strace outputs and results.tsv in target/icount/.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
@@ -63,7 +64,7 @@ while (($#)); do
     --only) only=${2:?--only needs a name}; shift ;;
     --only=*) only=${1#*=} ;;
     --no-strace) use_strace=0 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "icount.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -253,17 +254,20 @@ done
 
 # The switching layer's floor (benches/floor/corosensei_floor.rs: corosensei alone, no API,
 # no checks): a floor for a dispatcher on corosensei, beside the yield and hand-off rows.
+# "handoff (nested resume)": the same hand-off with no dispatcher in between
+# (FLOOR_DESIGN=nested: a parking coroutine resumes the next one itself).
 floor=()
-for w in yield handoff; do
-    [[ -n $FLOOR && " ${WORKLOADS[*]} " == *" $w "* ]] || continue
-    fw=handoff
-    [[ $w == handoff ]] && fw=handoff-cond
+for w in yield handoff handoff-nested; do
+    [[ -n $FLOOR && " ${WORKLOADS[*]} " == *" ${w%-nested} "* ]] || continue
+    fw=handoff design=""
+    [[ $w == handoff* ]] && fw=handoff-cond
+    [[ $w == *-nested ]] && design=nested
     fa="" fb=""
     for n in "$N1" "$N2"; do
         out=$WORK/callgrind.floor-$w.$n
         t=""
-        if PEERS_N=$n valgrind -q --tool=callgrind --cache-sim=no --branch-sim=no --callgrind-out-file="$out" \
-            "$FLOOR" "$fw" >"$out.log" 2>&1; then
+        if PEERS_N=$n FLOOR_DESIGN=$design valgrind -q --tool=callgrind --cache-sim=no --branch-sim=no \
+            --callgrind-out-file="$out" "$FLOOR" "$fw" >"$out.log" 2>&1; then
             t=$(awk '/^totals:/ { t = $2 } /^summary:/ { s = $2 } END { print (t == "" ? s : t) }' "$out")
         fi
         if [[ -z $t ]]; then
@@ -281,7 +285,11 @@ elapsed=$(($(date +%s) - t_start))
 if ((${#floor[@]})); then
     echo
     line=""
-    for f in "${floor[@]}"; do line+="${line:+, }${f%% *} $(commas "${f#* }")"; done
+    for f in "${floor[@]}"; do
+        name=${f%% *}
+        [[ $name == handoff-nested ]] && name="handoff (nested resume)"
+        line+="${line:+, }$name $(commas "${f#* }")"
+    done
     echo "switching floor (benches/floor: two corosensei coroutines and a run queue, nothing else), instructions per round trip: $line"
 fi
 echo

@@ -5,7 +5,7 @@
 #
 # Installs the missing Debian packages (as root; otherwise it says what to install and
 # runs the peers it has), builds greenhub (cargo build --release), benches/peers/* and
-# the switching layer's floor (benches/floor: corosensei alone, on the two hand-off rows),
+# the switching layer's floors (benches/floor: corosensei alone, on the hand-off rows),
 # runs every workload REPS times interleaved (rep 1: greenhub, peer, peer…; rep 2: …),
 # and prints one Markdown table: median, min–max, and greenhub/peer — the ratio taken
 # within each repetition, then its median. It prints figures and never fails on a time;
@@ -83,7 +83,10 @@ compile_peers "$BIN"
 echo "== cargo build --release --example corosensei_floor"
 if cargo build --release --example corosensei_floor; then
     cp "$TARGET_DIR/release/examples/corosensei_floor" "$BIN/corosensei"
-    PEERS_BUILT+=(corosensei)
+    # The nested design's floor (handoff-cond only), a program of its own for the table.
+    printf '#!/bin/sh\nFLOOR_DESIGN=nested exec "%s" "$@"\n' "$BIN/corosensei" >"$BIN/corosensei-nested"
+    chmod +x "$BIN/corosensei-nested"
+    PEERS_BUILT+=(corosensei corosensei-nested)
 else
     echo "run.sh: the corosensei floor did not build; running without it"
 fi
@@ -105,7 +108,8 @@ fi
 programs() {
     local want
     case $1 in
-    handoff | handoff-cond) want="greenhub st corosensei gevent" ;;
+    handoff) want="greenhub st corosensei gevent" ;;
+    handoff-cond) want="greenhub st corosensei corosensei-nested gevent" ;;
     spawn) want="greenhub st gevent" ;;
     pingpong) want="greenhub libev libuv libevent st gevent" ;;
     timers) want="greenhub libev libuv gevent" ;;

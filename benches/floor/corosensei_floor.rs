@@ -6,18 +6,27 @@
 //! generation checks, no kill or timeout, no monitor, no event loop; one unchecked global
 //! state. Each hand-off is two switches (the coroutine suspends to the dispatcher, which
 //! resumes the other): corosensei's coroutines are asymmetric, while State Threads jumps
-//! from one thread's context straight into the next (one switch). A coroutine can resume
-//! only its own children, so a hub design, where any greenlet hands off to any other
-//! through the dispatcher, pays these two switches per hand-off whatever else it does:
-//! this is that design's floor on corosensei (give or take a few instructions: the API
-//! functions stay out of line, as a library's are). What greenhub adds is its own.
+//! from one thread's context straight into the next (one switch). A hub design, where
+//! every wake goes through the dispatcher (greenhub's, as gevent's), pays these two
+//! switches per hand-off whatever else it does: this is that design's floor on corosensei
+//! (give or take a few instructions: the API functions stay out of line, as a library's
+//! are). What greenhub adds is its own.
+//!
+//! `FLOOR_DESIGN=nested` (handoff-cond only) measures another design instead: no
+//! dispatcher in between. A parking coroutine resumes the next ready one itself, and one
+//! whose resumer runs next suspends back to it, so a hand-off between two is one switch.
+//! A corosensei coroutine may resume any suspended one, which returns to whoever resumed
+//! it. That is the floor of a scheduler where a blocking call dispatches by itself
+//! (issue 12's "tight dispatch"), at the price of resumes nested on the parking
+//! greenlets' stacks, which must unwind in order.
 //!
 //! Usage: corosensei_floor handoff|handoff-cond (PEERS_N round trips, default 2,000,000)
 //!   handoff       each side yields: requeues itself and suspends (gh_sleep(0)'s idiom)
 //!   handoff-cond  a semaphore each, as greenhub.c and st.c: acquire own, release the
 //!                 other's (a direct wake of the one waiter)
-//! Prints `RESULT workload=W prog=corosensei n=N ns=NS` (ns per round trip), the peers'
-//! protocol (benches/peers/peers.h).
+//! Prints `RESULT workload=W prog=corosensei n=N ns=NS` (ns per round trip; prog
+//! corosensei-nested with FLOOR_DESIGN=nested), the peers' protocol
+//! (benches/peers/peers.h).
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use std::cell::UnsafeCell;
@@ -29,12 +38,20 @@ struct Sem {
     waiter: Option<usize>,
 }
 
+type Co = Coroutine<(), (), (), DefaultStack>;
+
 struct State {
     runq: VecDeque<usize>,
     sems: [Sem; 2],
     yielders: [*const Yielder<(), ()>; 2],
     current: usize,
     done: u64,
+    // The nested design: who is ready to run, who resumed whom (None: the dispatcher),
+    // which coroutine has returned, and where each coroutine lives.
+    ready: [bool; 2],
+    parent: [Option<usize>; 2],
+    finished: [bool; 2],
+    cos: [*mut Co; 2],
 }
 
 struct Global(UnsafeCell<Option<State>>);
@@ -86,8 +103,61 @@ fn release(i: usize) {
     }
 }
 
-/// Runs `n` round trips of workload `cond` (false: yield, true: semaphores); seconds.
-fn pass(n: u64, cond: bool) -> f64 {
+// The nested design's pair: the same, parking and waking without a run queue.
+#[inline(never)]
+fn acquire_nested(i: usize) {
+    let s = st();
+    if s.sems[i].count > 0 {
+        s.sems[i].count -= 1;
+        return;
+    }
+    s.sems[i].waiter = Some(s.current);
+    park_nested(s.current);
+}
+
+#[inline(never)]
+fn release_nested(i: usize) {
+    let s = st();
+    match s.sems[i].waiter.take() {
+        Some(w) => s.ready[w] = true,
+        None => s.sems[i].count += 1,
+    }
+}
+
+/// The nested design's park: until `me` is ready again, resume the other coroutine when
+/// it is ready (it comes back here when it parks or returns), else suspend to whoever
+/// resumed `me` (the other, when it is the one ready, or the dispatcher).
+fn park_nested(me: usize) {
+    st().ready[me] = false;
+    loop {
+        let s = st();
+        if s.ready[me] {
+            return;
+        }
+        let other = 1 - me;
+        if s.ready[other] && !s.finished[other] && s.parent[me] != Some(other) {
+            s.parent[other] = Some(me);
+            s.current = other;
+            let co = s.cos[other];
+            // SAFETY: `co` points at the other coroutine, alive for the whole pass; it is
+            // suspended (not running, not resuming anyone: it is not our resumer), so this
+            // is the only reference in use.
+            let r = unsafe { (*co).resume(()) };
+            let s = st();
+            s.parent[other] = None;
+            s.current = me;
+            if let CoroutineResult::Return(()) = r {
+                s.finished[other] = true;
+            }
+        } else {
+            suspend();
+        }
+    }
+}
+
+/// Runs `n` round trips of workload `cond` (false: yield, true: semaphores), in the
+/// nested design with `nested`; seconds.
+fn pass(n: u64, cond: bool, nested: bool) -> f64 {
     // SAFETY: no coroutine runs now, so nothing holds a reference into the state.
     unsafe {
         *STATE.0.get() = Some(State {
@@ -105,19 +175,32 @@ fn pass(n: u64, cond: bool) -> f64 {
             yielders: [std::ptr::null(); 2],
             current: 0,
             done: 0,
+            ready: [true; 2],
+            parent: [None; 2],
+            finished: [false; 2],
+            cos: [std::ptr::null_mut(); 2],
         })
     };
-    let mut cos: Vec<_> = (0..2usize)
+    let mut cos: Vec<Co> = (0..2usize)
         .map(|me| {
             let stack = DefaultStack::new(64 * 1024).expect("stack");
             Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
                 st().yielders[me] = y;
-                for _ in 0..n {
-                    if cond {
+                // One loop per workload: no choice made per round trip.
+                if nested {
+                    for _ in 0..n {
+                        acquire_nested(me);
+                        st().done += 1;
+                        release_nested(1 - me);
+                    }
+                } else if cond {
+                    for _ in 0..n {
                         acquire(me);
                         st().done += 1;
                         release(1 - me);
-                    } else {
+                    }
+                } else {
+                    for _ in 0..n {
                         yield_now();
                         st().done += 1;
                     }
@@ -125,13 +208,34 @@ fn pass(n: u64, cond: bool) -> f64 {
             })
         })
         .collect();
+    for (i, co) in cos.iter_mut().enumerate() {
+        st().cos[i] = co;
+    }
     st().runq.extend([0, 1]);
     let t0 = Instant::now();
     let mut finished = 0;
-    while let Some(i) = st().runq.pop_front() {
-        st().current = i;
-        if let CoroutineResult::Return(()) = cos[i].resume(()) {
-            finished += 1;
+    if nested {
+        // The dispatcher only starts the first and takes back whoever suspends to it.
+        loop {
+            let s = st();
+            let Some(i) = (0..2).find(|&i| s.ready[i] && !s.finished[i]) else {
+                break;
+            };
+            s.current = i;
+            s.parent[i] = None;
+            let co = s.cos[i];
+            // SAFETY: `co` points into `cos`, alive and not moved; nothing runs now.
+            if let CoroutineResult::Return(()) = unsafe { (*co).resume(()) } {
+                st().finished[i] = true;
+            }
+        }
+        finished = st().finished.iter().filter(|&&f| f).count();
+    } else {
+        while let Some(i) = st().runq.pop_front() {
+            st().current = i;
+            if let CoroutineResult::Return(()) = cos[i].resume(()) {
+                finished += 1;
+            }
         }
     }
     let t = t0.elapsed().as_secs_f64();
@@ -154,14 +258,24 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let nested = std::env::var_os("FLOOR_DESIGN").is_some_and(|v| v == "nested");
+    if nested && !cond {
+        eprintln!("corosensei_floor: FLOOR_DESIGN=nested measures handoff-cond only");
+        std::process::exit(2);
+    }
     let n: u64 = match std::env::var("PEERS_N") {
         Ok(v) if !v.is_empty() => v.parse().expect("PEERS_N: a number"),
         _ => 2_000_000,
     };
-    pass(n / 10 + 1, cond);
-    let t = pass(n, cond);
+    pass(n / 10 + 1, cond, nested);
+    let t = pass(n, cond, nested);
+    let prog = if nested {
+        "corosensei-nested"
+    } else {
+        "corosensei"
+    };
     println!(
-        "RESULT workload={w} prog=corosensei n={n} ns={:.1}",
+        "RESULT workload={w} prog={prog} n={n} ns={:.1}",
         t * 1e9 / n as f64
     );
 }

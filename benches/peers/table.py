@@ -11,7 +11,8 @@ import statistics
 import sys
 from collections import defaultdict
 
-NAMES = {"st": "State Threads", "greenhub": "greenhub", "corosensei": "corosensei floor (bare switch, no API)"}
+NAMES = {"st": "State Threads", "greenhub": "greenhub", "corosensei": "corosensei floor (bare switch, no API)",
+         "corosensei-nested": "corosensei floor, nested resume (no dispatcher in between)"}
 
 # workload -> [(key, label, goal for greenhub (issue 6) or "")]
 SCALE = [
