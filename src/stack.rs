@@ -924,6 +924,24 @@ mod tests {
         assert_eq!(pool.mapped, HOT_CAP + BATCH);
     }
 
+    /// A fresh private anonymous read-write mapping of `len` bytes, with `extra` flags;
+    /// its address (the test unmaps it).
+    fn anon_map(len: usize, extra: libc::c_int) -> usize {
+        // SAFETY: a new mapping at an address the kernel picks; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p as usize
+    }
+
     #[test]
     fn dont_need_drops_exactly_its_ranges_batched_or_not() {
         // Every other page of a private mapping, more ranges than one batch takes: the
@@ -931,19 +949,7 @@ mod tests {
         let page = page_size();
         let pages = 2 * MAX_IOV + 6;
         for batch in [true, false] {
-            // SAFETY: a fresh private anonymous mapping, checked below.
-            let base = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    pages * page,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(base, libc::MAP_FAILED);
-            let base = base as usize;
+            let base = anon_map(pages * page, 0);
             // SAFETY: inside the mapping just made.
             unsafe { std::ptr::write_bytes(base as *mut u8, 0xab, pages * page) };
             let ranges: Vec<libc::iovec> = (0..pages)
@@ -1009,19 +1015,7 @@ mod tests {
         // the kernel batches, one call per GiB (a single call would stop at ~2 GiB).
         let len = 3usize << 30;
         let step = 64usize << 20;
-        // SAFETY: a fresh private anonymous reservation, checked below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
-        let base = base as usize;
+        let base = anon_map(len, libc::MAP_NORESERVE);
         let ranges: Vec<libc::iovec> = (0..len / step)
             .map(|i| {
                 let start = base + i * step;

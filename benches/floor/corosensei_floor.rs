@@ -83,45 +83,49 @@ fn yield_now() {
     suspend();
 }
 
-#[inline(never)]
-fn acquire(i: usize) {
+/// A semaphore's acquire: takes a free permit, or lists the running coroutine as the
+/// waiter and parks it with `park` (inlined into each design's out-of-line function, so
+/// neither pays for a choice per call).
+#[inline(always)]
+fn take_or_park(i: usize, park: impl FnOnce(usize)) {
     let s = st();
     if s.sems[i].count > 0 {
         s.sems[i].count -= 1;
         return;
     }
     s.sems[i].waiter = Some(s.current);
-    suspend();
+    park(s.current);
+}
+
+/// A semaphore's release: wakes the waiter with `wake`, or keeps the permit.
+#[inline(always)]
+fn wake_or_keep(i: usize, wake: impl FnOnce(&mut State, usize)) {
+    let s = st();
+    match s.sems[i].waiter.take() {
+        Some(w) => wake(s, w),
+        None => s.sems[i].count += 1,
+    }
+}
+
+#[inline(never)]
+fn acquire(i: usize) {
+    take_or_park(i, |_| suspend());
 }
 
 #[inline(never)]
 fn release(i: usize) {
-    let s = st();
-    match s.sems[i].waiter.take() {
-        Some(w) => s.runq.push_back(w),
-        None => s.sems[i].count += 1,
-    }
+    wake_or_keep(i, |s, w| s.runq.push_back(w));
 }
 
-// The nested design's pair: the same, parking and waking without a run queue.
+// The nested design's pair: parking and waking without a run queue.
 #[inline(never)]
 fn acquire_nested(i: usize) {
-    let s = st();
-    if s.sems[i].count > 0 {
-        s.sems[i].count -= 1;
-        return;
-    }
-    s.sems[i].waiter = Some(s.current);
-    park_nested(s.current);
+    take_or_park(i, park_nested);
 }
 
 #[inline(never)]
 fn release_nested(i: usize) {
-    let s = st();
-    match s.sems[i].waiter.take() {
-        Some(w) => s.ready[w] = true,
-        None => s.sems[i].count += 1,
-    }
+    wake_or_keep(i, |s, w| s.ready[w] = true);
 }
 
 /// The nested design's park: until `me` is ready again, resume the other coroutine when
